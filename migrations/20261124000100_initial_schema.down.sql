@@ -1,0 +1,14 @@
+DROP FUNCTION IF EXISTS acct_record_usage(text, text, text, text, text, integer, bigint, bigint, bigint, bigint, bigint, bigint, jsonb, text);
+DROP FUNCTION IF EXISTS acct_grant(text, bigint, timestamptz, text, text);
+DROP FUNCTION IF EXISTS acct_available(text);
+DROP FUNCTION IF EXISTS acct_draw(text, bigint, text, text, bigint, text);
+DROP TABLE IF EXISTS idempotency_keys;
+DROP TABLE IF EXISTS credit_transactions;
+DROP FUNCTION IF EXISTS acct_ledger_is_append_only();
+DROP TABLE IF EXISTS usage_daily;
+DROP TABLE IF EXISTS usage_records;
+DROP TABLE IF EXISTS session_holds;
+DROP TABLE IF EXISTS streaming_sessions;
+DROP TABLE IF EXISTS model_prices;
+DROP TABLE IF EXISTS credit_allocations;
+DROP TABLE IF EXISTS user_accounts;

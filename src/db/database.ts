@@ -1,0 +1,89 @@
+import { QueryTypes, Sequelize, type Options, type Transaction } from 'sequelize';
+import { defineModels, type Models } from '../models';
+
+export interface DatabaseOptions {
+  url: string;
+  poolMax: number;
+  statementTimeoutMs: number;
+  lockTimeoutMs: number;
+  acquireTimeoutMs: number;
+  ssl?: boolean;
+  applicationName?: string;
+}
+
+export interface Database {
+  sequelize: Sequelize;
+  models: Models;
+  /** Runs a raw statement and returns its rows. Pass `tx` for every statement inside a transaction. */
+  query<T extends object>(sql: string, bind?: unknown[], tx?: Transaction): Promise<T[]>;
+  /** Runs `work` in one READ COMMITTED transaction, retrying the whole of it on transient failures. */
+  transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+// Serialization failure, deadlock, lock timeout, and connection loss mid-transaction.
+const RETRYABLE_CODES = new Set(['40001', '40P01', '55P03', '57P01', '08006', '08003', '08000']);
+const MAX_ATTEMPTS = 4;
+
+export function pgErrorCode(error: unknown): string | undefined {
+  const e = error as { original?: { code?: string }; parent?: { code?: string }; code?: string };
+  return e?.original?.code ?? e?.parent?.code ?? (typeof e?.code === 'string' ? e.code : undefined);
+}
+
+export function isConnectionError(error: unknown): boolean {
+  const name = (error as { name?: string })?.name ?? '';
+  if (/^SequelizeConnection|^SequelizeHostNotReachable|ConnectionAcquireTimeout|ConnectionRefused/.test(name)) return true;
+  const code = pgErrorCode(error);
+  if (code && (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03')) return true;
+  const message = (error as { message?: string })?.message ?? '';
+  return /Connection terminated|ECONNREFUSED|ECONNRESET|connection is closed|Client has encountered a connection error/i.test(
+    message,
+  );
+}
+
+function isRetryable(error: unknown): boolean {
+  const code = pgErrorCode(error);
+  return (code !== undefined && RETRYABLE_CODES.has(code)) || isConnectionError(error);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function createDatabase(options: DatabaseOptions): Database {
+  const sequelizeOptions: Options & { databaseVersion: string } = {
+    dialect: 'postgres',
+    logging: false,
+    // Known server family; skips a version probe on every new connection.
+    databaseVersion: '15.0.0',
+    pool: { max: options.poolMax, min: 0, idle: 10_000, acquire: options.acquireTimeoutMs, evict: 1_000 },
+    dialectOptions: {
+      application_name: options.applicationName ?? 'accounting-service',
+      statement_timeout: options.statementTimeoutMs,
+      lock_timeout: options.lockTimeoutMs,
+      idle_in_transaction_session_timeout: Math.max(options.statementTimeoutMs * 2, 10_000),
+      // Set explicitly rather than trusting the server default: the lock recipe assumes READ COMMITTED.
+      options: '-c default_transaction_isolation=read\\ committed -c timezone=UTC',
+      ssl: options.ssl ? { rejectUnauthorized: false } : undefined,
+      keepAlive: true,
+    },
+  };
+  const sequelize = new Sequelize(options.url, sequelizeOptions);
+  const models = defineModels(sequelize);
+
+  const query = <T extends object>(sql: string, bind: unknown[] = [], tx?: Transaction) =>
+    sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction: tx, raw: true });
+
+  async function transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await sequelize.transaction((tx) => work(tx));
+      } catch (error) {
+        if (attempt >= MAX_ATTEMPTS || !isRetryable(error)) throw error;
+        // Jittered exponential backoff: 10-20 ms, 20-40 ms, 40-80 ms.
+        const base = 10 * 2 ** (attempt - 1);
+        await sleep(base + Math.random() * base);
+      }
+    }
+  }
+
+  return { sequelize, models, query, transaction, close: () => sequelize.close() };
+}

@@ -1,0 +1,48 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { isConnectionError, pgErrorCode } from '../db/database';
+import { AppError } from '../lib/errors';
+import { STATUS_OF } from '../lib/http-status';
+import type { Logger } from '../lib/logger';
+
+/** Turns anything thrown into an AppError. Internals (stacks, SQL, driver messages) never pass through. */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  const e = error as { type?: string; status?: number; statusCode?: number };
+  // body-parser's errors carry a `type`.
+  if (e?.type === 'entity.parse.failed') return new AppError('INVALID_JSON', 'The request body is not valid JSON');
+  if (e?.type === 'entity.too.large') return new AppError('PAYLOAD_TOO_LARGE', 'The request body is too large');
+  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') {
+    return new AppError('UNSUPPORTED_MEDIA_TYPE', 'The request body encoding is not supported');
+  }
+  if (isConnectionError(error) || pgErrorCode(error) === '57014' /* statement timeout */) {
+    return new AppError('SERVICE_UNAVAILABLE', 'The database is unavailable; nothing was changed. Retry later.');
+  }
+  if (pgErrorCode(error) === '55P03') {
+    return new AppError('SERVICE_UNAVAILABLE', 'The account is busy; nothing was changed. Retry later.');
+  }
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
+    return new AppError('VALIDATION_ERROR', 'The request could not be read');
+  }
+  return new AppError('INTERNAL', 'An unexpected error occurred');
+}
+
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (error, req, res, _next) => {
+    const appError = toAppError(error);
+    const status = STATUS_OF[appError.code];
+    if (status >= 500) logger.error({ err: error, requestId: req.id, route: req.route?.path }, 'request failed');
+    if (res.headersSent) return res.end();
+    if (appError.code === 'SERVICE_UNAVAILABLE' && !res.getHeader('Retry-After')) res.setHeader('Retry-After', '1');
+    res.status(status).json({
+      error: {
+        code: appError.code,
+        message: appError.message,
+        ...(appError.details ? { details: appError.details } : {}),
+        requestId: req.id,
+      },
+    });
+  };
+}
+
+export const notFoundHandler: RequestHandler = (req, _res, next) =>
+  next(new AppError('NOT_FOUND', `No route for ${req.method} ${req.path}`));

@@ -1,0 +1,33 @@
+import type { RequestHandler, Response } from 'express';
+import { AppError } from '../lib/errors';
+import { requestHash, type ServiceResponse } from '../services/idempotency.service';
+
+const KEY = /^[\x21-\x7e]{1,255}$/;
+
+/**
+ * Reads the optional Idempotency-Key header (1-255 printable ASCII characters) on routes that move money
+ * and fingerprints the validated request. The service stores the key in its own transaction.
+ */
+export const readIdempotencyKey: RequestHandler = (req, _res, next) => {
+  const key = req.header('idempotency-key');
+  if (key === undefined) return next();
+  if (!KEY.test(key)) {
+    return next(
+      new AppError('VALIDATION_ERROR', 'The request is not valid', {
+        problems: [{ location: 'headers', path: 'Idempotency-Key', message: 'must be 1-255 printable ASCII characters' }],
+      }),
+    );
+  }
+  req.idempotency = { key, requestHash: requestHash(req.method, req.route?.path ?? req.path, req.body) };
+  next();
+};
+
+/** The idempotency context for services: the caller plus the key, when the request carried one. */
+export const idempotencyOf = (req: Express.Request) =>
+  req.idempotency && req.auth ? { callerId: req.auth.userId, ...req.idempotency } : undefined;
+
+/** Sends a service response, marking replays as the contract asks. */
+export function send(res: Response, response: ServiceResponse): void {
+  if (response.replayed) res.setHeader('Idempotent-Replayed', 'true');
+  res.status(response.status).json(response.body);
+}

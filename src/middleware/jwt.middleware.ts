@@ -1,0 +1,72 @@
+import type { RequestHandler } from 'express';
+import jwt from 'jsonwebtoken';
+import type { Config } from '../config';
+import { AppError, forbidden } from '../lib/errors';
+import type { Role } from '../models';
+import type { UserAccountService } from '../services/user-account.service';
+
+const ROLES: readonly Role[] = ['user', 'supervisor', 'admin'];
+const RANK: Record<Role, number> = { user: 0, supervisor: 1, admin: 2 };
+
+const unauthenticated = (message: string) => new AppError('UNAUTHENTICATED', message);
+const optionalClaim = (value: unknown) => (typeof value === 'string' && value.length <= 320 ? value : null);
+
+/**
+ * Verifies the bearer token (algorithm pinned by config, `exp` required, issuer and audience checked
+ * when configured) and mirrors the user into user_accounts. Any failure is a 401, never a 500.
+ */
+export function authenticateJWT(jwtConfig: Config['jwt'], users: UserAccountService): RequestHandler {
+  const verifyOptions: jwt.VerifyOptions = {
+    algorithms: [jwtConfig.algorithm],
+    issuer: jwtConfig.issuer,
+    audience: jwtConfig.audience,
+  };
+  return async (req, _res, next) => {
+    const header = req.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer ([A-Za-z0-9_\-.=]+)$/i.exec(header.trim()) : null;
+    if (!match) return next(unauthenticated('Missing or malformed Authorization header; expected "Bearer <token>"'));
+
+    let claims: jwt.JwtPayload;
+    try {
+      const decoded = jwt.verify(match[1], jwtConfig.key, verifyOptions);
+      if (typeof decoded === 'string') throw new Error('payload is not an object');
+      claims = decoded;
+    } catch (error) {
+      const reason = error instanceof jwt.TokenExpiredError ? 'Token has expired' : 'Token is not valid';
+      return next(unauthenticated(reason));
+    }
+    if (typeof claims.exp !== 'number') return next(unauthenticated('Token has no expiry (exp)'));
+    if (typeof claims.sub !== 'string' || claims.sub.length === 0 || claims.sub.length > 255) {
+      return next(unauthenticated('Token has no valid subject (sub)'));
+    }
+    const role = claims.role ?? 'user';
+    if (!ROLES.includes(role)) return next(unauthenticated('Token has an unknown role'));
+
+    req.auth = {
+      userId: claims.sub,
+      role,
+      email: optionalClaim(claims.email),
+      username: optionalClaim(claims.username),
+    };
+    try {
+      await users.findOrCreateUser(req.auth);
+      next();
+    } catch (error) {
+      next(error);
+    }
+  };
+}
+
+export function requireRole(minimum: Role): RequestHandler {
+  return (req, _res, next) => {
+    if (!req.auth) return next(unauthenticated('Authentication required'));
+    if (RANK[req.auth.role] < RANK[minimum]) return next(forbidden(`This action needs the ${minimum} role`));
+    next();
+  };
+}
+
+export const requireSupervisor = requireRole('supervisor');
+export const requireAdmin = requireRole('admin');
+
+/** True when the caller may act on other users' data (supervisor or admin). */
+export const canActForOthers = (role: Role) => RANK[role] >= RANK.supervisor;

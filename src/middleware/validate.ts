@@ -1,0 +1,41 @@
+import type { RequestHandler } from 'express';
+import type { ZodError, ZodType } from 'zod';
+import { AppError } from '../lib/errors';
+
+export interface ValidationProblem {
+  location: 'body' | 'query' | 'params' | 'headers';
+  path: string;
+  message: string;
+}
+
+export function problemsOf(location: ValidationProblem['location'], error: ZodError): ValidationProblem[] {
+  return error.issues.map((issue) => ({
+    location,
+    path: issue.path.map(String).join('.'),
+    message: issue.message,
+  }));
+}
+
+/**
+ * Parses body, query and params with the route's schemas and reports every problem at once.
+ * Parsed values land on `req.valid`; handlers never read raw input.
+ */
+export function validate(schemas: { body?: ZodType; query?: ZodType; params?: ZodType }): RequestHandler {
+  return (req, _res, next) => {
+    const problems: ValidationProblem[] = [];
+    const valid: Express.Request['valid'] = { body: undefined, query: {}, params: {} };
+    for (const location of ['params', 'query', 'body'] as const) {
+      const schema = schemas[location];
+      if (!schema) continue;
+      const raw = location === 'body' ? (req.body ?? {}) : req[location];
+      const result = schema.safeParse(raw);
+      if (result.success) valid[location] = result.data as never;
+      else problems.push(...problemsOf(location, result.error));
+    }
+    if (problems.length > 0) {
+      return next(new AppError('VALIDATION_ERROR', 'The request is not valid', { problems }));
+    }
+    req.valid = valid;
+    next();
+  };
+}

@@ -1,0 +1,12 @@
+import type { Database } from '../db/database';
+import type { IdempotencyService } from './idempotency.service';
+import type { UserAccountService } from './user-account.service';
+
+/** Balances, lots, grants, prices and the ledger (issue #3). */
+export class CreditService {
+  constructor(
+    private readonly db: Database,
+    private readonly users: UserAccountService,
+    private readonly idempotency: IdempotencyService,
+  ) {}
+}

@@ -1,0 +1,109 @@
+import crypto from 'node:crypto';
+import type { Transaction } from 'sequelize';
+import type { Database } from '../db/database';
+import { pgErrorCode } from '../db/database';
+import { AppError } from '../lib/errors';
+
+export interface ServiceResponse<T = unknown> {
+  status: number;
+  body: T;
+  /** True when this is the stored response of an earlier request with the same key. */
+  replayed?: boolean;
+}
+
+export interface IdempotencyContext {
+  callerId: string;
+  key: string;
+  requestHash: string;
+}
+
+/** Stable hash of what makes two requests "the same": method, route and the canonical JSON body. */
+export function requestHash(method: string, path: string, body: unknown): string {
+  return crypto.createHash('sha256').update(`${method} ${path}\n${canonicalJson(body)}`).digest('hex');
+}
+
+function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+/**
+ * Stripe-style idempotency keys. The key row is inserted in the same transaction as the work it guards:
+ * a crash rolls back both, and a concurrent request with the same key blocks on the unique index until
+ * the first commits, then replays its stored response. Only successful responses are stored; a request
+ * that fails rolls its key back and may be retried.
+ */
+export class IdempotencyService {
+  constructor(
+    private readonly db: Database,
+    private readonly ttlHours: number,
+  ) {}
+
+  async run<T>(
+    context: IdempotencyContext | undefined,
+    work: (tx: Transaction) => Promise<ServiceResponse<T>>,
+  ): Promise<ServiceResponse<T>> {
+    if (!context) return this.db.transaction(work);
+    return this.db.transaction(async (tx) => {
+      const stored = await this.claim(context, tx);
+      if (stored) return stored as ServiceResponse<T>;
+      const response = await work(tx);
+      await this.db.query(
+        `UPDATE idempotency_keys SET response_status = $3, response_body = $4::jsonb
+          WHERE caller_id = $1 AND key = $2 RETURNING 1`,
+        [context.callerId, context.key, response.status, JSON.stringify(response.body)],
+        tx,
+      );
+      return response;
+    });
+  }
+
+  /** Takes the key for this transaction, or returns the response stored under it. */
+  private async claim(context: IdempotencyContext, tx: Transaction): Promise<ServiceResponse | null> {
+    let claimed: object[];
+    try {
+      // An expired key is taken over as if new; a live one is left alone (and locked until we finish).
+      claimed = await this.db.query(
+        `INSERT INTO idempotency_keys AS k (caller_id, key, request_hash, response_status, response_body, expires_at)
+         VALUES ($1, $2, $3, 0, 'null'::jsonb, now() + make_interval(hours => $4))
+         ON CONFLICT (caller_id, key) DO UPDATE
+            SET request_hash = EXCLUDED.request_hash, response_status = 0, response_body = 'null'::jsonb,
+                created_at = now(), expires_at = EXCLUDED.expires_at
+          WHERE k.expires_at <= now()
+         RETURNING 1`,
+        [context.callerId, context.key, context.requestHash, this.ttlHours],
+        tx,
+      );
+    } catch (error) {
+      // lock_timeout while the first request with this key is still running.
+      if (pgErrorCode(error) === '55P03') {
+        throw new AppError('IDEMPOTENCY_IN_PROGRESS', 'A request with this Idempotency-Key is still in progress');
+      }
+      throw error;
+    }
+    if (claimed.length > 0) return null;
+    const [row] = await this.db.query<{ request_hash: string; response_status: number; response_body: unknown }>(
+      `SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE caller_id = $1 AND key = $2`,
+      [context.callerId, context.key],
+      tx,
+    );
+    if (row.request_hash !== context.requestHash) {
+      throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request');
+    }
+    return { status: row.response_status, body: row.response_body, replayed: true };
+  }
+
+  /** Deletes keys past their retention; returns how many. Called by the background sweeper. */
+  async deleteExpired(limit = 1000): Promise<number> {
+    const rows = await this.db.query(
+      `DELETE FROM idempotency_keys WHERE ctid IN
+         (SELECT ctid FROM idempotency_keys WHERE expires_at <= now() LIMIT $1) RETURNING 1`,
+      [limit],
+    );
+    return rows.length;
+  }
+}

@@ -1,0 +1,25 @@
+import type { Config } from '../config';
+import type { Database } from '../db/database';
+import { CreditService } from './credit.service';
+import { IdempotencyService } from './idempotency.service';
+import { StreamingSessionService } from './streaming-session.service';
+import { UsageService } from './usage.service';
+import { UserAccountService } from './user-account.service';
+
+export interface Services {
+  users: UserAccountService;
+  idempotency: IdempotencyService;
+  credits: CreditService;
+  sessions: StreamingSessionService;
+  usage: UsageService;
+}
+
+/** The composition root for business logic: every service gets its collaborators here, nowhere else. */
+export function createServices(db: Database, config: Config): Services {
+  const users = new UserAccountService(db, config.USER_CACHE_TTL_MS);
+  const idempotency = new IdempotencyService(db, config.IDEMPOTENCY_KEY_TTL_HOURS);
+  const credits = new CreditService(db, users, idempotency);
+  const sessions = new StreamingSessionService(db, credits, config);
+  const usage = new UsageService(db, credits, idempotency);
+  return { users, idempotency, credits, sessions, usage };
+}

@@ -1,0 +1,49 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { createDatabase } from '../../src/db/database';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded-postgres';
+import { migrateToLatest } from '../../src/db/migrator';
+
+declare global {
+  var __EMBEDDED_PG__: EmbeddedDatabase | undefined;
+  var __EMBEDDED_PG_DIR__: string | undefined;
+}
+
+/** Replaces the database name in a connection URL. */
+export function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+/**
+ * Starts PostgreSQL for the run (embedded unless TEST_DATABASE_URL or DATABASE_URL is set) and migrates
+ * one template database; every test file then clones its own database from it (tests/support/context.ts).
+ */
+export default async function globalSetup(): Promise<void> {
+  let adminUrl = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL;
+  if (!adminUrl) {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'acct-test-pg-'));
+    fs.chmodSync(dataDir, 0o755);
+    globalThis.__EMBEDDED_PG_DIR__ = dataDir;
+    globalThis.__EMBEDDED_PG__ = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'data'), persistent: false });
+    adminUrl = globalThis.__EMBEDDED_PG__.url;
+  }
+  const runId = `${Date.now().toString(36)}${process.pid.toString(36)}`;
+  const template = `acct_tmpl_${runId}`;
+
+  const admin = new Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${template}`);
+  await admin.end();
+
+  const db = createDatabase({ url: withDatabase(adminUrl, template), poolMax: 2, statementTimeoutMs: 60_000, lockTimeoutMs: 60_000, acquireTimeoutMs: 60_000 });
+  await migrateToLatest(db.sequelize);
+  await db.close();
+
+  process.env.TEST_ADMIN_URL = adminUrl;
+  process.env.TEST_TEMPLATE_DB = template;
+  process.env.TEST_RUN_ID = runId;
+}

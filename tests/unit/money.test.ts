@@ -1,0 +1,60 @@
+import fc from 'fast-check';
+import { costOfTokens, formatCredits, fromDb, parseCredits, toCredits } from '../../src/lib/money';
+
+const ok = (input: unknown) => {
+  const parsed = parseCredits(input);
+  if (!parsed.ok) throw new Error(parsed.error);
+  return parsed.value;
+};
+
+describe('parseCredits', () => {
+  test.each([
+    [1, 1_000_000n],
+    ['1', 1_000_000n],
+    [0.1, 100_000n],
+    ['0.000001', 1n],
+    [0.000001, 1n],
+    [123.456789, 123_456_789n],
+    [1e9, 1_000_000_000_000_000n],
+    ['1000000000.000000', 1_000_000_000_000_000n],
+    [0, 0n],
+  ])('When given %p, then it is %p micro-credits', (input, expected) => {
+    expect(ok(input)).toBe(expected);
+  });
+
+  test.each([[-1], ['-0.5'], [1e9 + 1], ['1.0000001'], [0.0000001], ['abc'], [null], [undefined], [Infinity], [NaN], ['1e3'], [{}], [[1]], ['']])(
+    'When given %p, then it is refused',
+    (input) => {
+      expect(parseCredits(input).ok).toBe(false);
+    },
+  );
+
+  test('When a value is formatted and parsed again, then it is unchanged', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 1_000_000_000_000_000n }), (micro) => {
+        expect(ok(formatCredits(micro))).toBe(micro);
+        expect(ok(toCredits(micro))).toBe(micro);
+      }),
+    );
+  });
+});
+
+describe('costOfTokens', () => {
+  test('When tokens times price is not a whole micro-credit, then it rounds up', () => {
+    expect(costOfTokens(1, 1_000_000n)).toBe(1n);
+    expect(costOfTokens(1, 1n)).toBe(1n);
+    expect(costOfTokens(0, 5_000_000n)).toBe(0n);
+    expect(costOfTokens(1_000_000, 3_000_000n)).toBe(3_000_000n);
+    expect(costOfTokens(333, 3_000_000n)).toBe(999n);
+    expect(costOfTokens(1, 1_500_000n)).toBe(2n);
+  });
+});
+
+describe('fromDb', () => {
+  test('When pg returns strings, numbers or null, then they become bigint', () => {
+    expect(fromDb('9007199254740993')).toBe(9007199254740993n);
+    expect(fromDb(5)).toBe(5n);
+    expect(fromDb(null)).toBe(0n);
+    expect(() => fromDb('1.5')).toThrow();
+  });
+});

@@ -1,4 +1,5 @@
 import type { Database } from '../db/database';
+import type { PriceService } from './price.service';
 import type { IdempotencyService } from './idempotency.service';
 import type { UserAccountService } from './user-account.service';
 
@@ -8,5 +9,6 @@ export class CreditService {
     private readonly db: Database,
     private readonly users: UserAccountService,
     private readonly idempotency: IdempotencyService,
+    private readonly prices: PriceService,
   ) {}
 }

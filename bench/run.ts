@@ -85,6 +85,7 @@ const SCENARIOS: ScenarioSpec[] = [
 ];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let interrupted = false;
 const log = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 
 /** Which of the hot-path endpoints the running service has (they arrive from other branches). */
@@ -157,7 +158,6 @@ async function main(): Promise<number> {
 
   let database: FreshDatabase | undefined;
   let stats: Client | undefined;
-  let stopping = false;
   const cleanup = async () => {
     await stopAll();
     await stats?.end().catch(() => undefined);
@@ -165,8 +165,8 @@ async function main(): Promise<number> {
   };
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
-      if (stopping) return;
-      stopping = true;
+      if (interrupted) return;
+      interrupted = true;
       log(`${signal}: stopping every child process`);
       void cleanup().finally(() => process.exit(130));
     });
@@ -180,6 +180,7 @@ async function main(): Promise<number> {
     await seedUsers(database.url, userCount);
     log(`migrated; seeded ${userCount} users + 1 hot user in ${Date.now() - seedStart} ms`);
     stats = new Client({ connectionString: database.url });
+    stats.on('error', () => undefined); // the server going away on Ctrl-C must not crash the cleanup
     await stats.connect();
 
     const [servicePort, baselinePort] = [await findFreePort(), await findFreePort()];
@@ -344,6 +345,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (error) => {
+    if (interrupted) return; // the signal handler cleans up and exits
     console.error('bench failed:', error instanceof Error ? error.stack ?? error.message : error);
     void stopAll().finally(() => process.exit(1));
   },

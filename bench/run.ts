@@ -112,6 +112,16 @@ function gitCommit(): string {
   }
 }
 
+/** Keeps the newest `keep` run directories in .bench (logs, reports, profiles). */
+function pruneOldRuns(keep: number): void {
+  const runs = fs
+    .readdirSync(OUT_DIR)
+    .filter((name) => name.startsWith('run-'))
+    .map((name) => ({ name, at: fs.statSync(path.join(OUT_DIR, name)).mtimeMs }))
+    .sort((a, b) => b.at - a.at);
+  for (const old of runs.slice(keep - 1)) fs.rmSync(path.join(OUT_DIR, old.name), { recursive: true, force: true });
+}
+
 class Loader {
   private pending: ((r: LoadResponse) => void) | null = null;
   private readyUsers: Promise<number>;
@@ -153,6 +163,7 @@ async function main(): Promise<number> {
   const options = parseArgs(process.argv.slice(2));
   const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
   fs.mkdirSync(OUT_DIR, { recursive: true });
+  pruneOldRuns(10);
   const logDir = fs.mkdtempSync(path.join(OUT_DIR, 'run-'));
   const userCount = Number(process.env.BENCH_USER_COUNT ?? USER_COUNT);
 

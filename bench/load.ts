@@ -124,44 +124,66 @@ function plan(msg: Extract<LoadRequest, { type: 'run' }>): Plan | string {
   }
 }
 
+/** Everything measured for one scenario id, summed over the rounds it ran in. */
+interface Accumulated {
+  latencies: number[];
+  seconds: number;
+  ok: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  errorCodes: Record<string, number>;
+}
+const accumulated = new Map<string, Accumulated>();
+
+const percentile = (sorted: Float64Array, p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN);
+
+function runAutocannon(options: autocannon.Options, onLatency: (ms: number) => void): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(options, (error, result) => (error ? reject(error) : resolve(result)));
+    instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => onLatency(responseTime));
+  });
+}
+
 async function run(msg: Extract<LoadRequest, { type: 'run' }>): Promise<ScenarioResult | string> {
   const p = plan(msg);
   if (typeof p === 'string') return p;
-  const errorCodes: Record<string, number> = {};
-  // Wrap every request to count error codes from non-2xx bodies (kept small: the first 40 chars of code).
+  const acc: Accumulated = accumulated.get(msg.id) ?? { latencies: [], seconds: 0, ok: 0, non2xx: 0, errors: 0, timeouts: 0, errorCodes: {} };
+  accumulated.set(msg.id, acc);
+  // Wrap every request to count error codes from non-2xx bodies.
   const requests = p.requests.map((r) => ({
     ...r,
     onResponse: (status: number, body: string, context: object, headers: Req['headers']) => {
       if (status >= 300) {
         const code = /"code"\s*:\s*"([A-Z_]{1,40})"/.exec(body)?.[1] ?? 'none';
-        errorCodes[`${status} ${code}`] = (errorCodes[`${status} ${code}`] ?? 0) + 1;
+        acc.errorCodes[`${status} ${code}`] = (acc.errorCodes[`${status} ${code}`] ?? 0) + 1;
       }
       if (typeof r.onResponse === 'function') r.onResponse(status, body, context, headers);
     },
   }));
   const started = Date.now();
-  const result = await autocannon({
-    url: msg.url,
-    connections: msg.connections,
-    duration: msg.durationSec,
-    maxOverallRequests: p.maxOverallRequests,
-    requests,
-    timeout: 10,
-  });
-  const elapsed = (Date.now() - started) / 1000;
-  const total = result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx'];
+  const result = await runAutocannon(
+    { url: msg.url, connections: msg.connections, duration: msg.durationSec, maxOverallRequests: p.maxOverallRequests, requests, timeout: 10 },
+    (ms) => acc.latencies.push(ms),
+  );
+  acc.seconds += result.duration || (Date.now() - started) / 1000;
+  acc.ok += result['2xx'];
+  acc.non2xx += result.non2xx;
+  acc.errors += result.errors;
+  acc.timeouts += result.timeouts;
+  const sorted = Float64Array.from(acc.latencies).sort();
   return {
-    requests: total,
-    seconds: Math.min(elapsed, result.duration || elapsed),
-    reqPerSec: total / (result.duration || elapsed),
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    max: result.latency.max,
-    ok: result['2xx'],
-    non2xx: result.non2xx,
-    errors: result.errors,
-    timeouts: result.timeouts,
-    errorCodes,
+    requests: acc.latencies.length,
+    seconds: acc.seconds,
+    reqPerSec: acc.latencies.length / acc.seconds,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    max: sorted.length ? sorted[sorted.length - 1] : NaN,
+    ok: acc.ok,
+    non2xx: acc.non2xx,
+    errors: acc.errors,
+    timeouts: acc.timeouts,
+    errorCodes: acc.errorCodes,
     perFlow: p.perFlow ?? 1,
   };
 }

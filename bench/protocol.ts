@@ -3,9 +3,10 @@
 export type LoadKind = 'baseline-hold' | 'initialize' | 'finalize-opened' | 'flow' | 'initialize-hot' | 'get' | 'mixed';
 
 export type LoadRequest =
-  | { type: 'run'; kind: LoadKind; url: string; path?: string; connections: number; durationSec: number }
+  | { type: 'run'; id: string; kind: LoadKind; url: string; path?: string; connections: number; durationSec: number }
   | { type: 'stop' };
 
+/** Summed over every round the scenario id ran in so far. */
 export interface ScenarioResult {
   requests: number;
   seconds: number;

@@ -29,6 +29,7 @@ export interface RunReport {
   database: string;
   connections: number;
   durationSec: number;
+  rounds: number;
   poolMax: number;
   rows: ScenarioRow[];
   servicePeakRssMb: number;
@@ -37,6 +38,8 @@ export interface RunReport {
 }
 
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
+/** Latencies: one decimal below 10 ms, whole milliseconds above. */
+const ms = (n: number) => fmt(n, n < 10 ? 1 : 0);
 
 export function ratioTo(row: ScenarioRow | undefined, base: ScenarioRow | undefined): number {
   if (!row?.result || !base?.result || base.result.reqPerSec === 0) return NaN;
@@ -57,7 +60,7 @@ export function renderTable(report: RunReport): string {
     }
     const flows = r.perFlow > 1 ? ` (${fmt(r.reqPerSec / r.perFlow)} flows/s)` : '';
     lines.push(
-      `| ${row.id} | ${row.title} | ${fmt(r.reqPerSec)}${flows} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${r.non2xx} | ${r.errors} | ${row.deadlocks ?? '–'} | ${row.id === 'B1' ? '1.00' : fmt(ratioTo(row, b1), 2)} |`,
+      `| ${row.id} | ${row.title} | ${fmt(r.reqPerSec)}${flows} | ${ms(r.p50)} | ${ms(r.p99)} | ${r.non2xx} | ${r.errors} | ${row.deadlocks ?? '–'} | ${row.id === 'B1' ? '1.00' : fmt(ratioTo(row, b1), 2)} |`,
     );
   }
   return lines.join('\n');
@@ -92,7 +95,7 @@ export function targetChecks(report: RunReport): string[] {
 export function renderReport(report: RunReport): string {
   const out = [
     `Run ${report.date} · commit ${report.commit} · node ${report.node} · ${report.cpus} CPUs · database: ${report.database}`,
-    `Command: \`${report.command}\` · ${report.connections} connections · ${report.durationSec} s per scenario · pool ${report.poolMax} (service and baseline)`,
+    `Command: \`${report.command}\` · ${report.connections} connections · ${report.durationSec} s per scenario in ${report.rounds} round(s) · pool ${report.poolMax} (service and baseline)`,
     '',
     renderTable(report),
     '',

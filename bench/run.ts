@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --duration 15 --connections 50 --smoke --soak --scenarios B1,S1 --cpu-prof --no-write]
+ * npm run bench [-- --duration 15 --rounds 3 --connections 50 --smoke --soak --scenarios B1,S1 --cpu-prof --no-write]
  *
  * Builds nothing itself (the npm script runs `npm run build` first). Starts a fresh database, migrates
  * and seeds it, starts the compiled service as in production and the hand-written baseline (B1), and
@@ -24,6 +24,7 @@ const OUT_DIR = path.join(ROOT, '.bench');
 
 interface Options {
   durationSec: number;
+  rounds: number;
   warmupSec: number;
   connections: number;
   poolMax: number;
@@ -53,6 +54,7 @@ function parseArgs(argv: string[]): Options {
   return {
     smoke,
     durationSec: num('duration', smoke ? 2 : 15, 1, 600),
+    rounds: num('rounds', smoke ? 1 : 3, 1, 20),
     warmupSec: smoke ? 1 : 3,
     connections: num('connections', 50, 1, 1000),
     poolMax: num('pool', Number(process.env.DATABASE_POOL_MAX ?? DEFAULT_POOL_MAX), 1, 200),
@@ -236,8 +238,8 @@ async function main(): Promise<number> {
     const endpoints = await probeEndpoints(serviceUrl, probeAuth);
     log(`load generator ready (${signedUsers} pre-signed tokens); service endpoints present: ${[...endpoints].join(', ') || 'none of initialize/finalize/balance'}`);
 
-    const runLoad = async (kind: LoadKind, url: string, seconds: number, p?: string) => {
-      const answer = await loader.ask({ type: 'run', kind, url, path: p, connections: options.connections, durationSec: seconds }, (seconds + 60) * 1000);
+    const runLoad = async (id: string, kind: LoadKind, url: string, seconds: number, p?: string) => {
+      const answer = await loader.ask({ type: 'run', id, kind, url, path: p, connections: options.connections, durationSec: seconds }, (seconds + 60) * 1000);
       if (answer.type === 'failed') throw new Error(`load generator failed: ${answer.error}`);
       return answer;
     };
@@ -246,11 +248,12 @@ async function main(): Promise<number> {
     const serviceWarmKind: LoadKind = endpoints.has('initialize') && endpoints.has('finalize') ? 'flow' : 'get';
     const warmPath = endpoints.has('balance') ? '/api/credits/balance' : '/api/me';
     log(`warm-up ${options.warmupSec} s each`);
-    await runLoad('baseline-hold', baselineUrl, options.warmupSec);
-    await runLoad(serviceWarmKind, serviceUrl, options.warmupSec, warmPath);
+    await runLoad('warm-up B1', 'baseline-hold', baselineUrl, options.warmupSec);
+    await runLoad('warm-up service', serviceWarmKind, serviceUrl, options.warmupSec, warmPath);
 
+    // Which scenarios run, and against what; the others get a row saying why not.
     const rows: ScenarioRow[] = [];
-    let s1Ran = false;
+    const plan: { spec: ScenarioSpec; row: ScenarioRow; path?: string }[] = [];
     for (const spec of SCENARIOS) {
       const row: ScenarioRow = { id: spec.id, title: spec.title };
       rows.push(row);
@@ -264,30 +267,37 @@ async function main(): Promise<number> {
         row.skipped = `needs ${missing.join(', ')}`;
         continue;
       }
-      if (options.only && !options.only.has(spec.id)) {
-        row.skipped = 'not selected (--scenarios)';
-        continue;
-      }
-      if (spec.id === 'S2' && !s1Ran) {
-        row.skipped = 'needs S1 in the same run';
-        continue;
-      }
-      const deadlocksBefore = await deadlocks(stats);
-      const from = Date.now();
-      log(`${spec.id}: ${row.title} (${options.durationSec} s)`);
-      const answer = await runLoad(spec.kind, spec.server === 'service' ? serviceUrl : baselineUrl, options.durationSec, kindPath);
-      if (answer.type === 'skipped') {
-        row.skipped = answer.reason;
-        continue;
-      }
-      if (answer.type !== 'result') continue;
-      row.result = answer.result;
-      if (spec.id === 'S1') s1Ran = true;
-      if (spec.server === 'service') row.peakRssMb = Math.max(...rss.samples.filter((s) => s.at >= from).map((s) => s.rssKb)) / 1024;
-      await sleep(1_100); // pg_stat counters are flushed about once a second
-      row.deadlocks = (await deadlocks(stats)) - deadlocksBefore;
-      log(`${spec.id}: ${answer.result.reqPerSec.toFixed(0)} req/s, p50 ${answer.result.p50} ms, p99 ${answer.result.p99} ms, non-2xx ${answer.result.non2xx}`);
+      if (options.only && !options.only.has(spec.id)) row.skipped = 'not selected (--scenarios)';
+      else if (spec.id === 'S2' && !plan.some((p) => p.spec.id === 'S1')) row.skipped = 'needs S1 in the same run';
+      else plan.push({ spec, row, path: kindPath });
     }
+
+    // Rounds: every scenario runs for duration/rounds, the whole list repeated `rounds` times, so that a
+    // neighbour's load on this shared machine hits the baseline and the service alike; results are summed.
+    const slice = options.durationSec / options.rounds;
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const { spec, row, path: kindPath } of plan) {
+        const deadlocksBefore = await deadlocks(stats);
+        const from = Date.now();
+        log(`round ${round}/${options.rounds} ${spec.id}: ${row.title} (${slice} s)`);
+        const answer = await runLoad(spec.id, spec.kind, spec.server === 'service' ? serviceUrl : baselineUrl, slice, kindPath);
+        if (answer.type === 'skipped') {
+          row.skipped ??= answer.reason;
+          continue;
+        }
+        if (answer.type !== 'result') continue;
+        row.result = answer.result;
+        if (spec.server === 'service') {
+          const peak = Math.max(...rss.samples.filter((s) => s.at >= from).map((s) => s.rssKb)) / 1024;
+          row.peakRssMb = Math.max(row.peakRssMb ?? 0, peak);
+        }
+        await sleep(1_100); // pg_stat counters are flushed about once a second
+        row.deadlocks = (row.deadlocks ?? 0) + (await deadlocks(stats)) - deadlocksBefore;
+        const r = answer.result;
+        log(`${spec.id} so far: ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, non-2xx ${r.non2xx}`);
+      }
+    }
+    for (const { row } of plan) if (row.result) delete row.skipped;
 
     let soak: SoakSummary | undefined;
     if (options.soak) {
@@ -295,7 +305,7 @@ async function main(): Promise<number> {
       const window = Math.min(30_000, (seconds * 1000) / 4);
       log(`soak: ${seconds} s mixed (initialize → finalize → balance)`);
       const start = Date.now();
-      const answer = await runLoad(serviceWarmKind === 'flow' ? 'mixed' : 'get', serviceUrl, seconds, warmPath);
+      const answer = await runLoad('soak', serviceWarmKind === 'flow' ? 'mixed' : 'get', serviceUrl, seconds, warmPath);
       const end = Date.now();
       if (answer.type === 'result') {
         const startRss = rss.meanBetween(start, start + window) / 1024;
@@ -325,6 +335,7 @@ async function main(): Promise<number> {
       database: database.where,
       connections: options.connections,
       durationSec: options.durationSec,
+      rounds: options.rounds,
       poolMax: options.poolMax,
       rows,
       servicePeakRssMb: rss.peakRssKb / 1024,

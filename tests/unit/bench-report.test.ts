@@ -29,6 +29,7 @@ const report = (rows: RunReport['rows'], peakMb = 120): RunReport => ({
   database: 'embedded',
   connections: 50,
   durationSec: 15,
+  rounds: 3,
   poolMax: 10,
   rows,
   servicePeakRssMb: peakMb,

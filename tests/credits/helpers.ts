@@ -18,7 +18,7 @@ export interface LotState {
 /** The user's lots in id order, straight from the table. */
 export async function lotsOf(ctx: TestContext, userId: string): Promise<LotState[]> {
   const rows = await ctx.db.query<{ id: string; total_credits: string; remaining_credits: string }>(
-    `SELECT id::text, total_credits, remaining_credits FROM credit_allocations WHERE user_id = $1 ORDER BY id`,
+    `SELECT a.id::text AS id, total_credits, remaining_credits FROM credit_allocations a WHERE user_id = $1 ORDER BY a.id`,
     [userId],
   );
   return rows.map((r) => ({ id: r.id, total: fromDb(r.total_credits), remaining: fromDb(r.remaining_credits) }));

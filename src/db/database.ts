@@ -16,6 +16,13 @@ export interface Database {
   models: Models;
   /** Runs a raw statement and returns its rows. Pass `tx` for every statement inside a transaction. */
   query<T extends object>(sql: string, bind?: unknown[], tx?: Transaction): Promise<T[]>;
+  /**
+   * The hot path's one round trip: a single statement in autocommit, sent as a named prepared statement
+   * straight on a pooled connection (parsed once per connection, none of Sequelize's per-query work).
+   * The statement succeeds or rolls back as a whole, so deadlocks, serialization failures and lost
+   * connections are retried like transactions. `name` must be unique per SQL text.
+   */
+  prepared<T extends object>(name: string, sql: string, bind?: unknown[]): Promise<T[]>;
   /** Runs `work` in one READ COMMITTED transaction, retrying the whole of it on transient failures. */
   transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -72,6 +79,25 @@ export function createDatabase(options: DatabaseOptions): Database {
   const query = <T extends object>(sql: string, bind: unknown[] = [], tx?: Transaction) =>
     sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction: tx, raw: true });
 
+  type PgConnection = { query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: object[] }> };
+  async function prepared<T extends object>(name: string, sql: string, bind: unknown[] = []): Promise<T[]> {
+    for (let attempt = 1; ; attempt++) {
+      let connection: PgConnection | undefined;
+      try {
+        connection = (await sequelize.connectionManager.getConnection({ type: 'write' })) as unknown as PgConnection;
+        const result = await connection.query({ name, text: sql, values: bind });
+        return result.rows as T[];
+      } catch (error) {
+        if (attempt >= MAX_ATTEMPTS || !isRetryable(error)) throw error;
+      } finally {
+        // A connection that failed is marked invalid by Sequelize and replaced on its next acquire.
+        if (connection) sequelize.connectionManager.releaseConnection(connection as never);
+      }
+      const base = 10 * 2 ** (attempt - 1);
+      await sleep(base + Math.random() * base);
+    }
+  }
+
   async function transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -85,5 +111,5 @@ export function createDatabase(options: DatabaseOptions): Database {
     }
   }
 
-  return { sequelize, models, query, transaction, close: () => sequelize.close() };
+  return { sequelize, models, query, prepared, transaction, close: () => sequelize.close() };
 }

@@ -1,0 +1,136 @@
+import type { Server } from 'node:http';
+import request from 'supertest';
+import { createTestContext, type TestContext } from '../support/context';
+import { availableOf, count, grantDirect, micro } from '../support/db';
+import { userWithRole } from '../support/tokens';
+import { addTestModel, ledgerProblems, reservedOf, TEST_MODEL } from './support';
+
+let ctx: TestContext;
+let server: Server;
+beforeAll(async () => {
+  // A per-user burst of 1000 requests queues on the pool: give the queue time rather than failing fast.
+  ctx = await createTestContext({ DB_ACQUIRE_TIMEOUT_MS: '120000', USER_CACHE_TTL_MS: '60000' });
+  await addTestModel(ctx.db);
+  server = ctx.app.listen(0);
+});
+afterEach(async () => {
+  expect(await ledgerProblems(ctx.db)).toEqual([]);
+});
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve));
+  await ctx.close();
+});
+
+const post = (path: string, auth: string, body: object) =>
+  request(server).post(`/api/streaming-sessions/${path}`).set('Authorization', auth).send(body);
+
+async function ledgerSum(sessionIds: string[], type: string): Promise<bigint> {
+  const [row] = await ctx.db.query<{ total: string }>(
+    `SELECT coalesce(sum(amount), 0)::text AS total FROM credit_transactions WHERE session_id = ANY($1) AND type = $2`,
+    [sessionIds, type],
+  );
+  return BigInt(row.total);
+}
+
+test('When 1000 initializes of 1 credit race against a balance of 100, then exactly 100 hold and 900 get 402; finalizing half and aborting half adds up', async () => {
+  const user = userWithRole('user');
+  const lot = await grantDirect(ctx.db, user.id, 100);
+
+  const responses = await Promise.all(
+    Array.from({ length: 1000 }, () => post('initialize', user.auth, { modelId: TEST_MODEL, estimatedCredits: 1 })),
+  );
+
+  const created = responses.filter((r) => r.status === 201);
+  const refused = responses.filter((r) => r.status === 402);
+  expect(created).toHaveLength(100);
+  expect(refused).toHaveLength(900);
+  expect(refused.every((r) => r.body.error.code === 'INSUFFICIENT_CREDITS')).toBe(true);
+  expect(await count(ctx.db, 'streaming_sessions', `user_id = $1 AND status = 'active'`, [user.id])).toBe(100);
+  expect(await reservedOf(ctx.db, user.id)).toBe(micro(100));
+  expect(await availableOf(ctx.db, user.id)).toBe(0n);
+
+  // Finalize the first 50 at 0.25 credits each (250 input tokens), abort the other 50, all at once.
+  const ids = created.map((r) => r.body.sessionId as string);
+  const [toFinalize, toAbort] = [ids.slice(0, 50), ids.slice(50)];
+  const settled = await Promise.all([
+    ...toFinalize.map((sessionId) => post('finalize', user.auth, { sessionId, actualInputTokens: 250, actualOutputTokens: 0 })),
+    ...toAbort.map((sessionId) => post('abort', user.auth, { sessionId })),
+  ]);
+
+  expect(settled.every((r) => r.status === 200)).toBe(true);
+  expect(await count(ctx.db, 'streaming_sessions', `user_id = $1 AND status = 'active'`, [user.id])).toBe(0);
+  expect(await reservedOf(ctx.db, user.id)).toBe(0n);
+  expect(await availableOf(ctx.db, user.id)).toBe(micro(100 - 50 * 0.25));
+  expect(await ledgerSum(ids, 'hold')).toBe(micro(100));
+  expect(await ledgerSum(ids, 'capture')).toBe(micro(12.5));
+  expect(await ledgerSum(ids, 'release')).toBe(micro(87.5));
+  expect(await count(ctx.db, 'usage_records', `user_id = $1`, [user.id])).toBe(100);
+  const [lotRow] = await ctx.db.query<{ remaining: string; total: string }>(
+    `SELECT remaining_credits::text AS remaining, total_credits::text AS total FROM credit_allocations WHERE id = $1`,
+    [lot],
+  );
+  expect(BigInt(lotRow.total) - BigInt(lotRow.remaining)).toBe(micro(12.5));
+});
+
+describe('racing settles of one session', () => {
+  async function openSession() {
+    const user = userWithRole('user');
+    await grantDirect(ctx.db, user.id, 10);
+    const res = await post('initialize', user.auth, { modelId: TEST_MODEL, estimatedCredits: 4 });
+    return { user, sessionId: res.body.sessionId as string };
+  }
+
+  test('When two finalizes of one session race, then both see the same single result and the hold is captured once', async () => {
+    for (let round = 0; round < 10; round++) {
+      const { user, sessionId } = await openSession();
+
+      const [a, b] = await Promise.all([
+        post('finalize', user.auth, { sessionId, actualInputTokens: 1000, actualOutputTokens: 0 }),
+        post('finalize', user.auth, { sessionId, actualInputTokens: 3000, actualOutputTokens: 0 }),
+      ]);
+
+      expect([a.status, b.status]).toEqual([200, 200]);
+      expect(a.body).toEqual(b.body);
+      expect([1, 3]).toContain(a.body.usedCredits);
+      expect(await count(ctx.db, 'credit_transactions', `session_id = $1 AND type = 'capture'`, [sessionId])).toBe(1);
+      expect(await count(ctx.db, 'credit_transactions', `session_id = $1 AND type = 'release'`, [sessionId])).toBe(1);
+      expect(await count(ctx.db, 'usage_records', `session_id = $1`, [sessionId])).toBe(1);
+      expect(await availableOf(ctx.db, user.id)).toBe(micro(10 - a.body.usedCredits));
+    }
+  });
+
+  test('When a finalize and an abort of one session race, then exactly one wins and the other gets 409', async () => {
+    for (let round = 0; round < 10; round++) {
+      const { user, sessionId } = await openSession();
+
+      const [fin, abort] = await Promise.all([
+        post('finalize', user.auth, { sessionId, actualInputTokens: 2000, actualOutputTokens: 0 }),
+        post('abort', user.auth, { sessionId }),
+      ]);
+
+      const statuses = [fin.status, abort.status].sort();
+      expect(statuses).toEqual([200, 409]);
+      const loser = fin.status === 409 ? fin : abort;
+      expect(loser.body.error.code).toBe('SESSION_NOT_ACTIVE');
+      const finalizeWon = fin.status === 200;
+      expect(await count(ctx.db, 'streaming_sessions', `id = $1 AND status = $2`, [sessionId, finalizeWon ? 'completed' : 'aborted'])).toBe(1);
+      expect(await count(ctx.db, 'credit_transactions', `session_id = $1 AND type = 'capture'`, [sessionId])).toBe(finalizeWon ? 1 : 0);
+      expect(await count(ctx.db, 'usage_records', `session_id = $1`, [sessionId])).toBe(1);
+      expect(await availableOf(ctx.db, user.id)).toBe(micro(finalizeWon ? 8 : 10));
+    }
+  });
+});
+
+test('When many initializes with one client sessionId race, then one session is held once and every response is that session', async () => {
+  const user = userWithRole('user');
+  await grantDirect(ctx.db, user.id, 10);
+  const body = { sessionId: `race-${user.id}`, modelId: TEST_MODEL, estimatedCredits: 2 };
+
+  const responses = await Promise.all(Array.from({ length: 20 }, () => post('initialize', user.auth, body)));
+
+  expect(responses.filter((r) => r.status === 201)).toHaveLength(1);
+  expect(responses.filter((r) => r.status === 200)).toHaveLength(19);
+  expect(new Set(responses.map((r) => JSON.stringify(r.body))).size).toBe(1);
+  expect(await availableOf(ctx.db, user.id)).toBe(micro(8));
+  expect(await count(ctx.db, 'credit_transactions', `session_id = $1 AND type = 'hold'`, [body.sessionId])).toBe(1);
+});

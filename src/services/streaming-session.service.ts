@@ -76,6 +76,9 @@ const MAX_CACHED_PRICINGS = 100_000;
 // Deadlock and serialization failures roll the statement back entirely, so retrying it is safe.
 const RETRYABLE = new Set(['40001', '40P01']);
 
+// created_at as PostgreSQL prints it in UTC: exact to the microsecond, unlike a JS Date.
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?\+00$/;
+
 const sessionNotFound = () => new AppError('NOT_FOUND', 'Session not found');
 
 /**
@@ -301,7 +304,11 @@ export class StreamingSessionService {
       where.push(`user_id = $${bind.length}`);
     }
     if (after) {
-      if (after.length !== 2 || typeof after[0] !== 'string' || typeof after[1] !== 'string') decodeCursor('!');
+      if (after.length !== 2 || typeof after[0] !== 'string' || !CURSOR_TIME.test(after[0]) || typeof after[1] !== 'string') {
+        throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
+          problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
+        });
+      }
       bind.push(after[0], after[1]);
       where.push(`(created_at, id) > ($${bind.length - 1}::timestamptz, $${bind.length})`);
     }

@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import request from 'supertest';
+import { createServices } from '../../src/services';
 import { createTestContext, type TestContext } from '../support/context';
 import { availableOf, count, grantDirect, micro } from '../support/db';
 import { userWithRole } from '../support/tokens';
@@ -9,9 +10,10 @@ let ctx: TestContext;
 let server: Server;
 beforeAll(async () => {
   // A per-user burst of 1000 requests queues on the pool: give the queue time rather than failing fast.
-  ctx = await createTestContext({ DB_ACQUIRE_TIMEOUT_MS: '120000', USER_CACHE_TTL_MS: '60000' });
+  ctx = await createTestContext({ DB_ACQUIRE_TIMEOUT_MS: '120000', USER_CACHE_TTL_MS: '60000', PRICE_CACHE_TTL_MS: '60000' });
   await addTestModel(ctx.db);
-  server = ctx.app.listen(0);
+  // A backlog above the burst size, so the kernel does not drop connections of the burst.
+  server = ctx.app.listen(0, '127.0.0.1', 2048);
 });
 afterEach(async () => {
   expect(await ledgerProblems(ctx.db)).toEqual([]);
@@ -40,10 +42,11 @@ test('When 1000 initializes of 1 credit race against a balance of 100, then exac
     Array.from({ length: 1000 }, () => post('initialize', user.auth, { modelId: TEST_MODEL, estimatedCredits: 1 })),
   );
 
+  const byStatus: Record<number, number> = {};
+  for (const r of responses) byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
+  expect(byStatus).toEqual({ 201: 100, 402: 900 });
   const created = responses.filter((r) => r.status === 201);
   const refused = responses.filter((r) => r.status === 402);
-  expect(created).toHaveLength(100);
-  expect(refused).toHaveLength(900);
   expect(refused.every((r) => r.body.error.code === 'INSUFFICIENT_CREDITS')).toBe(true);
   expect(await count(ctx.db, 'streaming_sessions', `user_id = $1 AND status = 'active'`, [user.id])).toBe(100);
   expect(await reservedOf(ctx.db, user.id)).toBe(micro(100));
@@ -57,7 +60,7 @@ test('When 1000 initializes of 1 credit race against a balance of 100, then exac
     ...toAbort.map((sessionId) => post('abort', user.auth, { sessionId })),
   ]);
 
-  expect(settled.every((r) => r.status === 200)).toBe(true);
+  expect(settled.map((r) => r.status)).toEqual(settled.map(() => 200));
   expect(await count(ctx.db, 'streaming_sessions', `user_id = $1 AND status = 'active'`, [user.id])).toBe(0);
   expect(await reservedOf(ctx.db, user.id)).toBe(0n);
   expect(await availableOf(ctx.db, user.id)).toBe(micro(100 - 50 * 0.25));
@@ -133,4 +136,50 @@ test('When many initializes with one client sessionId race, then one session is 
   expect(new Set(responses.map((r) => JSON.stringify(r.body))).size).toBe(1);
   expect(await availableOf(ctx.db, user.id)).toBe(micro(8));
   expect(await count(ctx.db, 'credit_transactions', `session_id = $1 AND type = 'hold'`, [body.sessionId])).toBe(1);
+});
+
+describe('round trips', () => {
+  test('When the user and price caches are warm, then initialize, finalize and abort are one database statement each', async () => {
+    const user = userWithRole('user');
+    await grantDirect(ctx.db, user.id, 10);
+    const warm = await post('initialize', user.auth, { modelId: TEST_MODEL, estimatedCredits: 1 });
+    await post('finalize', user.auth, { sessionId: warm.body.sessionId, actualInputTokens: 1, actualOutputTokens: 1 });
+    const spy = jest.spyOn(ctx.db, 'query');
+    try {
+      const statementsOf = async (call: () => Promise<request.Response>, status: number) => {
+        spy.mockClear();
+        const res = await call();
+        expect(res.status).toBe(status);
+        return spy.mock.calls.length;
+      };
+      const a = await post('initialize', user.auth, { modelId: TEST_MODEL, estimatedCredits: 1 });
+      const b = await post('initialize', user.auth, { modelId: TEST_MODEL, estimatedCredits: 1 });
+
+      expect(await statementsOf(() => post('initialize', user.auth, { modelId: TEST_MODEL, estimatedInputTokens: 10, estimatedOutputTokens: 10 }), 201)).toBe(1);
+      expect(await statementsOf(() => post('finalize', user.auth, { sessionId: a.body.sessionId, actualInputTokens: 10, actualOutputTokens: 10 }), 200)).toBe(1);
+      expect(await statementsOf(() => post('abort', user.auth, { sessionId: b.body.sessionId, actualOutputTokens: 5 }), 200)).toBe(1);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  test('When another instance finalizes a session it did not open, then it reads the session price once, then settles', async () => {
+    const user = userWithRole('user');
+    await grantDirect(ctx.db, user.id, 10);
+    const opened = await post('initialize', user.auth, { modelId: TEST_MODEL, estimatedCredits: 2 });
+    const other = createServices(ctx.db, ctx.config).sessions;
+    const spy = jest.spyOn(ctx.db, 'query');
+    try {
+      const res = await other.finalize({ userId: user.id, role: 'user' }, { sessionId: opened.body.sessionId, actualInputTokens: 1000, actualOutputTokens: 0 });
+      expect(res.body.usedCredits).toBe(1);
+      // price lookup of the session + the version's price (cold in this instance) + the settle call
+      expect(spy.mock.calls.map(([sql]) => String(sql).trim().split(/\s+/).slice(0, 4).join(' '))).toEqual([
+        'SELECT model_id, price_version FROM',
+        'SELECT * FROM model_prices',
+        'SELECT * FROM acct_session_settle($1,',
+      ]);
+    } finally {
+      spy.mockRestore();
+    }
+  });
 });

@@ -440,6 +440,16 @@ describe('listing active sessions', () => {
     expect(ours.every((s) => users.some((u) => u.id === s.userId))).toBe(true);
   });
 
+  test('When a cursor was not issued by the service, then 400 VALIDATION_ERROR', async () => {
+    const user = userWithRole('user');
+    for (const keys of [['not a time', 'x'], [1, 2], 'plain']) {
+      const cursor = Buffer.from(JSON.stringify(keys)).toString('base64url');
+      const res = await request(ctx.app).get('/api/streaming-sessions/active').query({ cursor }).set('Authorization', user.auth);
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe('VALIDATION_ERROR');
+    }
+  });
+
   test('When a non-admin asks for all active sessions, then 403', async () => {
     const user = userWithRole('supervisor');
     const res = await request(ctx.app).get('/api/streaming-sessions/active/all').set('Authorization', user.auth);

@@ -4,7 +4,7 @@ import { createServices } from '../../src/services';
 import { createTestContext, type TestContext } from '../support/context';
 import { availableOf, count, grantDirect, micro } from '../support/db';
 import { userWithRole } from '../support/tokens';
-import { addTestModel, ledgerProblems, reservedOf, TEST_MODEL } from './support';
+import { addTestModel, ledgerProblems, reconcile, reservedOf, TEST_MODEL } from './support';
 
 let ctx: TestContext;
 let server: Server;
@@ -16,6 +16,7 @@ beforeAll(async () => {
   server = ctx.app.listen(0, '127.0.0.1', 2048);
 });
 afterEach(async () => {
+  expect(await reconcile(server)).toMatchObject({ ok: true, discrepancies: [] });
   expect(await ledgerProblems(ctx.db)).toEqual([]);
 });
 afterAll(async () => {
@@ -51,6 +52,8 @@ test('When 1000 initializes of 1 credit race against a balance of 100, then exac
   expect(await count(ctx.db, 'streaming_sessions', `user_id = $1 AND status = 'active'`, [user.id])).toBe(100);
   expect(await reservedOf(ctx.db, user.id)).toBe(micro(100));
   expect(await availableOf(ctx.db, user.id)).toBe(0n);
+  const balance = await request(server).get('/api/credits/balance').set('Authorization', user.auth);
+  expect(balance.body).toMatchObject({ availableCredits: 0, reservedCredits: 100 });
 
   // Finalize the first 50 at 0.25 credits each (250 input tokens), abort the other 50, all at once.
   const ids = created.map((r) => r.body.sessionId as string);
@@ -64,6 +67,8 @@ test('When 1000 initializes of 1 credit race against a balance of 100, then exac
   expect(await count(ctx.db, 'streaming_sessions', `user_id = $1 AND status = 'active'`, [user.id])).toBe(0);
   expect(await reservedOf(ctx.db, user.id)).toBe(0n);
   expect(await availableOf(ctx.db, user.id)).toBe(micro(100 - 50 * 0.25));
+  const after = await request(server).get('/api/credits/balance').set('Authorization', user.auth);
+  expect(after.body).toMatchObject({ availableCredits: 87.5, reservedCredits: 0 });
   expect(await ledgerSum(ids, 'hold')).toBe(micro(100));
   expect(await ledgerSum(ids, 'capture')).toBe(micro(12.5));
   expect(await ledgerSum(ids, 'release')).toBe(micro(87.5));

@@ -8,7 +8,7 @@ import type { Config } from '../../src/config';
 import { createTestContext, type TestContext } from '../support/context';
 import { availableOf, count, grantDirect, micro } from '../support/db';
 import { userWithRole } from '../support/tokens';
-import { addTestModel, ledgerOf, ledgerProblems, makeOverdue, remainingOf, TEST_MODEL } from './support';
+import { addTestModel, ledgerOf, ledgerProblems, reconcile, makeOverdue, remainingOf, TEST_MODEL } from './support';
 
 let ctx: TestContext;
 beforeAll(async () => {
@@ -16,6 +16,7 @@ beforeAll(async () => {
   await addTestModel(ctx.db);
 });
 afterEach(async () => {
+  expect(await reconcile(ctx.app)).toMatchObject({ ok: true, discrepancies: [] });
   expect(await ledgerProblems(ctx.db)).toEqual([]);
 });
 afterAll(() => ctx.close());

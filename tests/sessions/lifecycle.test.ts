@@ -3,7 +3,7 @@ import request from 'supertest';
 import { createTestContext, type TestContext } from '../support/context';
 import { availableOf, count, grantDirect, micro } from '../support/db';
 import { userWithRole } from '../support/tokens';
-import { addTestModel, ledgerOf, ledgerProblems, remainingOf, reservedOf, TEST_MODEL } from './support';
+import { addTestModel, ledgerOf, ledgerProblems, reconcile, remainingOf, reservedOf, TEST_MODEL } from './support';
 
 let ctx: TestContext;
 beforeAll(async () => {
@@ -11,6 +11,7 @@ beforeAll(async () => {
   await addTestModel(ctx.db);
 });
 afterEach(async () => {
+  expect(await reconcile(ctx.app)).toMatchObject({ ok: true, discrepancies: [] });
   expect(await ledgerProblems(ctx.db)).toEqual([]);
 });
 afterAll(() => ctx.close());

@@ -1,3 +1,5 @@
+import request from 'supertest';
+import { userWithRole } from '../support/tokens';
 import type { Database } from '../../src/db/database';
 
 /**
@@ -124,4 +126,11 @@ export async function reservedOf(db: Database, userId: string): Promise<bigint> 
 /** Makes sessions overdue without sleeping. */
 export async function makeOverdue(db: Database, where = `status = 'active'`, bind: unknown[] = []): Promise<void> {
   await db.query(`UPDATE streaming_sessions SET expires_at = now() - interval '1 second' WHERE ${where} RETURNING 1`, bind);
+}
+
+/** GET /api/admin/reconcile as an admin: the body, expected to be { ok: true, discrepancies: [] }. */
+export async function reconcile(app: Parameters<typeof request>[0]): Promise<{ ok: boolean; discrepancies: unknown[] }> {
+  const res = await request(app).get('/api/admin/reconcile').set('Authorization', userWithRole('admin').auth);
+  if (res.status !== 200) throw new Error(`reconcile answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return res.body;
 }

@@ -1,13 +1,19 @@
 import { Client } from 'pg';
 import request from 'supertest';
 import { createTestContext, type TestContext } from '../support/context';
+import { availableOf, count, grantDirect, micro } from '../support/db';
 import { bearer, tokenFor } from '../support/tokens';
+import { addTestModel, ledgerProblems, TEST_MODEL } from '../sessions/support';
 
-// The hot path mirrors the caller inside its own statement (own balance here) instead of a separate
+// The hot path mirrors the caller inside its own statement (initialize, own balance) instead of a separate
 // upsert, and the separate upsert stays read-only when nothing changed. These check that nothing was lost.
 let ctx: TestContext;
 beforeAll(async () => {
-  ctx = await createTestContext({ DB_LOCK_TIMEOUT_MS: '1000' });
+  ctx = await createTestContext({ DB_LOCK_TIMEOUT_MS: '1000', PRICE_CACHE_TTL_MS: '600000' });
+  await addTestModel(ctx.db);
+});
+afterEach(async () => {
+  expect(await ledgerProblems(ctx.db)).toEqual([]);
 });
 afterAll(() => ctx.close());
 
@@ -18,6 +24,20 @@ const userRow = async (id: string) =>
   ))[0];
 
 describe('hot path: the caller is mirrored in the same statement', () => {
+  test('When a new user initializes a session first, then the hold is made and the user is mirrored with its claims', async () => {
+    await grantDirect(ctx.db, 'hp-ann', 10);
+    const token = tokenFor({ sub: 'hp-ann', role: 'supervisor', email: 'ann@example.com', username: 'ann' });
+
+    const res = await request(ctx.app)
+      .post('/api/streaming-sessions/initialize')
+      .set('Authorization', bearer(token))
+      .send({ modelId: TEST_MODEL, estimatedCredits: 2 });
+
+    expect(res.status).toBe(201);
+    expect(await userRow('hp-ann')).toEqual({ email: 'ann@example.com', username: 'ann', role: 'supervisor' });
+    expect(await availableOf(ctx.db, 'hp-ann')).toBe(micro(8));
+  });
+
   test('When a user never seen asks for its balance, then the answer is zero and the user now exists with its claims', async () => {
     const token = tokenFor({ sub: 'hp-bea', email: 'bea@example.com', username: 'bea' });
 
@@ -26,6 +46,66 @@ describe('hot path: the caller is mirrored in the same statement', () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ userId: 'hp-bea', availableCredits: 0, reservedCredits: 0, allocations: [] });
     expect(await userRow('hp-bea')).toEqual({ email: 'bea@example.com', username: 'bea', role: 'user' });
+  });
+
+  test('When the token changes the email between two hot-path calls, then the mirror follows it', async () => {
+    await grantDirect(ctx.db, 'hp-cid', 10);
+    const as = (email: string) => bearer(tokenFor({ sub: 'hp-cid', email }));
+
+    await request(ctx.app).get('/api/credits/balance').set('Authorization', as('old@example.com'));
+    const res = await request(ctx.app)
+      .post('/api/streaming-sessions/initialize')
+      .set('Authorization', as('new@example.com'))
+      .send({ modelId: TEST_MODEL, estimatedCredits: 1 });
+
+    expect(res.status).toBe(201);
+    expect((await userRow('hp-cid')).email).toBe('new@example.com');
+  });
+
+  test('When initialize is refused for lack of credits, then nothing is held but the caller is still mirrored', async () => {
+    const token = tokenFor({ sub: 'hp-dan', email: 'dan@example.com' });
+
+    const res = await request(ctx.app)
+      .post('/api/streaming-sessions/initialize')
+      .set('Authorization', bearer(token))
+      .send({ modelId: TEST_MODEL, estimatedCredits: 1 });
+
+    expect(res.status).toBe(402);
+    expect(await count(ctx.db, 'streaming_sessions', 'user_id = $1', ['hp-dan'])).toBe(0);
+    expect((await userRow('hp-dan')).email).toBe('dan@example.com');
+  });
+});
+
+describe('hot path: round trips with a cold user cache', () => {
+  test('When this process has not mirrored the caller, then initialize and the own balance are still one statement each', async () => {
+    await grantDirect(ctx.db, 'hp-gus', 10);
+    const auth = bearer(tokenFor({ sub: 'hp-gus', email: 'gus@example.com' }));
+    // Warm the price cache with another user; the test app caches no user (USER_CACHE_TTL_MS=0).
+    await request(ctx.app)
+      .post('/api/streaming-sessions/initialize')
+      .set('Authorization', bearer(tokenFor({ sub: 'hp-gus-warm' })))
+      .send({ modelId: TEST_MODEL, estimatedCredits: 1 });
+    const query = jest.spyOn(ctx.db, 'query');
+    const prepared = jest.spyOn(ctx.db, 'prepared');
+    const statements = () => query.mock.calls.length + prepared.mock.calls.length;
+    try {
+      const init = await request(ctx.app)
+        .post('/api/streaming-sessions/initialize')
+        .set('Authorization', auth)
+        .send({ modelId: TEST_MODEL, estimatedCredits: 1 });
+      expect(init.status).toBe(201);
+      expect(statements()).toBe(1);
+
+      query.mockClear();
+      prepared.mockClear();
+      const balance = await request(ctx.app).get('/api/credits/balance').set('Authorization', auth);
+      expect(balance.status).toBe(200);
+      expect(balance.body.reservedCredits).toBe(1);
+      expect(statements()).toBe(1);
+    } finally {
+      query.mockRestore();
+      prepared.mockRestore();
+    }
   });
 });
 

@@ -1,5 +1,6 @@
 /**
- * npm run bench [-- --duration 15 --rounds 3 --connections 50 --smoke --soak --scenarios B1,S1 --cpu-prof --no-write]
+ * npm run bench [-- --duration 15 --rounds 3 --connections 50 --smoke --soak [--soak-seconds 300] --scenarios B1,S1
+ *                   --cpu-prof --node-args "--trace-gc" --pool 10 --no-write]
  *
  * Builds nothing itself (the npm script runs `npm run build` first). Starts a fresh database, migrates
  * and seeds it, starts the compiled service as in production and the hand-written baseline (B1), and
@@ -33,6 +34,8 @@ interface Options {
   soakSec: number;
   only?: Set<string>;
   cpuProf: boolean;
+  /** Extra node flags for the service only (e.g. "--trace-gc" or "--max-old-space-size=96"). */
+  nodeArgs: string[];
   write: boolean;
 }
 
@@ -62,6 +65,7 @@ function parseArgs(argv: string[]): Options {
     soakSec: num('soak-seconds', 300, 10, 3600),
     only: scenarios ? new Set(scenarios.split(',').map((s) => s.trim().toUpperCase())) : undefined,
     cpuProf: has('cpu-prof'),
+    nodeArgs: (value('node-args') ?? '').split(' ').filter(Boolean),
     write: !smoke && !has('no-write'),
   };
 }
@@ -104,6 +108,16 @@ async function probeEndpoints(serviceUrl: string, auth: string): Promise<Set<End
 async function deadlocks(client: Client): Promise<number> {
   const { rows } = await client.query<{ deadlocks: string }>('SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()');
   return Number(rows[0]?.deadlocks ?? 0);
+}
+
+/**
+ * The node flags of `npm run start:prod` (e.g. --max-old-space-size), so the benchmark starts the service
+ * exactly as production does.
+ */
+function productionNodeFlags(): string[] {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+  const words = (pkg.scripts?.['start:prod'] ?? '').split(/\s+/);
+  return words[0] === 'node' ? words.slice(1).filter((w) => w.startsWith('--')) : [];
 }
 
 function gitCommit(): string {
@@ -219,7 +233,7 @@ async function main(): Promise<number> {
         RATE_LIMIT_ENABLED: 'false',
       },
       path.join(logDir, 'service.log'),
-      options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [],
+      [...productionNodeFlags(), ...options.nodeArgs, ...(options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])],
     );
     const baseline = startNode(
       'baseline',
@@ -229,6 +243,7 @@ async function main(): Promise<number> {
     );
     await Promise.all([waitForHttp(`${serviceUrl}/ready`, service), waitForHttp(`${baselineUrl}/ready`, baseline)]);
     const rss = new RssSampler(service.pid!);
+    log(`service: node ${[...productionNodeFlags(), ...options.nodeArgs].join(' ')} dist/src/server.js`);
     log(`service (pid ${service.pid}) on ${serviceUrl}, baseline (pid ${baseline.pid}) on ${baselineUrl}; logs in ${path.relative(ROOT, logDir)}`);
 
     const loader = new Loader(forkNode('load generator', path.join(__dirname, 'load.js'), { ...baseEnv, BENCH_USER_COUNT: String(userCount) }));

@@ -19,5 +19,10 @@ export const ESTIMATED_OUTPUT_TOKENS = 1_000;
 export const ACTUAL_INPUT_TOKENS = 900;
 export const ACTUAL_OUTPUT_TOKENS = 700;
 
-/** Pool size for the service and the baseline alike (the service's DATABASE_POOL_MAX). */
-export const DEFAULT_POOL_MAX = 10;
+/**
+ * Pool size for the service and the baseline alike (the service's DATABASE_POOL_MAX; override with
+ * --pool or DATABASE_POOL_MAX). Sized for the benchmark's database, 2 cores: 2-4 connections per core,
+ * as .env.example advises. With 10, PostgreSQL ran ten backends on two cores and the one-statement
+ * requests' tail grew (docs/performance.md, "Pool size").
+ */
+export const DEFAULT_POOL_MAX = 6;

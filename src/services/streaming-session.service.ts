@@ -88,8 +88,9 @@ const sessionNotFound = () => new AppError('NOT_FOUND', 'Session not found');
  */
 export class StreamingSessionService {
   /**
-   * Model and price version of sessions this process has seen. Both never change for a session id, so
-   * the cache cannot go stale; on a miss (a session opened by another instance) finalize reads them first.
+   * Model and price version of sessions this process opened and has not seen end. Both never change for a
+   * session id, so the cache cannot go stale; on a miss (a session opened by another instance, or a replay
+   * of an ended one) finalize reads them first.
    */
   private readonly pricing = new Map<string, { modelId: string; priceVersion: number }>();
 
@@ -252,6 +253,9 @@ export class StreamingSessionService {
       switch (row.outcome) {
         case 'settled':
         case 'replayed':
+          // An ended session needs its pricing no more (a replay reads it again): the cache then holds the
+          // sessions this process has open, not its whole history.
+          this.pricing.delete(sessionId);
           return { status: 200, body: settledView(row) };
         case 'not_found':
           throw sessionNotFound();

@@ -111,8 +111,9 @@ export function createRateLimiters(config: Config, logger: Logger, metrics: Metr
     perIp: make('ip', config.RATE_LIMIT_PER_IP_PER_MINUTE),
     perUser: make('user', config.RATE_LIMIT_PER_USER_PER_MINUTE, (req) => `u:${req.auth!.userId}`),
     async close() {
-      if (client?.isOpen) await client.close().catch(() => undefined);
-      else client?.destroy();
+      // close() waits for pending replies, which never come while Redis is unreachable.
+      if (client?.isReady) await client.close().catch(() => undefined);
+      else if (client?.isOpen) client.destroy();
     },
   };
 }

@@ -17,6 +17,8 @@ export function startBackgroundJobs(services: Services, intervalMs: number, logg
   const tick = async () => {
     const deletedKeys = await services.idempotency.deleteExpired();
     if (deletedKeys > 0) logger.debug({ deletedKeys }, 'expired idempotency keys deleted');
+    const expiredLots = await services.credits.expireLots();
+    if (expiredLots > 0) logger.info({ expiredLots }, 'expired allocations written to the ledger');
   };
 
   const timer = setInterval(() => {

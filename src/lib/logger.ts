@@ -1,8 +1,26 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Request, Response } from 'express';
+import { createRequire } from 'node:module';
+import type { Request, RequestHandler, Response } from 'express';
 import pino from 'pino';
-import { pinoHttp } from 'pino-http';
 import { routeLabel } from './metrics';
+
+/**
+ * pino-http, loaded without its type declarations: they retype every IncomingMessage's `id` as
+ * string | number | object, which breaks `req.id: string` across the code base. Only the options
+ * used below are typed here.
+ */
+interface HttpLoggerOptions {
+  logger: pino.Logger;
+  genReqId(req: Request): string;
+  customProps(req: Request): Record<string, unknown>;
+  serializers: Record<string, (value: never) => unknown>;
+  customAttributeKeys: { responseTime: string };
+  customLogLevel(req: Request, res: Response, error?: Error): pino.LevelWithSilent;
+  customSuccessObject(req: Request, res: Response, value: Record<string, unknown>): Record<string, unknown>;
+  customErrorObject(req: Request, res: Response, error: Error, value: Record<string, unknown>): Record<string, unknown>;
+  customSuccessMessage(req: Request, res: Response): string;
+  customErrorMessage(req: Request, res: Response): string;
+}
+const { pinoHttp } = createRequire(__filename)('pino-http') as { pinoHttp(options: HttpLoggerOptions): RequestHandler };
 
 export type Logger = pino.Logger;
 
@@ -26,12 +44,12 @@ const PROBES = new Set(['/health', '/ready', '/metrics']);
  * One line per request: requestId, method, path (never the query string or any header, so tokens
  * cannot leak), route pattern, status, userId and durationMs. Probes log at debug, 5xx at error.
  */
-export function createHttpLogger(logger: Logger) {
-  return pinoHttp<IncomingMessage, ServerResponse>({
+export function createHttpLogger(logger: Logger): RequestHandler {
+  return pinoHttp({
     logger,
     // The request-id middleware runs first; pino-http keeps its id.
-    genReqId: (req) => (req as Request).id,
-    customProps: (req) => ({ requestId: (req as Request).id }),
+    genReqId: (req) => req.id,
+    customProps: (req) => ({ requestId: req.id }),
     serializers: {
       req: (req: { method: string; url: string }) => ({ method: req.method, path: req.url.split('?')[0] }),
       res: () => undefined,
@@ -39,13 +57,12 @@ export function createHttpLogger(logger: Logger) {
     customAttributeKeys: { responseTime: 'durationMs' },
     customLogLevel: (req, res, error) => {
       if (error || res.statusCode >= 500) return 'error';
-      const path = (req as Request).path;
-      return PROBES.has(path) && res.statusCode < 400 ? 'debug' : 'info';
+      return PROBES.has(req.path) && res.statusCode < 400 ? 'debug' : 'info';
     },
-    customSuccessObject: (req, res, value: Record<string, unknown>) => summary(req as Request, res as unknown as Response, value),
-    customErrorObject: (req, res, _error, value: Record<string, unknown>) => summary(req as Request, res as unknown as Response, value),
-    customSuccessMessage: (req, res) => `${req.method} ${routeLabel(req as Request, res as unknown as Response)} ${res.statusCode}`,
-    customErrorMessage: (req, res) => `${req.method} ${routeLabel(req as Request, res as unknown as Response)} ${res.statusCode}`,
+    customSuccessObject: (req, res, value) => summary(req, res, value),
+    customErrorObject: (req, res, _error, value) => summary(req, res, value),
+    customSuccessMessage: (req, res) => `${req.method} ${routeLabel(req, res)} ${res.statusCode}`,
+    customErrorMessage: (req, res) => `${req.method} ${routeLabel(req, res)} ${res.statusCode}`,
   });
 }
 

@@ -368,8 +368,9 @@ export class UsageService {
     }
     bind.push(limit);
     return this.db.query<RecordRow>(
-      `SELECT ${RECORD_COLUMNS} FROM usage_records WHERE ${where.join(' AND ')}
-        ORDER BY created_at DESC, id DESC LIMIT $${bind.length}`,
+      // Qualified: a bare "id" in ORDER BY would be the id::text output column (text order).
+      `SELECT ${RECORD_COLUMNS} FROM usage_records r WHERE ${where.join(' AND ')}
+        ORDER BY r.created_at DESC, r.id DESC LIMIT $${bind.length}`,
       bind,
     );
   }

@@ -9,6 +9,7 @@ DROP TRIGGER IF EXISTS usage_daily_propagate ON usage_daily;
 DROP FUNCTION IF EXISTS acct_usage_daily_propagate();
 DROP FUNCTION IF EXISTS acct_usage_fold(text, date, text, bigint, bigint, bigint, bigint, bigint, bigint);
 DROP TABLE IF EXISTS usage_totals;
+DROP TABLE IF EXISTS usage_user_weekly;
 DROP TABLE IF EXISTS usage_user_daily;
 DROP TABLE IF EXISTS usage_daily_system;
 DROP FUNCTION IF EXISTS acct_usage_shard(text);

@@ -5,8 +5,11 @@
 -- are derived from usage_daily by a trigger, so every writer of usage_daily keeps them right without
 -- knowing they exist, in the same transaction:
 --   usage_daily_system  day x model x shard   -> system totals, byModel and daily series
---   usage_user_daily    day x user            -> top users over a range
+--   usage_user_daily    day x user            -> top users: the partial weeks at the ends of a range
+--   usage_user_weekly   week x user           -> top users: the whole weeks (Monday..Sunday) inside it
 --   usage_totals        shard                 -> all-time consumed and unpaid credits
+-- Top users over 30 days thus read about 10 rows per active user instead of 30; the per-user tables
+-- carry their figures in the primary key index (INCLUDE) so those reads are index-only scans.
 -- The shard (hash of the user id, 16 ways) spreads system-wide counters over 16 rows so concurrent
 -- records of different users rarely wait on the same row.
 
@@ -33,8 +36,18 @@ CREATE TABLE usage_user_daily (
   requests        bigint NOT NULL DEFAULT 0,
   credits         bigint NOT NULL DEFAULT 0,
   unpaid_credits  bigint NOT NULL DEFAULT 0,
-  PRIMARY KEY (day, user_id)
-) WITH (fillfactor = 80);
+  PRIMARY KEY (day, user_id) INCLUDE (requests, credits, unpaid_credits)
+);
+
+-- week is the Monday the week starts on (ISO weeks, UTC days).
+CREATE TABLE usage_user_weekly (
+  week            date NOT NULL CHECK (extract(isodow FROM week) = 1),
+  user_id         text NOT NULL,
+  requests        bigint NOT NULL DEFAULT 0,
+  credits         bigint NOT NULL DEFAULT 0,
+  unpaid_credits  bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (week, user_id) INCLUDE (requests, credits, unpaid_credits)
+);
 
 CREATE TABLE usage_totals (
   shard           smallint PRIMARY KEY,
@@ -63,6 +76,12 @@ BEGIN
   INSERT INTO usage_user_daily AS t (day, user_id, requests, credits, unpaid_credits)
   VALUES (p_day, p_user, p_requests, p_credits, p_unpaid)
   ON CONFLICT (day, user_id) DO UPDATE
+     SET requests = t.requests + EXCLUDED.requests,
+         credits = t.credits + EXCLUDED.credits,
+         unpaid_credits = t.unpaid_credits + EXCLUDED.unpaid_credits;
+  INSERT INTO usage_user_weekly AS t (week, user_id, requests, credits, unpaid_credits)
+  VALUES (p_day - (extract(isodow FROM p_day)::int - 1), p_user, p_requests, p_credits, p_unpaid)
+  ON CONFLICT (week, user_id) DO UPDATE
      SET requests = t.requests + EXCLUDED.requests,
          credits = t.credits + EXCLUDED.credits,
          unpaid_credits = t.unpaid_credits + EXCLUDED.unpaid_credits;
@@ -111,6 +130,9 @@ SELECT day, model_id, acct_usage_shard(user_id), sum(requests), sum(credits), su
   FROM usage_daily GROUP BY 1, 2, 3;
 INSERT INTO usage_user_daily (day, user_id, requests, credits, unpaid_credits)
 SELECT day, user_id, sum(requests), sum(credits), sum(unpaid_credits) FROM usage_daily GROUP BY 1, 2;
+INSERT INTO usage_user_weekly (week, user_id, requests, credits, unpaid_credits)
+SELECT day - (extract(isodow FROM day)::int - 1), user_id, sum(requests), sum(credits), sum(unpaid_credits)
+  FROM usage_daily GROUP BY 1, 2;
 INSERT INTO usage_totals (shard, requests, credits, unpaid_credits)
 SELECT acct_usage_shard(user_id), sum(requests), sum(credits), sum(unpaid_credits) FROM usage_daily GROUP BY 1;
 

@@ -106,7 +106,27 @@ export function csvField(value: string | number | null): string {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
-const dayAfter = (day: string) => new Date(Date.parse(day) + 86_400_000).toISOString().slice(0, 10);
+const DAY_MS = 86_400_000;
+const dayString = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+const dayAfter = (day: string) => dayString(Date.parse(day) + DAY_MS);
+
+/**
+ * Splits a range of UTC days into the whole ISO weeks (Monday..Sunday) inside it, as [first Monday,
+ * last Monday], and the one or two runs of days outside those weeks.
+ */
+export function splitWeeks(range: DayRange): { weeks: [string, string] | null; days: [string, string][] } {
+  const from = Date.parse(range.fromDay);
+  const to = Date.parse(range.toDay);
+  const isoDow = (ms: number) => (new Date(ms).getUTCDay() + 6) % 7; // Monday 0 .. Sunday 6
+  const firstMonday = from + ((7 - isoDow(from)) % 7) * DAY_MS;
+  const lastSunday = to - ((isoDow(to) + 1) % 7) * DAY_MS;
+  const lastMonday = lastSunday - 6 * DAY_MS;
+  if (firstMonday > lastMonday) return { weeks: null, days: [[range.fromDay, range.toDay]] };
+  const days: [string, string][] = [];
+  if (firstMonday > from) days.push([range.fromDay, dayString(firstMonday - DAY_MS)]);
+  if (lastSunday < to) days.push([dayString(lastSunday + DAY_MS), range.toDay]);
+  return { weeks: [dayString(firstMonday), dayString(lastMonday)], days };
+}
 const rangeView = (range: DayRange) => ({ from: `${range.fromDay}T00:00:00.000Z`, to: `${range.toDay}T23:59:59.999Z` });
 
 /** Usage records and statistics (issue #5). Statistics read only rollups, never usage_records. */
@@ -235,7 +255,7 @@ export class UsageService {
 
   /**
    * System statistics. Usage figures come from the derived rollups (usage_daily_system: days x models x
-   * 16 shards; usage_user_daily: days x active users, for top users); credits and sessions are the
+   * 16 shards; usage_user_weekly/daily: about 10 rows per active user, for top users); credits and sessions are the
    * system as of now, from lots, active holds, small counter tables and a partial index. The three reads
    * run in parallel on separate connections: a dashboard may see them a few milliseconds apart.
    */
@@ -248,16 +268,7 @@ export class UsageService {
           GROUP BY GROUPING SETS ((), (model_id), (day))`,
         [range.fromDay, range.toDay],
       ),
-      this.db.query<{ user_id: string; requests: string; credits: string; unpaid: string; active_users: string }>(
-        `SELECT user_id, sum(requests)::text AS requests, sum(credits)::text AS credits,
-                sum(unpaid_credits)::text AS unpaid, (count(*) OVER ())::text AS active_users
-           FROM usage_user_daily
-          WHERE day BETWEEN $1::date AND $2::date
-          GROUP BY user_id
-          ORDER BY sum(credits) DESC, user_id
-          LIMIT $3`,
-        [range.fromDay, range.toDay, TOP_USERS],
-      ),
+      this.topUsers(range),
       this.db.query<Record<'allocated' | 'available' | 'reserved' | 'consumed' | 'unpaid' | 'expired' | 'active' | 'completed' | 'aborted' | 'expired_sessions', string>>(
         `WITH lots AS (
            SELECT coalesce(sum(total_credits), 0) AS allocated,
@@ -310,6 +321,35 @@ export class UsageService {
       byModel: byModelOf(usageRows.filter((r) => r.g === 1)),
       daily: dailySeries(range, usageRows.filter((r) => r.g === 2)),
     };
+  }
+
+  /**
+   * Users by credits over the range, and how many were active: whole weeks from usage_user_weekly,
+   * the days at either end from usage_user_daily, one index-only scan per part.
+   */
+  private topUsers(range: DayRange) {
+    const { weeks, days } = splitWeeks(range);
+    const bind: unknown[] = [];
+    const parts: string[] = [];
+    const part = (table: string, column: string, [first, last]: [string, string]) => {
+      bind.push(first, last);
+      parts.push(
+        `SELECT user_id, requests, credits, unpaid_credits FROM ${table}
+          WHERE ${column} BETWEEN $${bind.length - 1}::date AND $${bind.length}::date`,
+      );
+    };
+    for (const span of days) part('usage_user_daily', 'day', span);
+    if (weeks) part('usage_user_weekly', 'week', weeks);
+    bind.push(TOP_USERS);
+    return this.db.query<{ user_id: string; requests: string; credits: string; unpaid: string; active_users: string }>(
+      `SELECT user_id, sum(requests)::text AS requests, sum(credits)::text AS credits,
+              sum(unpaid_credits)::text AS unpaid, (count(*) OVER ())::text AS active_users
+         FROM (${parts.join(' UNION ALL ')}) AS usage
+        GROUP BY user_id
+        ORDER BY sum(credits) DESC, user_id
+        LIMIT $${bind.length}`,
+      bind,
+    );
   }
 
   /** One page of a user's records, newest first, keyed by (created_at, id). */

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import request from 'supertest';
 import { fromDb, toCredits } from '../../src/lib/money';
+import { splitWeeks } from '../../src/services/usage.service';
 import { createTestContext, type TestContext } from '../support/context';
 import { grantDirect } from '../support/db';
 import { userWithRole } from '../support/tokens';
@@ -55,14 +56,18 @@ const asStats = (row: Expected) => ({
 });
 
 describe('rollups against raw records (property)', () => {
-  // Four UTC days, 2026-03-09 .. 2026-03-12, and the instants where day boundaries bite.
+  // Sixteen UTC days from Monday 2026-03-09 (so ranges hold whole weeks and partial ones), and the
+  // instants where day boundaries bite.
+  const SPAN = 16;
   const base = Date.parse('2026-03-09T00:00:00Z');
-  const boundaries = [0, 1, 2, 3, 4].flatMap((d) => [base + d * DAY, base + d * DAY - 1]).filter((ms) => ms >= base && ms < base + 4 * DAY);
+  const boundaries = Array.from({ length: SPAN + 1 }, (_, d) => [base + d * DAY, base + d * DAY - 1])
+    .flat()
+    .filter((ms) => ms >= base && ms < base + SPAN * DAY);
   const instant = fc.oneof(
     fc.constantFrom(...boundaries).map((ms) => new Date(ms).toISOString()),
     // The last microsecond of a day, which a JavaScript Date cannot even represent.
-    fc.integer({ min: 0, max: 3 }).map((d) => `${utcDay(base + d * DAY)}T23:59:59.999999Z`),
-    fc.integer({ min: 0, max: 4 * DAY - 1 }).map((offset) => new Date(base + offset).toISOString()),
+    fc.integer({ min: 0, max: SPAN - 1 }).map((d) => `${utcDay(base + d * DAY)}T23:59:59.999999Z`),
+    fc.integer({ min: 0, max: SPAN * DAY - 1 }).map((offset) => new Date(base + offset).toISOString()),
   );
   const record = fc.record({
     at: instant,
@@ -76,7 +81,7 @@ describe('rollups against raw records (property)', () => {
   });
   const offsetMinutes = fc.constantFrom(0, 330, -480, 345, -210);
   const queryEnd = fc.record({
-    ms: fc.integer({ min: -DAY, max: 5 * DAY }).map((o) => base + o),
+    ms: fc.integer({ min: -3 * DAY, max: (SPAN + 3) * DAY }).map((o) => base + o),
     offset: offsetMinutes,
     dateOnly: fc.boolean(),
   });
@@ -85,7 +90,7 @@ describe('rollups against raw records (property)', () => {
   test('When random records (day boundaries included) are recorded, then user and system stats equal sums over the raw records for any range and offset', async () => {
     const admin = userWithRole('admin');
     await fc.assert(
-      fc.asyncProperty(fc.array(record, { minLength: 1, maxLength: 12 }), queryEnd, queryEnd, async (records, a, b) => {
+      fc.asyncProperty(fc.array(record, { minLength: 1, maxLength: 16 }), queryEnd, queryEnd, async (records, a, b) => {
         run++;
         const users = [0, 1, 2].map((i) => userWithRole('user', `prop-${run}-${i}`));
         // A small balance so some records are partly unpaid.
@@ -169,6 +174,32 @@ describe('rollups against raw records (property)', () => {
         expect(sys.body.credits.unpaid).toBe(toCredits(fromDb(all.unpaid)));
       }),
       { numRuns: 25, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31) },
+    );
+  });
+});
+
+describe('splitWeeks', () => {
+  test('When any range is split, then whole Monday-to-Sunday weeks and the leftover days cover it exactly once', () => {
+    const start = Date.parse('2024-01-01');
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 800 }), fc.integer({ min: 0, max: 365 }), (offset, length) => {
+        const fromDay = utcDay(start + offset * DAY);
+        const toDay = utcDay(start + (offset + length) * DAY);
+        const { weeks, days } = splitWeeks({ fromDay, toDay });
+        const covered: string[] = [];
+        for (const [first, last] of days) for (let d = Date.parse(first); d <= Date.parse(last); d += DAY) covered.push(utcDay(d));
+        if (weeks) {
+          for (let w = Date.parse(weeks[0]); w <= Date.parse(weeks[1]); w += 7 * DAY) {
+            expect(new Date(w).getUTCDay()).toBe(1);
+            for (let d = 0; d < 7; d++) covered.push(utcDay(w + d * DAY));
+          }
+        }
+        const expected = Array.from({ length: length + 1 }, (_, i) => utcDay(start + (offset + i) * DAY));
+        expect(covered.sort()).toEqual(expected);
+        // A range that holds a whole week uses it.
+        if (length >= 13) expect(weeks).not.toBeNull();
+      }),
+      { numRuns: 500 },
     );
   });
 });

@@ -144,5 +144,21 @@ describe('GET /api/usage/system-stats', () => {
         WHERE truth.requests IS DISTINCT FROM u.requests OR truth.credits IS DISTINCT FROM u.credits`,
     );
     expect(users[0].mismatches).toBe(0);
+    const weeks = await ctx.db.query<{ mismatches: number }>(
+      `WITH truth AS (
+         SELECT date_trunc('week', created_at AT TIME ZONE 'UTC')::date AS week, user_id, count(*) AS requests, sum(credits) AS credits
+           FROM usage_records GROUP BY 1, 2)
+       SELECT count(*)::int AS mismatches
+         FROM truth FULL JOIN usage_user_weekly u USING (week, user_id)
+        WHERE truth.requests IS DISTINCT FROM u.requests OR truth.credits IS DISTINCT FROM u.credits`,
+    );
+    expect(weeks[0].mismatches).toBe(0);
+    const [totals] = await ctx.db.query<{ mismatches: number }>(
+      `SELECT count(*)::int AS mismatches FROM
+         (SELECT sum(requests) AS requests, sum(credits) AS credits, sum(unpaid_credits) AS unpaid FROM usage_totals) t,
+         (SELECT count(*) AS requests, sum(credits) AS credits, sum(unpaid_credits) AS unpaid FROM usage_records) r
+        WHERE (t.requests, t.credits, t.unpaid) IS DISTINCT FROM (r.requests, r.credits, r.unpaid)`,
+    );
+    expect(totals.mismatches).toBe(0);
   });
 });

@@ -5,7 +5,7 @@ import { splitWeeks } from '../../src/services/usage.service';
 import { createTestContext, type TestContext } from '../support/context';
 import { grantDirect } from '../support/db';
 import { userWithRole } from '../support/tokens';
-import { recordAt } from './helpers';
+import { NO_MISMATCHES, recordAt, rollupMismatches } from './helpers';
 
 let ctx: TestContext;
 beforeAll(async () => {
@@ -172,6 +172,8 @@ describe('rollups against raw records (property)', () => {
         );
         expect(sys.body.credits.consumed).toBe(toCredits(fromDb(all.consumed)));
         expect(sys.body.credits.unpaid).toBe(toCredits(fromDb(all.unpaid)));
+        // And every rollup, row by row.
+        expect(await rollupMismatches(ctx.db)).toEqual(NO_MISMATCHES);
       }),
       { numRuns: 25, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31) },
     );

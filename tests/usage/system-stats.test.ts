@@ -2,7 +2,7 @@ import request from 'supertest';
 import { createTestContext, type TestContext } from '../support/context';
 import { grantDirect } from '../support/db';
 import { userWithRole } from '../support/tokens';
-import { recordAt } from './helpers';
+import { NO_MISMATCHES, recordAt, rollupMismatches } from './helpers';
 
 // This file owns its database, so system-wide figures are exact.
 let ctx: TestContext;
@@ -124,41 +124,6 @@ describe('GET /api/usage/system-stats', () => {
   });
 
   test('When every rollup is rebuilt from the raw records, then it equals what the triggers maintained', async () => {
-    const rows = await ctx.db.query<{ mismatches: number }>(
-      `WITH truth AS (
-         SELECT (created_at AT TIME ZONE 'UTC')::date AS day, coalesce(model_id, '') AS model_id, acct_usage_shard(user_id) AS shard,
-                count(*) AS requests, sum(credits) AS credits, sum(unpaid_credits) AS unpaid
-           FROM usage_records GROUP BY 1, 2, 3)
-       SELECT count(*)::int AS mismatches
-         FROM truth FULL JOIN usage_daily_system s USING (day, model_id, shard)
-        WHERE truth.requests IS DISTINCT FROM s.requests OR truth.credits IS DISTINCT FROM s.credits
-           OR truth.unpaid IS DISTINCT FROM s.unpaid_credits`,
-    );
-    expect(rows[0].mismatches).toBe(0);
-    const users = await ctx.db.query<{ mismatches: number }>(
-      `WITH truth AS (
-         SELECT (created_at AT TIME ZONE 'UTC')::date AS day, user_id, count(*) AS requests, sum(credits) AS credits
-           FROM usage_records GROUP BY 1, 2)
-       SELECT count(*)::int AS mismatches
-         FROM truth FULL JOIN usage_user_daily u USING (day, user_id)
-        WHERE truth.requests IS DISTINCT FROM u.requests OR truth.credits IS DISTINCT FROM u.credits`,
-    );
-    expect(users[0].mismatches).toBe(0);
-    const weeks = await ctx.db.query<{ mismatches: number }>(
-      `WITH truth AS (
-         SELECT date_trunc('week', created_at AT TIME ZONE 'UTC')::date AS week, user_id, count(*) AS requests, sum(credits) AS credits
-           FROM usage_records GROUP BY 1, 2)
-       SELECT count(*)::int AS mismatches
-         FROM truth FULL JOIN usage_user_weekly u USING (week, user_id)
-        WHERE truth.requests IS DISTINCT FROM u.requests OR truth.credits IS DISTINCT FROM u.credits`,
-    );
-    expect(weeks[0].mismatches).toBe(0);
-    const [totals] = await ctx.db.query<{ mismatches: number }>(
-      `SELECT count(*)::int AS mismatches FROM
-         (SELECT sum(requests) AS requests, sum(credits) AS credits, sum(unpaid_credits) AS unpaid FROM usage_totals) t,
-         (SELECT count(*) AS requests, sum(credits) AS credits, sum(unpaid_credits) AS unpaid FROM usage_records) r
-        WHERE (t.requests, t.credits, t.unpaid) IS DISTINCT FROM (r.requests, r.credits, r.unpaid)`,
-    );
-    expect(totals.mismatches).toBe(0);
+    expect(await rollupMismatches(ctx.db)).toEqual(NO_MISMATCHES);
   });
 });

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { RequestHandler } from 'express';
 import { idempotencyOf, send } from '../middleware/idempotency.middleware';
-import type { DayRange, RecordUsageBody, RecordsQuery } from '../schemas/usage.schemas';
+import type { RecordUsageBody, RecordsQuery, StatsQuery } from '../schemas/usage.schemas';
 import type { UsageService } from '../services/usage.service';
 
 export class UsageController {
@@ -16,12 +16,12 @@ export class UsageController {
   /** GET /api/usage/stats (own) and /api/usage/stats/:userId (supervisor, admin). */
   stats: RequestHandler = async (req, res) => {
     const userId = req.valid.params.userId as string | undefined;
-    res.json(await this.usage.userStats(req.auth!, req.valid.query as unknown as DayRange, userId));
+    res.json(await this.usage.userStats(req.auth!, req.valid.query as StatsQuery, userId));
   };
 
   /** GET /api/usage/system-stats (admin) */
   systemStats: RequestHandler = async (req, res) => {
-    res.json(await this.usage.systemStats(req.valid.query as unknown as DayRange));
+    res.json(await this.usage.systemStats(req.valid.query as StatsQuery));
   };
 
   /** GET /api/usage/records: a page as JSON, or the whole range streamed as CSV with format=csv. */

@@ -151,29 +151,35 @@ export interface DayRange {
   toDay: string;
 }
 
+/** ?from&to for statistics, as validated (RangeBound each); resolveDayRange turns them into UTC days. */
+export interface StatsQuery {
+  from?: RangeBound;
+  to?: RangeBound;
+}
+
 /**
- * ?from&to for statistics: truncated to UTC days (the rollups are daily), from <= to, at most 366 days,
- * default the last 30 days. Only `from`: up to today. Only `to`: the 30 days ending then.
+ * The UTC days a statistics request covers: from/to truncated to UTC days (the rollups are daily),
+ * from <= to, at most 366 days, default the last 30 days. Only `from`: up to today. Only `to`: the 30 days
+ * ending then. Returns the problem instead when the range is not acceptable.
  */
+export function resolveDayRange(query: StatsQuery, now = Date.now()): { range: DayRange } | { path: 'from' | 'to'; message: string } {
+  const toMs = query.to?.ms ?? (query.from ? Math.max(now, query.from.ms) : now);
+  const fromMs = query.from?.ms ?? Date.parse(`${utcDay(toMs)}T00:00:00Z`) - (STATS_DEFAULT_DAYS - 1) * DAY_MS;
+  if (fromMs > toMs) return { path: 'from', message: 'must not be after to' };
+  const fromDay = utcDay(fromMs);
+  const toDay = utcDay(toMs);
+  const days = (Date.parse(toDay) - Date.parse(fromDay)) / DAY_MS + 1;
+  if (days > STATS_MAX_DAYS) return { path: 'to', message: `the range covers ${days} UTC days; at most ${STATS_MAX_DAYS} are allowed` };
+  return { range: { fromDay, toDay } };
+}
+
+/** ?from&to for statistics (an object schema, so the OpenAPI document can list the parameters). */
 export const statsQuery = z
   .object({ from: bound('from').optional(), to: bound('to').optional() })
   .strict()
-  .transform((query, ctx): DayRange => {
-    const now = Date.now();
-    const toMs = query.to?.ms ?? (query.from ? Math.max(now, query.from.ms) : now);
-    const fromMs = query.from?.ms ?? Date.parse(`${utcDay(toMs)}T00:00:00Z`) - (STATS_DEFAULT_DAYS - 1) * DAY_MS;
-    if (fromMs > toMs) {
-      ctx.addIssue({ code: 'custom', path: ['from'], message: 'must not be after to' });
-      return z.NEVER;
-    }
-    const fromDay = utcDay(fromMs);
-    const toDay = utcDay(toMs);
-    const days = (Date.parse(toDay) - Date.parse(fromDay)) / DAY_MS + 1;
-    if (days > STATS_MAX_DAYS) {
-      ctx.addIssue({ code: 'custom', path: ['to'], message: `the range covers ${days} UTC days; at most ${STATS_MAX_DAYS} are allowed` });
-      return z.NEVER;
-    }
-    return { fromDay, toDay };
+  .superRefine((query, ctx) => {
+    const resolved = resolveDayRange(query);
+    if ('path' in resolved) ctx.addIssue({ code: 'custom', path: [resolved.path], message: resolved.message });
   });
 
 export const statsParams = z.object({ userId }).strict();

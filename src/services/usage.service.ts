@@ -3,7 +3,7 @@ import { AppError, forbidden, notFound } from '../lib/errors';
 import { countFromDb, formatCredits, fromDb, toCredits, type Micro } from '../lib/money';
 import type { Role } from '../models';
 import { decodeCursor, encodeCursor } from '../schemas/common';
-import { TOP_USERS, type DayRange, type RecordUsageBody, type RecordsQuery } from '../schemas/usage.schemas';
+import { resolveDayRange, TOP_USERS, type DayRange, type RecordUsageBody, type RecordsQuery, type StatsQuery } from '../schemas/usage.schemas';
 import type { CreditService } from './credit.service';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
 import { costAt, type PriceService } from './price.service';
@@ -227,7 +227,8 @@ export class UsageService {
    * user's rollup rows (primary key prefix user_id, day), so the cost grows with days, not records.
    * `userId` (another user) is for supervisors and admins; a user never seen is NOT_FOUND.
    */
-  async userStats(caller: Caller, range: DayRange, userId?: string) {
+  async userStats(caller: Caller, query: StatsQuery, userId?: string) {
+    const range = dayRangeOf(query);
     const target = this.targetOf(caller, userId);
     if (target !== caller.userId) await this.assertUserExists(target);
     const rows = await this.db.query<SumColumns & { g: number; service: string; operation: string; model_id: string; day: string }>(
@@ -259,7 +260,8 @@ export class UsageService {
    * system as of now, from lots, active holds, small counter tables and a partial index. The three reads
    * run in parallel on separate connections: a dashboard may see them a few milliseconds apart.
    */
-  async systemStats(range: DayRange) {
+  async systemStats(query: StatsQuery) {
+    const range = dayRangeOf(query);
     const [usageRows, userRows, [snapshot]] = await Promise.all([
       this.db.query<SumColumns & { g: number; model_id: string; day: string }>(
         `SELECT GROUPING(model_id, day) AS g, model_id, day::text AS day, ${SUM_SQL}
@@ -432,6 +434,17 @@ export class UsageService {
     const rows = await this.db.query(`SELECT 1 FROM user_accounts WHERE id = $1`, [userId]);
     if (rows.length === 0) throw notFound('User');
   }
+}
+
+/** The validated query's UTC days (validation already refused ranges that do not resolve). */
+function dayRangeOf(query: StatsQuery): DayRange {
+  const resolved = resolveDayRange(query);
+  if ('path' in resolved) {
+    throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
+      problems: [{ location: 'query', path: resolved.path, message: resolved.message }],
+    });
+  }
+  return resolved.range;
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -344,6 +344,106 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/usage/record": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Record usage and charge it; any shortfall is recorded as unpaid (never refused)
+         * @description Record usage and charge it; any shortfall is recorded as unpaid (never refused). Any authenticated caller. Accepts an Idempotency-Key.
+         */
+        post: operations["postUsageRecord"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/usage/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's usage statistics over whole UTC days (default: the last 30)
+         * @description The caller's usage statistics over whole UTC days (default: the last 30). Any authenticated caller.
+         */
+        get: operations["getUsageStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/usage/stats/{userId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A user's usage statistics over whole UTC days
+         * @description A user's usage statistics over whole UTC days. Needs the supervisor role (or admin).
+         */
+        get: operations["getUsageStatsByUserId"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/usage/system-stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * System-wide usage over whole UTC days, plus credits and sessions as of now
+         * @description System-wide usage over whole UTC days, plus credits and sessions as of now. Needs the admin role.
+         */
+        get: operations["getUsageSystemStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/usage/records": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Usage records, newest first (own; supervisors and admins may pass userId), or a CSV download
+         * @description Usage records, newest first (own; supervisors and admins may pass userId), or a CSV download. Any authenticated caller.
+         */
+        get: operations["getUsageRecords"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/openapi.json": {
         parameters: {
             query?: never;
@@ -624,6 +724,295 @@ export interface components {
         };
         ActiveStreamingSessionWithUser: components["schemas"]["ActiveStreamingSession"] & {
             userId: string;
+        };
+        RecordUsageResponse: {
+            usageRecord: components["schemas"]["UsageRecord"];
+            /**
+             * @description Credits, up to 6 decimal places
+             * @example 12.5
+             */
+            chargedCredits: number;
+            /**
+             * @description The part of the cost the available credits did not cover
+             * @example 12.5
+             */
+            unpaidCredits: number;
+            /**
+             * @description Available credits after the charge
+             * @example 12.5
+             */
+            availableCredits: number;
+        };
+        UsageRecord: {
+            id: string;
+            userId: string;
+            sessionId: string | null;
+            service: string;
+            operation: string;
+            modelId: string | null;
+            priceVersion: number | null;
+            inputTokens: number;
+            outputTokens: number;
+            cachedInputTokens: number;
+            /**
+             * @description Credits, up to 6 decimal places
+             * @example 12.5
+             */
+            credits: number;
+            /**
+             * @description Credits, up to 6 decimal places
+             * @example 12.5
+             */
+            chargedCredits: number;
+            /**
+             * @description Credits, up to 6 decimal places
+             * @example 12.5
+             */
+            unpaidCredits: number;
+            metadata: {
+                [key: string]: unknown;
+            } | null;
+            recordedBy: string | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            createdAt: string;
+        };
+        RecordUsageRequest: {
+            /** @example chat */
+            service: string;
+            /** @example completion */
+            operation: string;
+            /**
+             * @description Credits: a number or decimal string with at most 6 decimal places, 0 to 1,000,000,000
+             * @example 12.5
+             */
+            credits?: number | string;
+            modelId?: string;
+            /** @example 1200 */
+            inputTokens?: number;
+            /** @example 1200 */
+            outputTokens?: number;
+            /**
+             * @description Part of inputTokens served from the prompt cache
+             * @example 1200
+             */
+            cachedInputTokens?: number;
+            /**
+             * @description A JSON object stored with the record: at most 50 keys and 4096 bytes serialized
+             * @example {
+             *       "requestId": "req_123",
+             *       "feature": "summarize"
+             *     }
+             */
+            metadata?: {
+                [key: string]: unknown;
+            };
+            /** @description Whose usage this is (supervisor and admin only; default: the caller) */
+            userId?: string;
+        };
+        UsageStats: {
+            userId: string;
+            /**
+             * Format: date-time
+             * @description Start of the first UTC day covered
+             * @example 2026-10-26T00:00:00.000Z
+             */
+            from: string;
+            /**
+             * Format: date-time
+             * @description End of the last UTC day covered
+             * @example 2026-11-24T23:59:59.999Z
+             */
+            to: string;
+            totals: {
+                requests: number;
+                /**
+                 * @description Credits, up to 6 decimal places
+                 * @example 12.5
+                 */
+                credits: number;
+                /**
+                 * @description Credits, up to 6 decimal places
+                 * @example 12.5
+                 */
+                unpaidCredits: number;
+                inputTokens: number;
+                outputTokens: number;
+                cachedInputTokens: number;
+            };
+            byService: {
+                service: string;
+                operation: string;
+                requests: number;
+                /**
+                 * @description Credits, up to 6 decimal places
+                 * @example 12.5
+                 */
+                credits: number;
+                /**
+                 * @description Credits, up to 6 decimal places
+                 * @example 12.5
+                 */
+                unpaidCredits: number;
+                inputTokens: number;
+                outputTokens: number;
+                cachedInputTokens: number;
+            }[];
+            byModel: {
+                /** @description null for usage recorded as credits without a model */
+                modelId: string | null;
+                requests: number;
+                /**
+                 * @description Credits, up to 6 decimal places
+                 * @example 12.5
+                 */
+                credits: number;
+                /**
+                 * @description Credits, up to 6 decimal places
+                 * @example 12.5
+                 */
+                unpaidCredits: number;
+                inputTokens: number;
+                outputTokens: number;
+                cachedInputTokens: number;
+            }[];
+            /** @description Every UTC day of the range, oldest first, zeros included */
+            daily: {
+                /**
+                 * Format: date
+                 * @example 2026-11-24
+                 */
+                date: string;
+                requests: number;
+                /**
+                 * @description Credits, up to 6 decimal places
+                 * @example 12.5
+                 */
+                credits: number;
+            }[];
+        };
+        SystemUsageStats: {
+            /**
+             * Format: date-time
+             * @description Start of the first UTC day covered
+             * @example 2026-10-26T00:00:00.000Z
+             */
+            from: string;
+            /**
+             * Format: date-time
+             * @description End of the last UTC day covered
+             * @example 2026-11-24T23:59:59.999Z
+             */
+            to: string;
+            totals: {
+                requests: number;
+                /**
+                 * @description Credits, up to 6 decimal places
+                 * @example 12.5
+                 */
+                credits: number;
+                /**
+                 * @description Credits, up to 6 decimal places
+                 * @example 12.5
+                 */
+                unpaidCredits: number;
+                inputTokens: number;
+                outputTokens: number;
+                cachedInputTokens: number;
+                /** @description Users with usage in the range */
+                activeUsers: number;
+            };
+            /** @description The whole system as of now (not limited to from/to) */
+            credits: {
+                /**
+                 * @description Every credit ever allocated
+                 * @example 12.5
+                 */
+                allocated: number;
+                /**
+                 * @description Remaining in unexpired lots
+                 * @example 12.5
+                 */
+                available: number;
+                /**
+                 * @description Held by active sessions
+                 * @example 12.5
+                 */
+                reserved: number;
+                /**
+                 * @description Paid usage: recorded credits minus unpaid
+                 * @example 12.5
+                 */
+                consumed: number;
+                /**
+                 * @description Removed from lots by expiry
+                 * @example 12.5
+                 */
+                expired: number;
+                /**
+                 * @description Recorded usage that no credits covered
+                 * @example 12.5
+                 */
+                unpaid: number;
+            };
+            /** @description Streaming sessions by status as of now (not limited to from/to) */
+            sessions: {
+                active: number;
+                completed: number;
+                aborted: number;
+                expired: number;
+            };
+            topUsers: {
+                userId: string;
+                requests: number;
+                /**
+                 * @description Credits, up to 6 decimal places
+                 * @example 12.5
+                 */
+                credits: number;
+                /**
+                 * @description Credits, up to 6 decimal places
+                 * @example 12.5
+                 */
+                unpaidCredits: number;
+            }[];
+            byModel: {
+                /** @description null for usage recorded as credits without a model */
+                modelId: string | null;
+                requests: number;
+                /**
+                 * @description Credits, up to 6 decimal places
+                 * @example 12.5
+                 */
+                credits: number;
+                /**
+                 * @description Credits, up to 6 decimal places
+                 * @example 12.5
+                 */
+                unpaidCredits: number;
+                inputTokens: number;
+                outputTokens: number;
+                cachedInputTokens: number;
+            }[];
+            daily: {
+                /**
+                 * Format: date
+                 * @example 2026-11-24
+                 */
+                date: string;
+                requests: number;
+                /**
+                 * @description Credits, up to 6 decimal places
+                 * @example 12.5
+                 */
+                credits: number;
+            }[];
+        };
+        UsageRecordPage: {
+            data: components["schemas"]["UsageRecord"][];
+            nextCursor: string | null;
         };
     };
     responses: never;
@@ -2187,6 +2576,478 @@ export interface operations {
             };
             /** @description `FORBIDDEN`: the role is too low for this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postUsageRecord: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RecordUsageRequest"];
+            };
+        };
+        responses: {
+            /** @description Recorded (and charged as far as credits allowed) */
+            201: {
+                headers: {
+                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordUsageResponse"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `UNKNOWN_MODEL`: the model has no price; `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getUsageStats: {
+        parameters: {
+            query?: {
+                /** @description An ISO 8601 date (a whole UTC day) or date-time with Z or an offset */
+                from?: string;
+                /** @description An ISO 8601 date (a whole UTC day) or date-time with Z or an offset */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Statistics */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageStats"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getUsageStatsByUserId: {
+        parameters: {
+            query?: {
+                /** @description An ISO 8601 date (a whole UTC day) or date-time with Z or an offset */
+                from?: string;
+                /** @description An ISO 8601 date (a whole UTC day) or date-time with Z or an offset */
+                to?: string;
+            };
+            header?: never;
+            path: {
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Statistics */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageStats"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `NOT_FOUND`: unknown user, session or route (or one that belongs to someone else) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getUsageSystemStats: {
+        parameters: {
+            query?: {
+                /** @description An ISO 8601 date (a whole UTC day) or date-time with Z or an offset */
+                from?: string;
+                /** @description An ISO 8601 date (a whole UTC day) or date-time with Z or an offset */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description System statistics */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SystemUsageStats"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getUsageRecords: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                /** @description An ISO 8601 date (a whole UTC day) or date-time with Z or an offset */
+                from?: string;
+                /** @description An ISO 8601 date (a whole UTC day) or date-time with Z or an offset */
+                to?: string;
+                /** @description csv: the whole range as a CSV download (limit and cursor are ignored) */
+                format?: "json" | "csv";
+                /** @description Whose records (supervisor and admin only; default: the caller) */
+                userId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of records. With format=csv: text/csv attachment, a header row then one row per record, newest first, credits as decimals */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageRecordPage"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `NOT_FOUND`: unknown user, session or route (or one that belongs to someone else) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -179,7 +179,7 @@ export function buildOpenApiDocument(routes: RouteSpec[]) {
   for (const spec of routes) registry.registerPath(routeConfig(spec));
 
   const usedTags = [...new Set(routes.flatMap((r) => r.tags))];
-  return new OpenApiGeneratorV3(registry.definitions).generateDocument({
+  const document = new OpenApiGeneratorV3(registry.definitions).generateDocument({
     openapi: '3.0.3',
     info: {
       title: 'Accounting Service API',
@@ -193,6 +193,19 @@ export function buildOpenApiDocument(routes: RouteSpec[]) {
     servers: [{ url: '/', description: 'This service' }],
     tags: usedTags.map((name) => ({ name, description: TAG_DESCRIPTIONS[name] ?? name })),
   });
+  return anyValueSchemas(document);
+}
+
+/**
+ * z.unknown() renders as `{nullable: true}`, which OpenAPI 3.0 forbids without a `type` (Spectral:
+ * "nullable cannot be used without type"). `{}` says what is meant: any JSON value.
+ */
+function anyValueSchemas<T>(node: T): T {
+  if (Array.isArray(node)) return node.map(anyValueSchemas) as T;
+  if (node === null || typeof node !== 'object') return node;
+  const entries = Object.entries(node);
+  if (entries.length === 1 && entries[0][0] === 'nullable' && entries[0][1] === true) return {} as T;
+  return Object.fromEntries(entries.map(([key, value]) => [key, anyValueSchemas(value)])) as T;
 }
 
 export type OpenApiDocument = ReturnType<typeof buildOpenApiDocument>;

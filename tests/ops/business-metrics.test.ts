@@ -133,4 +133,24 @@ describe('business counters', () => {
       expect(d.held).toBe(0);
     });
   });
+
+  test('When usage is recorded beyond the balance, then the paid part counts as charged and the rest as unpaid, once per key', async () => {
+    const user = userWithRole('user');
+    await request(ctx.app).post('/api/credits/allocate').set('Authorization', supervisor.auth).send({ userId: user.id, credits: 3 }).expect(201);
+    const charged = await counter('accounting_credits_charged_total');
+    const unpaid = await counter('accounting_credits_unpaid_total');
+
+    const send = () =>
+      request(ctx.app)
+        .post('/api/usage/record')
+        .set('Authorization', user.auth)
+        .set('Idempotency-Key', `usage-${user.id}`)
+        .send({ service: 'search', operation: 'query', credits: 5 });
+    const first = await send();
+    await send();
+
+    expect(first.body).toMatchObject({ chargedCredits: 3, unpaidCredits: 2 });
+    expect((await counter('accounting_credits_charged_total')) - charged).toBeCloseTo(3, 6);
+    expect((await counter('accounting_credits_unpaid_total')) - unpaid).toBeCloseTo(2, 6);
+  });
 });

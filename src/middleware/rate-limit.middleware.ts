@@ -111,9 +111,15 @@ export function createRateLimiters(config: Config, logger: Logger, metrics: Metr
     perIp: make('ip', config.RATE_LIMIT_PER_IP_PER_MINUTE),
     perUser: make('user', config.RATE_LIMIT_PER_USER_PER_MINUTE, (req) => `u:${req.auth!.userId}`),
     async close() {
-      // close() waits for pending replies, which never come while Redis is unreachable.
-      if (client?.isReady) await client.close().catch(() => undefined);
-      else if (client?.isOpen) client.destroy();
+      if (!client) return;
+      // close() waits for pending replies, which never come while Redis is unreachable; destroy() also
+      // cancels a pending reconnect (it throws when the client is already closed).
+      if (client.isReady) await client.close().catch(() => undefined);
+      try {
+        client.destroy();
+      } catch {
+        // already closed
+      }
     },
   };
 }

@@ -1,5 +1,5 @@
 /**
- * Writes the OpenAPI document to a file (default openapi.json) with no database and no running
+ * Writes the OpenAPI document to a file (default dist/openapi.json) with no database and no running
  * service: building the app connects to nothing, and the document comes from its route table.
  * Usage: npm run openapi [-- <file>]
  */
@@ -24,7 +24,7 @@ export async function offlineDocument() {
 }
 
 if (require.main === module) {
-  const file = path.resolve(process.argv[2] ?? 'openapi.json');
+  const file = path.resolve(process.argv[2] ?? 'dist/openapi.json');
   offlineDocument().then(
     (document) => {
       fs.mkdirSync(path.dirname(file), { recursive: true });

@@ -48,6 +48,7 @@ export class IdempotencyService {
     work: (tx: Transaction) => Promise<ServiceResponse<T>>,
   ): Promise<ServiceResponse<T>> {
     if (!context) return this.db.transaction(work);
+    // Re-running after an unknown COMMIT is safe here: a committed first run is found under the key and replayed.
     return this.db.transaction(async (tx) => {
       const stored = await this.claim(context, tx);
       if (stored) return stored as ServiceResponse<T>;
@@ -59,7 +60,7 @@ export class IdempotencyService {
         tx,
       );
       return response;
-    });
+    }, { rerunnable: true });
   }
 
   /** Takes the key for this transaction, or returns the response stored under it. */

@@ -76,6 +76,8 @@ let proxiedDb: Database;
 let proxiedApp: App;
 
 beforeAll(async () => {
+  // Sequelize warns on every failed COMMIT ("undetermined state"): expected here, and noise in the output.
+  jest.spyOn(console, 'warn').mockImplementation(() => undefined);
   ctx = await createTestContext();
   const target = new URL(ctx.databaseUrl);
   proxy = commitReplyDroppingProxy(target.hostname, Number(target.port || 5432));

@@ -21,6 +21,8 @@ beforeAll(async () => {
   baseUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 });
 afterAll(async () => {
+  // fetch keeps connections alive; close them so neither the server nor this worker lingers.
+  server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
   await ctx.close();
 });

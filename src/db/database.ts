@@ -19,12 +19,18 @@ export interface Database {
   /**
    * The hot path's one round trip: a single statement in autocommit, sent as a named prepared statement
    * straight on a pooled connection (parsed once per connection, none of Sequelize's per-query work).
-   * The statement succeeds or rolls back as a whole, so deadlocks, serialization failures and lost
-   * connections are retried like transactions. `name` must be unique per SQL text.
+   * The statement succeeds or rolls back as a whole, so deadlocks, serialization failures and lock
+   * timeouts are retried. A connection lost after sending it leaves the outcome unknown: that is retried
+   * only when `rerunnable` (the statement finds out itself whether it already ran). `name` must be
+   * unique per SQL text.
    */
-  prepared<T extends object>(name: string, sql: string, bind?: unknown[]): Promise<T[]>;
-  /** Runs `work` in one READ COMMITTED transaction, retrying the whole of it on transient failures. */
-  transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
+  prepared<T extends object>(name: string, sql: string, bind?: unknown[], options?: { rerunnable?: boolean }): Promise<T[]>;
+  /**
+   * Runs `work` in one READ COMMITTED transaction, retrying the whole of it on transient failures.
+   * A connection lost during COMMIT leaves the outcome unknown: that is retried only for work marked
+   * `rerunnable` (it finds out itself whether it already committed, e.g. through an idempotency key).
+   */
+  transaction<T>(work: (tx: Transaction) => Promise<T>, options?: { rerunnable?: boolean }): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -80,14 +86,20 @@ export function createDatabase(options: DatabaseOptions): Database {
     sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction: tx, raw: true });
 
   type PgConnection = { query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: object[] }> };
-  async function prepared<T extends object>(name: string, sql: string, bind: unknown[] = []): Promise<T[]> {
+  async function prepared<T extends object>(name: string, sql: string, bind: unknown[] = [], { rerunnable = false } = {}): Promise<T[]> {
     for (let attempt = 1; ; attempt++) {
       let connection: PgConnection | undefined;
+      let sent = false;
       try {
         connection = (await sequelize.connectionManager.getConnection({ type: 'write' })) as unknown as PgConnection;
+        sent = true;
         const result = await connection.query({ name, text: sql, values: bind });
         return result.rows as T[];
       } catch (error) {
+        if (sent && !rerunnable && isConnectionError(error)) {
+          // The statement may have committed: running it again could apply it twice.
+          throw new Error('Connection lost during a statement; its outcome is unknown', { cause: error });
+        }
         if (attempt >= MAX_ATTEMPTS || !isRetryable(error)) throw error;
       } finally {
         // A connection that failed is marked invalid by Sequelize and replaced on its next acquire.
@@ -98,11 +110,20 @@ export function createDatabase(options: DatabaseOptions): Database {
     }
   }
 
-  async function transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+  async function transaction<T>(work: (tx: Transaction) => Promise<T>, { rerunnable = false } = {}): Promise<T> {
     for (let attempt = 1; ; attempt++) {
+      let committing = false;
       try {
-        return await sequelize.transaction((tx) => work(tx));
+        return await sequelize.transaction(async (tx) => {
+          const result = await work(tx);
+          committing = true;
+          return result;
+        });
       } catch (error) {
+        if (committing && !rerunnable && isConnectionError(error)) {
+          // The COMMIT may have gone through: running the work again could apply it twice.
+          throw new Error('Connection lost during COMMIT; the transaction outcome is unknown', { cause: error });
+        }
         if (attempt >= MAX_ATTEMPTS || !isRetryable(error)) throw error;
         // Jittered exponential backoff: 10-20 ms, 20-40 ms, 40-80 ms.
         const base = 10 * 2 ** (attempt - 1);

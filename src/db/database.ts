@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { QueryTypes, Sequelize, type Options, type Transaction } from 'sequelize';
 import { defineModels, type Models } from '../models';
 
@@ -48,9 +49,27 @@ function isRetryable(error: unknown): boolean {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * pg's Client with an `error` listener from birth. Sequelize attaches its own listener only after the
+ * connection handshake resolves; an error arriving in that window (the server terminating a backend that
+ * has just authenticated, in the same TCP read as ReadyForQuery) was emitted with no listener and killed
+ * the whole process. Found by the reliability suite (tests/reliability/s4). The listener also marks the
+ * connection invalid, which Sequelize's pool checks before handing a connection out.
+ */
+class SafeClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    this.on('error', () => {
+      (this as unknown as { _invalid: boolean })._invalid = true;
+    });
+  }
+}
+const safePg = Object.assign(Object.create(pg) as typeof pg, { Client: SafeClient });
+
 export function createDatabase(options: DatabaseOptions): Database {
   const sequelizeOptions: Options & { databaseVersion: string } = {
     dialect: 'postgres',
+    dialectModule: safePg,
     logging: false,
     // Known server family; skips a version probe on every new connection.
     databaseVersion: '15.0.0',

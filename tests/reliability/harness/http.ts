@@ -32,7 +32,8 @@ export function call(baseUrl: string, options: CallOptions): Promise<CallResult>
   const headers: Record<string, string> = { ...options.headers };
   let payload: Buffer | undefined;
   if (options.body !== undefined) {
-    if (typeof options.body === 'string' || Buffer.isBuffer(options.body)) payload = Buffer.from(options.body as string);
+    if (Buffer.isBuffer(options.body)) payload = options.body;
+    else if (typeof options.body === 'string') payload = Buffer.from(options.body);
     else {
       payload = Buffer.from(JSON.stringify(options.body));
       if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['Content-Type'] = 'application/json';

@@ -42,7 +42,15 @@ export function isConnectionError(error: unknown): boolean {
   );
 }
 
+/** The pool had no free connection within DB_ACQUIRE_TIMEOUT_MS: the process is saturated, not the database gone. */
+export function isPoolExhausted(error: unknown): boolean {
+  return /ConnectionAcquireTimeout/.test((error as { name?: string })?.name ?? '');
+}
+
 function isRetryable(error: unknown): boolean {
+  // Waiting for the pool again would only queue the request behind the same crowd (up to 4 x the acquire
+  // timeout): answer 503 at once and let the client back off.
+  if (isPoolExhausted(error)) return false;
   const code = pgErrorCode(error);
   return (code !== undefined && RETRYABLE_CODES.has(code)) || isConnectionError(error);
 }

@@ -20,6 +20,7 @@ export const BASE_SERVICE_ENV: Record<string, string> = {
   LOG_LEVEL: 'warn',
   SWEEPER_INTERVAL_MS: '500',
   SHUTDOWN_GRACE_MS: '3000',
+  SHUTDOWN_DELAY_MS: '0',
   // The suite measures correctness under load; rate limiting (issue #8) would only get in the way.
   RATE_LIMIT_ENABLED: 'false',
   // Never read a developer's .env: each process gets exactly the environment written here.

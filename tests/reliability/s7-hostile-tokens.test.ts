@@ -1,9 +1,12 @@
 import crypto from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { checkLedger } from './harness/checks';
+import { checkLedger, moneySnapshot } from './harness/checks';
 import { startCluster, type Cluster } from './harness/cluster';
 import { figure } from './harness/figures';
-import { call, type CallResult } from './harness/http';
+import { api, call, type CallResult } from './harness/http';
+import { allocate, finalize, initialize, MODEL, newId, recordUsage } from './harness/ops';
+import { exampleFor, fieldsOf, fillPath, loadRouteTable } from './harness/routes';
+import type { RouteSpec } from '../../src/routes/route-table';
 import { handMadeToken, hmac, hs256Issuer, nowSeconds, rs256Issuer } from './harness/tokens';
 import { TEST_JWT_SECRET } from '../support/tokens';
 
@@ -11,6 +14,8 @@ import { TEST_JWT_SECRET } from '../support/tokens';
  * Scenario 7 (tokens): forged, stale, mis-addressed and tampered tokens against two real instances, one
  * pinned to HS256 and one to RS256, both with issuer and audience configured. Every one must be a 401 in
  * the API's error format, and none may leave a trace (no user row mirrored from its claims).
+ * Then authorization, over the service's own route table: object level (BOLA: a user naming another
+ * user's ids) and function level (user and supervisor on admin routes, user on supervisor routes).
  */
 const ISS = 'https://auth.example.test';
 const AUD = 'accounting-service';
@@ -179,5 +184,113 @@ describe('scenario 7: hostile tokens', () => {
     const ledger = await checkLedger(cluster.pg);
     expect(ledger.problems).toEqual([]);
     figure('scenario 7b: role or identity claimed in body/query/headers: ignored (caller stays role=user, no other user touched)');
+  });
+});
+
+describe('scenario 7: broken object- and function-level authorization', () => {
+  let routes: RouteSpec[];
+  const alice = { id: 's7-alice', token: '' };
+  const mallory = { id: 's7-mallory', token: '' };
+  const secrets: string[] = [];
+  let activeSession = '';
+  let doneSession = '';
+
+  beforeAll(async () => {
+    routes = await loadRouteTable();
+    alice.token = hs.sign({ sub: alice.id, role: 'user' });
+    mallory.token = hs.sign({ sub: mallory.id, role: 'user' });
+    const supervisor = hs.sign({ sub: 's7-supervisor', role: 'supervisor' });
+    // Alice has money, a running session, a finished one and usage; Mallory has her own, so lists are not empty.
+    for (const u of [alice, mallory]) expect((await allocate(hsUrl, supervisor, { userId: u.id, credits: 100, note: `lot-of-${u.id}` })).status).toBe(201);
+    activeSession = newId('s7-alice-active');
+    doneSession = newId('s7-alice-done');
+    expect((await initialize(hsUrl, alice.token, { sessionId: activeSession, modelId: MODEL, estimatedCredits: 2 })).status).toBe(201);
+    expect((await initialize(hsUrl, alice.token, { sessionId: doneSession, modelId: MODEL, estimatedCredits: 2 })).status).toBe(201);
+    expect((await finalize(hsUrl, alice.token, { sessionId: doneSession, actualInputTokens: 100, actualOutputTokens: 100 })).status).toBe(200);
+    const marker = newId('s7-alice-usage');
+    expect((await recordUsage(hsUrl, alice.token, { service: 'chat', operation: 'completion', credits: 1, metadata: { marker } })).status).toBe(201);
+    expect((await initialize(hsUrl, mallory.token, { sessionId: newId('s7-mallory'), modelId: MODEL, estimatedCredits: 1 })).status).toBe(201);
+    secrets.push(alice.id, activeSession, doneSession, marker, `lot-of-${alice.id}`);
+  });
+
+  test("When a user names another user's ids on every route, then 403/404 and none of their data comes back", async () => {
+    const aliceBefore = await moneySnapshot(cluster.pg, alice.id);
+    const failures: string[] = [];
+    let attempts = 0;
+    for (const route of routes.filter((r) => r.access !== 'public')) {
+      for (const sessionId of [activeSession, doneSession]) {
+        const params = { userId: alice.id, sessionId, modelId: MODEL, id: sessionId };
+        const queryFields = Object.keys(fieldsOf(route.request?.query));
+        const query = ['userId', ...queryFields.filter((f) => /sessionId/.test(f))].map((f) => `${f}=${encodeURIComponent(f === 'userId' ? alice.id : sessionId)}`).join('&');
+        const body = route.method === 'get' ? undefined : exampleFor(route.request?.body, { userId: alice.id, sessionId, modelId: MODEL, credits: 1, estimatedCredits: 1, service: 'chat', operation: 'completion' }, true);
+        // Two variants: the route as documented with Alice's ids, and with ?userId= smuggled in.
+        for (const path of [fillPath(route.path, params), `${fillPath(route.path, params)}?${query}`]) {
+          attempts++;
+          const res = await api(hsUrl, mallory.token, route.method.toUpperCase(), path, body);
+          const leaked = secrets.filter((secret) => res.text.includes(secret));
+          if (res.status >= 500) failures.push(`${route.method} ${path}: ${res.status}`);
+          if (res.status < 300 && leaked.length) failures.push(`${route.method} ${path}: ${res.status} leaks ${leaked.join(', ')}`);
+          if (res.status >= 300 && ![400, 403, 404, 409, 422].includes(res.status)) failures.push(`${route.method} ${path}: unexpected ${res.status}`);
+          if (res.status >= 400 && leaked.filter((l) => l !== alice.id && l !== activeSession && l !== doneSession).length) failures.push(`${route.method} ${path}: error leaks ${leaked.join(', ')}`);
+        }
+      }
+    }
+    const aliceAfter = await moneySnapshot(cluster.pg, alice.id);
+    const sessions = await cluster.pg.sql<{ id: string; status: string }>(`SELECT id, status FROM streaming_sessions WHERE user_id = $1 ORDER BY id`, [alice.id]);
+    expect(failures).toEqual([]);
+    expect(aliceAfter).toEqual(aliceBefore);
+    expect(Object.fromEntries(sessions.map((r) => [r.id, r.status]))).toEqual({ [activeSession]: 'active', [doneSession]: 'completed' });
+    // The obvious attacks, spelled out, must be refused outright (not just answered with Mallory's own data).
+    const direct: Array<[string, string, string, unknown, number[]]> = [
+      ['balance of another user', 'GET', `/api/credits/balance/${alice.id}`, undefined, [403]],
+      ['transactions of another user', 'GET', `/api/credits/transactions?userId=${alice.id}`, undefined, [403]],
+      ['usage stats of another user', 'GET', `/api/usage/stats/${alice.id}`, undefined, [403]],
+      ['usage records of another user', 'GET', `/api/usage/records?userId=${alice.id}`, undefined, [400, 403]],
+      ["finalize another user's session", 'POST', '/api/streaming-sessions/finalize', { sessionId: activeSession, actualInputTokens: 1, actualOutputTokens: 1 }, [404]],
+      ["abort another user's session", 'POST', '/api/streaming-sessions/abort', { sessionId: activeSession }, [404]],
+      ['usage charged to another user', 'POST', '/api/usage/record', { service: 'chat', operation: 'x', credits: 1, userId: alice.id }, [403]],
+      ['credits given to oneself', 'POST', '/api/credits/allocate', { userId: mallory.id, credits: 1000 }, [403]],
+    ];
+    for (const [name, method, path, body, allowed] of direct) {
+      const res = await api(hsUrl, mallory.token, method, path, body);
+      if (!allowed.includes(res.status)) failures.push(`${name}: ${res.status} ${res.text.slice(0, 150)}`);
+    }
+    expect(failures).toEqual([]);
+    figure(`scenario 7c: BOLA: ${attempts} requests by one user naming another's userId/sessionId on ${routes.filter((r) => r.access !== 'public').length} routes + ${direct.length} direct attacks: 0 leaks, 0 changes to the victim's money, refused with 403/404`);
+  });
+
+  test('When a user or supervisor calls admin routes (and a user supervisor routes), then 403 whatever the method or spelling', async () => {
+    const supervisor = hs.sign({ sub: 's7-supervisor', role: 'supervisor' });
+    const failures: string[] = [];
+    let attempts = 0;
+    const guarded = routes.filter((r) => r.access === 'admin' || r.access === 'supervisor');
+    for (const route of guarded) {
+      const callers = route.access === 'admin' ? [['user', mallory.token], ['supervisor', supervisor]] : [['user', mallory.token]];
+      const path = fillPath(route.path, { userId: alice.id, modelId: MODEL });
+      const body = route.method === 'get' ? undefined : exampleFor(route.request?.body, { userId: mallory.id, credits: 1, modelId: MODEL }, false);
+      for (const [role, token] of callers) {
+        // As declared (and HEAD for GET): exactly 403.
+        const declared = [route.method.toUpperCase(), ...(route.method === 'get' ? ['HEAD'] : [])];
+        for (const method of declared) {
+          attempts++;
+          const res = await api(hsUrl, token, method, path, body, { 'X-HTTP-Method-Override': 'GET', 'X-Role': 'admin' });
+          if (res.status !== 403) failures.push(`${role} ${method} ${route.path}: ${res.status}`);
+        }
+        // Other methods and spellings of the same path: never a success.
+        const variants = [path.toUpperCase(), `${path}/`, path.replace('/api/', '/api//'), path.replace('/api/', '/api/./'), path.replace(/\/([a-z])/, (_, c: string) => `/%${c.charCodeAt(0).toString(16)}`)];
+        for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']) {
+          for (const variant of [path, ...variants]) {
+            attempts++;
+            const res = await api(hsUrl, token, method, variant, method === 'GET' ? undefined : body ?? {});
+            if (res.status < 300 || res.status >= 500) failures.push(`${role} ${method} ${variant}: ${res.status}`);
+          }
+        }
+      }
+    }
+    expect(guarded.length).toBeGreaterThan(0);
+    expect(failures).toEqual([]);
+    const ledger = await checkLedger(cluster.pg);
+    expect(ledger.problems).toEqual([]);
+    figure(`scenario 7d: function level: ${attempts} requests by user/supervisor to ${guarded.filter((r) => r.access === 'admin').length} admin and ${guarded.filter((r) => r.access === 'supervisor').length} supervisor routes (declared method, HEAD, other methods, path spellings): 403 as declared, never 2xx; reconcile ok`);
   });
 });

@@ -4,6 +4,8 @@ import { startCluster, type Cluster } from './harness/cluster';
 import { figure } from './harness/figures';
 import { api, call } from './harness/http';
 import { Tally } from './harness/load';
+import { allocate, recordUsage } from './harness/ops';
+import { fieldsOf, loadRouteTable } from './harness/routes';
 import { tokenFor } from '../support/tokens';
 
 /**
@@ -130,6 +132,49 @@ describe('scenario 8: resource limits', () => {
     expect(bigBody.json).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE' } });
     expect((await call(url(), { path: '/health' })).status).toBe(200);
     figure(`scenario 8d: 20 KB header -> ${bigHeader.status}; 50 KB body over a 10 KB limit -> ${bigBody.status} PAYLOAD_TOO_LARGE`);
+  });
+
+  test('When lists are asked for too much, then limits are capped at 500, default to 50, and cursors page through everything once', async () => {
+    const routes = (await loadRouteTable()).filter((r) => r.method === 'get' && 'limit' in fieldsOf(r.request?.query));
+    const admin = tokenFor({ sub: 's8-admin', role: 'admin' });
+    const owner = { id: 's8-lister', token: tokenFor({ sub: 's8-lister' }) };
+    expect((await allocate(url(), tokenFor({ sub: 's8-sup', role: 'supervisor' }), { userId: owner.id, credits: 1000 })).status).toBe(201);
+    // 120 usage records (and 120 charge rows in the ledger): more than one default page, fewer than the cap.
+    for (let i = 0; i < 120; i++) expect((await recordUsage(url(), owner.token, { service: 'chat', operation: 'completion', credits: 0.01 })).status).toBe(201);
+
+    const failures: string[] = [];
+    for (const route of routes) {
+      const token = route.access === 'admin' ? admin : owner.token;
+      for (const bad of ['501', '100000', '0', '-1', '1.5', 'abc', '1e3', '']) {
+        const res = await api(url(), token, 'GET', `${route.path}?limit=${encodeURIComponent(bad)}`);
+        if (res.status !== 400 && !(bad === '' && res.status === 200)) failures.push(`${route.path}?limit=${bad}: ${res.status}`);
+      }
+      const max = await api(url(), token, 'GET', `${route.path}?limit=500`);
+      const maxData = (max.json as { data?: unknown[] })?.data;
+      if (max.status !== 200 || !Array.isArray(maxData) || maxData.length > 500) failures.push(`${route.path}?limit=500: ${max.status}`);
+      const first = await api(url(), token, 'GET', route.path);
+      const data = (first.json as { data?: unknown[] })?.data ?? [];
+      if (first.status !== 200 || data.length > 50) failures.push(`${route.path} default page: ${first.status}, ${data.length} items`);
+    }
+    // Paging through the owner's records with the cursor returns each exactly once.
+    const seen = new Set<string>();
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const res = await api(url(), owner.token, 'GET', `/api/usage/records?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      const body = res.json as { data: Array<{ id: string }>; nextCursor: string | null };
+      for (const r of body.data) {
+        if (seen.has(r.id)) failures.push(`record ${r.id} twice`);
+        seen.add(r.id);
+      }
+      cursor = body.nextCursor;
+      pages++;
+    } while (cursor && pages < 10);
+    const forged = await api(url(), owner.token, 'GET', `/api/usage/records?cursor=${Buffer.from('{"x":1}').toString('base64url')}`);
+    expect(failures).toEqual([]);
+    expect(seen.size).toBe(120);
+    expect(forged.status).toBe(400);
+    figure(`scenario 8f: ${routes.length} list routes: limit over 500, 0, negative, fractional or text -> 400; limit=500 and the default (<= 50) honoured; 120 records paged by cursor in ${pages} pages, each once; forged cursor -> 400`);
   });
 
   test('When a browser from an unknown origin asks, then CORS grants nothing; the configured origin is granted', async () => {

@@ -91,3 +91,14 @@ function errorName(e: Error): string {
 export function api(baseUrl: string, token: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   return call(baseUrl, { method, path, body, headers: { Authorization: `Bearer ${token}`, ...headers } });
 }
+
+/**
+ * Sends a complete request, then cuts the connection `cutAfterMs` later, whatever state it is in: the
+ * client never learns whether the server acted (the classic reason to retry with an idempotency key).
+ * Resolves with the response if it won the race, or status 0 / error 'CUT'.
+ */
+export function cutCall(baseUrl: string, options: CallOptions, cutAfterMs: number): Promise<CallResult> {
+  const agent = new http.Agent({ keepAlive: false });
+  const result = call(baseUrl, { ...options, agent, timeoutMs: cutAfterMs });
+  return result.then((r) => (r.error === 'TIMEOUT' ? { ...r, error: 'CUT' } : r)).finally(() => agent.destroy());
+}

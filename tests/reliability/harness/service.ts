@@ -45,6 +45,8 @@ export class ServiceProcess {
   readonly logFile: string;
   port = 0;
   starts = 0;
+  /** True from a successful readiness check until the process is stopped or killed. */
+  ready = false;
 
   constructor(readonly options: ServiceOptions) {
     this.logFile = path.join(options.logDir, `${options.name}.log`);
@@ -98,7 +100,10 @@ export class ServiceProcess {
     while (Date.now() < deadline) {
       if (!this.alive) throw new Error(`${this.options.name} exited while starting:\n${this.logTail()}`);
       const res = await call(this.url, { path: '/ready', timeoutMs: 2_000 });
-      if (res.status === 200) return;
+      if (res.status === 200) {
+        this.ready = true;
+        return;
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`${this.options.name} not ready after ${timeoutMs} ms:\n${this.logTail()}`);
@@ -106,6 +111,7 @@ export class ServiceProcess {
 
   /** kill -9: no shutdown hook runs, in-flight requests are cut, the pool's connections just vanish. */
   async kill(): Promise<void> {
+    this.ready = false;
     if (!this.child) return;
     if (this.alive) this.child.kill('SIGKILL');
     await this.exited;
@@ -115,6 +121,7 @@ export class ServiceProcess {
 
   /** Graceful stop (SIGTERM), escalating to SIGKILL when it takes too long. */
   async stop(graceMs = 5_000): Promise<void> {
+    this.ready = false;
     if (!this.child) return;
     if (this.alive) {
       this.child.kill('SIGTERM');

@@ -55,6 +55,22 @@ function isRetryable(error: unknown): boolean {
   return (code !== undefined && RETRYABLE_CODES.has(code)) || isConnectionError(error);
 }
 
+/**
+ * A single autocommit statement that failed this way was not executed, so it may be sent again on another
+ * connection: the server had already terminated the (pooled, idle) connection it was sent on (57P01/57P02:
+ * the FATAL comes before ReadyForQuery, so nothing committed), the client knew the connection was broken
+ * and never sent it, or no connection could be opened. A pool always has this race after the server
+ * drops idle connections; without the retry, the first request on each dead connection got a 503
+ * (reliability scenario 4). "Connection terminated unexpectedly" is NOT here: the statement may have run.
+ */
+function neverRan(error: unknown): boolean {
+  const code = pgErrorCode(error);
+  if (code === '57P01' || code === '57P02' || code === '57P03') return true;
+  const name = (error as { name?: string })?.name ?? '';
+  const message = (error as { message?: string })?.message ?? '';
+  return /ConnectionRefused/.test(name) || /not queryable|ECONNREFUSED/.test(message);
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -96,8 +112,17 @@ export function createDatabase(options: DatabaseOptions): Database {
   const sequelize = new Sequelize(options.url, sequelizeOptions);
   const models = defineModels(sequelize);
 
-  const query = <T extends object>(sql: string, bind: unknown[] = [], tx?: Transaction) =>
-    sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction: tx, raw: true });
+  async function query<T extends object>(sql: string, bind: unknown[] = [], tx?: Transaction): Promise<T[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction: tx, raw: true });
+      } catch (error) {
+        // Inside a transaction the whole transaction is retried (transaction() below), never one statement.
+        if (tx || attempt >= MAX_ATTEMPTS || !neverRan(error)) throw error;
+        await sleep(5 * attempt + Math.random() * 5 * attempt);
+      }
+    }
+  }
 
   async function transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {

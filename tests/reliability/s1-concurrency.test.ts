@@ -4,6 +4,7 @@ import { figure } from './harness/figures';
 import { api } from './harness/http';
 import { runLoad, Tally } from './harness/load';
 import { abort, allocate, availableMicro, finalize, initialize, newId, pick, randomInt, recordUsage } from './harness/ops';
+import { SETTINGS } from './harness/settings';
 import { tokenFor } from '../support/tokens';
 
 /**
@@ -13,10 +14,10 @@ import { tokenFor } from '../support/tokens';
  *  (b) a mixed storm on one user (initialize, finalize, abort, usage record, allocate, balance and ledger
  *      reads, with the sweeper and the lot-expiry job running in every instance): no deadlock (PostgreSQL's
  *      own counter and its log), no 5xx, the ledger reconciles and no balance goes negative.
- * RELIABILITY_STORM_MS sets the storm's length (default 120000 = 2 minutes).
+ * RELIABILITY_STORM_MS sets the storm's length (default 120000 = 2 minutes; 15 minutes with RELIABILITY_SOAK=1).
  */
 const INSTANCES = 3;
-const STORM_MS = Number(process.env.RELIABILITY_STORM_MS ?? 120_000);
+const STORM_MS = SETTINGS.stormMs;
 const supervisor = { id: 's1-supervisor', token: tokenFor({ sub: 's1-supervisor', role: 'supervisor' }) };
 const admin = { id: 's1-admin', token: tokenFor({ sub: 's1-admin', role: 'admin', expiresIn: '2h' }) };
 
@@ -90,6 +91,8 @@ test('When a mixed storm hits one user from 3 instances with sweepers running, t
   const pgLogBefore = cluster.pg.logLines.length;
 
   const open: string[] = [];
+  // Sessions with a 1-2 s TTL, left alone: the sweepers expire them, and some get a late finalize.
+  const orphans: Array<{ sessionId: string; at: number }> = [];
   const byOp = new Map<string, Tally>();
   const all = new Tally();
   const record = (op: string, res: Awaited<ReturnType<typeof api>>) => {
@@ -106,7 +109,16 @@ test('When a mixed storm hits one user from 3 instances with sweepers running, t
       // A fifth of the sessions get a 1-2 s TTL and are left for the sweepers (and for late finalizes).
       const ttlSeconds = Math.random() < 0.2 ? randomInt(1, 2) : undefined;
       const res = record('initialize', await initialize(pick(urls()), user.token, { sessionId, estimatedInputTokens: randomInt(1_000, 50_000), estimatedOutputTokens: randomInt(1_000, 50_000), ttlSeconds }));
-      if (res.status === 201) open.push(sessionId);
+      if (res.status !== 201) return;
+      if (ttlSeconds) orphans.push({ sessionId, at: Date.now() });
+      else open.push(sessionId);
+    }],
+    [3, async () => {
+      // A late finalize, racing the sweepers: the session may be active, being expired, or expired.
+      const i = orphans.findIndex((o) => Date.now() - o.at > 1_500);
+      if (i < 0) return;
+      const [{ sessionId }] = orphans.splice(i, 1);
+      record('late finalize', await finalize(pick(urls()), user.token, { sessionId, actualInputTokens: randomInt(0, 50_000), actualOutputTokens: randomInt(0, 50_000) }));
     }],
     [22, async () => {
       const sessionId = takeOpen();

@@ -4,6 +4,7 @@ import { figure } from './harness/figures';
 import type { CallResult } from './harness/http';
 import { runLoad, sleep, Tally, waitFor } from './harness/load';
 import { allocate, finalize, initialize, newId, pick, randomInt, recordUsage } from './harness/ops';
+import { SETTINGS } from './harness/settings';
 import { tokenFor } from '../support/tokens';
 import { parseCredits } from '../../src/lib/money';
 
@@ -17,7 +18,7 @@ import { parseCredits } from '../../src/lib/money';
  *  - retrying each request whose answer was lost (same Idempotency-Key / sessionId) takes effect once.
  * RELIABILITY_KILLS sets the number of kills (default 5).
  */
-const KILLS = Number(process.env.RELIABILITY_KILLS ?? 5);
+const KILLS = SETTINGS.kills;
 const TTL_SECONDS = 3;
 const USERS = Array.from({ length: 6 }, (_, i) => ({ id: `s2-user-${i}`, token: tokenFor({ sub: `s2-user-${i}`, expiresIn: '2h' }) }));
 const supervisor = tokenFor({ sub: 's2-supervisor', role: 'supervisor', expiresIn: '2h' });

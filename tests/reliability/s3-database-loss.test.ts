@@ -3,6 +3,7 @@ import { startCluster, type Cluster } from './harness/cluster';
 import { figure } from './harness/figures';
 import { api, call } from './harness/http';
 import { runLoad, sleep, Tally, waitFor } from './harness/load';
+import { SETTINGS } from './harness/settings';
 import { tokenFor } from '../support/tokens';
 
 /**
@@ -12,7 +13,7 @@ import { tokenFor } from '../support/tokens';
  * service acknowledged (2xx) must be in the database.
  */
 let cluster: Cluster;
-const DOWN_MS = Number(process.env.RELIABILITY_DB_DOWN_MS ?? 4_000);
+const DOWN_MS = SETTINGS.dbDownMs;
 
 beforeAll(async () => {
   cluster = await startCluster({

@@ -71,7 +71,7 @@ test('When the database terminates busy connections under load, then requests ge
   const killer = (async () => {
     let n = 0;
     while (!stop) {
-      await sleep(150);
+      await sleep(400);
       n += await terminate('any');
     }
     return n;

@@ -4,6 +4,7 @@ import { figure } from './harness/figures';
 import { call, cutCall, type CallResult } from './harness/http';
 import { Tally } from './harness/load';
 import { allocate, initialize, MODEL, newId, randomInt } from './harness/ops';
+import { SETTINGS } from './harness/settings';
 import { tokenFor } from '../support/tokens';
 
 /**
@@ -12,7 +13,7 @@ import { tokenFor } from '../support/tokens';
  * with the same Idempotency-Key (or the same sessionId) on the OTHER instance until it gets an answer.
  * Every operation must have taken effect exactly once, and retries must return the first result.
  */
-const N = Number(process.env.RELIABILITY_RETRY_OPS ?? 40);
+const N = SETTINGS.retryOps;
 const user = { id: 's5-user', token: tokenFor({ sub: 's5-user', expiresIn: '2h' }) };
 const supervisor = { id: 's5-supervisor', token: tokenFor({ sub: 's5-supervisor', role: 'supervisor', expiresIn: '2h' }) };
 const admin = { token: tokenFor({ sub: 's5-admin', role: 'admin', expiresIn: '2h' }) };

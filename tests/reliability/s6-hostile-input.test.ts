@@ -8,6 +8,7 @@ import { figure } from './harness/figures';
 import { call, type CallResult } from './harness/http';
 import { initialize, MODEL } from './harness/ops';
 import { exampleFor, fieldsOf, fillPath, loadRouteTable, paramNames } from './harness/routes';
+import { SETTINGS } from './harness/settings';
 import { tokenFor } from '../support/tokens';
 
 /**
@@ -21,8 +22,8 @@ import { tokenFor } from '../support/tokens';
  *     each one (requests run one at a time, the sweeper is off, so any change is that request's).
  * Then raw-body attacks: malformed JSON, wrong content types, oversize and deeply nested bodies.
  */
-const RUNS_PER_ROUTE = Number(process.env.RELIABILITY_FUZZ_RUNS ?? 150);
-const SEED = Number(process.env.RELIABILITY_FUZZ_SEED ?? Date.now() % 2_147_483_647);
+const RUNS_PER_ROUTE = SETTINGS.fuzzRuns;
+const SEED = SETTINGS.fuzzSeed;
 
 let cluster: Cluster;
 let url: string;

@@ -17,8 +17,12 @@ export interface Database {
   models: Models;
   /** Runs a raw statement and returns its rows. Pass `tx` for every statement inside a transaction. */
   query<T extends object>(sql: string, bind?: unknown[], tx?: Transaction): Promise<T[]>;
-  /** Runs `work` in one READ COMMITTED transaction, retrying the whole of it on transient failures. */
-  transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
+  /**
+   * Runs `work` in one READ COMMITTED transaction, retrying the whole of it on transient failures.
+   * A connection lost during COMMIT leaves the outcome unknown: that is retried only for work marked
+   * `rerunnable` (it finds out itself whether it already committed, e.g. through an idempotency key).
+   */
+  transaction<T>(work: (tx: Transaction) => Promise<T>, options?: { rerunnable?: boolean }): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -124,11 +128,20 @@ export function createDatabase(options: DatabaseOptions): Database {
     }
   }
 
-  async function transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+  async function transaction<T>(work: (tx: Transaction) => Promise<T>, { rerunnable = false } = {}): Promise<T> {
     for (let attempt = 1; ; attempt++) {
+      let committing = false;
       try {
-        return await sequelize.transaction((tx) => work(tx));
+        return await sequelize.transaction(async (tx) => {
+          const result = await work(tx);
+          committing = true;
+          return result;
+        });
       } catch (error) {
+        if (committing && !rerunnable && isConnectionError(error)) {
+          // The COMMIT may have gone through: running the work again could apply it twice.
+          throw new Error('Connection lost during COMMIT; the transaction outcome is unknown', { cause: error });
+        }
         if (attempt >= MAX_ATTEMPTS || !isRetryable(error)) throw error;
         // Jittered exponential backoff: 10-20 ms, 20-40 ms, 40-80 ms.
         const base = 10 * 2 ** (attempt - 1);

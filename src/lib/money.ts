@@ -55,7 +55,11 @@ function numberToPlainString(n: number): string {
   return (negative ? '-' : '') + out;
 }
 
-/** Micro-credits to the API's JSON number (exact: every value below 2^53 micro-credits prints exactly). */
+/**
+ * Micro-credits to the API's JSON number. Exact below 2^33 credits (8,589,934,592): above that a double's
+ * spacing exceeds one micro-credit, so e.g. 8999999999.999999 prints as 8999999999.999998. Only sums can
+ * get there (a balance of many lots, system statistics); JSON numbers in Node 20 cannot carry more.
+ */
 export function toCredits(micro: Micro): number {
   return Number(formatCredits(micro));
 }

@@ -3,6 +3,7 @@ import type { Database } from '../db/database';
 import type { Services } from '../services';
 import { creditRoutes } from './credit.routes';
 import { healthRoutes } from './health.routes';
+import { modelRoutes } from './model.routes';
 import type { RouteSpec } from './route-table';
 import { streamingSessionRoutes } from './streaming-session.routes';
 import { usageRoutes } from './usage.routes';
@@ -14,6 +15,7 @@ export function buildRouteTable(services: Services, db: Database, lifecycle: Lif
     ...healthRoutes(new HealthController(db, lifecycle)),
     ...userAccountRoutes(services),
     ...creditRoutes(services),
+    ...modelRoutes(services),
     ...streamingSessionRoutes(services),
     ...usageRoutes(services),
   ];

@@ -15,8 +15,12 @@ export function startBackgroundJobs(services: Services, intervalMs: number, logg
   let stopped = false;
 
   const tick = async () => {
+    const expiredSessions = await services.sessions.expireOverdue(500);
+    if (expiredSessions > 0) logger.info({ expiredSessions }, 'overdue streaming sessions expired');
     const deletedKeys = await services.idempotency.deleteExpired();
     if (deletedKeys > 0) logger.debug({ deletedKeys }, 'expired idempotency keys deleted');
+    const expiredLots = await services.credits.expireLots();
+    if (expiredLots > 0) logger.info({ expiredLots }, 'expired allocations written to the ledger');
   };
 
   const timer = setInterval(() => {

@@ -1,14 +1,337 @@
+import type { Transaction } from 'sequelize';
 import type { Database } from '../db/database';
-import type { PriceService } from './price.service';
-import type { IdempotencyService } from './idempotency.service';
+import { AppError, forbidden, notFound } from '../lib/errors';
+import { countFromDb, fromDb, toCredits, type Micro } from '../lib/money';
+import type { Role } from '../models';
+import { decodeCursor, encodeCursor } from '../schemas/common';
+import {
+  EXPIRING_SOON_DAYS,
+  toAllocationJson,
+  toBalanceJson,
+  type AllocateBody,
+  type Balance,
+  type CalculateBody,
+  type CheckBody,
+  type Lot,
+  type TransactionsQuery,
+} from '../schemas/credit.schemas';
+import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
+import { costAt, type PriceService } from './price.service';
 import type { UserAccountService } from './user-account.service';
 
-/** Balances, lots, grants, prices and the ledger (issue #3). */
+export interface Caller {
+  userId: string;
+  role: Role;
+}
+
+export interface DeductOptions {
+  /** Who caused the movement (written to the ledger). */
+  actorId: string | null;
+  /** Charge what is available and report the rest as unpaid instead of failing. */
+  allowPartial?: boolean;
+  sessionId?: string | null;
+  usageRecordId?: string | null;
+}
+
+export interface DeductResult {
+  charged: Micro;
+  /** amount - charged; always 0 unless allowPartial. */
+  unpaid: Micro;
+  availableBefore: Micro;
+  availableAfter: Micro;
+}
+
+interface LotRow {
+  id: string;
+  user_id: string;
+  total_credits: string;
+  remaining_credits: string;
+  allocated_by: string;
+  expires_at: Date | null;
+  created_at: Date;
+  note: string | null;
+}
+
+const toLot = (row: LotRow): Lot => ({
+  id: String(row.id),
+  userId: row.user_id,
+  total: fromDb(row.total_credits),
+  remaining: fromDb(row.remaining_credits),
+  allocatedBy: row.allocated_by,
+  expiresAt: row.expires_at,
+  createdAt: row.created_at,
+  note: row.note,
+});
+
+const insufficient = (required: Micro, available: Micro) =>
+  new AppError('INSUFFICIENT_CREDITS', 'Not enough available credits', {
+    requiredCredits: toCredits(required),
+    availableCredits: toCredits(available),
+  });
+
+/** How far back a regular expiry sweep looks; older leftovers are caught by a full sweep (see expireLots). */
+const EXPIRY_SWEEP_WINDOW_MS = 60 * 60 * 1000;
+
+/**
+ * Balances, lots, grants and the ledger. Every money movement locks the user's row first, then lots in
+ * consumption order, inside the PL/pgSQL primitives (migrations/*_initial_schema and *_credits), so each
+ * operation is one statement and one round trip.
+ */
 export class CreditService {
+  private lastFullExpirySweep = 0;
+
   constructor(
     private readonly db: Database,
     private readonly users: UserAccountService,
     private readonly idempotency: IdempotencyService,
     private readonly prices: PriceService,
   ) {}
+
+  // ---------- for other services ----------
+
+  /**
+   * Charges `amount` micro-credits from the user's live lots (soonest expiry first). All or nothing:
+   * INSUFFICIENT_CREDITS (nothing changed) unless `allowPartial`, which charges what is available and
+   * returns the rest as `unpaid`. Pass `tx` to run inside a larger transaction (the user's row lock is
+   * then held until it ends); without it this is its own retried transaction.
+   */
+  async deductCredits(userId: string, amount: Micro, options: DeductOptions, tx?: Transaction): Promise<DeductResult> {
+    if (!tx) return this.db.transaction((t) => this.deductCredits(userId, amount, options, t));
+    const { drawn, availableBefore } = await this.debit(userId, amount, 'charge', options.allowPartial ?? false, options, tx);
+    if (drawn < amount && !options.allowPartial) throw insufficient(amount, availableBefore);
+    return { charged: drawn, unpaid: amount - drawn, availableBefore, availableAfter: availableBefore - drawn };
+  }
+
+  /**
+   * Holds `amount` for a streaming session (all or nothing), writing one hold leg per lot it draws from.
+   * The streaming_sessions row must already exist in `tx` (session_holds references it).
+   */
+  async holdCredits(userId: string, amount: Micro, sessionId: string, actorId: string | null, tx: Transaction): Promise<{ held: Micro; availableBefore: Micro }> {
+    const { drawn, availableBefore } = await this.debit(userId, amount, 'hold', false, { actorId, sessionId }, tx);
+    if (drawn < amount) throw insufficient(amount, availableBefore);
+    return { held: drawn, availableBefore };
+  }
+
+  /** Available micro-credits (unexpired lots only). */
+  async availableCredits(userId: string, tx?: Transaction): Promise<Micro> {
+    const [row] = await this.db.query<{ available: string }>(`SELECT acct_available($1) AS available`, [userId], tx);
+    return fromDb(row.available);
+  }
+
+  /** The balance of a user (zero everywhere for a user without lots). One statement, one snapshot. */
+  async getBalance(userId: string, tx?: Transaction): Promise<Balance> {
+    const rows = await this.db.query<LotRow & { reserved: string; soon_before: Date }>(
+      `SELECT r.reserved, r.soon_before, a.*
+         FROM (SELECT now() + make_interval(days => $2) AS soon_before,
+                      (SELECT coalesce(sum(h.held_credits - h.captured_credits - h.released_credits), 0)
+                         FROM streaming_sessions s JOIN session_holds h ON h.session_id = s.id
+                        WHERE s.user_id = $1 AND s.status = 'active') AS reserved) r
+         LEFT JOIN credit_allocations a
+           ON a.user_id = $1 AND a.remaining_credits > 0 AND (a.expires_at IS NULL OR a.expires_at > now())
+        ORDER BY a.expires_at NULLS LAST, a.id`,
+      [userId, EXPIRING_SOON_DAYS],
+      tx,
+    );
+    const soonBefore = rows[0].soon_before;
+    const allocations = rows.filter((row) => row.id !== null).map(toLot);
+    const sum = (lots: Lot[]) => lots.reduce((total, lot) => total + lot.remaining, 0n);
+    return {
+      userId,
+      available: sum(allocations),
+      reserved: fromDb(rows[0].reserved),
+      expiringSoon: {
+        credits: sum(allocations.filter((lot) => lot.expiresAt !== null && lot.expiresAt <= soonBefore)),
+        before: soonBefore,
+      },
+      allocations,
+    };
+  }
+
+  // ---------- endpoints ----------
+
+  /** Another user's balance; NOT_FOUND for a user this service has never seen. */
+  async getBalanceOf(userId: string): Promise<Balance> {
+    if (!(await this.users.find(userId))) throw notFound('User');
+    return this.getBalance(userId);
+  }
+
+  /** Would `credits` (or the cost of these tokens at the current price) be covered right now? */
+  async check(userId: string, body: CheckBody): Promise<{ sufficient: boolean; required: Micro; available: Micro }> {
+    const required =
+      body.credits ??
+      costAt(await this.prices.current(body.modelId!), {
+        inputTokens: body.inputTokens!,
+        outputTokens: body.outputTokens!,
+        cachedInputTokens: body.cachedInputTokens,
+      }).total;
+    const available = await this.availableCredits(userId);
+    return { sufficient: available >= required, required, available };
+  }
+
+  /** Cost of tokens at the model's current price, rounded up to the micro-credit. */
+  async calculate(body: CalculateBody) {
+    const price = await this.prices.current(body.modelId);
+    const cost = costAt(price, body);
+    return {
+      modelId: price.modelId,
+      priceVersion: price.priceVersion,
+      credits: toCredits(cost.total),
+      breakdown: {
+        input: toCredits(cost.breakdown.input),
+        cachedInput: toCredits(cost.breakdown.cachedInput),
+        output: toCredits(cost.breakdown.output),
+      },
+    };
+  }
+
+  /**
+   * Grants a new lot to a user (created if unknown), allocated by the caller. Idempotent under the
+   * caller's Idempotency-Key: the key is stored in the same transaction as the grant.
+   */
+  async allocate(callerId: string, body: AllocateBody, idempotency: IdempotencyContext | undefined): Promise<ServiceResponse> {
+    return this.idempotency.run(idempotency, async (tx) => {
+      const [row] = await this.db.query<LotRow>(
+        `SELECT * FROM acct_allocate($1, $2, $3, $4, $5, $6)`,
+        [body.userId, body.credits.toString(), body.expiresAt ?? null, body.expiresInDays ?? null, callerId, body.note ?? null],
+        tx,
+      );
+      const balance = await this.getBalance(body.userId, tx);
+      return { status: 201, body: { allocation: toAllocationJson(toLot(row)), balance: toBalanceJson(balance) } };
+    });
+  }
+
+  /** The ledger of a user, newest first. Users see their own; supervisors and admins anyone's. */
+  async listTransactions(caller: Caller, query: TransactionsQuery) {
+    const userId = query.userId ?? caller.userId;
+    if (userId !== caller.userId) {
+      if (caller.role === 'user') throw forbidden('Only supervisors and admins may read other users\u2019 transactions');
+      if (!(await this.users.find(userId))) throw notFound('User');
+    }
+    const before = this.ledgerCursor(query.cursor);
+    const rows = await this.db.query<{
+      id: string;
+      type: 'grant' | 'hold' | 'capture' | 'release' | 'charge' | 'expire' | 'adjust';
+      amount: string;
+      balance_change: string;
+      allocation_id: string | null;
+      session_id: string | null;
+      usage_record_id: string | null;
+      actor_id: string | null;
+      note: string | null;
+      created_at: Date;
+    }>(
+      `SELECT id, type, amount, acct_signed_amount(type, amount) AS balance_change, allocation_id, session_id,
+              usage_record_id, actor_id, note, created_at
+         FROM credit_transactions
+        WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2::bigint)
+        ORDER BY id DESC
+        LIMIT $3`,
+      [userId, before, query.limit + 1],
+    );
+    const pageRows = rows.slice(0, query.limit);
+    const data = pageRows.map((row) => {
+      const amount = fromDb(row.amount);
+      return {
+        id: String(row.id),
+        type: row.type,
+        credits: toCredits(amount < 0n ? -amount : amount),
+        balanceChange: toCredits(fromDb(row.balance_change)),
+        allocationId: row.allocation_id === null ? null : String(row.allocation_id),
+        sessionId: row.session_id,
+        usageRecordId: row.usage_record_id === null ? null : String(row.usage_record_id),
+        actorId: row.actor_id,
+        note: row.note,
+        createdAt: row.created_at.toISOString(),
+      };
+    });
+    const nextCursor = rows.length > query.limit ? encodeCursor([data[data.length - 1].id]) : null;
+    return { data, nextCursor };
+  }
+
+  /** Recomputes every lot and hold leg from the ledger; lists each difference (see acct_reconcile). */
+  async reconcile() {
+    // One statement: the counts and the check describe the same snapshot.
+    const rows = await this.db.query<{
+      users: string;
+      allocations: string;
+      user_id: string | null;
+      allocation_id: string | null;
+      session_id: string | null;
+      kind: string | null;
+      expected: string;
+      actual: string;
+    }>(
+      `SELECT c.users, c.allocations, d.*
+         FROM (SELECT (SELECT count(*) FROM user_accounts) AS users,
+                      (SELECT count(*) FROM credit_allocations) AS allocations) c
+         LEFT JOIN acct_reconcile() d ON true
+        ORDER BY d.user_id, d.allocation_id, d.session_id, d.kind`,
+    );
+    const discrepancies = rows
+      .filter((row) => row.kind !== null)
+      .map((row) => ({
+        userId: row.user_id,
+        allocationId: row.allocation_id === null ? null : String(row.allocation_id),
+        sessionId: row.session_id,
+        kind: row.kind!,
+        expected: toCredits(fromDb(row.expected)),
+        actual: toCredits(fromDb(row.actual)),
+      }));
+    return {
+      ok: discrepancies.length === 0,
+      checkedUsers: countFromDb(rows[0].users),
+      checkedAllocations: countFromDb(rows[0].allocations),
+      discrepancies,
+    };
+  }
+
+  // ---------- background ----------
+
+  /**
+   * Writes 'expire' rows for lots past their expiry that still hold credits, one lot per statement
+   * (each its own short transaction, users claimed with SKIP LOCKED: safe in many instances at once).
+   * Balances never depend on this having run; it keeps the ledger telling the whole story. A regular
+   * sweep only looks at the last hour of expiries; a full sweep runs at start and hourly.
+   */
+  async expireLots(maxLots = 1000): Promise<number> {
+    const now = Date.now();
+    const full = now - this.lastFullExpirySweep >= EXPIRY_SWEEP_WINDOW_MS;
+    const notBefore = full ? null : new Date(now - EXPIRY_SWEEP_WINDOW_MS);
+    let expired = 0;
+    for (let i = 0; i < maxLots; i++) {
+      const rows = await this.db.query<{ expired_credits: string }>(`SELECT * FROM acct_expire_one_lot($1)`, [notBefore]);
+      if (rows.length === 0) break;
+      if (fromDb(rows[0].expired_credits) > 0n) expired++;
+    }
+    if (full) this.lastFullExpirySweep = now;
+    return expired;
+  }
+
+  // ---------- internals ----------
+
+  private async debit(
+    userId: string,
+    amount: Micro,
+    kind: 'charge' | 'hold',
+    allowPartial: boolean,
+    options: Omit<DeductOptions, 'allowPartial'>,
+    tx: Transaction,
+  ): Promise<{ drawn: Micro; availableBefore: Micro }> {
+    if (amount < 0n) throw new Error(`debit: negative amount ${amount}`);
+    const [row] = await this.db.query<{ drawn: string; available_before: string }>(
+      `SELECT drawn, available_before FROM acct_debit($1, $2, $3, $4, $5, $6, $7)`,
+      [userId, amount.toString(), kind, allowPartial, options.sessionId ?? null, options.usageRecordId ?? null, options.actorId],
+      tx,
+    );
+    return { drawn: fromDb(row.drawn), availableBefore: fromDb(row.available_before) };
+  }
+
+  private ledgerCursor(cursor: string | undefined): string | null {
+    const keys = decodeCursor(cursor);
+    if (keys === undefined) return null;
+    if (keys.length === 1 && typeof keys[0] === 'string' && /^\d{1,18}$/.test(keys[0])) return keys[0];
+    throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
+      problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
+    });
+  }
 }

@@ -48,18 +48,19 @@ export class IdempotencyService {
     work: (tx: Transaction) => Promise<ServiceResponse<T>>,
   ): Promise<ServiceResponse<T>> {
     if (!context) return this.db.transaction(work);
+    // Re-running after an unknown COMMIT is safe here: a committed first run is found under the key and replayed.
     return this.db.transaction(async (tx) => {
       const stored = await this.claim(context, tx);
       if (stored) return stored as ServiceResponse<T>;
       const response = await work(tx);
       await this.db.query(
-        `UPDATE idempotency_keys SET response_status = $3, response_body = $4::jsonb
+        `UPDATE idempotency_keys SET response_status = $3, response_body = $4::json
           WHERE caller_id = $1 AND key = $2 RETURNING 1`,
         [context.callerId, context.key, response.status, JSON.stringify(response.body)],
         tx,
       );
       return response;
-    });
+    }, { rerunnable: true });
   }
 
   /** Takes the key for this transaction, or returns the response stored under it. */
@@ -69,9 +70,9 @@ export class IdempotencyService {
       // An expired key is taken over as if new; a live one is left alone (and locked until we finish).
       claimed = await this.db.query(
         `INSERT INTO idempotency_keys AS k (caller_id, key, request_hash, response_status, response_body, expires_at)
-         VALUES ($1, $2, $3, 0, 'null'::jsonb, now() + make_interval(hours => $4))
+         VALUES ($1, $2, $3, 0, 'null'::json, now() + make_interval(hours => $4))
          ON CONFLICT (caller_id, key) DO UPDATE
-            SET request_hash = EXCLUDED.request_hash, response_status = 0, response_body = 'null'::jsonb,
+            SET request_hash = EXCLUDED.request_hash, response_status = 0, response_body = 'null'::json,
                 created_at = now(), expires_at = EXCLUDED.expires_at
           WHERE k.expires_at <= now()
          RETURNING 1`,

@@ -22,7 +22,7 @@ export function createServices(db: Database, config: Config): Services {
   const idempotency = new IdempotencyService(db, config.IDEMPOTENCY_KEY_TTL_HOURS);
   const prices = new PriceService(db, config.PRICE_CACHE_TTL_MS);
   const credits = new CreditService(db, users, idempotency, prices);
-  const sessions = new StreamingSessionService(db, credits, prices, config);
+  const sessions = new StreamingSessionService(db, credits, prices, config, idempotency);
   const usage = new UsageService(db, credits, prices, idempotency);
   return { users, idempotency, prices, credits, sessions, usage };
 }

@@ -11,6 +11,12 @@ export interface ModelPrice {
   effectiveFrom: Date;
 }
 
+export interface NewPrice {
+  inputPer1M: Micro;
+  outputPer1M: Micro;
+  cachedInputPer1M: Micro;
+}
+
 export interface TokenCounts {
   inputTokens: number;
   outputTokens: number;
@@ -80,6 +86,32 @@ export class PriceService {
     const price = toPrice(row);
     this.versions.set(key, price);
     return price;
+  }
+
+  /**
+   * Adds a new price version for a model, effective now; earlier versions stay (sessions keep theirs).
+   * A model without any version is created this way. Concurrent changes to one model are serialized by
+   * a transaction-scoped advisory lock, so versions are gapless. Other instances see the change when
+   * their cache expires (PRICE_CACHE_TTL_MS).
+   */
+  async setPrice(modelId: string, prices: NewPrice, actorId: string): Promise<{ price: ModelPrice; created: boolean }> {
+    const row = await this.db.transaction(async (tx) => {
+      await this.db.query(`SELECT pg_advisory_xact_lock(hashtext('model_prices'), hashtext($1)) AS locked`, [modelId], tx);
+      const [inserted] = await this.db.query<PriceRow>(
+        `INSERT INTO model_prices (model_id, price_version, input_price_per_1m, output_price_per_1m,
+                                   cached_input_price_per_1m, effective_from, created_by)
+         SELECT $1, coalesce(max(price_version), 0) + 1, $2, $3, $4, now(), $5
+           FROM model_prices WHERE model_id = $1
+         RETURNING *`,
+        [modelId, prices.inputPer1M.toString(), prices.outputPer1M.toString(), prices.cachedInputPer1M.toString(), actorId],
+        tx,
+      );
+      return inserted;
+    });
+    this.invalidate();
+    const price = toPrice(row);
+    this.versions.set(`${modelId}@${price.priceVersion}`, price);
+    return { price, created: price.priceVersion === 1 };
   }
 
   /** Forgets cached current prices (after a price change in this process). */

@@ -1,14 +1,376 @@
+import crypto from 'node:crypto';
+import type { Transaction } from 'sequelize';
 import type { Config } from '../config';
-import type { Database } from '../db/database';
-import type { PriceService } from './price.service';
+import { pgErrorCode, type Database } from '../db/database';
+import { AppError } from '../lib/errors';
+import { fromDb, toCredits, type Micro } from '../lib/money';
+import type { Role } from '../models';
+import { decodeCursor, encodeCursor } from '../schemas/common';
+import type { AbortSessionBody, FinalizeSessionBody, InitializeSessionBody } from '../schemas/streaming-session.schemas';
 import type { CreditService } from './credit.service';
+import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
+import { costAt, type PriceService } from './price.service';
 
-/** Streaming sessions as two-phase holds (issue #4). */
+export interface Caller {
+  userId: string;
+  role: Role;
+}
+
+export interface SessionView {
+  sessionId: string;
+  modelId: string;
+  status: 'active' | 'completed' | 'aborted' | 'expired';
+  estimatedCredits: number;
+  allocatedCredits: number;
+  priceVersion: number;
+  expiresAt: string;
+}
+
+export interface SettledView {
+  sessionId: string;
+  status: 'completed' | 'aborted';
+  allocatedCredits: number;
+  usedCredits: number;
+  refundedCredits: number;
+  unpaidCredits: number;
+}
+
+export interface ActiveSessionView extends Omit<SessionView, 'status'> {
+  status: 'active';
+  createdAt: string;
+  userId?: string;
+}
+
+/** One row of the acct_session_result type (migrations/20261124002000_streaming_sessions.up.sql). */
+interface SessionResultRow {
+  outcome: 'created' | 'replayed' | 'reused' | 'conflict' | 'insufficient' | 'settled' | 'not_active' | 'not_found';
+  available_credits: string | null;
+  id: string;
+  user_id: string;
+  model_id: string;
+  price_version: number;
+  status: SessionView['status'];
+  estimated_credits: string;
+  allocated_credits: string;
+  used_credits: string | null;
+  refunded_credits: string | null;
+  unpaid_credits: string;
+  expires_at: Date;
+  created_at: Date;
+}
+
+interface ActiveRow {
+  id: string;
+  user_id: string;
+  model_id: string;
+  price_version: number;
+  estimated_credits: string;
+  allocated_credits: string;
+  expires_at: Date;
+  created_at: Date;
+  created_key: string;
+}
+
+const SWEEPER_ACTOR = 'system:session-sweeper';
+const MAX_CACHED_PRICINGS = 100_000;
+// Deadlock and serialization failures roll the statement back entirely, so retrying it is safe.
+const RETRYABLE = new Set(['40001', '40P01']);
+
+// created_at as PostgreSQL prints it in UTC: exact to the microsecond, unlike a JS Date.
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?\+00$/;
+
+const sessionNotFound = () => new AppError('NOT_FOUND', 'Session not found');
+
+/**
+ * Streaming sessions as two-phase holds (TigerBeetle's pending transfers). initialize holds the estimate,
+ * finalize captures the real cost and releases the rest, abort captures what was streamed; the sweeper
+ * expires holds past their TTL. Each operation is one PL/pgSQL function called with one statement in
+ * autocommit (one round trip); this class validates, prices, authorizes and maps outcomes.
+ */
 export class StreamingSessionService {
+  /**
+   * Model and price version of sessions this process has seen. Both never change for a session id, so
+   * the cache cannot go stale; on a miss (a session opened by another instance) finalize reads them first.
+   */
+  private readonly pricing = new Map<string, { modelId: string; priceVersion: number }>();
+
   constructor(
     private readonly db: Database,
     private readonly credits: CreditService,
     private readonly prices: PriceService,
     private readonly config: Config,
+    private readonly idempotency?: IdempotencyService,
   ) {}
+
+  get maxTtlSeconds(): number {
+    return this.config.SESSION_MAX_TTL_SECONDS;
+  }
+
+  /** POST /initialize: holds the estimate. 201 when created, 200 when the same request is replayed. */
+  async initialize(caller: Caller, body: InitializeSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SessionView>> {
+    const price = await this.prices.current(body.modelId);
+    let estimate: Micro;
+    let estimatedInputCredits: Micro | null = null;
+    if (body.estimatedCredits !== undefined) {
+      estimate = body.estimatedCredits;
+    } else {
+      const tokens = { inputTokens: body.estimatedInputTokens!, outputTokens: body.estimatedOutputTokens! };
+      estimate = costAt(price, tokens).total;
+      estimatedInputCredits = costAt(price, { inputTokens: tokens.inputTokens, outputTokens: 0 }).total;
+    }
+    const id = body.sessionId ?? crypto.randomUUID();
+    const ttl = body.ttlSeconds ?? this.config.SESSION_TTL_SECONDS;
+
+    const bind = [
+      id,
+      caller.userId,
+      price.modelId,
+      price.priceVersion,
+      body.estimatedInputTokens ?? null,
+      body.estimatedOutputTokens ?? null,
+      estimate.toString(),
+      estimatedInputCredits?.toString() ?? null,
+      initializeHash(body),
+      ttl,
+    ];
+
+    return this.run(idem, async (tx) => {
+      const row = await this.statement(
+        `SELECT * FROM acct_session_open($1, $2, $3, $4::integer, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9, $10::integer)`,
+        bind,
+        tx,
+      );
+      switch (row.outcome) {
+        case 'created':
+        case 'replayed':
+          this.remember(row.id, row.model_id, row.price_version);
+          return { status: row.outcome === 'created' ? 201 : 200, body: sessionView(row) };
+        case 'insufficient':
+          throw new AppError('INSUFFICIENT_CREDITS', 'Available credits do not cover the estimate', {
+            requiredCredits: toCredits(estimate),
+            availableCredits: toCredits(fromDb(row.available_credits)),
+          });
+        case 'reused':
+          throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This sessionId was used with a different request');
+        case 'conflict':
+          throw new AppError('CONFLICT', 'This sessionId cannot be used');
+        default:
+          throw new Error(`acct_session_open: unexpected outcome ${row.outcome}`);
+      }
+    });
+  }
+
+  /** POST /finalize: captures the real cost at the session's price version, releases the rest. */
+  async finalize(caller: Caller, body: FinalizeSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SettledView>> {
+    const pricing = await this.pricingOf(body.sessionId);
+    if (!pricing) throw sessionNotFound();
+    const tokens = {
+      inputTokens: body.actualInputTokens,
+      outputTokens: body.actualOutputTokens,
+      cachedInputTokens: body.cachedInputTokens ?? 0,
+    };
+    const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
+    const cost = costAt(price, tokens).total;
+    return this.settle(caller, 'finalize', body.sessionId, pricing, cost, tokens, null, idem);
+  }
+
+  /** POST /abort: captures what was streamed (when token counts are given) and releases the rest. */
+  async abort(caller: Caller, body: AbortSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SettledView>> {
+    const streamed = body.actualInputTokens !== undefined || body.actualOutputTokens !== undefined;
+    if (!streamed) return this.settle(caller, 'abort', body.sessionId, null, null, null, body.reason ?? null, idem);
+    const pricing = await this.pricingOf(body.sessionId);
+    if (!pricing) throw sessionNotFound();
+    const tokens = { inputTokens: body.actualInputTokens ?? 0, outputTokens: body.actualOutputTokens ?? 0, cachedInputTokens: 0 };
+    const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
+    const cost = costAt(price, tokens).total;
+    return this.settle(caller, 'abort', body.sessionId, pricing, cost, tokens, body.reason ?? null, idem);
+  }
+
+  /** GET /active: the caller's active sessions, oldest first. */
+  async listActive(userId: string, limit: number, cursor?: string) {
+    return this.listActiveWhere(limit, cursor, userId);
+  }
+
+  /** GET /active/all (admin): every active session, oldest first, with its user. */
+  async listAllActive(limit: number, cursor?: string) {
+    return this.listActiveWhere(limit, cursor, undefined);
+  }
+
+  /**
+   * Expires up to `limit` overdue sessions, one per transaction (each call of acct_session_expire_one
+   * is its own autocommit statement), under SESSION_EXPIRY_POLICY. Safe to run in many instances at once.
+   * Returns how many it expired; stops early when nothing (claimable) is left.
+   */
+  async expireOverdue(limit = 100): Promise<number> {
+    let expired = 0;
+    while (expired < limit) {
+      const [row] = await this.db.query<{ id: string | null }>(`SELECT acct_session_expire_one($1, $2) AS id`, [
+        this.config.SESSION_EXPIRY_POLICY,
+        SWEEPER_ACTOR,
+      ]);
+      if (!row?.id) break;
+      expired++;
+    }
+    return expired;
+  }
+
+  private async settle(
+    caller: Caller,
+    action: 'finalize' | 'abort',
+    sessionId: string,
+    pricing: { modelId: string; priceVersion: number } | null,
+    cost: Micro | null,
+    tokens: { inputTokens: number; outputTokens: number; cachedInputTokens: number } | null,
+    reason: string | null,
+    idem?: IdempotencyContext,
+  ): Promise<ServiceResponse<SettledView>> {
+    const bind = [
+      sessionId,
+      caller.userId,
+      caller.role === 'admin',
+      action,
+      pricing?.modelId ?? null,
+      pricing?.priceVersion ?? null,
+      cost?.toString() ?? null,
+      tokens?.inputTokens ?? null,
+      tokens?.outputTokens ?? null,
+      tokens?.cachedInputTokens ?? null,
+      reason,
+    ];
+    return this.run(idem, async (tx) => {
+      const row = await this.statement(
+        `SELECT * FROM acct_session_settle($1, $2, $3::boolean, $4, $5, $6::integer, $7::bigint, $8::bigint, $9::bigint, $10::bigint, $11)`,
+        bind,
+        tx,
+      );
+      switch (row.outcome) {
+        case 'settled':
+        case 'replayed':
+          return { status: 200, body: settledView(row) };
+        case 'not_found':
+          throw sessionNotFound();
+        case 'not_active':
+          throw new AppError('SESSION_NOT_ACTIVE', `Session is already ${row.status}`, { sessionId, status: row.status });
+        default:
+          throw new Error(`acct_session_settle: unexpected outcome ${row.outcome}`);
+      }
+    });
+  }
+
+  /**
+   * Runs one operation. Without an Idempotency-Key it is a single autocommit statement (one round trip);
+   * with one, it runs inside the key's transaction so that the stored response and the work commit
+   * together (errors roll both back, so nothing is stored for them).
+   */
+  private run<T>(idem: IdempotencyContext | undefined, work: (tx?: Transaction) => Promise<ServiceResponse<T>>) {
+    if (idem && this.idempotency) return this.idempotency.run(idem, (tx) => work(tx));
+    return work();
+  }
+
+  private async statement(sql: string, bind: unknown[], tx?: Transaction): Promise<SessionResultRow> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const [row] = await this.db.query<SessionResultRow>(sql, bind, tx);
+        return row;
+      } catch (error) {
+        if (tx || attempt >= 3 || !RETRYABLE.has(pgErrorCode(error) ?? '')) throw error;
+      }
+    }
+  }
+
+  private async pricingOf(sessionId: string): Promise<{ modelId: string; priceVersion: number } | null> {
+    const cached = this.pricing.get(sessionId);
+    if (cached) return cached;
+    const [row] = await this.db.query<{ model_id: string; price_version: number }>(
+      `SELECT model_id, price_version FROM streaming_sessions WHERE id = $1`,
+      [sessionId],
+    );
+    if (!row) return null;
+    this.remember(sessionId, row.model_id, row.price_version);
+    return { modelId: row.model_id, priceVersion: row.price_version };
+  }
+
+  private remember(sessionId: string, modelId: string, priceVersion: number): void {
+    if (this.pricing.size >= MAX_CACHED_PRICINGS) this.pricing.clear();
+    this.pricing.set(sessionId, { modelId, priceVersion });
+  }
+
+  private async listActiveWhere(limit: number, cursor: string | undefined, userId: string | undefined) {
+    const after = decodeCursor(cursor);
+    const bind: unknown[] = [limit + 1];
+    const where = [`status = 'active'`];
+    if (userId !== undefined) {
+      bind.push(userId);
+      where.push(`user_id = $${bind.length}`);
+    }
+    if (after) {
+      if (after.length !== 2 || typeof after[0] !== 'string' || !CURSOR_TIME.test(after[0]) || typeof after[1] !== 'string') {
+        throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
+          problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
+        });
+      }
+      bind.push(after[0], after[1]);
+      where.push(`(created_at, id) > ($${bind.length - 1}::timestamptz, $${bind.length})`);
+    }
+    const rows = await this.db.query<ActiveRow>(
+      `SELECT id, user_id, model_id, price_version, estimated_credits, allocated_credits, expires_at, created_at,
+              created_at::text AS created_key
+         FROM streaming_sessions
+        WHERE ${where.join(' AND ')}
+        ORDER BY created_at, id
+        LIMIT $1`,
+      bind,
+    );
+    const pageRows = rows.slice(0, limit);
+    const last = pageRows[pageRows.length - 1];
+    return {
+      data: pageRows.map((row) => ({
+        sessionId: row.id,
+        ...(userId === undefined ? { userId: row.user_id } : {}),
+        modelId: row.model_id,
+        status: 'active' as const,
+        estimatedCredits: toCredits(fromDb(row.estimated_credits)),
+        allocatedCredits: toCredits(fromDb(row.allocated_credits)),
+        priceVersion: row.price_version,
+        expiresAt: row.expires_at.toISOString(),
+        createdAt: row.created_at.toISOString(),
+      })),
+      nextCursor: rows.length > limit && last ? encodeCursor([last.created_key, last.id]) : null,
+    };
+  }
+}
+
+/** What makes two initialize requests "the same": everything but the id, normalized (1 = "1.000000"). */
+function initializeHash(body: InitializeSessionBody): string {
+  const canonical = JSON.stringify([
+    body.modelId,
+    body.estimatedInputTokens ?? null,
+    body.estimatedOutputTokens ?? null,
+    body.estimatedCredits?.toString() ?? null,
+    body.ttlSeconds ?? null,
+  ]);
+  return crypto.createHash('sha256').update(canonical).digest('hex');
+}
+
+function sessionView(row: SessionResultRow): SessionView {
+  return {
+    sessionId: row.id,
+    modelId: row.model_id,
+    status: row.status,
+    estimatedCredits: toCredits(fromDb(row.estimated_credits)),
+    allocatedCredits: toCredits(fromDb(row.allocated_credits)),
+    priceVersion: row.price_version,
+    expiresAt: row.expires_at.toISOString(),
+  };
+}
+
+function settledView(row: SessionResultRow): SettledView {
+  return {
+    sessionId: row.id,
+    status: row.status as SettledView['status'],
+    allocatedCredits: toCredits(fromDb(row.allocated_credits)),
+    usedCredits: toCredits(fromDb(row.used_credits)),
+    refundedCredits: toCredits(fromDb(row.refunded_credits)),
+    unpaidCredits: toCredits(fromDb(row.unpaid_credits)),
+  };
 }

@@ -37,6 +37,15 @@ describe('parseCredits', () => {
       }),
     );
   });
+
+  test('When a sum is below 2^33 credits, then its JSON number prints exactly (the documented limit of toCredits)', () => {
+    const limit = 2n ** 33n * 1_000_000n - 1n;
+    fc.assert(
+      fc.property(fc.bigInt({ min: limit - 10_000_000n, max: limit }), (micro) => {
+        expect(JSON.stringify(toCredits(micro))).toBe(formatCredits(micro));
+      }),
+    );
+  });
 });
 
 describe('costOfTokens', () => {

@@ -1,0 +1,263 @@
+/**
+ * npm run bench:usage [-- --sizes 10000,100000,1000000 --user-requests 200 --system-requests 100 --no-write]
+ *
+ * Latency of GET /api/usage/stats (a user's own, default range: the last 30 days) and
+ * GET /api/usage/system-stats (admin) over HTTP against the real app, at several sizes of usage_records.
+ * For each size: a new database (on DATABASE_URL's server, or a throwaway embedded PostgreSQL), all
+ * migrations, `seedUsage` (1,000 users, records over the last 90 days), the app from createApp listening
+ * on 127.0.0.1, a warm-up, then N sequential requests of each kind. Prints p50/p99 and writes the table
+ * into docs/usage.md between the usage-bench markers (unless --no-write).
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import jwt from 'jsonwebtoken';
+import { Client } from 'pg';
+import { createApp } from '../src/app';
+import { loadConfig } from '../src/config';
+import { createDatabase } from '../src/db/database';
+import { startEmbeddedPostgres } from '../src/db/embedded-postgres';
+import { migrateToLatest } from '../src/db/migrator';
+import { createLogger } from '../src/lib/logger';
+import { SEED_USER_PREFIX, seedUsage } from '../scripts/seed-usage';
+
+const JWT_SECRET = 'usage-bench-secret-only-for-this-local-benchmark';
+const USERS = 1000;
+const DAYS = 90;
+/** Distinct users the user-stats requests rotate over: the heaviest (user 1) and 19 drawn at random. */
+const SAMPLED_USERS = 20;
+const WARMUP_ROUNDS = 2;
+
+interface Options {
+  sizes: number[];
+  userRequests: number;
+  systemRequests: number;
+  write: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const options: Options = { sizes: [10_000, 100_000, 1_000_000], userRequests: 200, systemRequests: 100, write: true };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const positive = (text: string) => {
+      const n = Number(text);
+      if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${arg}: ${text} is not a positive integer`);
+      return n;
+    };
+    if (arg === '--sizes') options.sizes = argv[++i].split(',').map(positive);
+    else if (arg === '--user-requests') options.userRequests = positive(argv[++i]);
+    else if (arg === '--system-requests') options.systemRequests = positive(argv[++i]);
+    else if (arg === '--no-write') options.write = false;
+    else throw new Error(`unknown argument ${arg}`);
+  }
+  return options;
+}
+
+const withDatabase = (url: string, database: string) => {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+};
+
+async function startServer(): Promise<{ adminUrl: string; where: string; stop(): Promise<void> }> {
+  const serverUrl = process.env.DATABASE_URL?.trim();
+  if (serverUrl) return { adminUrl: serverUrl, where: new URL(serverUrl).host, stop: async () => undefined };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acct-usage-bench-'));
+  fs.chmodSync(dir, 0o755);
+  const embedded = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), persistent: false });
+  return {
+    adminUrl: embedded.url,
+    where: 'embedded PostgreSQL',
+    async stop() {
+      await embedded.stop().catch(() => undefined);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function admin(url: string, sql: string): Promise<void> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A tiny deterministic PRNG (mulberry32), so every run asks for the same users. */
+function prng(seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const token = (sub: string, role: string) => jwt.sign({ sub, role }, JWT_SECRET, { algorithm: 'HS256', expiresIn: '1h' });
+
+function get(agent: http.Agent, port: number, urlPath: string, auth: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent, headers: { Authorization: `Bearer ${auth}` } }, (res) => {
+      res.resume();
+      res.on('end', () => {
+        if (res.statusCode !== 200) reject(new Error(`GET ${urlPath} answered ${res.statusCode}`));
+        else resolve(Number(process.hrtime.bigint() - started) / 1e6);
+      });
+    });
+    req.on('error', reject);
+  });
+}
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+
+interface Row {
+  records: number;
+  seedSeconds: number;
+  usageDailyRows: number;
+  userDailyRowsInRange: number;
+  user: { p50: number; p99: number };
+  system: { p50: number; p99: number };
+}
+
+async function measureSize(adminUrl: string, records: number, options: Options): Promise<Row> {
+  const name = `acct_bench_usage_${records}_${process.pid}`;
+  await admin(adminUrl, `DROP DATABASE IF EXISTS ${name}`);
+  await admin(adminUrl, `CREATE DATABASE ${name}`);
+  const url = withDatabase(adminUrl, name);
+  try {
+    const migrator = createDatabase({ url, poolMax: 2, statementTimeoutMs: 600_000, lockTimeoutMs: 60_000, acquireTimeoutMs: 60_000 });
+    await migrateToLatest(migrator.sequelize).finally(() => migrator.close());
+
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    let seeded;
+    let userDailyRowsInRange: number;
+    try {
+      seeded = await seedUsage(client, { users: USERS, records, days: DAYS });
+      const { rows } = await client.query<{ n: string }>(
+        `SELECT count(*)::text AS n FROM usage_user_daily WHERE day > (now() AT TIME ZONE 'UTC')::date - 30`,
+      );
+      userDailyRowsInRange = Number(rows[0].n);
+    } finally {
+      await client.end();
+    }
+
+    const config = loadConfig({ NODE_ENV: 'production', DATABASE_URL: url, JWT_SECRET, LOG_LEVEL: 'silent', SWEEPER_INTERVAL_MS: '0' });
+    const db = createDatabase({
+      url,
+      poolMax: config.DATABASE_POOL_MAX,
+      statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+      lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
+      acquireTimeoutMs: config.DB_ACQUIRE_TIMEOUT_MS,
+    });
+    const { app } = createApp({ config, db, logger: createLogger('silent') });
+    const server = http.createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const random = prng(20261124);
+      const users = [1, ...Array.from({ length: SAMPLED_USERS - 1 }, () => 1 + Math.floor(random() * USERS))].map((i) =>
+        token(`${SEED_USER_PREFIX}${i}`, 'user'),
+      );
+      const adminToken = token('bench-admin', 'admin');
+      for (let round = 0; round < WARMUP_ROUNDS; round++) {
+        for (const user of users) await get(agent, port, '/api/usage/stats', user);
+        for (let i = 0; i < 10; i++) await get(agent, port, '/api/usage/system-stats', adminToken);
+      }
+      const userTimes: number[] = [];
+      for (let i = 0; i < options.userRequests; i++) userTimes.push(await get(agent, port, '/api/usage/stats', users[i % users.length]));
+      const systemTimes: number[] = [];
+      for (let i = 0; i < options.systemRequests; i++) systemTimes.push(await get(agent, port, '/api/usage/system-stats', adminToken));
+      userTimes.sort((a, b) => a - b);
+      systemTimes.sort((a, b) => a - b);
+      return {
+        records,
+        seedSeconds: seeded.ms / 1000,
+        usageDailyRows: seeded.usageDailyRows,
+        userDailyRowsInRange,
+        user: { p50: percentile(userTimes, 50), p99: percentile(userTimes, 99) },
+        system: { p50: percentile(systemTimes, 50), p99: percentile(systemTimes, 99) },
+      };
+    } finally {
+      agent.destroy();
+      await new Promise((resolve) => server.close(resolve));
+      await db.close();
+    }
+  } finally {
+    await admin(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+  }
+}
+
+const ms = (n: number) => n.toFixed(1);
+
+function table(rows: Row[], options: Options, where: string): string {
+  const first = rows[0];
+  const lines = [
+    `| records | usage_daily rows | user-days in last 30 days | user stats p50 | user stats p99 | system stats p50 | system stats p99 | seed |`,
+    `|---:|---:|---:|---:|---:|---:|---:|---:|`,
+    ...rows.map(
+      (r) =>
+        `| ${r.records.toLocaleString('en-US')} | ${r.usageDailyRows.toLocaleString('en-US')} | ${r.userDailyRowsInRange.toLocaleString('en-US')} | ` +
+        `${ms(r.user.p50)} ms | ${ms(r.user.p99)} ms | ${ms(r.system.p50)} ms | ${ms(r.system.p99)} ms | ${r.seedSeconds.toFixed(1)} s |`,
+    ),
+  ];
+  const last = rows[rows.length - 1];
+  if (rows.length > 1) {
+    lines.push(
+      '',
+      `Largest / smallest p50: user stats ${(last.user.p50 / first.user.p50).toFixed(2)}x, system stats ${(last.system.p50 / first.system.p50).toFixed(2)}x.`,
+    );
+  }
+  lines.push(
+    '',
+    `${options.userRequests} sequential user-stats requests (rotating over ${SAMPLED_USERS} users, the heaviest included) and ` +
+      `${options.systemRequests} system-stats requests per size, after a warm-up; ${USERS.toLocaleString('en-US')} users, records over ` +
+      `the last ${DAYS} days; ${where}; ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'CPU'}, Node ${process.version}; ` +
+      `${new Date().toISOString().slice(0, 10)}.`,
+  );
+  return lines.join('\n');
+}
+
+function writeIntoDocs(text: string): void {
+  const file = path.resolve(__dirname, '../docs/usage.md');
+  if (!fs.existsSync(file)) return;
+  const doc = fs.readFileSync(file, 'utf8');
+  const start = '<!-- usage-bench:start -->';
+  const end = '<!-- usage-bench:end -->';
+  const a = doc.indexOf(start);
+  const b = doc.indexOf(end);
+  if (a < 0 || b < a) return;
+  fs.writeFileSync(file, `${doc.slice(0, a + start.length)}\n${text}\n${doc.slice(b)}`);
+  console.log(`written to ${path.relative(process.cwd(), file)}`);
+}
+
+async function main() {
+  const options = parseArgs(process.argv.slice(2));
+  const server = await startServer();
+  const rows: Row[] = [];
+  try {
+    for (const size of options.sizes) {
+      console.log(`seeding and measuring ${size.toLocaleString('en-US')} records...`);
+      const row = await measureSize(server.adminUrl, size, options);
+      console.log(
+        `  user stats p50 ${ms(row.user.p50)} ms p99 ${ms(row.user.p99)} ms; system stats p50 ${ms(row.system.p50)} ms p99 ${ms(row.system.p99)} ms (seed ${row.seedSeconds.toFixed(1)} s)`,
+      );
+      rows.push(row);
+    }
+  } finally {
+    await server.stop();
+  }
+  const text = table(rows, options, server.where);
+  console.log(`\n${text}\n`);
+  if (options.write) writeIntoDocs(text);
+}
+
+main().catch((error) => {
+  console.error(error instanceof Error ? error.stack : error);
+  process.exit(1);
+});

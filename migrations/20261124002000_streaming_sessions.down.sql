@@ -1,0 +1,10 @@
+DROP FUNCTION IF EXISTS acct_session_expire_one(text, text);
+DROP FUNCTION IF EXISTS acct_session_settle(text, text, boolean, text, text, integer, bigint, bigint, bigint, bigint, text);
+DROP FUNCTION IF EXISTS acct_hold_refund(text, text, bigint, bigint, text);
+DROP FUNCTION IF EXISTS acct_hold_resolve(text, text, bigint, bigint, text);
+DROP FUNCTION IF EXISTS acct_session_open(text, text, text, integer, bigint, bigint, bigint, bigint, text, integer);
+DROP FUNCTION IF EXISTS acct_lock_user(text);
+DROP FUNCTION IF EXISTS acct_session_result_of(text, bigint, streaming_sessions);
+DROP TYPE IF EXISTS acct_session_result;
+DROP INDEX IF EXISTS streaming_sessions_active_created;
+ALTER TABLE streaming_sessions DROP COLUMN IF EXISTS estimated_input_credits;

@@ -1,0 +1,15 @@
+DROP FUNCTION IF EXISTS acct_record_charged_usage(text, text, text, text, integer, bigint, bigint, bigint, bigint, jsonb, text);
+DROP INDEX IF EXISTS credit_transactions_expire_amount;
+DROP TRIGGER IF EXISTS streaming_sessions_count_insert ON streaming_sessions;
+DROP TRIGGER IF EXISTS streaming_sessions_count_update ON streaming_sessions;
+DROP TRIGGER IF EXISTS streaming_sessions_count_delete ON streaming_sessions;
+DROP FUNCTION IF EXISTS acct_session_status_count();
+DROP TABLE IF EXISTS session_status_counts;
+DROP TRIGGER IF EXISTS usage_daily_propagate ON usage_daily;
+DROP FUNCTION IF EXISTS acct_usage_daily_propagate();
+DROP FUNCTION IF EXISTS acct_usage_fold(text, date, text, bigint, bigint, bigint, bigint, bigint, bigint);
+DROP TABLE IF EXISTS usage_totals;
+DROP TABLE IF EXISTS usage_user_weekly;
+DROP TABLE IF EXISTS usage_user_daily;
+DROP TABLE IF EXISTS usage_daily_system;
+DROP FUNCTION IF EXISTS acct_usage_shard(text);

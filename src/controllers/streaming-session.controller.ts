@@ -1,0 +1,32 @@
+import type { RequestHandler } from 'express';
+import { idempotencyOf, send } from '../middleware/idempotency.middleware';
+import type { AbortSessionBody, FinalizeSessionBody, InitializeSessionBody } from '../schemas/streaming-session.schemas';
+import type { StreamingSessionService } from '../services/streaming-session.service';
+
+type Page = { limit: number; cursor?: string };
+
+export class StreamingSessionController {
+  constructor(private readonly sessions: StreamingSessionService) {}
+
+  initialize: RequestHandler = async (req, res) => {
+    send(res, await this.sessions.initialize(req.auth!, req.valid.body as InitializeSessionBody, idempotencyOf(req)));
+  };
+
+  finalize: RequestHandler = async (req, res) => {
+    send(res, await this.sessions.finalize(req.auth!, req.valid.body as FinalizeSessionBody, idempotencyOf(req)));
+  };
+
+  abort: RequestHandler = async (req, res) => {
+    send(res, await this.sessions.abort(req.auth!, req.valid.body as AbortSessionBody, idempotencyOf(req)));
+  };
+
+  active: RequestHandler = async (req, res) => {
+    const { limit, cursor } = req.valid.query as Page;
+    res.json(await this.sessions.listActive(req.auth!.userId, limit, cursor));
+  };
+
+  allActive: RequestHandler = async (req, res) => {
+    const { limit, cursor } = req.valid.query as Page;
+    res.json(await this.sessions.listAllActive(limit, cursor));
+  };
+}

@@ -1,0 +1,113 @@
+import { creditsOutput, modelId, page, positiveCreditsInput, timestamp, tokenCount, userId, z } from './common';
+
+/** A client-chosen session id: its permanent idempotency id. Printable ASCII, like Idempotency-Key. */
+export const sessionId = z
+  .string()
+  .regex(/^[\x21-\x7e]{1,255}$/, 'must be 1-255 printable ASCII characters')
+  .openapi({ example: '6f1c2d3e-1111-4aaa-8bbb-123456789abc' });
+
+/**
+ * initialize: a model plus either token estimates (priced at the model's current price) or an explicit
+ * credit estimate. ttlSeconds is bounded by SESSION_MAX_TTL_SECONDS, so the schema is built from config.
+ */
+export function initializeSessionBody(maxTtlSeconds: number) {
+  return z
+    .object({
+      sessionId: sessionId.optional().openapi({ description: 'Your id for the session (default: a new UUID). Retrying with the same id and body returns the same session.' }),
+      modelId,
+      estimatedInputTokens: tokenCount.optional(),
+      estimatedOutputTokens: tokenCount.optional(),
+      estimatedCredits: positiveCreditsInput
+        .optional()
+        .openapi({ description: 'Instead of token estimates: the credits to hold' }),
+      ttlSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(maxTtlSeconds)
+        .optional()
+        .openapi({ description: `Seconds before the sweeper expires the session (default SESSION_TTL_SECONDS, at most ${maxTtlSeconds})` }),
+    })
+    .strict()
+    .superRefine((body, ctx) => {
+      const hasTokens = body.estimatedInputTokens !== undefined || body.estimatedOutputTokens !== undefined;
+      if (body.estimatedCredits !== undefined && hasTokens) {
+        ctx.addIssue({ code: 'custom', path: ['estimatedCredits'], message: 'give either estimatedCredits or token estimates, not both' });
+      } else if (body.estimatedCredits === undefined) {
+        for (const field of ['estimatedInputTokens', 'estimatedOutputTokens'] as const) {
+          if (body[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'is required (or give estimatedCredits)' });
+        }
+      }
+    })
+    .openapi('InitializeSessionRequest');
+}
+export type InitializeSessionBody = z.infer<ReturnType<typeof initializeSessionBody>>;
+
+export const finalizeSessionBody = z
+  .object({
+    sessionId,
+    actualInputTokens: tokenCount,
+    actualOutputTokens: tokenCount,
+    cachedInputTokens: tokenCount.optional().openapi({ description: 'Part of the input served from the prompt cache' }),
+  })
+  .strict()
+  .refine((b) => b.cachedInputTokens === undefined || b.cachedInputTokens <= b.actualInputTokens, {
+    path: ['cachedInputTokens'],
+    message: 'must not exceed actualInputTokens',
+  })
+  .openapi('FinalizeSessionRequest');
+export type FinalizeSessionBody = z.infer<typeof finalizeSessionBody>;
+
+export const abortSessionBody = z
+  .object({
+    sessionId,
+    actualInputTokens: tokenCount.optional().openapi({ description: 'Tokens streamed before the abort (charged)' }),
+    actualOutputTokens: tokenCount.optional(),
+    reason: z.string().min(1).max(500).optional(),
+  })
+  .strict()
+  .openapi('AbortSessionRequest');
+export type AbortSessionBody = z.infer<typeof abortSessionBody>;
+
+export const sessionStatus = z.enum(['active', 'completed', 'aborted', 'expired']);
+
+export const sessionResponse = z
+  .object({
+    sessionId: z.string(),
+    modelId: z.string(),
+    status: sessionStatus.openapi({ description: '"active" when just created; a replay shows the current status' }),
+    estimatedCredits: creditsOutput,
+    allocatedCredits: creditsOutput.openapi({ description: 'Credits held for the session' }),
+    priceVersion: z.number().int(),
+    expiresAt: timestamp,
+  })
+  .openapi('StreamingSession');
+
+export const settledSessionResponse = z
+  .object({
+    sessionId: z.string(),
+    status: z.enum(['completed', 'aborted']),
+    allocatedCredits: creditsOutput.openapi({ description: 'Credits that were held' }),
+    usedCredits: creditsOutput.openapi({ description: 'Real cost at the session price version (includes unpaidCredits)' }),
+    refundedCredits: creditsOutput.openapi({ description: 'Part of the hold given back' }),
+    unpaidCredits: creditsOutput.openapi({ description: 'Cost that no available credits could cover' }),
+  })
+  .openapi('SettledStreamingSession');
+
+export const activeSession = z
+  .object({
+    sessionId: z.string(),
+    modelId: z.string(),
+    status: z.literal('active'),
+    estimatedCredits: creditsOutput,
+    allocatedCredits: creditsOutput,
+    priceVersion: z.number().int(),
+    expiresAt: timestamp,
+    createdAt: timestamp,
+  })
+  .openapi('ActiveStreamingSession');
+
+export const activeSessionWithUser = activeSession.extend({ userId }).openapi('ActiveStreamingSessionWithUser');
+
+export const activeSessionsPage = page(activeSession);
+export const allActiveSessionsPage = page(activeSessionWithUser);

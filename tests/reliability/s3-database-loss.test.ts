@@ -1,8 +1,9 @@
 import { checkLedger } from './harness/checks';
 import { startCluster, type Cluster } from './harness/cluster';
 import { figure } from './harness/figures';
-import { api, call } from './harness/http';
+import { api, call, type CallResult } from './harness/http';
 import { runLoad, sleep, Tally, waitFor } from './harness/load';
+import { allocate, initialize, recordUsage } from './harness/ops';
 import { SETTINGS } from './harness/settings';
 import { tokenFor } from '../support/tokens';
 
@@ -13,6 +14,8 @@ import { tokenFor } from '../support/tokens';
  * service acknowledged (2xx) must be in the database.
  */
 let cluster: Cluster;
+const supervisor = tokenFor({ sub: 's3-supervisor', role: 'supervisor', expiresIn: '2h' });
+const payer = { id: 's3-payer', token: tokenFor({ sub: 's3-payer', expiresIn: '2h' }) };
 const DOWN_MS = SETTINGS.dbDownMs;
 
 beforeAll(async () => {
@@ -27,12 +30,29 @@ afterAll(() => cluster?.stop());
 
 test('When the database stops mid-load and restarts, then requests get 503 meanwhile, the same processes recover, and nothing acknowledged is lost', async () => {
   const pids = cluster.services.map((s) => s.pid);
-  const acknowledged: string[] = [];
+  const acknowledged: Array<{ kind: 'user' | 'usage' | 'allocation' | 'session'; id: string }> = [];
   const tally = new Tally();
   const downTally = new Tally();
   const readyWhileDown = new Tally();
   let phase: 'before' | 'down' | 'after' = 'before';
   let afterOk = 0;
+  expect((await allocate(cluster.services[0].url, supervisor, { userId: payer.id, credits: 10_000 })).status).toBe(201);
+
+  // Four kinds of acknowledged write, each traceable by its own id: a user mirrored from a new token, a
+  // usage record (Idempotency-Key), an allocation (Idempotency-Key) and a streaming session (sessionId).
+  const write = (i: number, url: string): [Promise<CallResult>, (typeof acknowledged)[number]] => {
+    const id = `s3-${i}`;
+    switch (i % 4) {
+      case 0:
+        return [api(url, tokenFor({ sub: id }), 'GET', '/api/me'), { kind: 'user', id }];
+      case 1:
+        return [recordUsage(url, payer.token, { service: 'chat', operation: 'completion', credits: 0.01, metadata: { op: id } }, id), { kind: 'usage', id }];
+      case 2:
+        return [allocate(url, supervisor, { userId: payer.id, credits: 1, note: id }, id), { kind: 'allocation', id }];
+      default:
+        return [initialize(url, payer.token, { sessionId: id, estimatedCredits: 0.01 }), { kind: 'session', id }];
+    }
+  };
 
   const load = runLoad({
     concurrency: 8,
@@ -42,12 +62,12 @@ test('When the database stops mid-load and restarts, then requests get 503 meanw
     shouldStop: () => phase === 'after' && afterOk >= 200,
     operation: async (i) => {
       const s = cluster.services[i % cluster.services.length];
-      const userId = `s3-user-${i}`;
       const started = phase;
-      const res = tally.add(await api(s.url, tokenFor({ sub: userId }), 'GET', '/api/me'));
+      const [pending, what] = write(i, s.url);
+      const res = tally.add(await pending);
       if (started === 'down' && phase === 'down') downTally.add(res);
-      if (res.status === 200) {
-        acknowledged.push(userId);
+      if (res.status >= 200 && res.status < 300) {
+        acknowledged.push(what);
         if (phase === 'after') afterOk++;
       }
       if (phase === 'down') await sleep(20);
@@ -55,6 +75,7 @@ test('When the database stops mid-load and restarts, then requests get 503 meanw
   });
 
   await waitFor('some acknowledged writes before the outage', () => acknowledged.length >= 100);
+  expect(cluster.services.map((s) => s.pid)).toEqual(pids);
   await cluster.pg.pause();
   phase = 'down';
   const downSince = Date.now();
@@ -69,27 +90,35 @@ test('When the database stops mid-load and restarts, then requests get 503 meanw
   phase = 'after';
   await load;
 
-  // While down: only 503s (requests already past the database may still finish 200), and /ready said 503.
-  expect(downTally.count((s) => s !== 503 && s !== 200)).toBe(0);
+  // While down: only 503s (requests already past the database may still finish 2xx), and /ready said 503.
+  const ok = (s: number) => s >= 200 && s < 300;
+  expect(downTally.count((s) => s !== 503 && !ok(s))).toBe(0);
   expect(downTally.count((s) => s === 503)).toBeGreaterThan(0);
   expect(readyWhileDown.count((s) => s !== 503)).toBe(0);
   expect(sample503.status).toBe(503);
   expect(sample503.headers['retry-after']).toBeDefined();
   expect(sample503.json).toMatchObject({ error: { code: 'SERVICE_UNAVAILABLE', requestId: expect.any(String) } });
-  expect(tally.count((s) => s !== 200 && s !== 503)).toBe(0);
+  expect(tally.count((s) => s !== 503 && !ok(s))).toBe(0);
   // The same processes, never restarted.
   expect(cluster.services.map((s) => s.pid)).toEqual(pids);
   for (const s of cluster.services) expect(s.alive).toBe(true);
-  // Every acknowledged write is there.
-  const rows = await cluster.pg.sql<{ id: string }>(`SELECT id FROM user_accounts WHERE id LIKE 's3-user-%'`);
-  const stored = new Set(rows.map((r) => r.id));
-  const lost = acknowledged.filter((id) => !stored.has(id));
+  // Every acknowledged write is there, exactly once.
+  const [stored] = await cluster.pg.sql<{ users: string[]; usage: string[]; allocations: string[]; sessions: string[] }>(
+    `SELECT (SELECT coalesce(array_agg(id), '{}') FROM user_accounts WHERE id LIKE 's3-%') AS users,
+            (SELECT coalesce(array_agg(metadata->>'op'), '{}') FROM usage_records WHERE user_id = $1) AS usage,
+            (SELECT coalesce(array_agg(note), '{}') FROM credit_allocations WHERE note LIKE 's3-%') AS allocations,
+            (SELECT coalesce(array_agg(id), '{}') FROM streaming_sessions WHERE user_id = $1) AS sessions`,
+    [payer.id],
+  );
+  const count = (list: string[]) => list.reduce((m, id) => m.set(id, (m.get(id) ?? 0) + 1), new Map<string, number>());
+  const found = { user: count(stored.users), usage: count(stored.usage), allocation: count(stored.allocations), session: count(stored.sessions) };
+  const lost = acknowledged.filter((a) => found[a.kind].get(a.id) !== 1);
   expect(lost).toEqual([]);
-  const ledger = await checkLedger(cluster.pg);
+  const ledger = await checkLedger(cluster.pg, { url: cluster.services[0].url, adminToken: tokenFor({ sub: 's3-admin', role: 'admin' }) });
   expect(ledger.problems).toEqual([]);
 
   figure(
     `scenario 3: database down ${DOWN_MS} ms under load: requests while down ${downTally.summary()}; /ready while down 503 in ${readyWhileDown.count((s) => s === 503)}/${readyWhileDown.total}; ` +
-      `same ${cluster.services.length} processes recovered without restart; acknowledged writes ${acknowledged.length}, lost ${lost.length}; all requests ${tally.summary()}; 500s=0; reconcile ok`,
+      `same ${cluster.services.length} processes recovered without restart; acknowledged writes (users, usage records, allocations, sessions) ${acknowledged.length}, lost or doubled ${lost.length}; all requests ${tally.summary()}; 500s=0; reconcile ok`,
   );
 });

@@ -321,7 +321,7 @@ describe('scenario 6: hostile input', () => {
     }
     expect(failures).toEqual([]);
     expect((await call(url, { path: '/health' })).status).toBe(200);
-    const ledger = await checkLedger(cluster.pg);
+    const ledger = await checkLedger(cluster.pg, { url, adminToken: who.admin.token });
     expect(ledger.problems).toEqual([]);
     figure(`scenario 6b: ${cases.length} malformed/mistyped/oversize/nested bodies x ${targets.length} body routes: all 4xx in the error format, 5xx=0, database unchanged; reconcile ok`);
   });

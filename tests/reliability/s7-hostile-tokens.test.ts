@@ -181,7 +181,7 @@ describe('scenario 7: hostile tokens', () => {
     expect(res.json).toMatchObject({ userId: 'plain-user', role: 'user' });
     const rows = await cluster.pg.sql<{ id: string; role: string }>(`SELECT id, role FROM user_accounts WHERE id IN ('plain-user', 'admin-user')`);
     expect(rows).toEqual([{ id: 'plain-user', role: 'user' }]);
-    const ledger = await checkLedger(cluster.pg);
+    const ledger = await checkLedger(cluster.pg, { url: hsUrl, adminToken: hs.sign({ sub: 's7-admin', role: 'admin' }) });
     expect(ledger.problems).toEqual([]);
     figure('scenario 7b: role or identity claimed in body/query/headers: ignored (caller stays role=user, no other user touched)');
   });
@@ -289,7 +289,7 @@ describe('scenario 7: broken object- and function-level authorization', () => {
     }
     expect(guarded.length).toBeGreaterThan(0);
     expect(failures).toEqual([]);
-    const ledger = await checkLedger(cluster.pg);
+    const ledger = await checkLedger(cluster.pg, { url: hsUrl, adminToken: hs.sign({ sub: 's7-admin', role: 'admin' }) });
     expect(ledger.problems).toEqual([]);
     figure(`scenario 7d: function level: ${attempts} requests by user/supervisor to ${guarded.filter((r) => r.access === 'admin').length} admin and ${guarded.filter((r) => r.access === 'supervisor').length} supervisor routes (declared method, HEAD, other methods, path spellings): 403 as declared, never 2xx; reconcile ok`);
   });

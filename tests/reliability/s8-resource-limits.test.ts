@@ -193,7 +193,7 @@ describe('scenario 8: resource limits', () => {
     expect(evilPreflight.headers['access-control-allow-origin']).toBeUndefined();
     expect(evil.headers['access-control-allow-credentials']).toBeUndefined();
     expect(good.headers['access-control-allow-origin']).toBe(ALLOWED_ORIGIN);
-    const ledger = await checkLedger(cluster.pg);
+    const ledger = await checkLedger(cluster.pg, { url: url(), adminToken: tokenFor({ sub: 's8-admin', role: 'admin' }) });
     expect(ledger.problems).toEqual([]);
     figure(`scenario 8e: CORS unknown origin -> no Access-Control-Allow-Origin (simple and preflight); ${ALLOWED_ORIGIN} -> granted`);
   });

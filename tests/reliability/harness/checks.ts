@@ -6,7 +6,7 @@ export interface LedgerReport {
   lots: number;
   users: number;
   problems: string[];
-  /** Set when the service's own GET /api/admin/reconcile answered. */
+  /** What the service's own GET /api/admin/reconcile answered, when asked. */
   serviceReconcile?: { ok: boolean; checkedUsers?: number; discrepancies?: unknown[] };
 }
 
@@ -17,7 +17,7 @@ export interface LedgerReport {
  * - per lot, total + adjustments = remaining + open holds + captured + charged + expired;
  * - a resolved (non-active) session has every hold leg fully captured or released;
  * - no lot and no user's available balance is negative; usage records have charged + unpaid = credits.
- * When the service exposes GET /api/admin/reconcile, it is asked too and must agree.
+ * Given an admin token, the service's own GET /api/admin/reconcile is asked too and must say ok.
  */
 export async function checkLedger(pg: ControlledPostgres, service?: { url: string; adminToken: string }): Promise<LedgerReport> {
   const problems: string[] = [];
@@ -70,13 +70,11 @@ export async function checkLedger(pg: ControlledPostgres, service?: { url: strin
 
   if (service) {
     const res = await api(service.url, service.adminToken, 'GET', '/api/admin/reconcile');
-    if (res.status !== 404) {
-      const body = res.json as LedgerReport['serviceReconcile'];
-      report.serviceReconcile = body;
-      if (res.status !== 200 || !body?.ok) {
-        report.ok = false;
-        problems.push(`GET /api/admin/reconcile answered ${res.status}: ${res.text.slice(0, 500)}`);
-      }
+    const body = res.json as LedgerReport['serviceReconcile'];
+    report.serviceReconcile = body;
+    if (res.status !== 200 || !body?.ok) {
+      report.ok = false;
+      problems.push(`GET /api/admin/reconcile answered ${res.status}: ${res.text.slice(0, 500)}`);
     }
   }
   return report;

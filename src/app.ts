@@ -1,17 +1,21 @@
 import cors from 'cors';
 import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
+import swaggerUi from 'swagger-ui-express';
 import type { Config } from './config';
 import type { Lifecycle } from './controllers/health.controller';
 import type { Database } from './db/database';
 import { AppError } from './lib/errors';
-import type { Logger } from './lib/logger';
+import { createHttpLogger, type Logger } from './lib/logger';
+import { Metrics, databaseMetricSources } from './lib/metrics';
 import { errorHandler, notFoundHandler } from './middleware/error.middleware';
 import { readIdempotencyKey } from './middleware/idempotency.middleware';
 import { authenticateJWT, requireRole } from './middleware/jwt.middleware';
+import { createRateLimiters } from './middleware/rate-limit.middleware';
 import { requestId } from './middleware/request-id.middleware';
 import { validate } from './middleware/validate';
 import { buildRouteTable } from './routes';
+import { operationsRoutes } from './routes/operations.routes';
 import type { RouteSpec } from './routes/route-table';
 import { createServices, type Services } from './services';
 
@@ -20,6 +24,8 @@ export interface AppDependencies {
   db: Database;
   logger: Logger;
   lifecycle?: Lifecycle;
+  /** Prometheus metrics of this app (a fresh registry per app unless given). */
+  metrics?: Metrics;
 }
 
 export interface App {
@@ -27,6 +33,9 @@ export interface App {
   services: Services;
   routes: RouteSpec[];
   lifecycle: Lifecycle;
+  metrics: Metrics;
+  /** Releases what the app holds besides the database (the rate-limit Redis connection). */
+  close(): Promise<void>;
 }
 
 /** Requests with a body must say it is JSON; anything else is refused before parsing. */
@@ -39,25 +48,36 @@ const requireJsonBody: RequestHandler = (req, _res, next) => {
 };
 
 /** Builds the Express app without listening, so tests get a fresh app on a fresh database. */
-export function createApp({ config, db, logger, lifecycle = { draining: false } }: AppDependencies): App {
-  const services = createServices(db, config);
+export function createApp({ config, db, logger, lifecycle = { draining: false }, metrics = new Metrics() }: AppDependencies): App {
+  const services = createServices(db, config, metrics);
   const routes = buildRouteTable(services, db, lifecycle);
+  // Operations (issue #8): OpenAPI document, metrics, logs, rate limits, Swagger UI.
+  routes.push(
+    ...operationsRoutes({ routes: () => routes, metrics, metricsEnabled: config.METRICS_ENABLED, metricsToken: config.METRICS_TOKEN }),
+  );
+  metrics.connect(databaseMetricSources(db, config.DATABASE_POOL_MAX));
+  const limiters = createRateLimiters(config, logger, metrics);
 
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', config.TRUST_PROXY);
   app.set('query parser', 'simple');
   app.use(requestId);
-  app.use(helmet());
+  app.use(metrics.middleware());
+  app.use(createHttpLogger(logger));
+  app.use(closeConnectionsWhileDraining(lifecycle));
+  app.use(securityHeaders());
   // No origin is allowed unless configured: browsers are not this service's usual callers.
   app.use(cors({ origin: config.CORS_ORIGINS, exposedHeaders: ['X-Request-Id', 'Idempotent-Replayed', 'Retry-After'] }));
+  app.use('/api', limiters.perIp);
   app.use(requireJsonBody);
   app.use(express.json({ limit: config.BODY_LIMIT, strict: true }));
+  mountSwaggerUi(app);
 
   const authenticate = authenticateJWT(config.jwt, services.users);
   for (const spec of routes) {
     const chain: RequestHandler[] = [];
-    if (spec.access !== 'public') chain.push(authenticate, requireRole(spec.access));
+    if (spec.access !== 'public') chain.push(authenticate, limiters.perUser, requireRole(spec.access));
     chain.push(validate(spec.request ?? {}));
     if (spec.idempotent) chain.push(readIdempotencyKey);
     chain.push(spec.handler);
@@ -66,5 +86,47 @@ export function createApp({ config, db, logger, lifecycle = { draining: false } 
 
   app.use(notFoundHandler);
   app.use(errorHandler(logger));
-  return { app, services, routes, lifecycle };
+  return { app, services, routes, lifecycle, metrics, close: limiters.close };
+}
+
+/** helmet everywhere; Swagger UI's page gets a CSP that lets its own scripts, styles and images load. */
+function securityHeaders(): RequestHandler {
+  const api = helmet();
+  const docs = helmet({
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        frameAncestors: ["'self'"],
+        baseUri: ["'self'"],
+      },
+    },
+  });
+  return (req, res, next) => (req.path === '/api/docs' || req.path.startsWith('/api/docs/') ? docs : api)(req, res, next);
+}
+
+/** Swagger UI at /api/docs/, reading the document from /api/openapi.json. Public, like the document. */
+function mountSwaggerUi(app: Express): void {
+  const options = { swaggerUrl: '/api/openapi.json', customSiteTitle: 'Accounting Service API', swaggerOptions: { validatorUrl: null } };
+  app.use('/api/docs', (req, res, next) => {
+    res.locals.routeLabel = '/api/docs';
+    // The page loads its assets relative to itself, so it must be served from /api/docs/.
+    if (req.method === 'GET' && req.originalUrl.split('?')[0] === '/api/docs') return res.redirect(301, '/api/docs/');
+    next();
+  });
+  app.use('/api/docs', ...swaggerUi.serveFiles(undefined, options), swaggerUi.setup(undefined, options));
+}
+
+/** While draining, responses ask keep-alive clients to close, so the server can finish closing. */
+function closeConnectionsWhileDraining(lifecycle: Lifecycle): RequestHandler {
+  return (_req, res, next) => {
+    if (lifecycle.draining) res.setHeader('Connection', 'close');
+    next();
+  };
 }

@@ -6,6 +6,7 @@ import { createDatabase } from './db/database';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres';
 import { migrateToLatest } from './db/migrator';
 import { createLogger } from './lib/logger';
+import { Metrics } from './lib/metrics';
 import { startBackgroundJobs } from './services/background-jobs';
 
 function loadConfigOrExit(): Config {
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
     logger.info({ dataDir: config.EMBEDDED_PG_DIR }, 'no DATABASE_URL: starting embedded PostgreSQL');
     embedded = await startEmbeddedPostgres({ dataDir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT, persistent: true });
     databaseUrl = embedded.url;
+    takeSignalsFromEmbeddedPostgres();
   }
 
   const db = createDatabase({
@@ -43,7 +45,8 @@ async function main(): Promise<void> {
   const applied = await migrateToLatest(db.sequelize, (m) => logger.debug(m));
   if (applied.length) logger.info({ applied }, 'migrations applied');
 
-  const { app, services, lifecycle } = createApp({ config, db, logger });
+  const metrics = new Metrics({ defaultMetrics: true });
+  const { app, services, lifecycle, close: closeApp } = createApp({ config, db, logger, metrics });
   const server = http.createServer(
     {
       headersTimeout: config.HTTP_HEADERS_TIMEOUT_MS,
@@ -65,23 +68,56 @@ async function main(): Promise<void> {
     console.log(`  Get a token:        npm run token -- --sub alice --role admin\n`);
   }
 
+  // Graceful shutdown (issue #8): /ready turns 503 at once; after SHUTDOWN_DELAY_MS (time for load
+  // balancers to notice) the listener closes, in-flight requests finish, background jobs stop, then
+  // Redis, the pool and the embedded PostgreSQL close. Past SHUTDOWN_GRACE_MS the process exits 1.
   let shuttingDown = false;
   const shutdown = async (signal: string) => {
-    if (shuttingDown) return;
+    if (shuttingDown) {
+      logger.warn({ signal }, 'second signal during shutdown: exiting now');
+      process.exit(1);
+    }
     shuttingDown = true;
-    logger.info({ signal }, 'shutting down');
+    const startedAt = Date.now();
+    logger.info({ signal, graceMs: config.SHUTDOWN_GRACE_MS, delayMs: config.SHUTDOWN_DELAY_MS }, 'shutting down: draining');
     lifecycle.draining = true;
-    const forceExit = setTimeout(() => process.exit(1), config.SHUTDOWN_GRACE_MS).unref();
-    server.close();
+    const forceExit = setTimeout(() => {
+      logger.error('shutdown grace period over: exiting with work still open');
+      process.exit(1);
+    }, config.SHUTDOWN_GRACE_MS);
+    forceExit.unref();
+    const stoppingJobs = jobs.stop();
+    if (config.SHUTDOWN_DELAY_MS > 0) await new Promise((resolve) => setTimeout(resolve, config.SHUTDOWN_DELAY_MS));
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // Keep-alive connections close as soon as their in-flight response is done.
     server.closeIdleConnections();
-    await jobs.stop();
-    await db.close().catch(() => undefined);
-    await embedded?.stop().catch(() => undefined);
+    const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
+    await Promise.all([closed, stoppingJobs]);
+    clearInterval(idleSweep);
+    logger.info('listener closed, requests finished, background jobs stopped');
+    await closeApp().catch((error) => logger.warn({ err: error }, 'closing the rate-limit store failed'));
+    await db.close().catch((error) => logger.warn({ err: error }, 'closing the database pool failed'));
+    await embedded?.stop().catch((error) => logger.warn({ err: error }, 'stopping the embedded PostgreSQL failed'));
     clearTimeout(forceExit);
+    logger.info({ tookMs: Date.now() - startedAt }, 'shutdown complete');
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/**
+ * embedded-postgres installs async-exit-hook on import, which on SIGINT/SIGTERM stops PostgreSQL and
+ * exits at once, under in-flight requests. Our own shutdown stops it last, so its signal hooks go.
+ */
+function takeSignalsFromEmbeddedPostgres(): void {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- an untyped CommonJS module, loaded only here
+    const hook = require('async-exit-hook') as { unhookEvent(event: string): void; hookedEvents(): string[] };
+    for (const event of ['SIGINT', 'SIGTERM']) if (hook.hookedEvents().includes(event)) hook.unhookEvent(event);
+  } catch {
+    // Not installed: nothing to take over.
+  }
 }
 
 main().catch((error) => {

@@ -14,7 +14,7 @@ const optionalString = z
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
-const envSchema = z.object({
+export const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().default('0.0.0.0'),
   PORT: int(0, 65535).default(3000),
@@ -52,6 +52,17 @@ const envSchema = z.object({
   USER_CACHE_TTL_MS: int(0, 3_600_000).default(30_000),
   PRICE_CACHE_TTL_MS: int(0, 3_600_000).default(5_000),
   REDIS_URL: optionalString.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
+  // --- Operations (issue #8): rate limits, metrics, proxies, shutdown ---
+  RATE_LIMIT_ENABLED: bool.default(true),
+  RATE_LIMIT_PER_USER_PER_MINUTE: int(1, 10_000_000).default(600),
+  RATE_LIMIT_PER_IP_PER_MINUTE: int(1, 10_000_000).default(6_000),
+  TRUST_PROXY: z
+    .string()
+    .default('loopback')
+    .transform((v): boolean | number | string => (v === 'true' ? true : v === 'false' ? false : /^\d+$/.test(v) ? Number(v) : v)),
+  METRICS_ENABLED: bool.default(true),
+  METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+  SHUTDOWN_DELAY_MS: int(0, 600_000).default(0),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -114,6 +125,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     key = crypto.createSecretKey(Buffer.from(secret, 'utf8'));
   }
 
+  if (values.SHUTDOWN_DELAY_MS >= values.SHUTDOWN_GRACE_MS && values.SHUTDOWN_DELAY_MS > 0) {
+    throw new ConfigError('SHUTDOWN_DELAY_MS', 'must be less than SHUTDOWN_GRACE_MS');
+  }
   if (values.SESSION_TTL_SECONDS > values.SESSION_MAX_TTL_SECONDS) {
     throw new ConfigError('SESSION_TTL_SECONDS', 'must not exceed SESSION_MAX_TTL_SECONDS');
   }

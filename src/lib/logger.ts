@@ -1,13 +1,77 @@
+import { createRequire } from 'node:module';
+import type { Request, RequestHandler, Response } from 'express';
 import pino from 'pino';
+import { routeLabel } from './metrics';
+
+/**
+ * pino-http, loaded without its type declarations: they retype every IncomingMessage's `id` as
+ * string | number | object, which breaks `req.id: string` across the code base. Only the options
+ * used below are typed here.
+ */
+interface HttpLoggerOptions {
+  logger: pino.Logger;
+  genReqId(req: Request): string;
+  customProps(req: Request): Record<string, unknown>;
+  serializers: Record<string, (value: never) => unknown>;
+  customAttributeKeys: { responseTime: string };
+  customLogLevel(req: Request, res: Response, error?: Error): pino.LevelWithSilent;
+  customSuccessObject(req: Request, res: Response, value: Record<string, unknown>): Record<string, unknown>;
+  customErrorObject(req: Request, res: Response, error: Error, value: Record<string, unknown>): Record<string, unknown>;
+  customSuccessMessage(req: Request, res: Response): string;
+  customErrorMessage(req: Request, res: Response): string;
+}
+const { pinoHttp } = createRequire(__filename)('pino-http') as { pinoHttp(options: HttpLoggerOptions): RequestHandler };
 
 export type Logger = pino.Logger;
 
 /** JSON logs; tokens and Authorization headers are redacted wherever they appear. */
-export function createLogger(level: string, pretty = false): Logger {
-  return pino({
+export function createLogger(level: string, pretty = false, destination?: pino.DestinationStream): Logger {
+  const options: pino.LoggerOptions = {
     level,
     base: { service: 'accounting-service' },
-    redact: { paths: ['req.headers.authorization', 'headers.authorization', 'authorization', 'token', '*.token'], censor: '[redacted]' },
-    transport: pretty ? { target: 'pino-pretty', options: { singleLine: true, translateTime: 'SYS:HH:MM:ss.l' } } : undefined,
+    redact: {
+      paths: ['req.headers.authorization', 'headers.authorization', 'authorization', 'token', '*.token', '*.authorization'],
+      censor: '[redacted]',
+    },
+    transport: pretty && !destination ? { target: 'pino-pretty', options: { singleLine: true, translateTime: 'SYS:HH:MM:ss.l' } } : undefined,
+  };
+  return destination ? pino(options, destination) : pino(options);
+}
+
+const PROBES = new Set(['/health', '/ready', '/metrics']);
+
+/**
+ * One line per request: requestId, method, path (never the query string or any header, so tokens
+ * cannot leak), route pattern, status, userId and durationMs. Probes log at debug, 5xx at error.
+ */
+export function createHttpLogger(logger: Logger): RequestHandler {
+  return pinoHttp({
+    logger,
+    // The request-id middleware runs first; pino-http keeps its id.
+    genReqId: (req) => req.id,
+    customProps: (req) => ({ requestId: req.id }),
+    serializers: {
+      req: (req: { method: string; url: string }) => ({ method: req.method, path: req.url.split('?')[0] }),
+      res: () => undefined,
+    },
+    customAttributeKeys: { responseTime: 'durationMs' },
+    customLogLevel: (req, res, error) => {
+      if (error || res.statusCode >= 500) return 'error';
+      return PROBES.has(req.path) && res.statusCode < 400 ? 'debug' : 'info';
+    },
+    customSuccessObject: (req, res, value) => summary(req, res, value),
+    customErrorObject: (req, res, _error, value) => summary(req, res, value),
+    customSuccessMessage: (req, res) => `${req.method} ${routeLabel(req, res)} ${res.statusCode}`,
+    customErrorMessage: (req, res) => `${req.method} ${routeLabel(req, res)} ${res.statusCode}`,
   });
+}
+
+function summary(req: Request, res: Response, value: Record<string, unknown>) {
+  return {
+    route: routeLabel(req, res),
+    status: res.statusCode,
+    userId: req.auth?.userId,
+    durationMs: value.durationMs,
+    ...(res.statusCode === 429 ? { rateLimited: true } : {}),
+  };
 }

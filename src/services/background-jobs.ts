@@ -26,7 +26,11 @@ export function startBackgroundJobs(services: Services, intervalMs: number, logg
   const timer = setInterval(() => {
     if (running || stopped) return;
     running = tick()
-      .catch((error) => logger.warn({ err: error }, 'background job failed; will retry'))
+      .then(() => services.metrics.sweeperRuns.inc({ outcome: 'ok' }))
+      .catch((error) => {
+        services.metrics.sweeperRuns.inc({ outcome: 'error' });
+        logger.warn({ err: error }, 'background job failed; will retry');
+      })
       .finally(() => {
         running = null;
       });

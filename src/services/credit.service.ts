@@ -1,6 +1,7 @@
 import type { Transaction } from 'sequelize';
 import type { Database } from '../db/database';
 import { AppError, forbidden, notFound } from '../lib/errors';
+import { Metrics } from '../lib/metrics';
 import { countFromDb, fromDb, toCredits, type Micro } from '../lib/money';
 import type { Role } from '../models';
 import { decodeCursor, encodeCursor } from '../schemas/common';
@@ -85,6 +86,7 @@ export class CreditService {
     private readonly users: UserAccountService,
     private readonly idempotency: IdempotencyService,
     private readonly prices: PriceService,
+    private readonly metrics: Metrics = new Metrics(),
   ) {}
 
   // ---------- for other services ----------
@@ -99,6 +101,8 @@ export class CreditService {
     if (!tx) return this.db.transaction((t) => this.deductCredits(userId, amount, options, t));
     const { drawn, availableBefore } = await this.debit(userId, amount, 'charge', options.allowPartial ?? false, options, tx);
     if (drawn < amount && !options.allowPartial) throw insufficient(amount, availableBefore);
+    // Counted once the transaction commits (a retried or rolled-back attempt never counts).
+    tx.afterCommit(() => this.metrics.recordCredits('unpaid', amount - drawn));
     return { charged: drawn, unpaid: amount - drawn, availableBefore, availableAfter: availableBefore - drawn };
   }
 
@@ -195,6 +199,7 @@ export class CreditService {
         [body.userId, body.credits.toString(), body.expiresAt ?? null, body.expiresInDays ?? null, callerId, body.note ?? null],
         tx,
       );
+      tx.afterCommit(() => this.metrics.recordCredits('granted', body.credits));
       const balance = await this.getBalance(body.userId, tx);
       return { status: 201, body: { allocation: toAllocationJson(toLot(row)), balance: toBalanceJson(balance) } };
     });
@@ -301,7 +306,9 @@ export class CreditService {
     for (let i = 0; i < maxLots; i++) {
       const rows = await this.db.query<{ expired_credits: string }>(`SELECT * FROM acct_expire_one_lot($1)`, [notBefore]);
       if (rows.length === 0) break;
-      if (fromDb(rows[0].expired_credits) > 0n) expired++;
+      const expiredCredits = fromDb(rows[0].expired_credits);
+      this.metrics.recordCredits('expired', expiredCredits);
+      if (expiredCredits > 0n) expired++;
     }
     if (full) this.lastFullExpirySweep = now;
     return expired;
@@ -323,7 +330,9 @@ export class CreditService {
       [userId, amount.toString(), kind, allowPartial, options.sessionId ?? null, options.usageRecordId ?? null, options.actorId],
       tx,
     );
-    return { drawn: fromDb(row.drawn), availableBefore: fromDb(row.available_before) };
+    const drawn = fromDb(row.drawn);
+    tx.afterCommit(() => this.metrics.recordCredits(kind === 'hold' ? 'held' : 'charged', drawn));
+    return { drawn, availableBefore: fromDb(row.available_before) };
   }
 
   private ledgerCursor(cursor: string | undefined): string | null {

@@ -1,5 +1,6 @@
 import type { Config } from '../config';
 import type { Database } from '../db/database';
+import { Metrics } from '../lib/metrics';
 import { CreditService } from './credit.service';
 import { IdempotencyService } from './idempotency.service';
 import { PriceService } from './price.service';
@@ -14,15 +15,17 @@ export interface Services {
   credits: CreditService;
   sessions: StreamingSessionService;
   usage: UsageService;
+  /** Business counters (credits moved, sweeper runs); services count what they complete. */
+  metrics: Metrics;
 }
 
 /** The composition root for business logic: every service gets its collaborators here, nowhere else. */
-export function createServices(db: Database, config: Config): Services {
+export function createServices(db: Database, config: Config, metrics = new Metrics()): Services {
   const users = new UserAccountService(db, config.USER_CACHE_TTL_MS);
   const idempotency = new IdempotencyService(db, config.IDEMPOTENCY_KEY_TTL_HOURS);
   const prices = new PriceService(db, config.PRICE_CACHE_TTL_MS);
-  const credits = new CreditService(db, users, idempotency, prices);
-  const sessions = new StreamingSessionService(db, credits, prices, config, idempotency);
-  const usage = new UsageService(db, credits, prices, idempotency);
-  return { users, idempotency, prices, credits, sessions, usage };
+  const credits = new CreditService(db, users, idempotency, prices, metrics);
+  const sessions = new StreamingSessionService(db, credits, prices, config, idempotency, metrics);
+  const usage = new UsageService(db, credits, prices, idempotency, metrics);
+  return { users, idempotency, prices, credits, sessions, usage, metrics };
 }

@@ -3,6 +3,7 @@ import type { Transaction } from 'sequelize';
 import type { Config } from '../config';
 import { pgErrorCode, type Database } from '../db/database';
 import { AppError } from '../lib/errors';
+import { Metrics } from '../lib/metrics';
 import { fromDb, toCredits, type Micro } from '../lib/money';
 import type { Role } from '../models';
 import { decodeCursor, encodeCursor } from '../schemas/common';
@@ -100,6 +101,7 @@ export class StreamingSessionService {
     private readonly prices: PriceService,
     private readonly config: Config,
     private readonly idempotency?: IdempotencyService,
+    private readonly metrics: Metrics = new Metrics(),
   ) {}
 
   get maxTtlSeconds(): number {
@@ -144,6 +146,7 @@ export class StreamingSessionService {
         case 'created':
         case 'replayed':
           this.remember(row.id, row.model_id, row.price_version);
+          if (row.outcome === 'created') afterCommit(tx, () => this.metrics.recordCredits('held', fromDb(row.allocated_credits)));
           return { status: row.outcome === 'created' ? 201 : 200, body: sessionView(row) };
         case 'insufficient':
           throw new AppError('INSUFFICIENT_CREDITS', 'Available credits do not cover the estimate', {
@@ -210,6 +213,7 @@ export class StreamingSessionService {
       ]);
       if (!row?.id) break;
       expired++;
+      await this.countExpiry(row.id);
     }
     return expired;
   }
@@ -246,6 +250,7 @@ export class StreamingSessionService {
       switch (row.outcome) {
         case 'settled':
         case 'replayed':
+          if (row.outcome === 'settled') afterCommit(tx, () => this.countSettlement(row));
           return { status: 200, body: settledView(row) };
         case 'not_found':
           throw sessionNotFound();
@@ -276,6 +281,29 @@ export class StreamingSessionService {
         if (tx || attempt >= 3 || !RETRYABLE.has(pgErrorCode(error) ?? '')) throw error;
       }
     }
+  }
+
+  /** Metrics of a settled session: the hold split into captured and released, plus overage charged or unpaid. */
+  private countSettlement(row: SessionResultRow): void {
+    const allocated = fromDb(row.allocated_credits);
+    const released = fromDb(row.refunded_credits);
+    const unpaid = fromDb(row.unpaid_credits);
+    const captured = allocated - released;
+    const charged = fromDb(row.used_credits) - captured - unpaid;
+    this.metrics.recordCredits('captured', captured);
+    this.metrics.recordCredits('released', released);
+    if (charged > 0n) this.metrics.recordCredits('charged', charged);
+    this.metrics.recordCredits('unpaid', unpaid);
+  }
+
+  /** Metrics of an expired session (read after its own committed statement; only the sweeper pays this). */
+  private async countExpiry(sessionId: string): Promise<void> {
+    this.metrics.sessionsExpired.inc();
+    const [row] = await this.db.query<SessionResultRow>(
+      `SELECT allocated_credits, used_credits, refunded_credits, unpaid_credits FROM streaming_sessions WHERE id = $1`,
+      [sessionId],
+    );
+    if (row) this.countSettlement(row);
   }
 
   private async pricingOf(sessionId: string): Promise<{ modelId: string; priceVersion: number } | null> {
@@ -373,4 +401,10 @@ function settledView(row: SessionResultRow): SettledView {
     refundedCredits: toCredits(fromDb(row.refunded_credits)),
     unpaidCredits: toCredits(fromDb(row.unpaid_credits)),
   };
+}
+
+/** Runs `count` once the work is durable: after the transaction commits, or now for an autocommit statement. */
+function afterCommit(tx: Transaction | undefined, count: () => void): void {
+  if (tx) tx.afterCommit(count);
+  else count();
 }

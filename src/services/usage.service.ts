@@ -1,5 +1,6 @@
 import type { Database } from '../db/database';
 import { AppError, forbidden, notFound } from '../lib/errors';
+import { Metrics } from '../lib/metrics';
 import { countFromDb, formatCredits, fromDb, toCredits, type Micro } from '../lib/money';
 import type { Role } from '../models';
 import { decodeCursor, encodeCursor } from '../schemas/common';
@@ -136,6 +137,7 @@ export class UsageService {
     private readonly credits: CreditService,
     private readonly prices: PriceService,
     private readonly idempotency: IdempotencyService,
+    private readonly metrics: Metrics = new Metrics(),
   ) {}
 
   /**
@@ -192,6 +194,10 @@ export class UsageService {
       );
       const charged = fromDb(row.charged_credits);
       const unpaid = fromDb(row.unpaid_credits);
+      tx.afterCommit(() => {
+        this.metrics.recordCredits('charged', charged);
+        this.metrics.recordCredits('unpaid', unpaid);
+      });
       const usageRecord: UsageRecordView = {
         id: row.usage_record_id,
         userId,

@@ -54,6 +54,8 @@ export async function createTestContext(env: Record<string, string> = {}): Promi
     SWEEPER_INTERVAL_MS: '0',
     USER_CACHE_TTL_MS: '0',
     PRICE_CACHE_TTL_MS: '0',
+    // Off by default: many tests send hundreds of requests as one user. tests/ops enables it explicitly.
+    RATE_LIMIT_ENABLED: 'false',
     ...env,
   });
   const db = createDatabase({

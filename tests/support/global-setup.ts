@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import net from 'node:net';
 import { Client } from 'pg';
 import { createDatabase } from '../../src/db/database';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded-postgres';
@@ -43,7 +44,24 @@ export default async function globalSetup(): Promise<void> {
   await migrateToLatest(db.sequelize);
   await db.close();
 
+  // Rate-limit tests share one limit through Redis when one answers locally (tests/ops/rate-limit.test.ts).
+  if (!process.env.TEST_REDIS_URL && (await answers('127.0.0.1', 6379))) process.env.TEST_REDIS_URL = 'redis://127.0.0.1:6379';
+
   process.env.TEST_ADMIN_URL = adminUrl;
   process.env.TEST_TEMPLATE_DB = template;
   process.env.TEST_RUN_ID = runId;
+}
+
+/** True when something accepts TCP connections at host:port within half a second. */
+function answers(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port, timeout: 500 });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('timeout', () => done(false));
+    socket.once('error', () => done(false));
+  });
 }

@@ -1,0 +1,162 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RequestHandler } from 'express';
+import type { Database } from '../db/database';
+import { toCredits, type Micro } from './money';
+
+/** Credit movements counted by `accounting_credits_<movement>_total`. */
+export type CreditMovement = 'granted' | 'held' | 'captured' | 'charged' | 'released' | 'expired' | 'unpaid';
+
+export const CREDIT_MOVEMENTS: readonly CreditMovement[] = ['granted', 'held', 'captured', 'charged', 'released', 'expired', 'unpaid'];
+
+const MOVEMENT_HELP: Record<CreditMovement, string> = {
+  granted: 'Credits granted to users (allocations)',
+  held: 'Credits put on hold by streaming sessions',
+  captured: 'Held credits captured as spent when sessions finalize, abort or expire',
+  charged: 'Credits charged directly from available credits (usage records, finalize above the hold)',
+  released: 'Held credits given back to their lots',
+  expired: 'Credits that expired with their lots',
+  unpaid: 'Usage that could not be paid (recorded as unpaid, never dropped)',
+};
+
+/** Scrape-time sources: a cheap query and the pool counters, provided by whoever owns them. */
+export interface MetricsSources {
+  /** Number of streaming sessions currently active (one indexed count). */
+  activeSessions?: () => Promise<number>;
+  /** Sequelize pool counters. */
+  pool?: () => { size: number; available: number; using: number; waiting: number; max: number } | undefined;
+}
+
+/**
+ * Every metric of one app instance, in its own Registry: createApp runs many times per test process,
+ * and prom-client's global registry would refuse the second registration of the same name.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly sources: MetricsSources = {};
+
+  readonly httpDuration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration by method, route pattern and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    // API calls are short; the upper buckets catch lock waits and pool starvation.
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly httpInFlight = new Gauge({
+    name: 'http_requests_in_flight',
+    help: 'Requests being served right now',
+    registers: [this.registry],
+  });
+
+  private readonly credits = new Map<CreditMovement, Counter>(
+    CREDIT_MOVEMENTS.map((movement) => [
+      movement,
+      new Counter({ name: `accounting_credits_${movement}_total`, help: MOVEMENT_HELP[movement], registers: [this.registry] }),
+    ]),
+  );
+
+  readonly sweeperRuns = new Counter({
+    name: 'accounting_sweeper_runs_total',
+    help: 'Background sweeper runs by outcome (ok or error)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly sessionsExpired = new Counter({
+    name: 'accounting_sessions_expired_total',
+    help: 'Streaming sessions expired by the sweeper',
+    registers: [this.registry],
+  });
+
+  readonly rateLimited = new Counter({
+    name: 'http_rate_limited_total',
+    help: 'Requests refused with 429 by limiter (ip or user)',
+    labelNames: ['limiter'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean; prefix?: string } = {}) {
+    const sources = this.sources;
+    new Gauge({
+      name: 'accounting_sessions_active',
+      help: 'Streaming sessions currently active (holding credits)',
+      registers: [this.registry],
+      async collect() {
+        // A scrape must not fail because the database is briefly away; the last value stays.
+        if (sources.activeSessions) this.set(await sources.activeSessions().catch(() => NaN));
+      },
+    });
+    const pool = (name: 'size' | 'available' | 'using' | 'waiting' | 'max', help: string) =>
+      new Gauge({
+        name: `db_pool_connections_${name}`,
+        help,
+        registers: [this.registry],
+        collect() {
+          const counts = sources.pool?.();
+          if (counts) this.set(counts[name]);
+        },
+      });
+    pool('size', 'Connections open in the database pool');
+    pool('available', 'Idle connections in the pool');
+    pool('using', 'Connections lent to queries or transactions');
+    pool('waiting', 'Requests waiting for a pool connection');
+    pool('max', 'Configured pool maximum');
+    for (const movement of CREDIT_MOVEMENTS) this.credits.get(movement)!.inc(0);
+    this.sweeperRuns.inc({ outcome: 'ok' }, 0);
+    this.sweeperRuns.inc({ outcome: 'error' }, 0);
+    // Process metrics (CPU, memory, event loop lag) only in real processes: they install global
+    // observers, and tests build many apps per process.
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: options.prefix });
+  }
+
+  /** Connects scrape-time sources (called once by the composition root). */
+  connect(sources: MetricsSources): void {
+    Object.assign(this.sources, sources);
+  }
+
+  /** Counts a credit movement; `amount` is in micro-credits like everywhere else. */
+  recordCredits(movement: CreditMovement, amount: Micro): void {
+    if (amount > 0n) this.credits.get(movement)!.inc(toCredits(amount));
+  }
+
+  /** Times every request under its route pattern (req.route.path), never the raw URL. */
+  middleware(): RequestHandler {
+    return (req, res, next) => {
+      const end = this.httpDuration.startTimer();
+      this.httpInFlight.inc();
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        this.httpInFlight.dec();
+        end({ method: req.method, route: routeLabel(req, res), status: String(res.statusCode) });
+      };
+      res.once('finish', finish);
+      res.once('close', finish);
+      next();
+    };
+  }
+}
+
+/** The route pattern of a request: a matched route's path, a mount label, or "unmatched" (404s). */
+export function routeLabel(req: { route?: { path?: unknown }; baseUrl?: string }, res: { locals: Record<string, unknown> }): string {
+  if (req.route && typeof req.route.path === 'string') return (req.baseUrl ?? '') + req.route.path;
+  if (typeof res.locals.routeLabel === 'string') return res.locals.routeLabel;
+  return 'unmatched';
+}
+
+/** Scrape-time sources backed by the database: active sessions (partial-index count) and pool counters. */
+export function databaseMetricSources(db: Database, poolMax: number): MetricsSources {
+  return {
+    activeSessions: async () => {
+      const [row] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM streaming_sessions WHERE status = 'active'`);
+      return Number(row.n);
+    },
+    pool: () => {
+      const pool = (db.sequelize.connectionManager as unknown as { pool?: Partial<Record<'size' | 'available' | 'using' | 'waiting', number>> }).pool;
+      if (!pool || typeof pool.size !== 'number') return undefined;
+      return { size: pool.size, available: pool.available ?? 0, using: pool.using ?? 0, waiting: pool.waiting ?? 0, max: poolMax };
+    },
+  };
+}

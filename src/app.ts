@@ -75,9 +75,10 @@ export function createApp({ config, db, logger, lifecycle = { draining: false },
   mountSwaggerUi(app);
 
   const authenticate = authenticateJWT(config.jwt, services.users);
+  const authenticateOnly = authenticateJWT(config.jwt, services.users, { mirror: false });
   for (const spec of routes) {
     const chain: RequestHandler[] = [];
-    if (spec.access !== 'public') chain.push(authenticate, limiters.perUser, requireRole(spec.access));
+    if (spec.access !== 'public') chain.push(spec.mirrorsUser ? authenticateOnly : authenticate, limiters.perUser, requireRole(spec.access));
     chain.push(validate(spec.request ?? {}));
     if (spec.idempotent) chain.push(readIdempotencyKey);
     chain.push(spec.handler);

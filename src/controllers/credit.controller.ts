@@ -9,7 +9,7 @@ export class CreditController {
 
   /** GET /api/credits/balance */
   balance: RequestHandler = async (req, res) => {
-    res.json(toBalanceJson(await this.credits.getBalance(req.auth!.userId)));
+    res.json(toBalanceJson(await this.credits.ownBalance(req.auth!)));
   };
 
   /** GET /api/credits/balance/:userId (supervisor, admin) */

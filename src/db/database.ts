@@ -18,6 +18,15 @@ export interface Database {
   /** Runs a raw statement and returns its rows. Pass `tx` for every statement inside a transaction. */
   query<T extends object>(sql: string, bind?: unknown[], tx?: Transaction): Promise<T[]>;
   /**
+   * The hot path's one round trip: a single statement in autocommit, sent as a named prepared statement
+   * straight on a pooled connection (parsed once per connection, none of Sequelize's per-query work).
+   * The statement succeeds or rolls back as a whole, so deadlocks, serialization failures and lock
+   * timeouts are retried. A connection lost after sending it leaves the outcome unknown: that is retried
+   * only when `rerunnable` (the statement finds out itself whether it already ran). `name` must be
+   * unique per SQL text.
+   */
+  prepared<T extends object>(name: string, sql: string, bind?: unknown[], options?: { rerunnable?: boolean }): Promise<T[]>;
+  /**
    * Runs `work` in one READ COMMITTED transaction, retrying the whole of it on transient failures.
    * A connection lost during COMMIT leaves the outcome unknown: that is retried only for work marked
    * `rerunnable` (it finds out itself whether it already committed, e.g. through an idempotency key).
@@ -128,6 +137,31 @@ export function createDatabase(options: DatabaseOptions): Database {
     }
   }
 
+  type PgConnection = { query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: object[] }> };
+  async function prepared<T extends object>(name: string, sql: string, bind: unknown[] = [], { rerunnable = false } = {}): Promise<T[]> {
+    for (let attempt = 1; ; attempt++) {
+      let connection: PgConnection | undefined;
+      let sent = false;
+      try {
+        connection = (await sequelize.connectionManager.getConnection({ type: 'write' })) as unknown as PgConnection;
+        sent = true;
+        const result = await connection.query({ name, text: sql, values: bind });
+        return result.rows as T[];
+      } catch (error) {
+        if (sent && !rerunnable && isConnectionError(error)) {
+          // The statement may have committed: running it again could apply it twice.
+          throw new Error('Connection lost during a statement; its outcome is unknown', { cause: error });
+        }
+        if (attempt >= MAX_ATTEMPTS || !isRetryable(error)) throw error;
+      } finally {
+        // A connection that failed is marked invalid by Sequelize and replaced on its next acquire.
+        if (connection) sequelize.connectionManager.releaseConnection(connection as never);
+      }
+      const base = 10 * 2 ** (attempt - 1);
+      await sleep(base + Math.random() * base);
+    }
+  }
+
   async function transaction<T>(work: (tx: Transaction) => Promise<T>, { rerunnable = false } = {}): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       let committing = false;
@@ -150,5 +184,5 @@ export function createDatabase(options: DatabaseOptions): Database {
     }
   }
 
-  return { sequelize, models, query, transaction, close: () => sequelize.close() };
+  return { sequelize, models, query, prepared, transaction, close: () => sequelize.close() };
 }

@@ -14,8 +14,9 @@ const optionalClaim = (value: unknown) => (typeof value === 'string' && value.le
 /**
  * Verifies the bearer token (algorithm pinned by config, `exp` required, issuer and audience checked
  * when configured) and mirrors the user into user_accounts. Any failure is a 401, never a 500.
+ * `mirror: false` is for routes whose own statement mirrors the caller (RouteSpec.mirrorsUser).
  */
-export function authenticateJWT(jwtConfig: Config['jwt'], users: UserAccountService): RequestHandler {
+export function authenticateJWT(jwtConfig: Config['jwt'], users: UserAccountService, { mirror = true } = {}): RequestHandler {
   const verifyOptions: jwt.VerifyOptions = {
     algorithms: [jwtConfig.algorithm],
     issuer: jwtConfig.issuer,
@@ -48,6 +49,7 @@ export function authenticateJWT(jwtConfig: Config['jwt'], users: UserAccountServ
       email: optionalClaim(claims.email),
       username: optionalClaim(claims.username),
     };
+    if (!mirror) return next();
     try {
       await users.findOrCreateUser(req.auth);
       next();

@@ -26,6 +26,7 @@ export function creditRoutes(services: Services): RouteSpec[] {
       summary: 'The caller\u2019s balance: available, reserved by active sessions, expiring soon, allocations',
       tags: ['Credits'],
       access: 'user',
+      mirrorsUser: true,
       responses: { 200: { description: 'Balance', schema: balanceSchema } },
       handler: controller.balance,
     },

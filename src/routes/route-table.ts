@@ -16,6 +16,11 @@ export interface RouteSpec {
   summary: string;
   tags: string[];
   access: Access;
+  /**
+   * The handler mirrors the caller into user_accounts in its own statement (one round trip for both), so
+   * the auth middleware skips its upsert. A request rejected before reaching the database mirrors nothing.
+   */
+  mirrorsUser?: boolean;
   /** Accepts an `Idempotency-Key` header (POSTs that move money). */
   idempotent?: boolean;
   request?: { body?: ZodType; query?: ZodType; params?: ZodType };

@@ -24,6 +24,7 @@ export function streamingSessionRoutes(services: Services): RouteSpec[] {
       summary: 'Open a session: hold the estimated credits',
       tags,
       access: 'user',
+      mirrorsUser: true,
       idempotent: true,
       request: { body: initializeSessionBody(services.sessions.maxTtlSeconds) },
       responses: {

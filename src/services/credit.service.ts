@@ -18,7 +18,7 @@ import {
 } from '../schemas/credit.schemas';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
 import { costAt, type PriceService } from './price.service';
-import type { UserAccountService } from './user-account.service';
+import { mirrorBind, mirrorCte, type TokenUser, type UserAccountService } from './user-account.service';
 
 export interface Caller {
   userId: string;
@@ -122,20 +122,31 @@ export class CreditService {
     return fromDb(row.available);
   }
 
+  /**
+   * The caller's own balance (GET /api/credits/balance): one prepared statement, one round trip, which
+   * also mirrors the caller into user_accounts when this process has not lately (RouteSpec.mirrorsUser).
+   */
+  async ownBalance(caller: TokenUser): Promise<Balance> {
+    const mirror = this.users.pendingMirror(caller);
+    const balance = await this.getBalance(caller.userId, undefined, mirror);
+    if (mirror) this.users.markSynced(mirror);
+    return balance;
+  }
+
   /** The balance of a user (zero everywhere for a user without lots). One statement, one snapshot. */
-  async getBalance(userId: string, tx?: Transaction): Promise<Balance> {
-    const rows = await this.db.query<LotRow & { reserved: string; soon_before: Date }>(
-      `SELECT r.reserved, r.soon_before, a.*
+  async getBalance(userId: string, tx?: Transaction, mirror?: TokenUser | null): Promise<Balance> {
+    const sql = `${mirror ? mirrorCte(3) : ''}SELECT r.reserved, r.soon_before, a.*
          FROM (SELECT now() + make_interval(days => $2) AS soon_before,
                       (SELECT coalesce(sum(h.held_credits - h.captured_credits - h.released_credits), 0)
                          FROM streaming_sessions s JOIN session_holds h ON h.session_id = s.id
                         WHERE s.user_id = $1 AND s.status = 'active') AS reserved) r
          LEFT JOIN credit_allocations a
            ON a.user_id = $1 AND a.remaining_credits > 0 AND (a.expires_at IS NULL OR a.expires_at > now())
-        ORDER BY a.expires_at NULLS LAST, a.id`,
-      [userId, EXPIRING_SOON_DAYS],
-      tx,
-    );
+        ORDER BY a.expires_at NULLS LAST, a.id`;
+    const bind = [userId, EXPIRING_SOON_DAYS, ...(mirror ? mirrorBind(mirror) : [])];
+    type Row = LotRow & { reserved: string; soon_before: Date };
+    // Outside a transaction: a prepared statement, parsed once per connection.
+    const rows = tx ? await this.db.query<Row>(sql, bind, tx) : await this.db.prepared<Row>(mirror ? 'credit_balance_mirror' : 'credit_balance', sql, bind);
     const soonBefore = rows[0].soon_before;
     const allocations = rows.filter((row) => row.id !== null).map(toLot);
     const sum = (lots: Lot[]) => lots.reduce((total, lot) => total + lot.remaining, 0n);

@@ -25,7 +25,7 @@ export function createServices(db: Database, config: Config, metrics = new Metri
   const idempotency = new IdempotencyService(db, config.IDEMPOTENCY_KEY_TTL_HOURS);
   const prices = new PriceService(db, config.PRICE_CACHE_TTL_MS);
   const credits = new CreditService(db, users, idempotency, prices, metrics);
-  const sessions = new StreamingSessionService(db, credits, prices, config, idempotency, metrics);
+  const sessions = new StreamingSessionService(db, credits, prices, config, idempotency, metrics, users);
   const usage = new UsageService(db, credits, prices, idempotency, metrics);
   return { users, idempotency, prices, credits, sessions, usage, metrics };
 }

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import type { Transaction } from 'sequelize';
 import type { Config } from '../config';
-import { pgErrorCode, type Database } from '../db/database';
+import type { Database } from '../db/database';
 import { AppError } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { fromDb, toCredits, type Micro } from '../lib/money';
@@ -11,6 +11,7 @@ import type { AbortSessionBody, FinalizeSessionBody, InitializeSessionBody } fro
 import type { CreditService } from './credit.service';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
 import { costAt, type PriceService } from './price.service';
+import type { TokenUser, UserAccountService } from './user-account.service';
 
 export interface Caller {
   userId: string;
@@ -74,8 +75,6 @@ interface ActiveRow {
 
 const SWEEPER_ACTOR = 'system:session-sweeper';
 const MAX_CACHED_PRICINGS = 100_000;
-// Deadlock and serialization failures roll the statement back entirely, so retrying it is safe.
-const RETRYABLE = new Set(['40001', '40P01']);
 
 // created_at as PostgreSQL prints it in UTC: exact to the microsecond, unlike a JS Date.
 const CURSOR_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?\+00$/;
@@ -90,8 +89,9 @@ const sessionNotFound = () => new AppError('NOT_FOUND', 'Session not found');
  */
 export class StreamingSessionService {
   /**
-   * Model and price version of sessions this process has seen. Both never change for a session id, so
-   * the cache cannot go stale; on a miss (a session opened by another instance) finalize reads them first.
+   * Model and price version of sessions this process opened and has not seen end. Both never change for a
+   * session id, so the cache cannot go stale; on a miss (a session opened by another instance, or a replay
+   * of an ended one) finalize reads them first.
    */
   private readonly pricing = new Map<string, { modelId: string; priceVersion: number }>();
 
@@ -102,6 +102,7 @@ export class StreamingSessionService {
     private readonly config: Config,
     private readonly idempotency?: IdempotencyService,
     private readonly metrics: Metrics = new Metrics(),
+    private readonly users?: UserAccountService,
   ) {}
 
   get maxTtlSeconds(): number {
@@ -109,7 +110,7 @@ export class StreamingSessionService {
   }
 
   /** POST /initialize: holds the estimate. 201 when created, 200 when the same request is replayed. */
-  async initialize(caller: Caller, body: InitializeSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SessionView>> {
+  async initialize(caller: Caller | TokenUser, body: InitializeSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SessionView>> {
     const price = await this.prices.current(body.modelId);
     let estimate: Micro;
     let estimatedInputCredits: Micro | null = null;
@@ -136,12 +137,14 @@ export class StreamingSessionService {
       ttl,
     ];
 
-    return this.run(idem, async (tx) => {
-      const row = await this.statement(
-        `SELECT * FROM acct_session_open($1, $2, $3, $4::integer, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9, $10::integer)`,
-        bind,
-        tx,
-      );
+    // The route skips the auth middleware's mirror upsert (mirrorsUser): unless this process mirrored these
+    // claims lately, the statement that opens the session mirrors the caller too — one round trip for both.
+    const mirror = this.users && 'email' in caller ? this.users.pendingMirror(caller) : null;
+    if (mirror) bind.push(mirror.email, mirror.username, mirror.role);
+    const name = mirror ? 'acct_session_open_as' : 'acct_session_open';
+    const casts = '$1, $2, $3, $4::integer, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9, $10::integer';
+    const response = await this.run(idem, async (tx) => {
+      const row = await this.statement(name, `SELECT * FROM ${name}(${casts}${mirror ? ', $11, $12, $13' : ''})`, bind, tx);
       switch (row.outcome) {
         case 'created':
         case 'replayed':
@@ -161,6 +164,9 @@ export class StreamingSessionService {
           throw new Error(`acct_session_open: unexpected outcome ${row.outcome}`);
       }
     });
+    // Only once committed: inside an idempotency transaction the mirror could still roll back.
+    if (mirror) this.users!.markSynced(mirror);
+    return response;
   }
 
   /** POST /finalize: captures the real cost at the session's price version, releases the rest. */
@@ -243,6 +249,7 @@ export class StreamingSessionService {
     ];
     return this.run(idem, async (tx) => {
       const row = await this.statement(
+        'acct_session_settle',
         `SELECT * FROM acct_session_settle($1, $2, $3::boolean, $4, $5, $6::integer, $7::bigint, $8::bigint, $9::bigint, $10::bigint, $11)`,
         bind,
         tx,
@@ -251,6 +258,9 @@ export class StreamingSessionService {
         case 'settled':
         case 'replayed':
           if (row.outcome === 'settled') afterCommit(tx, () => this.countSettlement(row));
+          // An ended session needs its pricing no more (a replay reads it again): the cache then holds the
+          // sessions this process has open, not its whole history.
+          this.pricing.delete(sessionId);
           return { status: 200, body: settledView(row) };
         case 'not_found':
           throw sessionNotFound();
@@ -272,15 +282,17 @@ export class StreamingSessionService {
     return work();
   }
 
-  private async statement(sql: string, bind: unknown[], tx?: Transaction): Promise<SessionResultRow> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const [row] = await this.db.query<SessionResultRow>(sql, bind, tx);
-        return row;
-      } catch (error) {
-        if (tx || attempt >= 3 || !RETRYABLE.has(pgErrorCode(error) ?? '')) throw error;
-      }
-    }
+  /**
+   * Inside an idempotency transaction the statement joins it; otherwise it is the hot path's single round
+   * trip, a named prepared statement in autocommit. Every session function is idempotent by session id (a
+   * rerun after a commit whose answer was lost replays it), so db.prepared may rerun it after a lost
+   * connection too, besides deadlocks and serialization failures.
+   */
+  private async statement(name: string, sql: string, bind: unknown[], tx?: Transaction): Promise<SessionResultRow> {
+    const [row] = tx
+      ? await this.db.query<SessionResultRow>(sql, bind, tx)
+      : await this.db.prepared<SessionResultRow>(name, sql, bind, { rerunnable: true });
+    return row;
   }
 
   /** Metrics of a settled session: the hold split into captured and released, plus overage charged or unpaid. */

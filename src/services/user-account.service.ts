@@ -10,6 +10,29 @@ export interface TokenUser {
 }
 
 const MAX_CACHED_USERS = 50_000;
+/**
+ * The mirror upsert with (id, email, username, role) at $first..$first+3. It writes only when the row is
+ * missing or a claim changed: the NOT EXISTS check keeps the common case (already mirrored, e.g. by another
+ * instance) read-only — no row lock on the user (which a money movement may hold), no transaction id, no
+ * WAL flush at commit. Also usable as a data-modifying CTE in front of a read (see mirrorCte).
+ */
+export function mirrorSql(first: number): string {
+  const [id, email, username, role] = [0, 1, 2, 3].map((i) => `$${first + i}`);
+  return `INSERT INTO user_accounts AS u (id, email, username, role)
+  SELECT ${id}::text, ${email}::text, ${username}::text, ${role}::text
+   WHERE NOT EXISTS (SELECT 1 FROM user_accounts c
+                      WHERE c.id = ${id}::text
+                        AND (c.email, c.username, c.role) IS NOT DISTINCT FROM (${email}::text, ${username}::text, ${role}::text))
+  ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, username = EXCLUDED.username, role = EXCLUDED.role, updated_at = now()
+   WHERE (u.email, u.username, u.role) IS DISTINCT FROM (EXCLUDED.email, EXCLUDED.username, EXCLUDED.role)`;
+}
+
+/** `WITH mirrored AS (...)` for a read that mirrors its caller in the same statement (one round trip). */
+export const mirrorCte = (first: number) => `WITH mirrored AS (${mirrorSql(first)} RETURNING 1)
+`;
+export const mirrorBind = (user: TokenUser) => [user.userId, user.email, user.username, user.role];
+
+const cacheKeyOf = (user: TokenUser) => JSON.stringify([user.userId, user.email, user.username, user.role]);
 
 /**
  * Mirrors token users into user_accounts. Every authenticated request would otherwise write a row, so
@@ -25,20 +48,29 @@ export class UserAccountService {
   ) {}
 
   async findOrCreateUser(user: TokenUser): Promise<void> {
-    const cacheKey = JSON.stringify([user.userId, user.email, user.username, user.role]);
-    const now = Date.now();
-    const syncedAt = this.synced.get(cacheKey);
-    if (syncedAt !== undefined && now - syncedAt < this.cacheTtlMs) return;
-    await this.db.query(
-      `INSERT INTO user_accounts AS u (id, email, username, role) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, username = EXCLUDED.username,
-                                      role = EXCLUDED.role, updated_at = now()
-        WHERE (u.email, u.username, u.role) IS DISTINCT FROM (EXCLUDED.email, EXCLUDED.username, EXCLUDED.role)
-       RETURNING 1`,
-      [user.userId, user.email, user.username, user.role],
-    );
+    if (this.isSynced(user)) return;
+    await this.db.prepared('user_mirror', mirrorSql(1), mirrorBind(user));
+    this.markSynced(user);
+  }
+
+  /** True when this process mirrored exactly these claims within the TTL, so no write is needed. */
+  isSynced(user: TokenUser): boolean {
+    const syncedAt = this.synced.get(cacheKeyOf(user));
+    return syncedAt !== undefined && Date.now() - syncedAt < this.cacheTtlMs;
+  }
+
+  /**
+   * For routes whose own statement mirrors the caller (RouteSpec.mirrorsUser): the claims to mirror, or
+   * null when this process mirrored them lately. Call markSynced once that statement has committed.
+   */
+  pendingMirror(user: TokenUser): TokenUser | null {
+    return this.isSynced(user) ? null : user;
+  }
+
+  /** Records a mirror done elsewhere (initialize mirrors the caller inside its own statement). */
+  markSynced(user: TokenUser): void {
     if (this.synced.size >= MAX_CACHED_USERS) this.synced.clear();
-    this.synced.set(cacheKey, now);
+    this.synced.set(cacheKeyOf(user), Date.now());
   }
 
   /** Creates a user known only by id (e.g. the target of an allocation) if it does not exist yet. */

@@ -149,13 +149,16 @@ describe('round trips', () => {
     await grantDirect(ctx.db, user.id, 10);
     const warm = await post('initialize', user.auth, { modelId: TEST_MODEL, estimatedCredits: 1 });
     await post('finalize', user.auth, { sessionId: warm.body.sessionId, actualInputTokens: 1, actualOutputTokens: 1 });
+    // Hot statements go through db.prepared (named prepared statements), the rest through db.query.
     const spy = jest.spyOn(ctx.db, 'query');
+    const preparedSpy = jest.spyOn(ctx.db, 'prepared');
     try {
       const statementsOf = async (call: () => Promise<request.Response>, status: number) => {
         spy.mockClear();
+        preparedSpy.mockClear();
         const res = await call();
         expect(res.status).toBe(status);
-        return spy.mock.calls.length;
+        return spy.mock.calls.length + preparedSpy.mock.calls.length;
       };
       const a = await post('initialize', user.auth, { modelId: TEST_MODEL, estimatedCredits: 1 });
       const b = await post('initialize', user.auth, { modelId: TEST_MODEL, estimatedCredits: 1 });
@@ -165,6 +168,7 @@ describe('round trips', () => {
       expect(await statementsOf(() => post('abort', user.auth, { sessionId: b.body.sessionId, actualOutputTokens: 5 }), 200)).toBe(1);
     } finally {
       spy.mockRestore();
+      preparedSpy.mockRestore();
     }
   });
 
@@ -173,18 +177,28 @@ describe('round trips', () => {
     await grantDirect(ctx.db, user.id, 10);
     const opened = await post('initialize', user.auth, { modelId: TEST_MODEL, estimatedCredits: 2 });
     const other = createServices(ctx.db, ctx.config).sessions;
+    // Hot statements go through db.prepared (named prepared statements), the rest through db.query.
     const spy = jest.spyOn(ctx.db, 'query');
+    const preparedSpy = jest.spyOn(ctx.db, 'prepared');
+    const statementsInOrder = () =>
+      [
+        ...spy.mock.calls.map(([sql], i) => ({ at: spy.mock.invocationCallOrder[i], sql })),
+        ...preparedSpy.mock.calls.map(([, sql], i) => ({ at: preparedSpy.mock.invocationCallOrder[i], sql })),
+      ]
+        .sort((x, y) => x.at - y.at)
+        .map(({ sql }) => String(sql).trim().split(/\s+/).slice(0, 4).join(' '));
     try {
       const res = await other.finalize({ userId: user.id, role: 'user' }, { sessionId: opened.body.sessionId, actualInputTokens: 1000, actualOutputTokens: 0 });
       expect(res.body.usedCredits).toBe(1);
       // price lookup of the session + the version's price (cold in this instance) + the settle call
-      expect(spy.mock.calls.map(([sql]) => String(sql).trim().split(/\s+/).slice(0, 4).join(' '))).toEqual([
+      expect(statementsInOrder()).toEqual([
         'SELECT model_id, price_version FROM',
         'SELECT * FROM model_prices',
         'SELECT * FROM acct_session_settle($1,',
       ]);
     } finally {
       spy.mockRestore();
+      preparedSpy.mockRestore();
     }
   });
 });

@@ -1,0 +1,171 @@
+/**
+ * B1, the hand-written floor: the smallest thing that does the hold transaction of
+ * POST /api/streaming-sessions/initialize on this stack. Express + jsonwebtoken (same secret and
+ * algorithm, a KeyObject like the service) + a `pg` Pool with named prepared statements, one statement
+ * per round trip:
+ *   BEGIN; lock the user row; lock live lots in consumption order; insert the session;
+ *   per lot drawn: conditional decrement, hold leg, ledger row; COMMIT.
+ * No validation library, no idempotency table, no logging: what the service adds on top is its cost.
+ * Env: DATABASE_URL, PORT, HOST, POOL_MAX, JWT_SECRET.
+ */
+import crypto from 'node:crypto';
+import http from 'node:http';
+import express from 'express';
+import jwt from 'jsonwebtoken';
+import { Pool, type PoolClient } from 'pg';
+import { toCredits } from '../src/lib/money';
+
+const env = process.env;
+const pool = new Pool({
+  connectionString: env.DATABASE_URL,
+  max: Number(env.POOL_MAX ?? 10),
+  application_name: 'bench-baseline',
+  statement_timeout: 10_000,
+  lock_timeout: 3_000,
+  options: '-c default_transaction_isolation=read\\ committed -c timezone=UTC',
+});
+pool.on('error', () => undefined);
+const key = crypto.createSecretKey(Buffer.from(env.JWT_SECRET ?? '', 'utf8'));
+
+interface Price {
+  version: number;
+  input: bigint;
+  output: bigint;
+}
+const prices = new Map<string, Price>();
+
+const LOCK_USER = { name: 'b1_lock_user', text: 'SELECT 1 FROM user_accounts WHERE id = $1 FOR UPDATE' };
+const LOCK_LOTS = {
+  name: 'b1_lock_lots',
+  text: `SELECT id, remaining_credits FROM credit_allocations
+          WHERE user_id = $1 AND remaining_credits > 0 AND (expires_at IS NULL OR expires_at > now())
+          ORDER BY expires_at NULLS LAST, id FOR UPDATE`,
+};
+const INSERT_SESSION = {
+  name: 'b1_insert_session',
+  text: `INSERT INTO streaming_sessions (id, user_id, model_id, price_version, status, estimated_input_tokens,
+                                         estimated_output_tokens, estimated_credits, allocated_credits,
+                                         request_hash, expires_at)
+         VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $7, $8, now() + interval '15 minutes')
+         RETURNING expires_at`,
+};
+const DECREMENT = {
+  name: 'b1_decrement',
+  text: 'UPDATE credit_allocations SET remaining_credits = remaining_credits - $2 WHERE id = $1 AND remaining_credits >= $2',
+};
+const INSERT_LEG = {
+  name: 'b1_insert_leg',
+  text: 'INSERT INTO session_holds (session_id, allocation_id, user_id, held_credits) VALUES ($1, $2, $3, $4)',
+};
+const INSERT_LEDGER = {
+  name: 'b1_insert_ledger',
+  text: `INSERT INTO credit_transactions (user_id, type, amount, allocation_id, session_id, actor_id)
+         VALUES ($1, 'hold', $2, $3, $4, $1)`,
+};
+
+class HttpError extends Error {
+  constructor(readonly status: number, readonly code: string) {
+    super(code);
+  }
+}
+
+async function hold(client: PoolClient, userId: string, sessionId: string, modelId: string, inTok: number, outTok: number, hash: string) {
+  const price = prices.get(modelId);
+  if (!price) throw new HttpError(400, 'UNKNOWN_MODEL');
+  const amount = (BigInt(inTok) * price.input + BigInt(outTok) * price.output + 999_999n) / 1_000_000n;
+  await client.query('BEGIN');
+  try {
+    await client.query({ ...LOCK_USER, values: [userId] });
+    const lots = await client.query<{ id: string; remaining_credits: string }>({ ...LOCK_LOTS, values: [userId] });
+    let available = 0n;
+    for (const lot of lots.rows) available += BigInt(lot.remaining_credits);
+    if (available < amount) throw new HttpError(402, 'INSUFFICIENT_CREDITS');
+    const session = await client.query<{ expires_at: Date }>({
+      ...INSERT_SESSION,
+      values: [sessionId, userId, modelId, price.version, inTok, outTok, amount.toString(), hash],
+    });
+    let needed = amount;
+    for (const lot of lots.rows) {
+      if (needed === 0n) break;
+      const remaining = BigInt(lot.remaining_credits);
+      const take = remaining < needed ? remaining : needed;
+      const updated = await client.query({ ...DECREMENT, values: [lot.id, take.toString()] });
+      if (updated.rowCount !== 1) throw new Error('lot changed while locked');
+      await client.query({ ...INSERT_LEG, values: [sessionId, lot.id, userId, take.toString()] });
+      await client.query({ ...INSERT_LEDGER, values: [userId, take.toString(), lot.id, sessionId] });
+      needed -= take;
+    }
+    await client.query('COMMIT');
+    return { amount, expiresAt: session.rows[0].expires_at, priceVersion: price.version };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+const app = express();
+app.use(express.json());
+app.get('/ready', (_req, res) => {
+  res.json({ ready: true });
+});
+app.post('/hold', async (req, res) => {
+  const match = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+  let sub: string;
+  try {
+    const claims = jwt.verify(match?.[1] ?? '', key, { algorithms: ['HS256'] });
+    if (typeof claims === 'string' || typeof claims.sub !== 'string') throw new Error('no sub');
+    sub = claims.sub;
+  } catch {
+    res.status(401).json({ error: { code: 'UNAUTHENTICATED' } });
+    return;
+  }
+  const { sessionId, modelId, estimatedInputTokens, estimatedOutputTokens } = req.body ?? {};
+  if (typeof sessionId !== 'string' || typeof modelId !== 'string' || !Number.isInteger(estimatedInputTokens) || !Number.isInteger(estimatedOutputTokens)) {
+    res.status(400).json({ error: { code: 'VALIDATION_ERROR' } });
+    return;
+  }
+  const hash = crypto.createHash('sha256').update(JSON.stringify(req.body)).digest('hex');
+  let client: PoolClient | undefined;
+  try {
+    client = await pool.connect();
+    const held = await hold(client, sub, sessionId, modelId, estimatedInputTokens, estimatedOutputTokens, hash);
+    res.status(201).json({
+      sessionId,
+      modelId,
+      status: 'active',
+      estimatedCredits: toCredits(held.amount),
+      allocatedCredits: toCredits(held.amount),
+      priceVersion: held.priceVersion,
+      expiresAt: held.expiresAt.toISOString(),
+    });
+  } catch (error) {
+    if (error instanceof HttpError) res.status(error.status).json({ error: { code: error.code } });
+    else if ((error as { code?: string }).code === '23505') res.status(409).json({ error: { code: 'CONFLICT' } });
+    else res.status(500).json({ error: { code: 'INTERNAL' } });
+  } finally {
+    client?.release();
+  }
+});
+
+async function main() {
+  const { rows } = await pool.query<{ model_id: string; price_version: number; input_price_per_1m: string; output_price_per_1m: string }>(
+    `SELECT DISTINCT ON (model_id) model_id, price_version, input_price_per_1m, output_price_per_1m
+       FROM model_prices ORDER BY model_id, price_version DESC`,
+  );
+  for (const r of rows) prices.set(r.model_id, { version: r.price_version, input: BigInt(r.input_price_per_1m), output: BigInt(r.output_price_per_1m) });
+  const server = http.createServer(app);
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve) => server.listen(Number(env.PORT ?? 0), env.HOST ?? '127.0.0.1', resolve));
+  const stop = () => {
+    server.close();
+    server.closeAllConnections();
+    void pool.end().finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((error) => {
+  console.error('baseline failed to start:', error instanceof Error ? error.message : error);
+  process.exit(1);
+});

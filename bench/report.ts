@@ -1,0 +1,133 @@
+import fs from 'node:fs';
+import type { ScenarioResult } from './protocol';
+
+export interface ScenarioRow {
+  id: string;
+  title: string;
+  /** Set when the scenario could not run (e.g. its endpoint does not exist yet). */
+  skipped?: string;
+  result?: ScenarioResult;
+  deadlocks?: number;
+  peakRssMb?: number;
+}
+
+export interface SoakSummary {
+  seconds: number;
+  startRssMb: number;
+  endRssMb: number;
+  peakRssMb: number;
+  growthPct: number;
+  result: ScenarioResult;
+}
+
+export interface RunReport {
+  command: string;
+  date: string;
+  commit: string;
+  node: string;
+  cpus: number;
+  database: string;
+  connections: number;
+  durationSec: number;
+  rounds: number;
+  poolMax: number;
+  rows: ScenarioRow[];
+  servicePeakRssMb: number;
+  serviceHwmMb: number;
+  soak?: SoakSummary;
+}
+
+const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '–');
+/** Latencies: one decimal below 10 ms, whole milliseconds above. */
+const ms = (n: number) => fmt(n, n < 10 ? 1 : 0);
+
+export function ratioTo(row: ScenarioRow | undefined, base: ScenarioRow | undefined): number {
+  if (!row?.result || !base?.result || base.result.reqPerSec === 0) return NaN;
+  return row.result.reqPerSec / base.result.reqPerSec;
+}
+
+export function renderTable(report: RunReport): string {
+  const b1 = report.rows.find((r) => r.id === 'B1');
+  const lines = [
+    '| scenario | what | req/s | p50 ms | p99 ms | non-2xx | errors | deadlocks | × B1 req/s |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const row of report.rows) {
+    const r = row.result;
+    if (!r) {
+      lines.push(`| ${row.id} | ${row.title} | skipped: ${row.skipped ?? 'not run'} | | | | | | |`);
+      continue;
+    }
+    const flows = r.perFlow > 1 ? ` (${fmt(r.reqPerSec / r.perFlow)} flows/s)` : '';
+    lines.push(
+      `| ${row.id} | ${row.title} | ${fmt(r.reqPerSec)}${flows} | ${ms(r.p50)} | ${ms(r.p99)} | ${r.non2xx} | ${r.errors} | ${row.deadlocks ?? '–'} | ${row.id === 'B1' ? '1.00' : fmt(ratioTo(row, b1), 2)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** The issue's targets, checked against one run (reported, never asserted: numbers drift on shared machines). */
+export function targetChecks(report: RunReport): string[] {
+  const get = (id: string) => report.rows.find((r) => r.id === id);
+  const [b1, s1, s4, s5] = ['B1', 'S1', 'S4', 'S5'].map(get);
+  const checks: string[] = [];
+  const mark = (ok: boolean) => (ok ? 'met' : 'NOT met');
+  if (s1?.result && b1?.result) {
+    const ratio = ratioTo(s1, b1);
+    checks.push(`S1 ≥ 1.0× B1 req/s: ${fmt(ratio, 2)}× — ${mark(ratio >= 1)}`);
+    checks.push(`S1 p99 ≤ B1 p99: ${fmt(s1.result.p99)} ms vs ${fmt(b1.result.p99)} ms — ${mark(s1.result.p99 <= b1.result.p99)}`);
+  }
+  if (s4?.result && s1?.result) {
+    const clean = s4.result.non2xx === 0 && s4.result.errors === 0 && (s4.deadlocks ?? 0) === 0;
+    checks.push(`S4 zero errors and deadlocks: ${s4.result.non2xx} non-2xx, ${s4.result.errors} errors, ${s4.deadlocks ?? '?'} deadlocks — ${mark(clean)}`);
+    const ratio = ratioTo(s4, s1);
+    checks.push(`S4 ≥ 0.4× S1 req/s: ${fmt(ratio, 2)}× — ${mark(ratio >= 0.4)}`);
+  }
+  if (s5?.result && s1?.result) {
+    const ratio = ratioTo(s5, s1);
+    checks.push(`S5 ≥ 2× S1 req/s: ${fmt(ratio, 2)}× — ${mark(ratio >= 2)}`);
+  }
+  checks.push(`service peak RSS < 250 MB: ${fmt(report.servicePeakRssMb)} MB (VmHWM ${fmt(report.serviceHwmMb)} MB) — ${mark(report.serviceHwmMb < 250)}`);
+  if (report.soak) checks.push(`soak RSS growth ≤ 10%: ${fmt(report.soak.growthPct, 1)}% — ${mark(report.soak.growthPct <= 10)}`);
+  return checks;
+}
+
+export function renderReport(report: RunReport): string {
+  const out = [
+    `Run ${report.date} · commit ${report.commit} · node ${report.node} · ${report.cpus} CPUs · database: ${report.database}`,
+    `Command: \`${report.command}\` · ${report.connections} connections · ${report.durationSec} s per scenario in ${report.rounds} round(s) · pool ${report.poolMax} (service and baseline)`,
+    '',
+    renderTable(report),
+    '',
+    `Service RSS: peak sampled ${fmt(report.servicePeakRssMb)} MB, VmHWM ${fmt(report.serviceHwmMb)} MB.`,
+  ];
+  if (report.soak) {
+    const s = report.soak;
+    out.push(
+      `Soak (${fmt(s.seconds)} s mixed initialize→finalize→balance, ${fmt(s.result.reqPerSec)} req/s, ${s.result.non2xx} non-2xx, ${s.result.errors} errors): ` +
+        `RSS ${fmt(s.startRssMb)} MB (mean of the first 30 s) → ${fmt(s.endRssMb)} MB (mean of the last 30 s), growth ${fmt(s.growthPct, 1)}%, peak ${fmt(s.peakRssMb)} MB.`,
+    );
+  }
+  const codes = report.rows
+    .filter((r) => r.result && Object.keys(r.result.errorCodes).length)
+    .map((r) => `${r.id}: ${Object.entries(r.result!.errorCodes).map(([k, v]) => `${k} ×${v}`).join(', ')}`);
+  if (codes.length) out.push('', `Non-2xx responses by status and code — ${codes.join('; ')}.`);
+  out.push('', 'Targets (ratios inside this run):', '', ...targetChecks(report).map((c) => `- ${c}`));
+  return out.join('\n');
+}
+
+const BEGIN = '<!-- bench:results:begin (written by npm run bench) -->';
+const END = '<!-- bench:results:end -->';
+
+/** Replaces the results block of docs/performance.md, leaving the hand-written parts alone. */
+export function writeResultsBlock(file: string, markdown: string): void {
+  const block = `${BEGIN}\n${markdown}\n${END}`;
+  const current = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  const start = current.indexOf(BEGIN);
+  const end = current.indexOf(END);
+  const next =
+    start >= 0 && end > start
+      ? current.slice(0, start) + block + current.slice(end + END.length)
+      : `${current.trimEnd()}\n\n## Latest results\n\n${block}\n`;
+  fs.writeFileSync(file, next);
+}

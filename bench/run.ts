@@ -1,0 +1,389 @@
+/**
+ * npm run bench [-- --duration 15 --rounds 3 --connections 50 --smoke --soak [--soak-seconds 300] --scenarios B1,S1
+ *                   --cpu-prof --node-args "--trace-gc" --pool 10 --no-write]
+ *
+ * Builds nothing itself (the npm script runs `npm run build` first). Starts a fresh database, migrates
+ * and seeds it, starts the compiled service as in production and the hand-written baseline (B1), and
+ * drives both from a separate load-generator process. Prints the table and writes it into
+ * docs/performance.md (not for --smoke). Exits non-zero only when the harness itself breaks.
+ */
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { findFreePort } from '../src/db/embedded-postgres';
+import { BENCH_JWT_SECRET, DEFAULT_POOL_MAX, USER_COUNT, userId } from './constants';
+import { migrate, startFreshDatabase, type FreshDatabase } from './fresh-database';
+import { forkNode, RssSampler, startNode, stopAll, stopChild, waitForHttp } from './processes';
+import type { LoadKind, LoadRequest, LoadResponse } from './protocol';
+import { renderReport, writeResultsBlock, type RunReport, type ScenarioRow, type SoakSummary } from './report';
+import { seedUsers } from './seed';
+
+const ROOT = path.resolve(__dirname, '../..');
+const OUT_DIR = path.join(ROOT, '.bench');
+
+interface Options {
+  durationSec: number;
+  rounds: number;
+  warmupSec: number;
+  connections: number;
+  poolMax: number;
+  smoke: boolean;
+  soak: boolean;
+  soakSec: number;
+  only?: Set<string>;
+  cpuProf: boolean;
+  /** Extra node flags for the service only (e.g. "--trace-gc" or "--max-old-space-size=96"). */
+  nodeArgs: string[];
+  write: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const value = (name: string) => {
+    const i = argv.indexOf(`--${name}`);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const has = (name: string) => argv.includes(`--${name}`);
+  const num = (name: string, fallback: number, min: number, max: number) => {
+    const raw = value(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number between ${min} and ${max}`);
+    return n;
+  };
+  const smoke = has('smoke');
+  const scenarios = value('scenarios');
+  return {
+    smoke,
+    durationSec: num('duration', smoke ? 2 : 15, 1, 600),
+    rounds: num('rounds', smoke ? 1 : 3, 1, 20),
+    warmupSec: smoke ? 1 : 3,
+    connections: num('connections', 50, 1, 1000),
+    poolMax: num('pool', Number(process.env.DATABASE_POOL_MAX ?? DEFAULT_POOL_MAX), 1, 200),
+    soak: has('soak'),
+    soakSec: num('soak-seconds', 300, 10, 3600),
+    only: scenarios ? new Set(scenarios.split(',').map((s) => s.trim().toUpperCase())) : undefined,
+    cpuProf: has('cpu-prof'),
+    nodeArgs: (value('node-args') ?? '').split(' ').filter(Boolean),
+    write: !smoke && !has('no-write'),
+  };
+}
+
+interface ScenarioSpec {
+  id: string;
+  title: string;
+  server: 'service' | 'baseline';
+  kind: LoadKind;
+  path?: string;
+  needs: Endpoint[];
+}
+
+type Endpoint = 'initialize' | 'finalize' | 'balance';
+
+const SCENARIOS: ScenarioSpec[] = [
+  { id: 'B1', title: 'baseline: hold transaction (Express + jsonwebtoken + pg prepared statements)', server: 'baseline', kind: 'baseline-hold', needs: [] },
+  { id: 'S1', title: 'initialize, random users', server: 'service', kind: 'initialize', needs: ['initialize'] },
+  { id: 'S2', title: "finalize of S1's sessions", server: 'service', kind: 'finalize-opened', needs: ['finalize'] },
+  { id: 'S3', title: 'initialize→finalize flows, random users', server: 'service', kind: 'flow', needs: ['initialize', 'finalize'] },
+  { id: 'S4', title: 'initialize, one hot user', server: 'service', kind: 'initialize-hot', needs: ['initialize'] },
+  { id: 'S5', title: 'GET /api/credits/balance, random users', server: 'service', kind: 'get', path: '/api/credits/balance', needs: ['balance'] },
+];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let interrupted = false;
+const log = (message: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
+
+/** Which of the hot-path endpoints the running service has (they arrive from other branches). */
+async function probeEndpoints(serviceUrl: string, auth: string): Promise<Set<Endpoint>> {
+  const found = new Set<Endpoint>();
+  const post = (p: string) =>
+    fetch(serviceUrl + p, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: '{}' });
+  if ((await post('/api/streaming-sessions/initialize')).status !== 404) found.add('initialize');
+  if ((await post('/api/streaming-sessions/finalize')).status !== 404) found.add('finalize');
+  if ((await fetch(serviceUrl + '/api/credits/balance', { headers: { authorization: auth } })).status === 200) found.add('balance');
+  return found;
+}
+
+async function deadlocks(client: Client): Promise<number> {
+  const { rows } = await client.query<{ deadlocks: string }>('SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()');
+  return Number(rows[0]?.deadlocks ?? 0);
+}
+
+/**
+ * The node flags of `npm run start:prod` (e.g. --max-old-space-size), so the benchmark starts the service
+ * exactly as production does.
+ */
+function productionNodeFlags(): string[] {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+  const words = (pkg.scripts?.['start:prod'] ?? '').split(/\s+/);
+  return words[0] === 'node' ? words.slice(1).filter((w) => w.startsWith('--')) : [];
+}
+
+function gitCommit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Keeps the newest `keep` run directories in .bench (logs, reports, profiles). */
+function pruneOldRuns(keep: number): void {
+  const runs = fs
+    .readdirSync(OUT_DIR)
+    .filter((name) => name.startsWith('run-'))
+    .map((name) => ({ name, at: fs.statSync(path.join(OUT_DIR, name)).mtimeMs }))
+    .sort((a, b) => b.at - a.at);
+  for (const old of runs.slice(keep - 1)) fs.rmSync(path.join(OUT_DIR, old.name), { recursive: true, force: true });
+}
+
+class Loader {
+  private pending: ((r: LoadResponse) => void) | null = null;
+  private readyUsers: Promise<number>;
+
+  constructor(readonly child: ChildProcess) {
+    this.readyUsers = new Promise((resolve, reject) => {
+      child.once('exit', (code) => {
+        const error = new Error(`load generator exited (code ${code})`);
+        reject(error);
+        this.pending?.({ type: 'failed', error: error.message });
+      });
+      child.on('message', (raw) => {
+        const msg = raw as LoadResponse;
+        if (msg.type === 'ready') resolve(msg.users);
+        else this.pending?.(msg);
+      });
+    });
+  }
+
+  ready(): Promise<number> {
+    return this.readyUsers;
+  }
+
+  /** Runs one scenario; bounded by its duration plus a minute. */
+  ask(msg: LoadRequest, timeoutMs: number): Promise<LoadResponse> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('load generator did not answer in time')), timeoutMs);
+      this.pending = (r) => {
+        clearTimeout(timer);
+        this.pending = null;
+        resolve(r);
+      };
+      this.child.send(msg);
+    });
+  }
+}
+
+async function main(): Promise<number> {
+  const options = parseArgs(process.argv.slice(2));
+  const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
+  fs.mkdirSync(OUT_DIR, { recursive: true });
+  pruneOldRuns(10);
+  const logDir = fs.mkdtempSync(path.join(OUT_DIR, 'run-'));
+  const userCount = Number(process.env.BENCH_USER_COUNT ?? USER_COUNT);
+
+  let database: FreshDatabase | undefined;
+  let stats: Client | undefined;
+  const cleanup = async () => {
+    await stopAll();
+    await stats?.end().catch(() => undefined);
+    await database?.stop().catch(() => undefined);
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (interrupted) return;
+      interrupted = true;
+      log(`${signal}: stopping every child process`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+
+  try {
+    log(`fresh database (${process.env.DATABASE_URL ? 'new database on DATABASE_URL' : 'embedded PostgreSQL in a temp dir'})`);
+    database = await startFreshDatabase();
+    await migrate(database.url);
+    const seedStart = Date.now();
+    await seedUsers(database.url, userCount);
+    log(`migrated; seeded ${userCount} users + 1 hot user in ${Date.now() - seedStart} ms`);
+    stats = new Client({ connectionString: database.url });
+    stats.on('error', () => undefined); // the server going away on Ctrl-C must not crash the cleanup
+    await stats.connect();
+
+    const [servicePort, baselinePort] = [await findFreePort(), await findFreePort()];
+    const serviceUrl = `http://127.0.0.1:${servicePort}`;
+    const baselineUrl = `http://127.0.0.1:${baselinePort}`;
+    const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR };
+    const profileDir = path.join(logDir, 'profiles');
+    const service = startNode(
+      'service',
+      path.join(ROOT, 'dist/src/server.js'),
+      {
+        ...baseEnv,
+        NODE_ENV: 'production',
+        LOG_LEVEL: 'warn',
+        HOST: '127.0.0.1',
+        PORT: String(servicePort),
+        DATABASE_URL: database.url,
+        DATABASE_POOL_MAX: String(options.poolMax),
+        JWT_ALGORITHM: 'HS256',
+        JWT_SECRET: BENCH_JWT_SECRET,
+        SWEEPER_INTERVAL_MS: '5000',
+        // Rate limiting would measure the limiter, not the hot path.
+        RATE_LIMIT_ENABLED: 'false',
+      },
+      path.join(logDir, 'service.log'),
+      [...productionNodeFlags(), ...options.nodeArgs, ...(options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])],
+    );
+    const baseline = startNode(
+      'baseline',
+      path.join(ROOT, 'dist/bench/baseline-server.js'),
+      { ...baseEnv, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(baselinePort), DATABASE_URL: database.url, POOL_MAX: String(options.poolMax), JWT_SECRET: BENCH_JWT_SECRET },
+      path.join(logDir, 'baseline.log'),
+    );
+    await Promise.all([waitForHttp(`${serviceUrl}/ready`, service), waitForHttp(`${baselineUrl}/ready`, baseline)]);
+    const rss = new RssSampler(service.pid!);
+    log(`service: node ${[...productionNodeFlags(), ...options.nodeArgs].join(' ')} dist/src/server.js`);
+    log(`service (pid ${service.pid}) on ${serviceUrl}, baseline (pid ${baseline.pid}) on ${baselineUrl}; logs in ${path.relative(ROOT, logDir)}`);
+
+    const loader = new Loader(forkNode('load generator', path.join(__dirname, 'load.js'), { ...baseEnv, BENCH_USER_COUNT: String(userCount) }));
+    const signedUsers = await loader.ready();
+    const { default: jwt } = await import('jsonwebtoken');
+    const probeAuth = `Bearer ${jwt.sign({ sub: userId(1), role: 'user' }, BENCH_JWT_SECRET, { algorithm: 'HS256', expiresIn: '1h' })}`;
+    const endpoints = await probeEndpoints(serviceUrl, probeAuth);
+    log(`load generator ready (${signedUsers} pre-signed tokens); service endpoints present: ${[...endpoints].join(', ') || 'none of initialize/finalize/balance'}`);
+
+    const runLoad = async (id: string, kind: LoadKind, url: string, seconds: number, p?: string) => {
+      const answer = await loader.ask({ type: 'run', id, kind, url, path: p, connections: options.connections, durationSec: seconds }, (seconds + 60) * 1000);
+      if (answer.type === 'failed') throw new Error(`load generator failed: ${answer.error}`);
+      return answer;
+    };
+
+    // Warm both servers up (JIT, pools, caches) so the first measured scenario is not penalised.
+    const serviceWarmKind: LoadKind = endpoints.has('initialize') && endpoints.has('finalize') ? 'flow' : 'get';
+    const warmPath = endpoints.has('balance') ? '/api/credits/balance' : '/api/me';
+    log(`warm-up ${options.warmupSec} s each`);
+    await runLoad('warm-up B1', 'baseline-hold', baselineUrl, options.warmupSec);
+    await runLoad('warm-up service', serviceWarmKind, serviceUrl, options.warmupSec, warmPath);
+
+    // Which scenarios run, and against what; the others get a row saying why not.
+    const rows: ScenarioRow[] = [];
+    const plan: { spec: ScenarioSpec; row: ScenarioRow; path?: string }[] = [];
+    for (const spec of SCENARIOS) {
+      const row: ScenarioRow = { id: spec.id, title: spec.title };
+      rows.push(row);
+      let kindPath = spec.path;
+      const missing = spec.needs.filter((e) => !endpoints.has(e));
+      if (spec.id === 'S5' && missing.length) {
+        // Until the credits branch lands, GET /api/me (auth + user mirror + one read) stands in.
+        row.title = 'GET /api/me (stand-in: /api/credits/balance not in this build)';
+        kindPath = '/api/me';
+      } else if (missing.length) {
+        row.skipped = `needs ${missing.join(', ')}`;
+        continue;
+      }
+      if (options.only && !options.only.has(spec.id)) row.skipped = 'not selected (--scenarios)';
+      else if (spec.id === 'S2' && !plan.some((p) => p.spec.id === 'S1')) row.skipped = 'needs S1 in the same run';
+      else plan.push({ spec, row, path: kindPath });
+    }
+
+    // Rounds: every scenario runs for duration/rounds, the whole list repeated `rounds` times, so that a
+    // neighbour's load on this shared machine hits the baseline and the service alike; results are summed.
+    const slice = options.durationSec / options.rounds;
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const { spec, row, path: kindPath } of plan) {
+        const deadlocksBefore = await deadlocks(stats);
+        const from = Date.now();
+        log(`round ${round}/${options.rounds} ${spec.id}: ${row.title} (${slice} s)`);
+        const answer = await runLoad(spec.id, spec.kind, spec.server === 'service' ? serviceUrl : baselineUrl, slice, kindPath);
+        if (answer.type === 'skipped') {
+          row.skipped ??= answer.reason;
+          continue;
+        }
+        if (answer.type !== 'result') continue;
+        row.result = answer.result;
+        if (spec.server === 'service') {
+          const peak = Math.max(...rss.samples.filter((s) => s.at >= from).map((s) => s.rssKb)) / 1024;
+          row.peakRssMb = Math.max(row.peakRssMb ?? 0, peak);
+        }
+        await sleep(1_100); // pg_stat counters are flushed about once a second
+        row.deadlocks = (row.deadlocks ?? 0) + (await deadlocks(stats)) - deadlocksBefore;
+        const r = answer.result;
+        log(`${spec.id} so far: ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, non-2xx ${r.non2xx}`);
+      }
+    }
+    for (const { row } of plan) if (row.result) delete row.skipped;
+
+    let soak: SoakSummary | undefined;
+    if (options.soak) {
+      const seconds = options.smoke ? Math.min(options.soakSec, 20) : options.soakSec;
+      const window = Math.min(30_000, (seconds * 1000) / 4);
+      log(`soak: ${seconds} s mixed (initialize → finalize → balance)`);
+      const start = Date.now();
+      const answer = await runLoad('soak', serviceWarmKind === 'flow' ? 'mixed' : 'get', serviceUrl, seconds, warmPath);
+      const end = Date.now();
+      if (answer.type === 'result') {
+        const startRss = rss.meanBetween(start, start + window) / 1024;
+        const endRss = rss.meanBetween(end - window, end) / 1024;
+        soak = {
+          seconds,
+          startRssMb: startRss,
+          endRssMb: endRss,
+          peakRssMb: Math.max(...rss.samples.filter((s) => s.at >= start).map((s) => s.rssKb)) / 1024,
+          growthPct: (endRss / startRss - 1) * 100,
+          result: answer.result,
+        };
+      }
+    }
+
+    rss.stop();
+    await loader.ask({ type: 'stop' }, 5_000).catch(() => undefined);
+    await stopChild(service, 15_000);
+    await stopChild(baseline);
+
+    const report: RunReport = {
+      command,
+      date: new Date().toISOString(),
+      commit: gitCommit(),
+      node: process.version,
+      cpus: os.cpus().length,
+      database: database.where,
+      connections: options.connections,
+      durationSec: options.durationSec,
+      rounds: options.rounds,
+      poolMax: options.poolMax,
+      rows,
+      servicePeakRssMb: rss.peakRssKb / 1024,
+      serviceHwmMb: rss.hwmKb / 1024,
+      soak,
+    };
+    const markdown = renderReport(report);
+    console.log('\n' + markdown + '\n');
+    fs.writeFileSync(path.join(logDir, 'report.json'), JSON.stringify(report, null, 2));
+    fs.writeFileSync(path.join(logDir, 'report.md'), markdown + '\n');
+    if (options.write) {
+      writeResultsBlock(path.join(ROOT, 'docs/performance.md'), markdown);
+      log('results written to docs/performance.md');
+    }
+    if (options.cpuProf) log(`CPU profile of the service in ${path.relative(ROOT, profileDir)}`);
+
+    // A scenario that ran but got no 2xx at all means the harness sends requests the service rejects.
+    const broken = rows.filter((r) => r.result && r.result.ok === 0);
+    if (broken.length) {
+      console.error(`harness broken: no successful response in ${broken.map((r) => r.id).join(', ')}`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    await cleanup();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    if (interrupted) return; // the signal handler cleans up and exits
+    console.error('bench failed:', error instanceof Error ? error.stack ?? error.message : error);
+    void stopAll().finally(() => process.exit(1));
+  },
+);

@@ -1,0 +1,91 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { renderTable, targetChecks, writeResultsBlock, type RunReport } from '../../bench/report';
+import type { ScenarioResult } from '../../bench/protocol';
+
+const result = (reqPerSec: number, extra: Partial<ScenarioResult> = {}): ScenarioResult => ({
+  requests: reqPerSec * 10,
+  seconds: 10,
+  reqPerSec,
+  p50: 10,
+  p99: 50,
+  max: 80,
+  ok: reqPerSec * 10,
+  non2xx: 0,
+  errors: 0,
+  timeouts: 0,
+  errorCodes: {},
+  perFlow: 1,
+  ...extra,
+});
+
+const report = (rows: RunReport['rows'], peakMb = 120): RunReport => ({
+  command: 'npm run bench',
+  date: '2026-11-24T00:00:00.000Z',
+  commit: 'abc1234',
+  node: 'v20',
+  cpus: 2,
+  database: 'embedded',
+  connections: 50,
+  durationSec: 15,
+  rounds: 3,
+  poolMax: 10,
+  rows,
+  servicePeakRssMb: peakMb,
+  serviceHwmMb: peakMb,
+});
+
+describe('benchmark report', () => {
+  it('When the service beats the baseline, then the table shows each ratio to B1 and the targets are met', () => {
+    const r = report([
+      { id: 'B1', title: 'baseline', result: result(1000) },
+      { id: 'S1', title: 'initialize', result: result(1200, { p99: 40 }) },
+      { id: 'S4', title: 'hot user', result: result(600), deadlocks: 0 },
+      { id: 'S5', title: 'balance', result: result(3000) },
+    ]);
+
+    const table = renderTable(r);
+    const checks = targetChecks(r);
+
+    expect(table).toContain('| S1 | initialize | 1200 | 10 | 40 | 0 | 0 | – | 1.20 |');
+    expect(table).toContain('| S5 | balance | 3000 | 10 | 50 | 0 | 0 | – | 3.00 |');
+    expect(checks.filter((c) => c.endsWith('NOT met'))).toEqual([]);
+  });
+
+  it('When the hot user saw errors or the service is slower than the floor, then those targets read NOT met', () => {
+    const r = report(
+      [
+        { id: 'B1', title: 'baseline', result: result(1000, { p99: 30 }) },
+        { id: 'S1', title: 'initialize', result: result(900) },
+        { id: 'S4', title: 'hot user', result: result(500, { non2xx: 3 }), deadlocks: 1 },
+        { id: 'S5', title: 'balance', result: result(1500) },
+      ],
+      300,
+    );
+
+    const failed = targetChecks(r).filter((c) => c.endsWith('NOT met'));
+
+    expect(failed.map((c) => c.split(':')[0])).toEqual([
+      'S1 ≥ 1.0× B1 req/s',
+      'S1 p99 ≤ B1 p99',
+      'S4 zero errors and deadlocks',
+      'S5 ≥ 2× S1 req/s',
+      'service peak RSS < 250 MB',
+    ]);
+  });
+
+  it('When docs/performance.md already has a results block, then only that block is replaced', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bench-doc-')), 'performance.md');
+    fs.writeFileSync(file, '# Performance\n\nHand-written profile notes.\n');
+
+    writeResultsBlock(file, 'first table');
+    writeResultsBlock(file, 'second table');
+    const text = fs.readFileSync(file, 'utf8');
+
+    expect(text).toContain('Hand-written profile notes.');
+    expect(text).toContain('second table');
+    expect(text).not.toContain('first table');
+    expect(text.match(/bench:results:begin/g)).toHaveLength(1);
+  });
+});

@@ -36,15 +36,20 @@ export class ControlledPostgres {
     // PostgreSQL runs as the `postgres` system user when we are root; it must be able to enter the dir.
     fs.chmodSync(rootDir, 0o755);
     const pg = new ControlledPostgres(rootDir, await findFreePort());
-    await pg.resume();
-    const admin = new Client({ connectionString: pg.adminUrl });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${DATABASE}`);
-    await admin.end();
-    const db = createDatabase({ url: pg.url, poolMax: 2, statementTimeoutMs: 60_000, lockTimeoutMs: 60_000, acquireTimeoutMs: 60_000 });
-    await migrateToLatest(db.sequelize);
-    await db.close();
-    return pg;
+    try {
+      await pg.resume();
+      const admin = new Client({ connectionString: pg.adminUrl });
+      await admin.connect();
+      await admin.query(`CREATE DATABASE ${DATABASE}`);
+      await admin.end();
+      const db = createDatabase({ url: pg.url, poolMax: 2, statementTimeoutMs: 60_000, lockTimeoutMs: 60_000, acquireTimeoutMs: 60_000 });
+      await migrateToLatest(db.sequelize);
+      await db.close();
+      return pg;
+    } catch (error) {
+      await pg.destroy();
+      throw error;
+    }
   }
 
   get dataDir(): string {

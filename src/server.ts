@@ -47,7 +47,16 @@ async function main(): Promise<void> {
 
   const metrics = new Metrics({ defaultMetrics: true });
   const { app, services, lifecycle, close: closeApp } = createApp({ config, db, logger, metrics });
-  const server = http.createServer(app);
+  const server = http.createServer(
+    {
+      headersTimeout: config.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeout: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      // Node checks the two timeouts above only this often (30 s by default), which would let them overrun.
+      connectionsCheckingInterval: Math.min(1_000, config.HTTP_HEADERS_TIMEOUT_MS),
+    },
+    app,
+  );
   const jobs = startBackgroundJobs(services, config.SWEEPER_INTERVAL_MS, logger);
 
   await new Promise<void>((resolve) => server.listen(config.PORT, config.HOST, resolve));

@@ -43,6 +43,11 @@ export const envSchema = z.object({
   BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 100kb').default('100kb'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+  // Slow or stalled clients: how long a client may take to send its headers / its whole request, and how
+  // long an idle keep-alive connection stays open. Without them a few slow sockets can pin the process.
+  HTTP_HEADERS_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  HTTP_REQUEST_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(100, 600_000).default(5_000),
   IDEMPOTENCY_KEY_TTL_HOURS: int(24, 24 * 365).default(24),
   USER_CACHE_TTL_MS: int(0, 3_600_000).default(30_000),
   PRICE_CACHE_TTL_MS: int(0, 3_600_000).default(5_000),
@@ -125,6 +130,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (values.SESSION_TTL_SECONDS > values.SESSION_MAX_TTL_SECONDS) {
     throw new ConfigError('SESSION_TTL_SECONDS', 'must not exceed SESSION_MAX_TTL_SECONDS');
+  }
+
+  if (values.HTTP_HEADERS_TIMEOUT_MS > values.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS', 'must not exceed HTTP_REQUEST_TIMEOUT_MS');
   }
 
   return {

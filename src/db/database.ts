@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { QueryTypes, Sequelize, type Options, type Transaction } from 'sequelize';
 import { defineModels, type Models } from '../models';
 
@@ -54,16 +55,58 @@ export function isConnectionError(error: unknown): boolean {
   );
 }
 
+/** The pool had no free connection within DB_ACQUIRE_TIMEOUT_MS: the process is saturated, not the database gone. */
+export function isPoolExhausted(error: unknown): boolean {
+  return /ConnectionAcquireTimeout/.test((error as { name?: string })?.name ?? '');
+}
+
 function isRetryable(error: unknown): boolean {
+  // Waiting for the pool again would only queue the request behind the same crowd (up to 4 x the acquire
+  // timeout): answer 503 at once and let the client back off.
+  if (isPoolExhausted(error)) return false;
   const code = pgErrorCode(error);
   return (code !== undefined && RETRYABLE_CODES.has(code)) || isConnectionError(error);
 }
 
+/**
+ * A single autocommit statement that failed this way was not executed, so it may be sent again on another
+ * connection: the server had already terminated the (pooled, idle) connection it was sent on (57P01/57P02:
+ * the FATAL comes before ReadyForQuery, so nothing committed), the client knew the connection was broken
+ * and never sent it, or no connection could be opened. A pool always has this race after the server
+ * drops idle connections; without the retry, the first request on each dead connection got a 503
+ * (reliability scenario 4). "Connection terminated unexpectedly" is NOT here: the statement may have run.
+ */
+function neverRan(error: unknown): boolean {
+  const code = pgErrorCode(error);
+  if (code === '57P01' || code === '57P02' || code === '57P03') return true;
+  const name = (error as { name?: string })?.name ?? '';
+  const message = (error as { message?: string })?.message ?? '';
+  return /ConnectionRefused/.test(name) || /not queryable|ECONNREFUSED/.test(message);
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * pg's Client with an `error` listener from birth. Sequelize attaches its own listener only after the
+ * connection handshake resolves; an error arriving in that window (the server terminating a backend that
+ * has just authenticated, in the same TCP read as ReadyForQuery) was emitted with no listener and killed
+ * the whole process. Found by the reliability suite (tests/reliability/s4). The listener also marks the
+ * connection invalid, which Sequelize's pool checks before handing a connection out.
+ */
+class SafeClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    this.on('error', () => {
+      (this as unknown as { _invalid: boolean })._invalid = true;
+    });
+  }
+}
+const safePg = Object.assign(Object.create(pg) as typeof pg, { Client: SafeClient });
 
 export function createDatabase(options: DatabaseOptions): Database {
   const sequelizeOptions: Options & { databaseVersion: string } = {
     dialect: 'postgres',
+    dialectModule: safePg,
     logging: false,
     // Known server family; skips a version probe on every new connection.
     databaseVersion: '15.0.0',
@@ -82,8 +125,17 @@ export function createDatabase(options: DatabaseOptions): Database {
   const sequelize = new Sequelize(options.url, sequelizeOptions);
   const models = defineModels(sequelize);
 
-  const query = <T extends object>(sql: string, bind: unknown[] = [], tx?: Transaction) =>
-    sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction: tx, raw: true });
+  async function query<T extends object>(sql: string, bind: unknown[] = [], tx?: Transaction): Promise<T[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await sequelize.query<T>(sql, { bind, type: QueryTypes.SELECT, transaction: tx, raw: true });
+      } catch (error) {
+        // Inside a transaction the whole transaction is retried (transaction() below), never one statement.
+        if (tx || attempt >= MAX_ATTEMPTS || !neverRan(error)) throw error;
+        await sleep(5 * attempt + Math.random() * 5 * attempt);
+      }
+    }
+  }
 
   type PgConnection = { query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: object[] }> };
   async function prepared<T extends object>(name: string, sql: string, bind: unknown[] = [], { rerunnable = false } = {}): Promise<T[]> {

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { isConnectionError, pgErrorCode } from '../db/database';
+import { isConnectionError, isPoolExhausted, pgErrorCode } from '../db/database';
 import { AppError } from '../lib/errors';
 import { STATUS_OF } from '../lib/http-status';
 import type { Logger } from '../lib/logger';
@@ -13,6 +13,9 @@ export function toAppError(error: unknown): AppError {
   if (e?.type === 'entity.too.large') return new AppError('PAYLOAD_TOO_LARGE', 'The request body is too large');
   if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') {
     return new AppError('UNSUPPORTED_MEDIA_TYPE', 'The request body encoding is not supported');
+  }
+  if (isPoolExhausted(error)) {
+    return new AppError('SERVICE_UNAVAILABLE', 'The service is busy; nothing was changed. Retry later.');
   }
   if (isConnectionError(error) || pgErrorCode(error) === '57014' /* statement timeout */) {
     return new AppError('SERVICE_UNAVAILABLE', 'The database is unavailable; nothing was changed. Retry later.');

@@ -39,6 +39,8 @@ describe('loadConfig', () => {
     [{ SESSION_EXPIRY_POLICY: 'forgive' }, 'SESSION_EXPIRY_POLICY'],
     [{ SESSION_TTL_SECONDS: '1000', SESSION_MAX_TTL_SECONDS: '100' }, 'SESSION_TTL_SECONDS'],
     [{ BODY_LIMIT: 'huge' }, 'BODY_LIMIT'],
+    [{ HTTP_HEADERS_TIMEOUT_MS: '50' }, 'HTTP_HEADERS_TIMEOUT_MS'],
+    [{ HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' }, 'HTTP_HEADERS_TIMEOUT_MS'],
   ])('When %p is set, then loading fails naming %s', (override, variable) => {
     const message = problemWith({ ...base, ...override });
     expect(message).toMatch(new RegExp(`^Invalid configuration: ${variable} `));

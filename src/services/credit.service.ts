@@ -145,8 +145,11 @@ export class CreditService {
         ORDER BY a.expires_at NULLS LAST, a.id`;
     const bind = [userId, EXPIRING_SOON_DAYS, ...(mirror ? mirrorBind(mirror) : [])];
     type Row = LotRow & { reserved: string; soon_before: Date };
-    // Outside a transaction: a prepared statement, parsed once per connection.
-    const rows = tx ? await this.db.query<Row>(sql, bind, tx) : await this.db.prepared<Row>(mirror ? 'credit_balance_mirror' : 'credit_balance', sql, bind);
+    // Outside a transaction: a prepared statement, parsed once per connection. A read plus an idempotent
+    // mirror, so it may be rerun after a connection lost mid-statement.
+    const rows = tx
+      ? await this.db.query<Row>(sql, bind, tx)
+      : await this.db.prepared<Row>(mirror ? 'credit_balance_mirror' : 'credit_balance', sql, bind, { rerunnable: true });
     const soonBefore = rows[0].soon_before;
     const allocations = rows.filter((row) => row.id !== null).map(toLot);
     const sum = (lots: Lot[]) => lots.reduce((total, lot) => total + lot.remaining, 0n);

@@ -49,7 +49,8 @@ export class UserAccountService {
 
   async findOrCreateUser(user: TokenUser): Promise<void> {
     if (this.isSynced(user)) return;
-    await this.db.prepared('user_mirror', mirrorSql(1), mirrorBind(user));
+    // The mirror converges to the same row however often it runs, so a lost connection may rerun it.
+    await this.db.prepared('user_mirror', mirrorSql(1), mirrorBind(user), { rerunnable: true });
     this.markSynced(user);
   }
 

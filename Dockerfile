@@ -26,6 +26,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
+# The ledger's SQL functions are repeatable migrations read from their own files (src/db/migrator.ts).
+COPY src/ledger/sql ./src/ledger/sql
 USER node
 EXPOSE 3000
 # Liveness from inside the container (Node 20 has fetch; no curl in the slim image).

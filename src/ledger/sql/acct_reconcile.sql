@@ -1,0 +1,98 @@
+-- acct_reconcile: current definition (first created in migrations/20261124001000_credits.up.sql).
+-- Recomputes every lot (and every hold leg) from the ledger and returns each difference.
+--   remaining        lot.remaining_credits = Σ signed ledger amounts of the lot
+--   total            lot.total_credits     = Σ grant rows of the lot
+--   held             Σ(held - captured - released) of the lot's legs in ACTIVE sessions
+--                    = Σhold - Σrelease - Σcapture in the ledger for the lot
+--   negative_*       the lot's remaining / held, replayed in ledger order, never dips below zero
+--   leg_held|captured|released   each session_holds leg matches the ledger rows of its session and lot
+--   leg_unresolved   a leg of a session that is no longer active is fully captured + released
+--   foreign_entries  ledger rows of a lot written under another user
+-- expected is what the ledger (or the rule) says; actual is what is stored.
+CREATE OR REPLACE FUNCTION acct_reconcile()
+RETURNS TABLE (user_id text, allocation_id bigint, session_id text, kind text, expected bigint, actual bigint)
+LANGUAGE sql STABLE AS $$
+  WITH entries AS (
+    SELECT t.user_id, t.allocation_id, t.type, t.amount,
+           sum(acct_signed_amount(t.type, t.amount)) OVER w AS running_remaining,
+           sum(CASE t.type WHEN 'hold' THEN t.amount WHEN 'release' THEN -t.amount WHEN 'capture' THEN -t.amount ELSE 0 END)
+             OVER w AS running_held
+      FROM credit_transactions t
+     WHERE t.allocation_id IS NOT NULL
+    WINDOW w AS (PARTITION BY t.allocation_id ORDER BY t.id)
+  ),
+  ledger AS (
+    SELECT e.allocation_id,
+           sum(acct_signed_amount(e.type, e.amount)) AS remaining,
+           coalesce(sum(e.amount) FILTER (WHERE e.type = 'grant'), 0) AS granted,
+           coalesce(sum(CASE e.type WHEN 'hold' THEN e.amount WHEN 'release' THEN -e.amount WHEN 'capture' THEN -e.amount ELSE 0 END), 0) AS held,
+           min(e.running_remaining) AS min_remaining,
+           min(e.running_held) AS min_held
+      FROM entries e
+     GROUP BY e.allocation_id
+  ),
+  active_held AS (
+    SELECT h.allocation_id, sum(h.held_credits - h.captured_credits - h.released_credits) AS held
+      FROM session_holds h JOIN streaming_sessions s ON s.id = h.session_id
+     WHERE s.status = 'active'
+     GROUP BY h.allocation_id
+  ),
+  lots AS (
+    SELECT a.id, a.user_id, a.total_credits, a.remaining_credits,
+           coalesce(l.remaining, 0) AS ledger_remaining, coalesce(l.granted, 0) AS ledger_granted,
+           coalesce(l.held, 0) AS ledger_held, coalesce(ah.held, 0) AS active_held,
+           least(coalesce(l.min_remaining, 0), 0) AS min_remaining, least(coalesce(l.min_held, 0), 0) AS min_held
+      FROM credit_allocations a
+      LEFT JOIN ledger l ON l.allocation_id = a.id
+      LEFT JOIN active_held ah ON ah.allocation_id = a.id
+  ),
+  leg_ledger AS (
+    SELECT t.session_id, t.allocation_id,
+           coalesce(sum(t.amount) FILTER (WHERE t.type = 'hold'), 0) AS held,
+           coalesce(sum(t.amount) FILTER (WHERE t.type = 'capture'), 0) AS captured,
+           coalesce(sum(t.amount) FILTER (WHERE t.type = 'release'), 0) AS released
+      FROM credit_transactions t
+     WHERE t.session_id IS NOT NULL AND t.allocation_id IS NOT NULL AND t.type IN ('hold', 'capture', 'release')
+     GROUP BY t.session_id, t.allocation_id
+  ),
+  legs AS (
+    SELECT coalesce(h.session_id, g.session_id) AS session_id, coalesce(h.allocation_id, g.allocation_id) AS allocation_id,
+           h.user_id, s.status,
+           coalesce(h.held_credits, 0) AS held, coalesce(h.captured_credits, 0) AS captured,
+           coalesce(h.released_credits, 0) AS released,
+           coalesce(g.held, 0) AS ledger_held, coalesce(g.captured, 0) AS ledger_captured,
+           coalesce(g.released, 0) AS ledger_released
+      FROM session_holds h
+      FULL JOIN leg_ledger g ON g.session_id = h.session_id AND g.allocation_id = h.allocation_id
+      LEFT JOIN streaming_sessions s ON s.id = coalesce(h.session_id, g.session_id)
+  ),
+  lot_user AS (
+    SELECT id, user_id FROM credit_allocations
+  )
+  SELECT user_id, id, NULL::text, 'remaining', ledger_remaining, remaining_credits FROM lots WHERE ledger_remaining <> remaining_credits
+  UNION ALL
+  SELECT user_id, id, NULL, 'total', ledger_granted, total_credits FROM lots WHERE ledger_granted <> total_credits
+  UNION ALL
+  SELECT user_id, id, NULL, 'held', ledger_held, active_held FROM lots WHERE ledger_held <> active_held
+  UNION ALL
+  SELECT user_id, id, NULL, 'negative_remaining', 0, min_remaining FROM lots WHERE min_remaining < 0
+  UNION ALL
+  SELECT user_id, id, NULL, 'negative_held', 0, min_held FROM lots WHERE min_held < 0
+  UNION ALL
+  SELECT coalesce(g.user_id, u.user_id), g.allocation_id, g.session_id, 'leg_held', g.ledger_held, g.held
+    FROM legs g LEFT JOIN lot_user u ON u.id = g.allocation_id WHERE g.ledger_held <> g.held
+  UNION ALL
+  SELECT coalesce(g.user_id, u.user_id), g.allocation_id, g.session_id, 'leg_captured', g.ledger_captured, g.captured
+    FROM legs g LEFT JOIN lot_user u ON u.id = g.allocation_id WHERE g.ledger_captured <> g.captured
+  UNION ALL
+  SELECT coalesce(g.user_id, u.user_id), g.allocation_id, g.session_id, 'leg_released', g.ledger_released, g.released
+    FROM legs g LEFT JOIN lot_user u ON u.id = g.allocation_id WHERE g.ledger_released <> g.released
+  UNION ALL
+  SELECT g.user_id, g.allocation_id, g.session_id, 'leg_unresolved', g.held, g.captured + g.released
+    FROM legs g WHERE g.status IS DISTINCT FROM 'active' AND g.user_id IS NOT NULL AND g.captured + g.released <> g.held
+  UNION ALL
+  SELECT a.user_id, a.id, NULL, 'foreign_entries', 0, count(*)
+    FROM credit_transactions t JOIN credit_allocations a ON a.id = t.allocation_id
+   WHERE t.user_id <> a.user_id
+   GROUP BY a.user_id, a.id
+$$;

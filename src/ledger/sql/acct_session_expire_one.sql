@@ -1,0 +1,52 @@
+-- acct_session_expire_one: current definition (first created in migrations/20261124002000_streaming_sessions.up.sql).
+-- Expires one overdue active session, or returns NULL when there is none to claim. The session is claimed
+-- together with its owner's row, both with SKIP LOCKED: a sweeper never waits for a lock, so several
+-- instances can sweep at once without double releases or deadlocks, and the owner's row is held before the
+-- session's changes. p_policy: release (charge nothing) | charge_estimated_input (the estimated input
+-- tokens at the session's price, capped at the hold; nothing for credits-only estimates) | charge_estimate.
+CREATE OR REPLACE FUNCTION acct_session_expire_one(p_policy text, p_actor text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  s streaming_sessions%ROWTYPE;
+  v_id text;
+  v_charge bigint;
+  v_input bigint := 0;
+  v_output bigint := 0;
+  v_usage bigint;
+BEGIN
+  IF p_policy NOT IN ('release', 'charge_estimated_input', 'charge_estimate') THEN
+    RAISE EXCEPTION 'acct_session_expire_one: unknown policy %', p_policy;
+  END IF;
+  SELECT ss.id INTO v_id
+    FROM streaming_sessions ss JOIN user_accounts ua ON ua.id = ss.user_id
+   WHERE ss.status = 'active' AND ss.expires_at < now()
+   ORDER BY ss.expires_at
+   LIMIT 1
+     FOR UPDATE OF ua, ss SKIP LOCKED;
+  IF v_id IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT * INTO s FROM streaming_sessions WHERE id = v_id;
+
+  IF p_policy = 'charge_estimate' THEN
+    v_charge := s.allocated_credits;
+    v_input := coalesce(s.estimated_input_tokens, 0);
+    v_output := coalesce(s.estimated_output_tokens, 0);
+  ELSIF p_policy = 'charge_estimated_input' AND s.estimated_input_credits IS NOT NULL THEN
+    v_charge := least(s.estimated_input_credits, s.allocated_credits);
+    v_input := coalesce(s.estimated_input_tokens, 0);
+  ELSE
+    v_charge := 0;
+  END IF;
+
+  v_usage := acct_record_usage(s.user_id, s.id, 'streaming', 'session', s.model_id, s.price_version,
+                               v_input, v_output, 0, v_charge, v_charge, 0,
+                               jsonb_build_object('status', 'expired', 'expiryPolicy', p_policy), p_actor);
+  IF acct_hold_resolve(s.id, s.user_id, v_charge, v_usage, p_actor) <> v_charge THEN
+    RAISE EXCEPTION 'acct_session_expire_one: legs of session % do not cover %', s.id, v_charge;
+  END IF;
+  UPDATE streaming_sessions
+     SET status = 'expired', used_credits = v_charge, refunded_credits = allocated_credits - v_charge,
+         unpaid_credits = 0, end_reason = 'expired', ended_at = now(), updated_at = now()
+   WHERE id = s.id;
+  RETURN s.id;
+END $$;

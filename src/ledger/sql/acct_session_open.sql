@@ -1,0 +1,45 @@
+-- acct_session_open: current definition (first created in migrations/20261124002000_streaming_sessions.up.sql).
+-- Opens a session and holds its estimate. Outcomes: created | replayed (same user, same request hash) |
+-- reused (same user, other request) | conflict (the id belongs to another user) | insufficient (nothing
+-- written; available_credits says what there is).
+CREATE OR REPLACE FUNCTION acct_session_open(
+  p_session text, p_user text, p_model text, p_price_version integer,
+  p_est_input bigint, p_est_output bigint, p_estimate bigint, p_est_input_credits bigint,
+  p_request_hash text, p_ttl_seconds integer
+) RETURNS acct_session_result LANGUAGE plpgsql AS $$
+DECLARE
+  s streaming_sessions%ROWTYPE;
+  v_available bigint;
+BEGIN
+  PERFORM acct_lock_user(p_user);
+
+  SELECT * INTO s FROM streaming_sessions WHERE id = p_session;
+  IF NOT FOUND THEN
+    v_available := acct_available(p_user);
+    IF v_available < p_estimate THEN
+      RETURN acct_session_result_of('insufficient', v_available, NULL::streaming_sessions);
+    END IF;
+    INSERT INTO streaming_sessions (id, user_id, model_id, price_version, status, estimated_input_tokens,
+                                    estimated_output_tokens, estimated_credits, estimated_input_credits,
+                                    allocated_credits, request_hash, expires_at)
+    VALUES (p_session, p_user, p_model, p_price_version, 'active', p_est_input, p_est_output, p_estimate,
+            p_est_input_credits, p_estimate, p_request_hash, now() + make_interval(secs => p_ttl_seconds))
+    ON CONFLICT (id) DO NOTHING
+    RETURNING * INTO s;
+    IF FOUND THEN
+      IF acct_draw(p_user, p_estimate, 'hold', p_session, NULL, p_user) <> p_estimate THEN
+        RAISE EXCEPTION 'acct_session_open: hold of % for session % not covered', p_estimate, p_session;
+      END IF;
+      RETURN acct_session_result_of('created', v_available - p_estimate, s);
+    END IF;
+    -- Another user inserted the same id concurrently (we waited for it to commit).
+    SELECT * INTO s FROM streaming_sessions WHERE id = p_session;
+  END IF;
+
+  IF s.user_id <> p_user THEN
+    RETURN acct_session_result_of('conflict', NULL, NULL::streaming_sessions);
+  ELSIF s.request_hash <> p_request_hash THEN
+    RETURN acct_session_result_of('reused', NULL, NULL::streaming_sessions);
+  END IF;
+  RETURN acct_session_result_of('replayed', NULL, s);
+END $$;

@@ -1,0 +1,119 @@
+-- acct_session_settle: current definition (first created in migrations/20261124002000_streaming_sessions.up.sql).
+-- Finalizes (p_action 'finalize') or aborts ('abort') a session. p_cost is the real cost at the session's
+-- price version, computed by the service; NULL means "abort without token counts". Outcomes:
+-- settled | replayed (already ended the same way) | not_active (ended another way) | not_found (unknown, or
+-- another user's and the caller is not an admin). An expired session is settled late: the real cost minus
+-- what expiry charged is charged (or refunded when lower), and its one usage record is corrected.
+CREATE OR REPLACE FUNCTION acct_session_settle(
+  p_session text, p_caller text, p_is_admin boolean, p_action text,
+  p_model text, p_price_version integer, p_cost bigint,
+  p_input bigint, p_output bigint, p_cached bigint, p_reason text
+) RETURNS acct_session_result LANGUAGE plpgsql AS $$
+DECLARE
+  s streaming_sessions%ROWTYPE;
+  u usage_records%ROWTYPE;
+  v_owner text;
+  v_final text;
+  v_held bigint;
+  v_cost bigint;
+  v_prior bigint;
+  v_capture bigint;
+  v_charge bigint := 0;
+  v_unpaid bigint := 0;
+  v_refund bigint := 0;
+  v_usage bigint;
+  v_input bigint;
+  v_output bigint;
+  v_cached bigint;
+  v_meta jsonb;
+BEGIN
+  IF p_action NOT IN ('finalize', 'abort') THEN
+    RAISE EXCEPTION 'acct_session_settle: unknown action %', p_action;
+  END IF;
+  v_final := CASE p_action WHEN 'finalize' THEN 'completed' ELSE 'aborted' END;
+
+  -- The owner never changes, so it can be read before taking the owner's lock.
+  SELECT user_id INTO v_owner FROM streaming_sessions WHERE id = p_session;
+  IF NOT FOUND OR (NOT p_is_admin AND v_owner <> p_caller) THEN
+    RETURN acct_session_result_of('not_found', NULL, NULL::streaming_sessions);
+  END IF;
+  PERFORM acct_lock_user(v_owner);
+  SELECT * INTO s FROM streaming_sessions WHERE id = p_session FOR UPDATE;
+
+  IF s.status = v_final THEN
+    RETURN acct_session_result_of('replayed', NULL, s);
+  ELSIF s.status NOT IN ('active', 'expired') THEN
+    RETURN acct_session_result_of('not_active', NULL, s);
+  END IF;
+  IF p_cost IS NOT NULL AND (s.model_id <> p_model OR s.price_version <> p_price_version) THEN
+    RAISE EXCEPTION 'acct_session_settle: session % is priced at %@%, not %@%',
+      p_session, s.model_id, s.price_version, p_model, p_price_version;
+  END IF;
+
+  v_held := s.allocated_credits;
+  v_meta := jsonb_build_object('status', v_final)
+            || CASE WHEN p_reason IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('reason', p_reason) END;
+
+  IF s.status = 'active' THEN
+    v_cost := coalesce(p_cost, 0);
+    v_capture := least(v_cost, v_held);
+    IF v_cost > v_capture THEN
+      v_charge := least(v_cost - v_capture, acct_available(v_owner));
+      v_unpaid := v_cost - v_capture - v_charge;
+    END IF;
+    v_usage := acct_record_usage(v_owner, p_session, 'streaming', 'session', s.model_id, s.price_version,
+                                 coalesce(p_input, 0), coalesce(p_output, 0), coalesce(p_cached, 0),
+                                 v_cost, v_cost - v_unpaid, v_unpaid, v_meta, p_caller);
+    IF acct_hold_resolve(p_session, v_owner, v_capture, v_usage, p_caller) <> v_capture THEN
+      RAISE EXCEPTION 'acct_session_settle: legs of session % do not cover %', p_session, v_capture;
+    END IF;
+  ELSE
+    -- Late settle after expiry: the hold is already resolved and expiry captured v_prior.
+    v_prior := s.used_credits;
+    v_cost := coalesce(p_cost, v_prior);
+    v_capture := least(v_cost, v_prior);
+    IF v_cost > v_prior THEN
+      v_charge := least(v_cost - v_prior, acct_available(v_owner));
+      v_unpaid := v_cost - v_prior - v_charge;
+    ELSE
+      v_refund := v_prior - v_cost;
+    END IF;
+    SELECT * INTO u FROM usage_records WHERE session_id = p_session FOR UPDATE;
+    v_input := CASE WHEN p_cost IS NULL THEN u.input_tokens ELSE coalesce(p_input, 0) END;
+    v_output := CASE WHEN p_cost IS NULL THEN u.output_tokens ELSE coalesce(p_output, 0) END;
+    v_cached := CASE WHEN p_cost IS NULL THEN u.cached_input_tokens ELSE coalesce(p_cached, 0) END;
+    v_meta := v_meta || jsonb_build_object('expiredBefore', true, 'expiryCharged', v_prior::text);
+    UPDATE usage_records
+       SET input_tokens = v_input, output_tokens = v_output, cached_input_tokens = v_cached,
+           credits = v_cost, charged_credits = v_cost - v_unpaid, unpaid_credits = v_unpaid,
+           metadata = coalesce(u.metadata, '{}'::jsonb) || v_meta, recorded_by = p_caller
+     WHERE id = u.id;
+    -- Fold the correction into the rollup row the record was counted in (same key as acct_record_usage).
+    UPDATE usage_daily
+       SET credits = credits + (v_cost - u.credits),
+           unpaid_credits = unpaid_credits + (v_unpaid - u.unpaid_credits),
+           input_tokens = input_tokens + (v_input - u.input_tokens),
+           output_tokens = output_tokens + (v_output - u.output_tokens),
+           cached_input_tokens = cached_input_tokens + (v_cached - u.cached_input_tokens)
+     WHERE user_id = u.user_id AND day = (u.created_at AT TIME ZONE 'UTC')::date AND service = u.service
+       AND operation = u.operation AND model_id = coalesce(u.model_id, '');
+    v_usage := u.id;
+    IF v_refund > 0 AND acct_hold_refund(p_session, v_owner, v_refund, v_usage, p_caller) <> v_refund THEN
+      RAISE EXCEPTION 'acct_session_settle: session % captured less than %', p_session, v_refund;
+    END IF;
+  END IF;
+
+  IF v_charge > 0 AND acct_draw(v_owner, v_charge, 'charge', p_session, v_usage, p_caller) <> v_charge THEN
+    RAISE EXCEPTION 'acct_session_settle: available credits changed under lock for %', v_owner;
+  END IF;
+
+  UPDATE streaming_sessions
+     SET status = v_final, used_credits = v_cost, refunded_credits = v_held - v_capture, unpaid_credits = v_unpaid,
+         actual_input_tokens = CASE WHEN p_cost IS NULL THEN actual_input_tokens ELSE p_input END,
+         actual_output_tokens = CASE WHEN p_cost IS NULL THEN actual_output_tokens ELSE p_output END,
+         cached_input_tokens = CASE WHEN p_cost IS NULL THEN cached_input_tokens ELSE p_cached END,
+         end_reason = coalesce(p_reason, end_reason), ended_at = now(), updated_at = now()
+   WHERE id = p_session
+  RETURNING * INTO s;
+  RETURN acct_session_result_of('settled', NULL, s);
+END $$;

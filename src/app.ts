@@ -10,13 +10,13 @@ import { createHttpLogger, type Logger } from './lib/logger';
 import { Metrics, databaseMetricSources } from './lib/metrics';
 import { errorHandler, notFoundHandler } from './middleware/error.middleware';
 import { readIdempotencyKey } from './middleware/idempotency.middleware';
-import { authenticateJWT, requireRole } from './middleware/jwt.middleware';
+import { authenticateJWT, requireAdmin, requireAuthenticated, requireSupervisor } from './middleware/jwt.middleware';
 import { createRateLimiters } from './middleware/rate-limit.middleware';
 import { requestId } from './middleware/request-id.middleware';
 import { validate } from './middleware/validate';
-import { buildRouteTable } from './routes';
+import { apiAreas, createApiRouter, probeRoutes } from './routes/api.routes';
 import { operationsRoutes } from './routes/operations.routes';
-import type { RouteSpec } from './routes/route-table';
+import { routerFor, type RouteChain, type RouteSpec } from './routes/route-table';
 import { createServices, type Services } from './services';
 
 export interface AppDependencies {
@@ -50,11 +50,13 @@ const requireJsonBody: RequestHandler = (req, _res, next) => {
 /** Builds the Express app without listening, so tests get a fresh app on a fresh database. */
 export function createApp({ config, db, logger, lifecycle = { draining: false }, metrics = new Metrics() }: AppDependencies): App {
   const services = createServices(db, config, metrics);
-  const routes = buildRouteTable(services, db, lifecycle);
+  const areas = apiAreas(services);
   // Operations (issue #8): OpenAPI document, metrics, logs, rate limits, Swagger UI.
-  routes.push(
-    ...operationsRoutes({ routes: () => routes, metrics, metricsEnabled: config.METRICS_ENABLED, metricsToken: config.METRICS_TOKEN }),
-  );
+  const probes = probeRoutes(db, lifecycle);
+  const operations = operationsRoutes({ routes: () => routes, metrics, metricsEnabled: config.METRICS_ENABLED, metricsToken: config.METRICS_TOKEN });
+  // Every route, in one table: the OpenAPI document is generated from it.
+  const routes: RouteSpec[] = [...probes, ...areas.flatMap((area) => area.specs), ...operations];
+  const outsideApi = [...probes, ...operations];
   metrics.connect(databaseMetricSources(db, config.DATABASE_POOL_MAX));
   const limiters = createRateLimiters(config, logger, metrics);
 
@@ -76,14 +78,15 @@ export function createApp({ config, db, logger, lifecycle = { draining: false },
 
   const authenticate = authenticateJWT(config.jwt, services.users);
   const authenticateOnly = authenticateJWT(config.jwt, services.users, { mirror: false });
-  for (const spec of routes) {
-    const chain: RequestHandler[] = [];
-    if (spec.access !== 'public') chain.push(spec.mirrorsUser ? authenticateOnly : authenticate, limiters.perUser, requireRole(spec.access));
-    chain.push(validate(spec.request ?? {}));
-    if (spec.idempotent) chain.push(readIdempotencyKey);
-    chain.push(spec.handler);
-    app[spec.method](spec.path, ...chain);
-  }
+  const roleCheck = { user: requireAuthenticated, supervisor: requireSupervisor, admin: requireAdmin } as const;
+  // What each declared route runs before its handler: auth, per-user limit, role, validation, idempotency key.
+  const chain: RouteChain = (spec) => [
+    ...(spec.access === 'public' ? [] : [spec.mirrorsUser ? authenticateOnly : authenticate, limiters.perUser, roleCheck[spec.access]]),
+    validate(spec.request ?? {}),
+    ...(spec.idempotent ? [readIdempotencyKey] : []),
+  ];
+  app.use(routerFor(outsideApi, '', chain));
+  app.use('/api', createApiRouter(areas, chain));
 
   app.use(notFoundHandler);
   app.use(errorHandler(logger));

@@ -1,16 +1,8 @@
-import pg from 'pg';
-import { QueryTypes, Sequelize, type Options, type Transaction } from 'sequelize';
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { createSequelize, type DatabaseOptions } from '../config/sequelize';
 import { defineModels, type Models } from '../models';
 
-export interface DatabaseOptions {
-  url: string;
-  poolMax: number;
-  statementTimeoutMs: number;
-  lockTimeoutMs: number;
-  acquireTimeoutMs: number;
-  ssl?: boolean;
-  applicationName?: string;
-}
+export type { DatabaseOptions } from '../config/sequelize';
 
 export interface Database {
   sequelize: Sequelize;
@@ -86,43 +78,9 @@ function neverRan(error: unknown): boolean {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/**
- * pg's Client with an `error` listener from birth. Sequelize attaches its own listener only after the
- * connection handshake resolves; an error arriving in that window (the server terminating a backend that
- * has just authenticated, in the same TCP read as ReadyForQuery) was emitted with no listener and killed
- * the whole process. Found by the reliability suite (tests/reliability/s4). The listener also marks the
- * connection invalid, which Sequelize's pool checks before handing a connection out.
- */
-class SafeClient extends pg.Client {
-  constructor(config?: string | pg.ClientConfig) {
-    super(config);
-    this.on('error', () => {
-      (this as unknown as { _invalid: boolean })._invalid = true;
-    });
-  }
-}
-const safePg = Object.assign(Object.create(pg) as typeof pg, { Client: SafeClient });
 
 export function createDatabase(options: DatabaseOptions): Database {
-  const sequelizeOptions: Options & { databaseVersion: string } = {
-    dialect: 'postgres',
-    dialectModule: safePg,
-    logging: false,
-    // Known server family; skips a version probe on every new connection.
-    databaseVersion: '15.0.0',
-    pool: { max: options.poolMax, min: 0, idle: 10_000, acquire: options.acquireTimeoutMs, evict: 1_000 },
-    dialectOptions: {
-      application_name: options.applicationName ?? 'accounting-service',
-      statement_timeout: options.statementTimeoutMs,
-      lock_timeout: options.lockTimeoutMs,
-      idle_in_transaction_session_timeout: Math.max(options.statementTimeoutMs * 2, 10_000),
-      // Set explicitly rather than trusting the server default: the lock recipe assumes READ COMMITTED.
-      options: '-c default_transaction_isolation=read\\ committed -c timezone=UTC',
-      ssl: options.ssl ? { rejectUnauthorized: false } : undefined,
-      keepAlive: true,
-    },
-  };
-  const sequelize = new Sequelize(options.url, sequelizeOptions);
+  const sequelize = createSequelize(options);
   const models = defineModels(sequelize);
 
   async function query<T extends object>(sql: string, bind: unknown[] = [], tx?: Transaction): Promise<T[]> {

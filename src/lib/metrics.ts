@@ -141,8 +141,8 @@ export class Metrics {
 
 /** The route pattern of a request: a matched route's path, a mount label, or "unmatched" (404s). */
 export function routeLabel(req: { route?: { path?: unknown }; baseUrl?: string }, res: { locals: Record<string, unknown> }): string {
-  if (req.route && typeof req.route.path === 'string') return (req.baseUrl ?? '') + req.route.path;
   if (typeof res.locals.routeLabel === 'string') return res.locals.routeLabel;
+  if (req.route && typeof req.route.path === 'string') return (req.baseUrl ?? '') + req.route.path;
   return 'unmatched';
 }
 

@@ -6,7 +6,8 @@ const KEY = /^[\x21-\x7e]{1,255}$/;
 
 /**
  * Reads the optional Idempotency-Key header (1-255 printable ASCII characters) on routes that move money
- * and fingerprints the validated request. The service stores the key in its own transaction.
+ * and fingerprints the validated request (with the route's full pattern). The service stores the key in its
+ * own transaction.
  */
 export const readIdempotencyKey: RequestHandler = (req, _res, next) => {
   const key = req.header('idempotency-key');
@@ -18,7 +19,7 @@ export const readIdempotencyKey: RequestHandler = (req, _res, next) => {
       }),
     );
   }
-  req.idempotency = { key, requestHash: requestHash(req.method, req.route?.path ?? req.path, req.body) };
+  req.idempotency = { key, requestHash: requestHash(req.method, req.route ? req.baseUrl + req.route.path : req.path, req.body) };
   next();
 };
 

@@ -59,7 +59,7 @@ export function authenticateJWT(jwtConfig: Config['jwt'], users: UserAccountServ
   };
 }
 
-export function requireRole(minimum: Role): RequestHandler {
+function requireRole(minimum: Role): RequestHandler {
   return (req, _res, next) => {
     if (!req.auth) return next(unauthenticated('Authentication required'));
     if (RANK[req.auth.role] < RANK[minimum]) return next(forbidden(`This action needs the ${minimum} role`));
@@ -67,7 +67,11 @@ export function requireRole(minimum: Role): RequestHandler {
   };
 }
 
+/** Any signed-in caller (the user role is the lowest). */
+export const requireAuthenticated = requireRole('user');
+/** Supervisor or admin: allocations and other users' data. */
 export const requireSupervisor = requireRole('supervisor');
+/** Admin only: prices, system stats, all sessions, reconcile. */
 export const requireAdmin = requireRole('admin');
 
 /** True when the caller may act on other users' data (supervisor or admin). */

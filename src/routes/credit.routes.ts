@@ -8,7 +8,6 @@ import {
   calculateResponse,
   checkBody,
   checkResponse,
-  reconcileResponse,
   transactionsQuery,
   transactionsResponse,
   userIdParams,
@@ -16,7 +15,7 @@ import {
 import type { Services } from '../services';
 import type { RouteSpec } from './route-table';
 
-/** /api/credits/*, /api/admin/reconcile (issue #3). */
+/** /api/credits/* (issue #3). */
 export function creditRoutes(services: Services): RouteSpec[] {
   const controller = new CreditController(services.credits);
   return [
@@ -88,15 +87,6 @@ export function creditRoutes(services: Services): RouteSpec[] {
       responses: { 200: { description: 'Ledger entries', schema: transactionsResponse } },
       errors: ['VALIDATION_ERROR', 'NOT_FOUND'],
       handler: controller.transactions,
-    },
-    {
-      method: 'get',
-      path: '/api/admin/reconcile',
-      summary: 'Recompute every allocation and hold from the ledger and list any difference',
-      tags: ['Admin'],
-      access: 'admin',
-      responses: { 200: { description: 'Reconciliation report', schema: reconcileResponse } },
-      handler: controller.reconcile,
     },
   ];
 }

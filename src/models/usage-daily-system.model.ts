@@ -1,0 +1,33 @@
+import type { Sequelize } from 'sequelize';
+import { bigint, day, type RowModel, smallint, tableOptions, text } from './columns';
+
+/** System-wide daily rollup per model, split into 16 shards to spread contention (usage_daily_system; fed by a trigger). */
+export interface UsageDailySystemAttributes {
+  day: string;
+  modelId: string;
+  shard: number;
+  requests: string;
+  credits: string;
+  unpaidCredits: string;
+  inputTokens: string;
+  outputTokens: string;
+  cachedInputTokens: string;
+}
+
+export function defineUsageDailySystem(sequelize: Sequelize): RowModel<UsageDailySystemAttributes> {
+  return sequelize.define(
+    'UsageDailySystem',
+    {
+      day: { ...day(), primaryKey: true },
+      modelId: { ...text(), primaryKey: true },
+      shard: { ...smallint(), primaryKey: true },
+      requests: bigint(),
+      credits: bigint(),
+      unpaidCredits: bigint(),
+      inputTokens: bigint(),
+      outputTokens: bigint(),
+      cachedInputTokens: bigint(),
+    },
+    { ...tableOptions, tableName: 'usage_daily_system' },
+  );
+}

@@ -1,0 +1,38 @@
+import type { Sequelize } from 'sequelize';
+import { bigint, day, type RowModel, tableOptions, text } from './columns';
+
+/** Per user × UTC day × service × operation × model rollup of usage_records, kept in the same transaction (usage_daily). */
+export interface UsageDailyAttributes {
+  userId: string;
+  day: string;
+  service: string;
+  operation: string;
+  /** '' for records without a model. */
+  modelId: string;
+  requests: string;
+  credits: string;
+  unpaidCredits: string;
+  inputTokens: string;
+  outputTokens: string;
+  cachedInputTokens: string;
+}
+
+export function defineUsageDaily(sequelize: Sequelize): RowModel<UsageDailyAttributes> {
+  return sequelize.define(
+    'UsageDaily',
+    {
+      userId: { ...text(), primaryKey: true },
+      day: { ...day(), primaryKey: true },
+      service: { ...text(), primaryKey: true },
+      operation: { ...text(), primaryKey: true },
+      modelId: { ...text(), primaryKey: true },
+      requests: bigint(),
+      credits: bigint(),
+      unpaidCredits: bigint(),
+      inputTokens: bigint(),
+      outputTokens: bigint(),
+      cachedInputTokens: bigint(),
+    },
+    { ...tableOptions, tableName: 'usage_daily' },
+  );
+}

@@ -1,0 +1,47 @@
+import { DataTypes, type Sequelize } from 'sequelize';
+import { bigint, nullableText, type RowModel, tableOptions, text, timestamp } from './columns';
+
+/** One usage event, charged when recorded (usage_records). `credits = charged + unpaid`. */
+export interface UsageRecordAttributes {
+  id: string;
+  userId: string;
+  sessionId: string | null;
+  service: string;
+  operation: string;
+  modelId: string | null;
+  priceVersion: number | null;
+  inputTokens: string;
+  outputTokens: string;
+  cachedInputTokens: string;
+  credits: string;
+  chargedCredits: string;
+  unpaidCredits: string;
+  metadata: Record<string, unknown> | null;
+  recordedBy: string | null;
+  createdAt: Date;
+}
+
+export function defineUsageRecord(sequelize: Sequelize): RowModel<UsageRecordAttributes> {
+  return sequelize.define(
+    'UsageRecord',
+    {
+      id: { ...bigint(), primaryKey: true, autoIncrement: true },
+      userId: text(),
+      sessionId: nullableText(),
+      service: text(),
+      operation: text(),
+      modelId: nullableText(),
+      priceVersion: { type: DataTypes.INTEGER, allowNull: true },
+      inputTokens: bigint(),
+      outputTokens: bigint(),
+      cachedInputTokens: bigint(),
+      credits: bigint(),
+      chargedCredits: bigint(),
+      unpaidCredits: bigint(),
+      metadata: { type: DataTypes.JSONB, allowNull: true },
+      recordedBy: nullableText(),
+      createdAt: timestamp(),
+    },
+    { ...tableOptions, tableName: 'usage_records' },
+  );
+}

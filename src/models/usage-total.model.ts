@@ -1,0 +1,23 @@
+import type { Sequelize } from 'sequelize';
+import { bigint, type RowModel, smallint, tableOptions } from './columns';
+
+/** All-time usage totals, one row per shard (usage_totals; fed by a trigger). */
+export interface UsageTotalAttributes {
+  shard: number;
+  requests: string;
+  credits: string;
+  unpaidCredits: string;
+}
+
+export function defineUsageTotal(sequelize: Sequelize): RowModel<UsageTotalAttributes> {
+  return sequelize.define(
+    'UsageTotal',
+    {
+      shard: { ...smallint(), primaryKey: true },
+      requests: bigint(),
+      credits: bigint(),
+      unpaidCredits: bigint(),
+    },
+    { ...tableOptions, tableName: 'usage_totals' },
+  );
+}

@@ -1,6 +1,7 @@
 /** npm run migrate [-- --down]: applies pending migrations (or reverts the last one) on DATABASE_URL. */
 import 'dotenv/config';
 import { loadConfig } from '../src/config';
+import { databaseOptionsFrom } from '../src/config/sequelize';
 import { createDatabase } from '../src/db/database';
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres';
 import { createMigrator, migrateToLatest } from '../src/db/migrator';
@@ -10,14 +11,9 @@ async function main() {
   const embedded = config.DATABASE_URL
     ? undefined
     : await startEmbeddedPostgres({ dataDir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT, persistent: true });
-  const db = createDatabase({
-    url: config.DATABASE_URL ?? embedded!.url,
-    poolMax: 2,
-    statementTimeoutMs: 600_000,
-    lockTimeoutMs: 60_000,
-    acquireTimeoutMs: 60_000,
-    ssl: config.DATABASE_SSL,
-  });
+  const db = createDatabase(
+    databaseOptionsFrom(config, config.DATABASE_URL ?? embedded!.url, { poolMax: 2, statementTimeoutMs: 600_000, lockTimeoutMs: 60_000, acquireTimeoutMs: 60_000 }),
+  );
   try {
     if (process.argv.includes('--down')) {
       const reverted = await createMigrator(db.sequelize).down();

@@ -58,6 +58,7 @@ export function createApp({ config, db, logger, lifecycle = { draining: false },
   const routes: RouteSpec[] = [...probes, ...areas.flatMap((area) => area.specs), ...operations];
   const outsideApi = [...probes, ...operations];
   metrics.connect(databaseMetricSources(db, config.DATABASE_POOL_MAX));
+  db.observeReads((target) => metrics.dbReads.inc({ target }));
   const limiters = createRateLimiters(config, logger, metrics);
 
   const app = express();

@@ -2,10 +2,12 @@ import 'dotenv/config';
 import http from 'node:http';
 import { createApp } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
-import { createDatabase } from './db/database';
+import { databaseOptionsFrom } from './config/sequelize';
+import { checkSessionSettings, createDatabase } from './db/database';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres';
 import { migrateToLatest } from './db/migrator';
 import { createLogger } from './lib/logger';
+import { isPrimary, runWorkers } from './lib/cluster';
 import { Metrics } from './lib/metrics';
 import { startBackgroundJobs } from './services/background-jobs';
 
@@ -21,8 +23,8 @@ function loadConfigOrExit(): Config {
   }
 }
 
-async function main(): Promise<void> {
-  const config = loadConfigOrExit();
+/** Starts one service instance: database (embedded unless DATABASE_URL), migrations, HTTP listener, background jobs. */
+export async function startServer(config: Config = loadConfigOrExit()): Promise<void> {
   const logger = createLogger(config.LOG_LEVEL, config.NODE_ENV === 'development' && process.stdout.isTTY);
 
   let embedded: EmbeddedDatabase | undefined;
@@ -34,14 +36,9 @@ async function main(): Promise<void> {
     takeSignalsFromEmbeddedPostgres();
   }
 
-  const db = createDatabase({
-    url: databaseUrl,
-    poolMax: config.DATABASE_POOL_MAX,
-    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
-    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
-    acquireTimeoutMs: config.DB_ACQUIRE_TIMEOUT_MS,
-    ssl: config.DATABASE_SSL,
-  });
+  const db = createDatabase(databaseOptionsFrom(config, databaseUrl));
+  const unsafeSettings = await checkSessionSettings(db);
+  if (unsafeSettings.length) throw new Error(`database session settings: ${unsafeSettings.join('; ')} (see docs/scaling.md, PgBouncer)`);
   const applied = await migrateToLatest(db.sequelize, (m) => logger.debug(m));
   if (applied.length) logger.info({ applied }, 'migrations applied');
 
@@ -120,7 +117,16 @@ function takeSignalsFromEmbeddedPostgres(): void {
   }
 }
 
-main().catch((error) => {
-  console.error('failed to start:', error instanceof Error ? error.message : error);
-  process.exit(1);
-});
+function main(): void {
+  const config = loadConfigOrExit();
+  if (config.WEB_CONCURRENCY > 1 && isPrimary()) {
+    runWorkers(config.WEB_CONCURRENCY, (message, fields) => console.error(JSON.stringify({ msg: message, ...fields })));
+    return;
+  }
+  startServer(config).catch((error) => {
+    console.error('failed to start:', error instanceof Error ? error.message : error);
+    process.exit(1);
+  });
+}
+
+if (require.main === module) main();

@@ -19,8 +19,14 @@ export const envSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   PORT: int(0, 65535).default(3000),
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
-  DATABASE_POOL_MAX: int(1, 200).default(10),
+  // At least 2: migrations at boot hold one connection for their lock while another applies them.
+  DATABASE_POOL_MAX: int(2, 200).default(10),
   DATABASE_SSL: bool.default(false),
+  // false behind PgBouncer in transaction pooling mode: no named prepared statements, no session settings at connect.
+  DATABASE_PREPARED_STATEMENTS: bool.default(true),
+  // A streaming replica for statistics, lists and exports, used while its replay lag is under REPLICA_MAX_LAG_MS.
+  DATABASE_REPLICA_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
+  REPLICA_MAX_LAG_MS: int(0, 3_600_000).default(5_000),
   DB_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(10_000),
   DB_LOCK_TIMEOUT_MS: int(10, 600_000).default(3_000),
   DB_ACQUIRE_TIMEOUT_MS: int(100, 600_000).default(5_000),
@@ -63,6 +69,8 @@ export const envSchema = z.object({
   METRICS_ENABLED: bool.default(true),
   METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
   SHUTDOWN_DELAY_MS: int(0, 600_000).default(0),
+  // Worker processes (node:cluster) sharing the port; 1 runs the service in this process.
+  WEB_CONCURRENCY: int(1, 64).default(1),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -130,6 +138,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (values.SESSION_TTL_SECONDS > values.SESSION_MAX_TTL_SECONDS) {
     throw new ConfigError('SESSION_TTL_SECONDS', 'must not exceed SESSION_MAX_TTL_SECONDS');
+  }
+
+  if (values.WEB_CONCURRENCY > 1 && embeddedDatabase) {
+    throw new ConfigError('WEB_CONCURRENCY', 'above 1 needs DATABASE_URL (workers cannot share an embedded PostgreSQL)');
   }
 
   if (values.HTTP_HEADERS_TIMEOUT_MS > values.HTTP_REQUEST_TIMEOUT_MS) {

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { Sequelize, type Options } from 'sequelize';
+import type { Config } from './index';
 
 /** How the service connects: built from the validated config (src/config/index.ts) by server.ts and scripts. */
 export interface DatabaseOptions {
@@ -10,6 +11,31 @@ export interface DatabaseOptions {
   acquireTimeoutMs: number;
   ssl?: boolean;
   applicationName?: string;
+  /**
+   * false when a pooler in transaction mode (PgBouncer) stands between the service and PostgreSQL: the hot
+   * path then sends unnamed statements, and no session settings go in the startup packet (PgBouncer refuses
+   * unknown startup parameters); the pooler or the role must set them instead (docs/scaling.md).
+   */
+  preparedStatements?: boolean;
+  /** A streaming replica for reads that may be slightly stale (src/db/replica.ts). */
+  replicaUrl?: string;
+  replicaMaxLagMs?: number;
+}
+
+/** The service's database options, from the validated config (server, scripts and tests build them here). */
+export function databaseOptionsFrom(config: Config, url: string, overrides: Partial<DatabaseOptions> = {}): DatabaseOptions {
+  return {
+    url,
+    poolMax: config.DATABASE_POOL_MAX,
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
+    acquireTimeoutMs: config.DB_ACQUIRE_TIMEOUT_MS,
+    ssl: config.DATABASE_SSL,
+    preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
+    replicaUrl: config.DATABASE_REPLICA_URL,
+    replicaMaxLagMs: config.REPLICA_MAX_LAG_MS,
+    ...overrides,
+  };
 }
 
 /**
@@ -43,14 +69,24 @@ export function createSequelize(options: DatabaseOptions): Sequelize {
     pool: { max: options.poolMax, min: 0, idle: 10_000, acquire: options.acquireTimeoutMs, evict: 1_000 },
     dialectOptions: {
       application_name: options.applicationName ?? 'accounting-service',
-      statement_timeout: options.statementTimeoutMs,
-      lock_timeout: options.lockTimeoutMs,
-      idle_in_transaction_session_timeout: Math.max(options.statementTimeoutMs * 2, 10_000),
-      // Set explicitly rather than trusting the server default: the lock recipe assumes READ COMMITTED.
-      options: '-c default_transaction_isolation=read\\ committed -c timezone=UTC',
+      ...(options.preparedStatements === false ? {} : sessionSettings(options)),
       ssl: options.ssl ? { rejectUnauthorized: false } : undefined,
       keepAlive: true,
     },
   };
   return new Sequelize(options.url, sequelizeOptions);
+}
+
+/**
+ * Session settings sent at connect. Set explicitly rather than trusting the server defaults: the lock recipe
+ * assumes READ COMMITTED, and cursors and day boundaries assume UTC. checkSessionSettings (src/db/database.ts)
+ * verifies at boot that a pooler-managed connection has the two that matter.
+ */
+function sessionSettings(options: DatabaseOptions) {
+  return {
+    statement_timeout: options.statementTimeoutMs,
+    lock_timeout: options.lockTimeoutMs,
+    idle_in_transaction_session_timeout: Math.max(options.statementTimeoutMs * 2, 10_000),
+    options: '-c default_transaction_isolation=read\\ committed -c timezone=UTC',
+  };
 }

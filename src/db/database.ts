@@ -1,6 +1,7 @@
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import { createSequelize, type DatabaseOptions } from '../config/sequelize';
 import { defineModels, type Models } from '../models';
+import { ReplicaRouter, type ReadTarget } from './replica';
 
 export type { DatabaseOptions } from '../config/sequelize';
 
@@ -9,6 +10,15 @@ export interface Database {
   models: Models;
   /** Runs a raw statement and returns its rows. Pass `tx` for every statement inside a transaction. */
   query<T extends object>(sql: string, bind?: unknown[], tx?: Transaction): Promise<T[]>;
+  /**
+   * A read that may be slightly stale (statistics, lists, exports): served by the streaming replica while
+   * its lag is under REPLICA_MAX_LAG_MS (DATABASE_REPLICA_URL), else by the primary. Never for money paths.
+   */
+  read<T extends object>(sql: string, bind?: unknown[]): Promise<T[]>;
+  /** Calls `observer` with where each `read` was served (metrics). */
+  observeReads(observer: (target: ReadTarget) => void): void;
+  /** The replica's router, when one is configured. */
+  replica?: ReplicaRouter;
   /**
    * The hot path's one round trip: a single statement in autocommit, sent as a named prepared statement
    * straight on a pooled connection (parsed once per connection, none of Sequelize's per-query work).
@@ -95,7 +105,10 @@ export function createDatabase(options: DatabaseOptions): Database {
     }
   }
 
-  type PgConnection = { query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: object[] }> };
+  type PgConnection = { query(config: { name?: string; text: string; values: unknown[] }): Promise<{ rows: object[] }> };
+  // Behind PgBouncer in transaction mode a named statement parsed on one server connection may be executed on
+  // another: send the same statement unnamed (parsed on every call) instead.
+  const statementName = (name: string) => (options.preparedStatements === false ? undefined : name);
   async function prepared<T extends object>(name: string, sql: string, bind: unknown[] = [], { rerunnable = false } = {}): Promise<T[]> {
     for (let attempt = 1; ; attempt++) {
       let connection: PgConnection | undefined;
@@ -103,7 +116,7 @@ export function createDatabase(options: DatabaseOptions): Database {
       try {
         connection = (await sequelize.connectionManager.getConnection({ type: 'write' })) as unknown as PgConnection;
         sent = true;
-        const result = await connection.query({ name, text: sql, values: bind });
+        const result = await connection.query({ name: statementName(name), text: sql, values: bind });
         return result.rows as T[];
       } catch (error) {
         if (sent && !rerunnable && isConnectionError(error)) {
@@ -142,5 +155,63 @@ export function createDatabase(options: DatabaseOptions): Database {
     }
   }
 
-  return { sequelize, models, query, prepared, transaction, close: () => sequelize.close() };
+  const replica = options.replicaUrl
+    ? new ReplicaRouter(
+        createSequelize({ ...options, url: options.replicaUrl, poolMax: Math.max(2, Math.ceil(options.poolMax / 2)), applicationName: 'accounting-service-reads' }),
+        options.replicaMaxLagMs ?? 5_000,
+      )
+    : undefined;
+  let readObserver: (target: ReadTarget) => void = () => undefined;
+
+  async function read<T extends object>(sql: string, bind: unknown[] = []): Promise<T[]> {
+    if (replica && (await replica.useReplica())) {
+      try {
+        const rows = await replica.replica.query<T>(sql, { bind, type: QueryTypes.SELECT, raw: true });
+        readObserver('replica');
+        return rows;
+      } catch (error) {
+        // A replica that went away falls back to the primary; a bad statement fails there the same way.
+        if (!isConnectionError(error) && !isPoolExhausted(error)) throw error;
+        replica.markDown();
+      }
+    }
+    const rows = await query<T>(sql, bind);
+    readObserver('primary');
+    return rows;
+  }
+
+  return {
+    sequelize,
+    models,
+    query,
+    read,
+    observeReads: (observer) => {
+      readObserver = observer;
+    },
+    replica,
+    prepared,
+    transaction,
+    close: async () => {
+      await Promise.all([sequelize.close(), replica?.replica.close()]);
+    },
+  };
+}
+
+/**
+ * What the service assumes of every connection: READ COMMITTED (the lock recipe) and UTC (cursors and day
+ * boundaries). The service sets both at connect, except behind a pooler (DATABASE_PREPARED_STATEMENTS=false),
+ * where the pooler or the database role must; this names what is wrong instead of failing later in odd ways.
+ */
+export async function checkSessionSettings(db: Database): Promise<string[]> {
+  const [row] = await db.query<{ timezone: string; isolation: string; lock_timeout: string }>(
+    `SELECT current_setting('TimeZone') AS timezone, current_setting('default_transaction_isolation') AS isolation,
+            current_setting('lock_timeout') AS lock_timeout`,
+  );
+  const problems: string[] = [];
+  // Sequelize itself sets `TIME ZONE INTERVAL '+00:00'` on each connection, which PostgreSQL names <+00>-00.
+  if (!['UTC', 'Etc/UTC', 'UCT', 'Etc/UCT', 'GMT', 'Etc/GMT', '<+00>-00'].includes(row.timezone)) problems.push(`TimeZone is ${row.timezone}, expected UTC`);
+  if (row.isolation !== 'read committed') problems.push(`default_transaction_isolation is ${row.isolation}, expected read committed`);
+  // Without it a request waits behind a busy account instead of answering 503/409 (IDEMPOTENCY_IN_PROGRESS).
+  if (row.lock_timeout === '0') problems.push('lock_timeout is 0 (no limit), expected a few seconds');
+  return problems;
 }

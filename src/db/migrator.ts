@@ -112,23 +112,22 @@ async function applyRepeatables(sequelize: Sequelize, files: RepeatableFile[]): 
 
 /**
  * Applies pending migrations, then the ledger functions whose files changed. Several instances may start
- * at once: a session-level advisory lock on one dedicated connection makes the others wait and then find
- * nothing left to do.
+ * at once: one open transaction holds a transaction-scoped advisory lock while the migrations run on other
+ * connections, so the others wait and then find nothing left to do. (A transaction keeps its server
+ * connection behind PgBouncer in transaction mode too, where a session-level lock would leak.)
  */
 export async function migrateToLatest(sequelize: Sequelize, log?: (message: string) => void): Promise<string[]> {
   const migrator = createMigrator(sequelize, log);
-  const connection = (await sequelize.connectionManager.getConnection({ type: 'write' })) as unknown as {
-    query(sql: string, params?: unknown[]): Promise<unknown>;
-  };
+  const lock = await sequelize.transaction();
   try {
-    await connection.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await sequelize.query(`SET LOCAL idle_in_transaction_session_timeout = 0`, { transaction: lock });
+    await sequelize.query(`SELECT pg_advisory_xact_lock($1)`, { bind: [MIGRATION_LOCK_KEY], transaction: lock });
     const applied = (await migrator.up()).map((m) => m.name);
     const stale = await staleRepeatables(sequelize);
     await applyRepeatables(sequelize, stale);
     return [...applied, ...stale.map((file) => `ledger/${file.name}`)];
   } finally {
-    await connection.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
-    sequelize.connectionManager.releaseConnection(connection as never);
+    await lock.commit().catch(() => undefined);
   }
 }
 

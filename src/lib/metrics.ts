@@ -56,6 +56,13 @@ export class Metrics {
     ]),
   );
 
+  readonly dbReads = new Counter({
+    name: 'accounting_db_reads_total',
+    help: 'Statistics, list and export reads by where they were served: the streaming replica or the primary',
+    labelNames: ['target'] as const,
+    registers: [this.registry],
+  });
+
   readonly sweeperRuns = new Counter({
     name: 'accounting_sweeper_runs_total',
     help: 'Background sweeper runs by outcome (ok or error)',

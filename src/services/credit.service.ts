@@ -227,7 +227,7 @@ export class CreditService {
       if (!(await this.users.find(userId))) throw notFound('User');
     }
     const before = this.ledgerCursor(query.cursor);
-    const rows = await this.db.query<{
+    const rows = await this.db.read<{
       id: string;
       type: 'grant' | 'hold' | 'capture' | 'release' | 'charge' | 'expire' | 'adjust';
       amount: string;

@@ -352,7 +352,7 @@ export class StreamingSessionService {
       bind.push(after[0], after[1]);
       where.push(`(created_at, id) > ($${bind.length - 1}::timestamptz, $${bind.length})`);
     }
-    const rows = await this.db.query<ActiveRow>(
+    const rows = await this.db.read<ActiveRow>(
       `SELECT id, user_id, model_id, price_version, estimated_credits, allocated_credits, expires_at, created_at,
               created_at::text AS created_key
          FROM streaming_sessions

@@ -237,7 +237,7 @@ export class UsageService {
     const range = dayRangeOf(query);
     const target = this.targetOf(caller, userId);
     if (target !== caller.userId) await this.assertUserExists(target);
-    const rows = await this.db.query<SumColumns & { g: number; service: string; operation: string; model_id: string; day: string }>(
+    const rows = await this.db.read<SumColumns & { g: number; service: string; operation: string; model_id: string; day: string }>(
       `SELECT GROUPING(service, operation, model_id, day) AS g, service, operation, model_id, day::text AS day, ${SUM_SQL}
          FROM usage_daily
         WHERE user_id = $1 AND day BETWEEN $2::date AND $3::date
@@ -269,7 +269,7 @@ export class UsageService {
   async systemStats(query: StatsQuery) {
     const range = dayRangeOf(query);
     const [usageRows, userRows, [snapshot]] = await Promise.all([
-      this.db.query<SumColumns & { g: number; model_id: string; day: string }>(
+      this.db.read<SumColumns & { g: number; model_id: string; day: string }>(
         `SELECT GROUPING(model_id, day) AS g, model_id, day::text AS day, ${SUM_SQL}
            FROM usage_daily_system
           WHERE day BETWEEN $1::date AND $2::date
@@ -277,7 +277,7 @@ export class UsageService {
         [range.fromDay, range.toDay],
       ),
       this.topUsers(range),
-      this.db.query<Record<'allocated' | 'available' | 'reserved' | 'consumed' | 'unpaid' | 'expired' | 'active' | 'completed' | 'aborted' | 'expired_sessions', string>>(
+      this.db.read<Record<'allocated' | 'available' | 'reserved' | 'consumed' | 'unpaid' | 'expired' | 'active' | 'completed' | 'aborted' | 'expired_sessions', string>>(
         `WITH lots AS (
            SELECT coalesce(sum(total_credits), 0) AS allocated,
                   coalesce(sum(remaining_credits) FILTER (WHERE expires_at IS NULL OR expires_at > now()), 0) AS available
@@ -349,7 +349,7 @@ export class UsageService {
     for (const span of days) part('usage_user_daily', 'day', span);
     if (weeks) part('usage_user_weekly', 'week', weeks);
     bind.push(TOP_USERS);
-    return this.db.query<{ user_id: string; requests: string; credits: string; unpaid: string; active_users: string }>(
+    return this.db.read<{ user_id: string; requests: string; credits: string; unpaid: string; active_users: string }>(
       `SELECT user_id, sum(requests)::text AS requests, sum(credits)::text AS credits,
               sum(unpaid_credits)::text AS unpaid, (count(*) OVER ())::text AS active_users
          FROM (${parts.join(' UNION ALL ')}) AS usage
@@ -415,7 +415,7 @@ export class UsageService {
       );
     }
     bind.push(limit);
-    return this.db.query<RecordRow>(
+    return this.db.read<RecordRow>(
       // Qualified: a bare "id" in ORDER BY would be the id::text output column (text order).
       `SELECT ${RECORD_COLUMNS} FROM usage_records r WHERE ${where.join(' AND ')}
         ORDER BY r.created_at DESC, r.id DESC LIMIT $${bind.length}`,

@@ -43,6 +43,7 @@ async function startServer(env: Record<string, string | undefined>): Promise<Ser
       PORT: '0',
       HOST: '127.0.0.1',
       DATABASE_URL: ctx.databaseUrl,
+      DATABASE_PREPARED_STATEMENTS: String(ctx.config.DATABASE_PREPARED_STATEMENTS),
       JWT_SECRET: TEST_JWT_SECRET,
       LOG_LEVEL: 'info',
       RATE_LIMIT_ENABLED: 'false',
@@ -209,6 +210,7 @@ describe('graceful shutdown of the real server process', () => {
     try {
       const server = await startServer({
         DATABASE_URL: undefined,
+        DATABASE_PREPARED_STATEMENTS: 'true',
         NODE_ENV: 'development',
         EMBEDDED_PG_DIR: path.join(dir, 'pg'),
         EMBEDDED_PG_PORT: String(pgPort),

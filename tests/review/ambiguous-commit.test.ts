@@ -1,6 +1,7 @@
 import net from 'node:net';
 import request from 'supertest';
 import { createApp, type App } from '../../src/app';
+import { databaseOptionsFrom } from '../../src/config/sequelize';
 import { createDatabase, type Database } from '../../src/db/database';
 import { createLogger } from '../../src/lib/logger';
 import { createTestContext, type TestContext } from '../support/context';
@@ -85,13 +86,7 @@ beforeAll(async () => {
   const viaProxy = new URL(ctx.databaseUrl);
   viaProxy.hostname = '127.0.0.1';
   viaProxy.port = String(proxyPort);
-  proxiedDb = createDatabase({
-    url: viaProxy.toString(),
-    poolMax: 4,
-    statementTimeoutMs: ctx.config.DB_STATEMENT_TIMEOUT_MS,
-    lockTimeoutMs: ctx.config.DB_LOCK_TIMEOUT_MS,
-    acquireTimeoutMs: ctx.config.DB_ACQUIRE_TIMEOUT_MS,
-  });
+  proxiedDb = createDatabase(databaseOptionsFrom(ctx.config, viaProxy.toString(), { poolMax: 4 }));
   proxiedApp = createApp({ config: ctx.config, db: proxiedDb, logger: createLogger('silent') });
 });
 

@@ -2,6 +2,7 @@ import request from 'supertest';
 import { createServices } from '../../src/services';
 import { startBackgroundJobs } from '../../src/services/background-jobs';
 import { StreamingSessionService } from '../../src/services/streaming-session.service';
+import { databaseOptionsFrom } from '../../src/config/sequelize';
 import { createDatabase, type Database } from '../../src/db/database';
 import { createLogger } from '../../src/lib/logger';
 import type { Config } from '../../src/config';
@@ -223,7 +224,9 @@ describe('several sweepers at once', () => {
   /** N service instances with their own connection pools on the test database. */
   function instances(n: number): Array<{ db: Database; sessions: StreamingSessionService }> {
     return Array.from({ length: n }, () => {
-      const db = createDatabase({ url: ctx.databaseUrl, poolMax: 4, statementTimeoutMs: 30_000, lockTimeoutMs: 3_000, acquireTimeoutMs: 30_000 });
+      const db = createDatabase(
+        databaseOptionsFrom(ctx.config, ctx.databaseUrl, { poolMax: 4, statementTimeoutMs: 30_000, lockTimeoutMs: 3_000, acquireTimeoutMs: 30_000 }),
+      );
       return { db, sessions: createServices(db, ctx.config).sessions };
     });
   }

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { Client } from 'pg';
 import { createApp, type App } from '../../src/app';
 import { loadConfig, type Config } from '../../src/config';
+import { databaseOptionsFrom } from '../../src/config/sequelize';
 import { createDatabase, type Database } from '../../src/db/database';
 import { createLogger } from '../../src/lib/logger';
 import { TEST_JWT_SECRET } from './tokens';
@@ -13,8 +14,9 @@ export interface TestContext extends App {
   close(): Promise<void>;
 }
 
+/** Where the app under test connects: through the pooler when the run has one (TEST_POOLER_URL), else directly. */
 function urlFor(database: string): string {
-  const url = new URL(process.env.TEST_ADMIN_URL!);
+  const url = new URL(process.env.TEST_APP_URL ?? process.env.TEST_ADMIN_URL!);
   url.pathname = `/${database}`;
   return url.toString();
 }
@@ -56,15 +58,11 @@ export async function createTestContext(env: Record<string, string> = {}): Promi
     PRICE_CACHE_TTL_MS: '0',
     // Off by default: many tests send hundreds of requests as one user. tests/ops enables it explicitly.
     RATE_LIMIT_ENABLED: 'false',
+    // CI runs the suite a second time through PgBouncer in transaction mode (.ci/run) with this set to false.
+    DATABASE_PREPARED_STATEMENTS: process.env.DATABASE_PREPARED_STATEMENTS ?? 'true',
     ...env,
   });
-  const db = createDatabase({
-    url: databaseUrl,
-    poolMax: config.DATABASE_POOL_MAX,
-    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
-    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
-    acquireTimeoutMs: config.DB_ACQUIRE_TIMEOUT_MS,
-  });
+  const db = createDatabase(databaseOptionsFrom(config, databaseUrl));
   const app = createApp({ config, db, logger: createLogger(config.LOG_LEVEL) });
   return {
     ...app,

@@ -48,6 +48,9 @@ export default async function globalSetup(): Promise<void> {
   if (!process.env.TEST_REDIS_URL && (await answers('127.0.0.1', 6379))) process.env.TEST_REDIS_URL = 'redis://127.0.0.1:6379';
 
   process.env.TEST_ADMIN_URL = adminUrl;
+  // TEST_POOLER_URL (e.g. PgBouncer in transaction mode): the apps under test connect through it, while
+  // databases are created, cloned and dropped directly (a pooler would keep the template busy).
+  if (process.env.TEST_POOLER_URL) process.env.TEST_APP_URL = process.env.TEST_POOLER_URL;
   process.env.TEST_TEMPLATE_DB = template;
   process.env.TEST_RUN_ID = runId;
 }

@@ -1,9 +1,10 @@
 import 'dotenv/config';
 import http from 'node:http';
+import net from 'node:net';
 import { createApp } from './app';
-import { ConfigError, loadConfig, type Config } from './config';
+import { ConfigError, loadConfig, localSecretPath, type Config } from './config';
 import { createDatabase } from './db/database';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres';
+import { checkDataFolderIsFree, startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres';
 import { migrateToLatest } from './db/migrator';
 import { createLogger } from './lib/logger';
 import { Metrics } from './lib/metrics';
@@ -21,8 +22,44 @@ function loadConfigOrExit(): Config {
   }
 }
 
+/** A startup problem the operator can fix: printed as one line, exit 1. */
+class StartupError extends Error {}
+
+/** Says in one line what a failed listen means and which variable to change. */
+function listenProblem(error: NodeJS.ErrnoException, config: Config): Error {
+  const where = `port ${config.PORT} on ${config.HOST}`;
+  if (error.code === 'EADDRINUSE') {
+    return new StartupError(`${where} is already in use (the service already running?): stop that process, or set PORT to a free port, e.g. PORT=${config.PORT + 1}`);
+  }
+  if (error.code === 'EACCES') return new StartupError(`${where} needs privileges: set PORT to a port above 1023`);
+  if (error.code === 'EADDRNOTAVAIL') return new StartupError(`HOST ${config.HOST} is not an address of this machine: set HOST (e.g. 0.0.0.0 or 127.0.0.1)`);
+  return error;
+}
+
+/**
+ * Fails fast on a port someone else holds, before the database starts or a migration runs. (The real
+ * listen comes after migrations, so another process could still take the port in between; listen()
+ * reports that the same way.)
+ */
+async function checkPortIsFree(config: Config): Promise<void> {
+  if (config.PORT === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) => reject(listenProblem(error, config)));
+    probe.listen(config.PORT, config.HOST, () => probe.close(() => resolve()));
+  });
+}
+
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
+  // `--check-config`: validate the environment and stop (docker-compose runs it before the service).
+  if (process.argv.includes('--check-config')) {
+    console.log('configuration is valid');
+    return;
+  }
+  // Before the database starts or a migration runs: a service already running here, then the port.
+  if (!config.DATABASE_URL) checkDataFolderIsFree(config.EMBEDDED_PG_DIR);
+  await checkPortIsFree(config);
   const logger = createLogger(config.LOG_LEVEL, config.NODE_ENV === 'development' && process.stdout.isTTY);
 
   let embedded: EmbeddedDatabase | undefined;
@@ -59,13 +96,18 @@ async function main(): Promise<void> {
   );
   const jobs = startBackgroundJobs(services, config.SWEEPER_INTERVAL_MS, logger);
 
-  await new Promise<void>((resolve) => server.listen(config.PORT, config.HOST, resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => reject(listenProblem(error, config)));
+    server.listen(config.PORT, config.HOST, resolve);
+  });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   logger.info({ port, embeddedDatabase: !!embedded }, `accounting service listening on http://localhost:${port}`);
   if (config.NODE_ENV !== 'production') {
     console.log(`\n  Accounting service: http://localhost:${port}   (health: /health, docs: /api/docs)`);
-    console.log(`  Get a token:        npm run token -- --sub alice --role admin\n`);
+    console.log(`  Get a token:        npm run token -- --sub alice --role admin`);
+    if (embedded && !config.JWT_SECRET && config.JWT_ALGORITHM === 'HS256') console.log(`  JWT secret:         ${localSecretPath()}`);
+    console.log('');
   }
 
   // Graceful shutdown (issue #8): /ready turns 503 at once; after SHUTDOWN_DELAY_MS (time for load
@@ -121,6 +163,6 @@ function takeSignalsFromEmbeddedPostgres(): void {
 }
 
 main().catch((error) => {
-  console.error('failed to start:', error instanceof Error ? error.message : error);
+  console.error(`failed to start: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
 });

@@ -22,17 +22,14 @@ function loadConfigOrExit(): Config {
   }
 }
 
-/** A startup problem the operator can fix: printed as one line, exit 1. */
-class StartupError extends Error {}
-
-/** Says in one line what a failed listen means and which variable to change. */
+/** Says in one line what a failed listen means and which variable to change (printed, exit 1). */
 function listenProblem(error: NodeJS.ErrnoException, config: Config): Error {
   const where = `port ${config.PORT} on ${config.HOST}`;
   if (error.code === 'EADDRINUSE') {
-    return new StartupError(`${where} is already in use (the service already running?): stop that process, or set PORT to a free port, e.g. PORT=${config.PORT + 1}`);
+    return new Error(`${where} is already in use (the service already running?): stop that process, or set PORT to a free port, e.g. PORT=${config.PORT + 1}`);
   }
-  if (error.code === 'EACCES') return new StartupError(`${where} needs privileges: set PORT to a port above 1023`);
-  if (error.code === 'EADDRNOTAVAIL') return new StartupError(`HOST ${config.HOST} is not an address of this machine: set HOST (e.g. 0.0.0.0 or 127.0.0.1)`);
+  if (error.code === 'EACCES') return new Error(`${where} needs privileges: set PORT to a port above 1023`);
+  if (error.code === 'EADDRNOTAVAIL') return new Error(`HOST ${config.HOST} is not an address of this machine: set HOST (e.g. 0.0.0.0 or 127.0.0.1)`);
   return error;
 }
 

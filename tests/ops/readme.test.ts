@@ -85,6 +85,10 @@ describe('README quick tour, run as written against npm start', () => {
       EMBEDDED_PG_PORT: String(pgPort),
       PORT: String(port),
       HOST: '127.0.0.1',
+      // Set but empty: a developer's own .env (read by dotenv, which never overrides) cannot point this
+      // run at another database or secret.
+      DATABASE_URL: '',
+      JWT_SECRET: '',
     };
     expect(startCommand).toBe('npm start');
     // Its own process group, so the npm wrapper, the service and PostgreSQL all get the signal at the end.

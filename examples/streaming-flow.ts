@@ -7,8 +7,8 @@
  * 1. a supervisor allocates credits to a user;
  * 2. the user's request opens a streaming session (the estimate is held);
  * 3. the "model" streams (simulated) and the session is finalized with the real token counts;
- * 4. a second call fails mid-stream and is aborted, charging what was streamed;
- * 5. the balance and usage statistics are read back.
+ * 4. a second call stops mid-stream and is aborted, charging what was streamed;
+ * 5. the balance and usage statistics are read back (days without usage left out).
  *
  * Tokens are minted like `npm run token` does (same config: JWT_SECRET, or the local generated secret).
  * ACCOUNTING_URL overrides the address (default http://localhost:$PORT or 3000).
@@ -58,16 +58,21 @@ async function main() {
   );
   log(`3. session ${session.sessionId} finalized`, result);
 
-  const aborted = await user
-    .withStreamingSession({ modelId: 'gpt-4o-mini', estimatedInputTokens: 5_000, estimatedOutputTokens: 5_000 }, async (s) => {
-      s.report({ actualInputTokens: 5_000, actualOutputTokens: 700 });
-      throw new Error('client disconnected');
-    })
-    .catch((error: Error) => error.message);
-  log('4. second call failed mid-stream and was aborted', { error: aborted, active: await user.call('get', '/api/streaming-sessions/active') });
+  // The end user closes the tab after 700 output tokens: abort charges what was streamed and releases the
+  // rest. (withStreamingSession above does the same by itself when its callback throws.)
+  const second = await user.initialize({ modelId: 'gpt-4o-mini', estimatedInputTokens: 5_000, estimatedOutputTokens: 5_000 });
+  const aborted = await user.abort({ sessionId: second.sessionId, actualInputTokens: 5_000, actualOutputTokens: 700, reason: 'end user closed the tab' });
+  log(`4. session ${second.sessionId} stopped mid-stream and aborted`, aborted);
 
   log('5. balance', await user.balance());
-  log('   usage statistics', await user.call('get', '/api/usage/stats'));
+  const stats = await user.call('get', '/api/usage/stats');
+  const daysWithUsage = stats.daily.filter((day) => day.requests > 0);
+  // The statistics cover 30 days by default, one entry per day; only the days with usage are shown here.
+  log(`6. usage statistics, ${stats.from.slice(0, 10)} to ${stats.to.slice(0, 10)} (${daysWithUsage.length} of ${stats.daily.length} days with usage)`, {
+    totals: stats.totals,
+    byModel: stats.byModel,
+    daily: daysWithUsage,
+  });
 }
 
 main().catch((error) => {

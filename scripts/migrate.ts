@@ -29,6 +29,6 @@ async function main() {
 }
 
 main().catch((error) => {
-  console.error(error instanceof Error ? error.message : error);
+  console.error(`migrate: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
 });

@@ -1,10 +1,11 @@
 import 'dotenv/config';
 import http from 'node:http';
+import net from 'node:net';
 import { createApp } from './app';
-import { ConfigError, loadConfig, type Config } from './config';
+import { ConfigError, loadConfig, localSecretPath, type Config } from './config';
 import { databaseOptionsFrom } from './config/sequelize';
 import { checkSessionSettings, createDatabase } from './db/database';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres';
+import { checkDataFolderIsFree, startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres';
 import { migrateToLatest } from './db/migrator';
 import { createLogger } from './lib/logger';
 import { isPrimary, runWorkers } from './lib/cluster';
@@ -23,8 +24,36 @@ function loadConfigOrExit(): Config {
   }
 }
 
+/** Says in one line what a failed listen means and which variable to change (printed, exit 1). */
+function listenProblem(error: NodeJS.ErrnoException, config: Config): Error {
+  const where = `port ${config.PORT} on ${config.HOST}`;
+  if (error.code === 'EADDRINUSE') {
+    return new Error(`${where} is already in use (the service already running?): stop that process, or set PORT to a free port, e.g. PORT=${config.PORT + 1}`);
+  }
+  if (error.code === 'EACCES') return new Error(`${where} needs privileges: set PORT to a port above 1023`);
+  if (error.code === 'EADDRNOTAVAIL') return new Error(`HOST ${config.HOST} is not an address of this machine: set HOST (e.g. 0.0.0.0 or 127.0.0.1)`);
+  return error;
+}
+
+/**
+ * Fails fast on a port someone else holds, before the database starts or a migration runs. (The real
+ * listen comes after migrations, so another process could still take the port in between; listen()
+ * reports that the same way.)
+ */
+async function checkPortIsFree(config: Config): Promise<void> {
+  if (config.PORT === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) => reject(listenProblem(error, config)));
+    probe.listen(config.PORT, config.HOST, () => probe.close(() => resolve()));
+  });
+}
+
 /** Starts one service instance: database (embedded unless DATABASE_URL), migrations, HTTP listener, background jobs. */
 export async function startServer(config: Config = loadConfigOrExit()): Promise<void> {
+  // Before the database starts or a migration runs: a service already running here, then the port.
+  if (!config.DATABASE_URL) checkDataFolderIsFree(config.EMBEDDED_PG_DIR);
+  await checkPortIsFree(config);
   const logger = createLogger(config.LOG_LEVEL, config.NODE_ENV === 'development' && process.stdout.isTTY);
 
   let embedded: EmbeddedDatabase | undefined;
@@ -56,13 +85,18 @@ export async function startServer(config: Config = loadConfigOrExit()): Promise<
   );
   const jobs = startBackgroundJobs(services, config.SWEEPER_INTERVAL_MS, logger);
 
-  await new Promise<void>((resolve) => server.listen(config.PORT, config.HOST, resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => reject(listenProblem(error, config)));
+    server.listen(config.PORT, config.HOST, resolve);
+  });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   logger.info({ port, embeddedDatabase: !!embedded }, `accounting service listening on http://localhost:${port}`);
   if (config.NODE_ENV !== 'production') {
     console.log(`\n  Accounting service: http://localhost:${port}   (health: /health, docs: /api/docs)`);
-    console.log(`  Get a token:        npm run token -- --sub alice --role admin\n`);
+    console.log(`  Get a token:        npm run token -- --sub alice --role admin`);
+    if (embedded && !config.JWT_SECRET && config.JWT_ALGORITHM === 'HS256') console.log(`  JWT secret:         ${localSecretPath()}`);
+    console.log('');
   }
 
   // Graceful shutdown (issue #8): /ready turns 503 at once; after SHUTDOWN_DELAY_MS (time for load
@@ -119,12 +153,17 @@ function takeSignalsFromEmbeddedPostgres(): void {
 
 function main(): void {
   const config = loadConfigOrExit();
+  // `--check-config`: validate the environment and stop (docker-compose runs it before the service).
+  if (process.argv.includes('--check-config')) {
+    console.log('configuration is valid');
+    return;
+  }
   if (config.WEB_CONCURRENCY > 1 && isPrimary()) {
     runWorkers(config.WEB_CONCURRENCY, (message, fields) => console.error(JSON.stringify({ msg: message, ...fields })));
     return;
   }
   startServer(config).catch((error) => {
-    console.error('failed to start:', error instanceof Error ? error.message : error);
+    console.error(`failed to start: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(1);
   });
 }

@@ -7,47 +7,54 @@ import { z } from 'zod';
  * Every setting the service reads, validated once at boot. A missing or malformed value stops the
  * process with one line naming the variable (see loadConfig). `.env.example` documents each one.
  */
-const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+// Every rule carries its own sentence, so a bad value reads "PORT must be ..., got "abc"" rather than zod's
+// "expected number, received NaN" (loadConfig adds the value, except for secrets).
+const bool = z.enum(['true', 'false', '1', '0'], { error: 'must be true or false (or 1 or 0)' }).transform((v) => v === 'true' || v === '1');
+const int = (min: number, max: number, what = `a whole number from ${min} to ${max}`) => {
+  const error = `must be ${what}`;
+  return z.coerce.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+};
+const port = () => int(0, 65535, 'an integer port number (1-65535, or 0 for any free port)');
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => z.enum(values, { error: `must be one of ${values.join(', ')}` });
 const optionalString = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
 
 export const envSchema = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  NODE_ENV: oneOf(['development', 'production', 'test']).default('development'),
   HOST: z.string().default('0.0.0.0'),
-  PORT: int(0, 65535).default(3000),
-  DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
+  PORT: port().default(3000),
+  DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' }).optional()),
   // At least 2: migrations at boot hold one connection for their lock while another applies them.
   DATABASE_POOL_MAX: int(2, 200).default(10),
   DATABASE_SSL: bool.default(false),
   // false behind PgBouncer in transaction pooling mode: no named prepared statements, no session settings at connect.
   DATABASE_PREPARED_STATEMENTS: bool.default(true),
   // A streaming replica for statistics, lists and exports, used while its replay lag is under REPLICA_MAX_LAG_MS.
-  DATABASE_REPLICA_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
+  DATABASE_REPLICA_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' }).optional()),
   REPLICA_MAX_LAG_MS: int(0, 3_600_000).default(5_000),
   DB_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(10_000),
   DB_LOCK_TIMEOUT_MS: int(10, 600_000).default(3_000),
   DB_ACQUIRE_TIMEOUT_MS: int(100, 600_000).default(5_000),
   EMBEDDED_PG_DIR: z.string().default('.data/postgres'),
-  EMBEDDED_PG_PORT: int(0, 65535).default(0),
-  JWT_ALGORITHM: z.enum(['HS256', 'RS256']).default('HS256'),
+  EMBEDDED_PG_PORT: port().default(0),
+  JWT_ALGORITHM: oneOf(['HS256', 'RS256']).default('HS256'),
   JWT_SECRET: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
   JWT_PUBLIC_KEY: optionalString,
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,
   SESSION_TTL_SECONDS: int(10, 86_400).default(900),
   SESSION_MAX_TTL_SECONDS: int(10, 7 * 86_400).default(86_400),
-  SESSION_EXPIRY_POLICY: z.enum(['release', 'charge_estimated_input', 'charge_estimate']).default('charge_estimated_input'),
+  SESSION_EXPIRY_POLICY: oneOf(['release', 'charge_estimated_input', 'charge_estimate']).default('charge_estimated_input'),
   SWEEPER_INTERVAL_MS: int(0, 3_600_000).default(5_000),
   CORS_ORIGINS: z
     .string()
     .default('')
     .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
-    .pipe(z.array(z.url())),
-  BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 100kb').default('100kb'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    .pipe(z.array(z.url({ error: 'must be a comma-separated list of origins such as https://app.example.com' }))),
+  BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'must be a size such as 100kb or 1mb').default('100kb'),
+  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   // Slow or stalled clients: how long a client may take to send its headers / its whole request, and how
   // long an idle keep-alive connection stays open. Without them a few slow sockets can pin the process.
@@ -57,7 +64,7 @@ export const envSchema = z.object({
   IDEMPOTENCY_KEY_TTL_HOURS: int(24, 24 * 365).default(24),
   USER_CACHE_TTL_MS: int(0, 3_600_000).default(30_000),
   PRICE_CACHE_TTL_MS: int(0, 3_600_000).default(5_000),
-  REDIS_URL: optionalString.pipe(z.url({ protocol: /^rediss?$/ }).optional()),
+  REDIS_URL: optionalString.pipe(z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional()),
   // --- Operations (issue #8): rate limits, metrics, proxies, shutdown ---
   RATE_LIMIT_ENABLED: bool.default(true),
   RATE_LIMIT_PER_USER_PER_MINUTE: int(1, 10_000_000).default(600),
@@ -72,6 +79,8 @@ export const envSchema = z.object({
   // Worker processes (node:cluster) sharing the port; 1 runs the service in this process.
   WEB_CONCURRENCY: int(1, 64).default(1),
 });
+
+const SECRET_VARIABLES = new Set(['DATABASE_URL', 'DATABASE_REPLICA_URL', 'REDIS_URL', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'METRICS_TOKEN']);
 
 export type Env = z.infer<typeof envSchema>;
 
@@ -88,7 +97,10 @@ export class ConfigError extends Error {
   }
 }
 
-/** Where a local, generated JWT secret lives when none is configured (embedded mode only). */
+/**
+ * Where a local, generated JWT secret lives when none is configured (embedded mode only): `jwt-secret` in
+ * the folder that holds EMBEDDED_PG_DIR (`.data/jwt-secret` by default; initdb needs the data folder itself empty).
+ */
 export function localSecretPath(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(path.dirname(path.resolve(env.EMBEDDED_PG_DIR || '.data/postgres')), 'jwt-secret');
 }
@@ -106,7 +118,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new ConfigError(String(issue.path[0] ?? 'environment'), issue.message.replace(/^Invalid input: /, ''));
+    const variable = String(issue.path[0] ?? 'environment');
+    const value = env[variable];
+    // Secrets and URLs (which may carry a password) are never echoed.
+    const shown = value === undefined || SECRET_VARIABLES.has(variable) ? '' : `, got ${JSON.stringify(value.length > 60 ? value.slice(0, 60) + '…' : value)}`;
+    throw new ConfigError(variable, issue.message.replace(/^Invalid input: /, '') + shown);
   }
   const values = parsed.data;
   const embeddedDatabase = values.DATABASE_URL === undefined;
@@ -134,10 +150,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   if (values.SHUTDOWN_DELAY_MS >= values.SHUTDOWN_GRACE_MS && values.SHUTDOWN_DELAY_MS > 0) {
-    throw new ConfigError('SHUTDOWN_DELAY_MS', 'must be less than SHUTDOWN_GRACE_MS');
+    throw new ConfigError('SHUTDOWN_DELAY_MS', `must be less than SHUTDOWN_GRACE_MS (${values.SHUTDOWN_GRACE_MS}), got ${values.SHUTDOWN_DELAY_MS}`);
   }
   if (values.SESSION_TTL_SECONDS > values.SESSION_MAX_TTL_SECONDS) {
-    throw new ConfigError('SESSION_TTL_SECONDS', 'must not exceed SESSION_MAX_TTL_SECONDS');
+    throw new ConfigError('SESSION_TTL_SECONDS', `must not exceed SESSION_MAX_TTL_SECONDS (${values.SESSION_MAX_TTL_SECONDS}), got ${values.SESSION_TTL_SECONDS}`);
   }
 
   if (values.WEB_CONCURRENCY > 1 && embeddedDatabase) {
@@ -145,7 +161,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   if (values.HTTP_HEADERS_TIMEOUT_MS > values.HTTP_REQUEST_TIMEOUT_MS) {
-    throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS', 'must not exceed HTTP_REQUEST_TIMEOUT_MS');
+    throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS', `must not exceed HTTP_REQUEST_TIMEOUT_MS (${values.HTTP_REQUEST_TIMEOUT_MS}), got ${values.HTTP_HEADERS_TIMEOUT_MS}`);
   }
 
   return {

@@ -76,12 +76,17 @@ describe('benchmark report', () => {
   });
 
   it('When docs/performance.md already has a results block, then only that block is replaced', () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bench-doc-')), 'performance.md');
-    fs.writeFileSync(file, '# Performance\n\nHand-written profile notes.\n');
-
-    writeResultsBlock(file, 'first table');
-    writeResultsBlock(file, 'second table');
-    const text = fs.readFileSync(file, 'utf8');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-doc-'));
+    const file = path.join(dir, 'performance.md');
+    let text: string;
+    try {
+      fs.writeFileSync(file, '# Performance\n\nHand-written profile notes.\n');
+      writeResultsBlock(file, 'first table');
+      writeResultsBlock(file, 'second table');
+      text = fs.readFileSync(file, 'utf8');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
 
     expect(text).toContain('Hand-written profile notes.');
     expect(text).toContain('second table');

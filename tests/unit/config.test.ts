@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../../src/config';
+import { ConfigError, envSchema, loadConfig } from '../../src/config';
 
 const base = { DATABASE_URL: 'postgres://u:p@localhost:5432/db', JWT_SECRET: 'x'.repeat(32) };
 
@@ -45,6 +45,38 @@ describe('loadConfig', () => {
     const message = problemWith({ ...base, ...override });
     expect(message).toMatch(new RegExp(`^Invalid configuration: ${variable} `));
     expect(message.split('\n')).toHaveLength(1);
+  });
+
+  test.each([
+    [{ PORT: 'abc' }, 'PORT must be an integer port number (1-65535, or 0 for any free port), got "abc"'],
+    [{ PORT: '70000' }, 'PORT must be an integer port number (1-65535, or 0 for any free port), got "70000"'],
+    [{ DATABASE_POOL_MAX: '2.5' }, 'DATABASE_POOL_MAX must be a whole number from 1 to 200, got "2.5"'],
+    [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"'],
+    [{ DATABASE_SSL: 'yes' }, 'DATABASE_SSL must be true or false (or 1 or 0), got "yes"'],
+    [{ CORS_ORIGINS: 'app.example.com' }, 'CORS_ORIGINS must be a comma-separated list of origins such as https://app.example.com, got "app.example.com"'],
+    [{ SHUTDOWN_DELAY_MS: '20000' }, 'SHUTDOWN_DELAY_MS must be less than SHUTDOWN_GRACE_MS (10000), got 20000'],
+    // Secrets and URLs that may carry a password are never repeated back.
+    [{ DATABASE_URL: 'mysql://root:hunter2@db/x' }, 'DATABASE_URL must be a postgres:// or postgresql:// URL'],
+    [{ JWT_SECRET: 'hunter2' }, 'JWT_SECRET must be at least 32 characters'],
+  ])('When %p is set, then the message says what is wanted and what was given', (override, expected) => {
+    expect(problemWith({ ...base, ...override })).toBe(`Invalid configuration: ${expected}`);
+  });
+
+  test('When any variable has a malformed value, then its message is a plain sentence, not a parser\'s', () => {
+    const messages = Object.keys(envSchema.shape).flatMap((name) =>
+      ['abc!', '-5', '1.5', '99999999'].flatMap((value) => {
+        try {
+          loadConfig({ ...base, [name]: value });
+          return [];
+        } catch (error) {
+          return [(error as Error).message];
+        }
+      }),
+    );
+
+    expect(messages.length).toBeGreaterThan(80);
+    const unclear = messages.filter((m) => !/^Invalid configuration: [A-Z_]+ must /.test(m) || /expected|received|Invalid input|NaN/.test(m.slice(22)));
+    expect(unclear).toEqual([]);
   });
 
   test('When RS256 is chosen with an RSA public key, then it is accepted', () => {

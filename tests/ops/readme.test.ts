@@ -148,6 +148,9 @@ describe('README quick tour, run as written against npm start', () => {
     expect({ statuses: first.statuses, failed: failed(first.statuses) }).toEqual({ statuses: first.statuses, failed: [] });
     expect({ statuses: second.statuses, failed: failed(second.statuses) }).toEqual({ statuses: second.statuses, failed: [] });
     expect(second.statuses).toHaveLength(first.statuses.length);
+    // As the README says: the repeated initialize answers with the session as it is now.
+    expect(readme).toContain('repeating initialize returns that session as it is now (`"status":"completed"` once');
+    expect(second.stdout).toContain('{"sessionId":"tour-session-1","modelId":"gpt-4o","status":"completed"');
     // The second terminal's view of the balance, both times.
     expect(balanceAfterTheCall(first.stdout)).toContain(expected);
     expect(balanceAfterTheCall(second.stdout)).toContain(expected);

@@ -50,7 +50,7 @@ describe('loadConfig', () => {
   test.each([
     [{ PORT: 'abc' }, 'PORT must be an integer port number (1-65535, or 0 for any free port), got "abc"'],
     [{ PORT: '70000' }, 'PORT must be an integer port number (1-65535, or 0 for any free port), got "70000"'],
-    [{ DATABASE_POOL_MAX: '2.5' }, 'DATABASE_POOL_MAX must be a whole number from 1 to 200, got "2.5"'],
+    [{ DATABASE_POOL_MAX: '2.5' }, 'DATABASE_POOL_MAX must be a whole number from 2 to 200, got "2.5"'],
     [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"'],
     [{ DATABASE_SSL: 'yes' }, 'DATABASE_SSL must be true or false (or 1 or 0), got "yes"'],
     [{ CORS_ORIGINS: 'app.example.com' }, 'CORS_ORIGINS must be a comma-separated list of origins such as https://app.example.com, got "app.example.com"'],

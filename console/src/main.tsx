@@ -90,10 +90,12 @@ function Shell({ children, nav }: { children: preact.ComponentChildren; nav?: pr
 function SignedIn({ me, hash, navigate, signOut }: { me: Me; hash: string; navigate: (h: string) => void; signOut: () => void }) {
   const route = matchRoute(hash);
   const heading = useRef<HTMLDivElement>(null);
+  const firstRender = useRef(true);
   useEffect(() => {
     document.title = `${route?.page.title ?? 'Not found'} · Accounting console`;
-    // Move focus to the new page's heading, so keyboard and screen-reader users start there.
-    heading.current?.querySelector<HTMLElement>('h1')?.focus();
+    // After a navigation (not on load), focus the new page's heading so keyboard and screen-reader users start there.
+    if (!firstRender.current) heading.current?.querySelector<HTMLElement>('h1')?.focus();
+    firstRender.current = false;
   }, [hash]);
   const current = route?.page;
   const nav = (

@@ -27,14 +27,17 @@ export function StackedDailyChart({ data, label }: { data: DailyByModel; label: 
     const xs = days.map((_, i) => i);
     // Drawn from the top of the stack down: series k is model (models.length - 1 - k).
     const order = models.map((_, i) => models.length - 1 - i);
-    const labelEvery = Math.max(1, Math.ceil(days.length / 8));
     const opts: uPlot.Options = {
       width: Math.max(280, el.clientWidth),
       height: 260,
       scales: { x: { time: false, range: [-0.6, days.length - 0.4] }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.08 : 1] } },
       axes: [
         {
-          splits: () => xs.filter((i) => i % labelEvery === 0),
+          // About one label per 70 px, so they never overlap on a narrow window.
+          splits: (u) => {
+            const every = Math.max(1, Math.ceil(days.length / Math.max(1, Math.floor(u.bbox.width / devicePixelRatio / 70))));
+            return xs.filter((i) => i % every === 0);
+          },
           values: (_u, splits) => splits.map((i) => days[i]?.slice(5) ?? ''),
         },
         { size: 70, values: (_u, splits) => splits.map((v) => String(Math.round(v * 1e6) / 1e6)) },

@@ -8,6 +8,7 @@ import { RangeForm } from './range';
 
 const RECONCILE_KEY = 'accounting-console.reconcile';
 type ReconcileResult = Awaited<ReturnType<typeof runReconcile>> & { at: string };
+const plural = (n: number, noun: string) => `${formatCount(n)} ${noun}${n === 1 ? '' : 's'}`;
 const runReconcile = () => api.call('get', '/api/admin/reconcile');
 
 export function OverviewPage(_props: PageProps) {
@@ -136,8 +137,8 @@ function Reconcile() {
       <div aria-live="polite">
         {result ? (
           <p class={result.ok ? 'ok' : 'bad'}>
-            <strong>{result.ok ? 'Balanced' : `${result.discrepancies.length} discrepancies`}</strong>: {formatCount(result.checkedUsers)} users,{' '}
-            {formatCount(result.checkedAllocations)} lots checked <Time iso={result.at} />.
+            <strong>{result.ok ? 'Balanced' : `${result.discrepancies.length} discrepancies`}</strong>: {plural(result.checkedUsers, 'user')} and{' '}
+            {plural(result.checkedAllocations, 'lot')} checked <Time iso={result.at} />.
           </p>
         ) : (
           <p class="muted">Not run in this tab yet.</p>

@@ -110,7 +110,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  await Promise.all(
+    servers.map((s) => {
+      s.closeAllConnections();
+      return new Promise((resolve) => s.close(resolve));
+    }),
+  );
   await devApp?.close();
   await ctx?.close();
 });
@@ -266,6 +271,22 @@ test('When a keyboard user tabs through the page, then the skip link comes first
   await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
   // Focus moved to the new page's heading.
   expect(await page.evaluate('document.activeElement?.tagName')).toBe('H1');
+});
+
+test('When a supervisor signs in, then admin-only pages say so and the user page works without the admin-only parts', async () => {
+  const supervisor = userWithRole('supervisor');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('Bearer token').fill(supervisor.auth);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+  await page.getByRole('link', { name: 'Overview' }).click();
+  await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+  expect(await page.getByRole('note').textContent()).toContain('This page needs the admin role');
+  await page.goto(`${baseUrl}/admin#/users/${encodeURIComponent(newUser)}`);
+  await page.getByRole('heading', { name: 'Ledger' }).waitFor();
+  expect(await page.getByRole('heading', { name: 'Active sessions' }).count()).toBe(0);
+  await shot('supervisor-user');
+  expect(await seriousViolations()).toEqual([]);
 });
 
 test('When a token without the supervisor or admin role signs in, then the console refuses clearly and forgets the token', async () => {

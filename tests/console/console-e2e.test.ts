@@ -19,6 +19,8 @@ import { ROOT, ensureConsoleBuilt } from './support';
  * fails loudly instead of skipping.
  */
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+// A browser on a shared 2-core machine: generous limits (these are waits, not timing assertions).
+jest.setTimeout(180_000);
 const SHOTS = path.join(ROOT, '.artifacts', 'console-screenshots');
 const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
@@ -32,6 +34,8 @@ let context: BrowserContext;
 let page: Page;
 /** console errors and uncaught page errors, with the URL they came from. */
 const browserErrors: { text: string; url: string }[] = [];
+/** Every URL the pages requested: all must be the service's own (no CDN, works offline). */
+const requested = new Set<string>();
 
 const admin = userWithRole('admin');
 const newUser = `new-${crypto.randomUUID()}`;
@@ -47,6 +51,7 @@ async function listen(app: App['app']): Promise<string> {
 }
 
 function watch(p: Page): void {
+  p.on('request', (r) => requested.add(r.url()));
   p.on('console', (message) => {
     if (message.type() === 'error') browserErrors.push({ text: message.text(), url: message.location().url });
   });
@@ -101,6 +106,7 @@ beforeAll(async () => {
   });
   // A zone far from UTC, so local times and their UTC titles differ.
   context = await browser.newContext({ viewport: { width: 1280, height: 800 }, timezoneId: 'Asia/Tokyo', locale: 'en-GB' });
+  context.setDefaultTimeout(60_000);
   page = await context.newPage();
   watch(page);
 
@@ -311,7 +317,7 @@ test('When the service runs in local embedded development mode, then one click s
   await devPage.close();
 });
 
-test('When the whole flow has run, then the browser logged no errors besides the network lines of the two API errors the flow provokes', () => {
+test('When the whole flow has run, then the browser logged no errors besides the network lines of the two API errors the flow provokes, and asked nothing of another origin', () => {
   // Chromium logs every 4xx fetch as "Failed to load resource"; these two are the unknown user and the refused allocation.
   const expected = [
     { status: 404, url: `/api/credits/balance/${encodeURIComponent(newUser)}` },
@@ -319,4 +325,6 @@ test('When the whole flow has run, then the browser logged no errors besides the
   ];
   const unexpected = browserErrors.filter((e) => !expected.some((x) => e.text.includes(`status of ${x.status}`) && e.url.endsWith(x.url)));
   expect(unexpected).toEqual([]);
+  expect(requested.size).toBeGreaterThan(10);
+  expect([...requested].filter((url) => !url.startsWith(`${baseUrl}/`) && !url.startsWith(`${devUrl}/`) && !url.startsWith('data:'))).toEqual([]);
 });

@@ -3,7 +3,7 @@
 #   docker build -t accounting-service .
 #   docker run -e DATABASE_URL=postgres://... -e JWT_SECRET=... -p 3000:3000 accounting-service
 
-# --- build: compile TypeScript to dist/ ---
+# --- build: compile TypeScript and the admin console to dist/ ---
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -12,6 +12,9 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY scripts ./scripts
+# The admin console (dist/console) is built from console/ and the typed client.
+COPY client ./client
+COPY console ./console
 RUN npm run build
 
 # --- runtime: production dependencies, compiled code, migrations; runs as a non-root user ---

@@ -10,7 +10,6 @@
  * Idempotency-Key (and initialize a client-chosen sessionId), so retries after network errors, 503,
  * 429 (honouring Retry-After) and 409 IDEMPOTENCY_IN_PROGRESS can never move credits twice.
  */
-import crypto from 'node:crypto';
 import type { components, paths } from './schema';
 
 export type Schemas = components['schemas'];
@@ -81,13 +80,28 @@ export class AccountingError extends Error {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * A random UUID v4 from the platform's Web Crypto (Node 19+ and browsers), so the client also runs in the
+ * admin console. randomUUID exists only in secure contexts; getRandomValues everywhere.
+ */
+export function randomId(): string {
+  const webCrypto = globalThis.crypto;
+  if (typeof webCrypto.randomUUID === 'function') return webCrypto.randomUUID();
+  const bytes = webCrypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
 export class AccountingClient {
   private readonly retry: RetryPolicy;
   private readonly fetchImpl: typeof fetch;
 
   constructor(private readonly options: AccountingClientOptions) {
     this.retry = { attempts: 5, baseDelayMs: 100, maxDelayMs: 10_000, ...options.retry };
-    this.fetchImpl = options.fetch ?? fetch;
+    // Wrapped: a browser's fetch throws "Illegal invocation" when called as a method of another object.
+    this.fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
   }
 
   /** The same client acting for another caller (backend services act for many users). */
@@ -141,7 +155,7 @@ export class AccountingClient {
    * with the same sessionId and body) returns the same session instead of holding twice.
    */
   initialize(body: InitializeSessionRequest): Promise<StreamingSession> {
-    const sessionId = body.sessionId ?? crypto.randomUUID();
+    const sessionId = body.sessionId ?? randomId();
     return this.call('post', '/api/streaming-sessions/initialize', {
       body: { ...body, sessionId },
       idempotencyKey: `initialize:${sessionId}`,
@@ -191,7 +205,7 @@ export class AccountingClient {
   }
 
   /** Supervisor/admin: grants credits. Pass an idempotencyKey of your own to make retries of your job safe. */
-  allocate(body: BodyOf<'/api/credits/allocate', 'post'>, idempotencyKey: string = crypto.randomUUID()) {
+  allocate(body: BodyOf<'/api/credits/allocate', 'post'>, idempotencyKey: string = randomId()) {
     return this.call('post', '/api/credits/allocate', { body, idempotencyKey });
   }
 

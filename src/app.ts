@@ -3,6 +3,7 @@ import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import swaggerUi from 'swagger-ui-express';
 import type { Config } from './config';
+import { consoleRouter } from './console';
 import type { Lifecycle } from './controllers/health.controller';
 import type { Database } from './db/database';
 import { AppError } from './lib/errors';
@@ -76,6 +77,7 @@ export function createApp({ config, db, logger, lifecycle = { draining: false },
   app.use(requireJsonBody);
   app.use(express.json({ limit: config.BODY_LIMIT, strict: true }));
   mountSwaggerUi(app);
+  app.use('/admin', consoleRouter(config)); // the admin console (issue #17): static, own CSP
 
   const authenticate = authenticateJWT(config.jwt, services.users);
   const authenticateOnly = authenticateJWT(config.jwt, services.users, { mirror: false });

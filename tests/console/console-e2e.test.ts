@@ -1,0 +1,330 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import request from 'supertest';
+import { createApp, type App } from '../../src/app';
+import { loadConfig } from '../../src/config';
+import { createLogger } from '../../src/lib/logger';
+import { createTestContext, type TestContext } from '../support/context';
+import { count } from '../support/db';
+import { TEST_JWT_SECRET, userWithRole } from '../support/tokens';
+import { ROOT, ensureConsoleBuilt } from './support';
+
+/**
+ * The console end to end: Debian's chromium (driven by playwright-core) against the app listening on an
+ * ephemeral port, on this file's own test database. CI installs chromium (.ci/run); without it this file
+ * fails loudly instead of skipping.
+ */
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+// A browser on a shared 2-core machine: generous limits (these are waits, not timing assertions).
+jest.setTimeout(180_000);
+const SHOTS = path.join(ROOT, '.artifacts', 'console-screenshots');
+const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+let ctx: TestContext;
+let devApp: App;
+const servers: http.Server[] = [];
+let baseUrl: string;
+let devUrl: string;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+/** console errors and uncaught page errors, with the URL they came from. */
+const browserErrors: { text: string; url: string }[] = [];
+/** Every URL the pages requested: all must be the service's own (no CDN, works offline). */
+const requested = new Set<string>();
+
+const admin = userWithRole('admin');
+const newUser = `new-${crypto.randomUUID()}`;
+const newUserAuth = userWithRole('user', newUser).auth;
+const sessionId = `console-e2e-${crypto.randomUUID()}`;
+let modelId: string;
+
+async function listen(app: App['app']): Promise<string> {
+  const server = http.createServer(app);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function watch(p: Page): void {
+  p.on('request', (r) => requested.add(r.url()));
+  p.on('console', (message) => {
+    if (message.type() === 'error') browserErrors.push({ text: message.text(), url: message.location().url });
+  });
+  p.on('pageerror', (error) => browserErrors.push({ text: `uncaught: ${error.message}`, url: p.url() }));
+}
+
+async function shot(name: string, p: Page = page): Promise<void> {
+  await p.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** axe-core in the page (evaluated over the DevTools protocol, so the page's CSP stays enforced). */
+async function seriousViolations(p: Page = page): Promise<string[]> {
+  await p.evaluate(AXE_SOURCE);
+  const violations = await p.evaluate<{ id: string; impact: string; help: string; nodes: { target: string[] }[] }[]>(
+    "axe.run(document, { resultTypes: ['violations'] }).then((r) => r.violations)",
+  );
+  return violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.impact} ${v.id}: ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+}
+
+/** Reads `read` until `done` accepts it (the page loads in steps), at most 100 times; returns the last value. */
+async function settle<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
+  let value = await read();
+  for (let i = 0; i < 100 && !done(value); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    value = await read();
+  }
+  return value;
+}
+
+const heading = (p: Page = page) => p.locator('h1');
+const chartTotal = (section: string) => page.locator('section', { has: page.getByRole('heading', { name: section, exact: true }) }).getByTestId('chart-total');
+
+beforeAll(async () => {
+  if (!fs.existsSync(CHROMIUM)) {
+    throw new Error(`Chromium is not installed at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH). The console's end-to-end test needs it.`);
+  }
+  ensureConsoleBuilt();
+  fs.mkdirSync(SHOTS, { recursive: true });
+  ctx = await createTestContext();
+  baseUrl = await listen(ctx.app);
+  // The same database, served as in local embedded development (the only mode with the development sign-in).
+  const devConfig = loadConfig({ NODE_ENV: 'development', JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'silent', SWEEPER_INTERVAL_MS: '0', RATE_LIMIT_ENABLED: 'false' });
+  devApp = createApp({ config: devConfig, db: ctx.db, logger: createLogger('silent') });
+  devUrl = await listen(devApp.app);
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+  });
+  // A zone far from UTC, so local times and their UTC titles differ.
+  context = await browser.newContext({ viewport: { width: 1280, height: 800 }, timezoneId: 'Asia/Tokyo', locale: 'en-GB' });
+  context.setDefaultTimeout(60_000);
+  page = await context.newPage();
+  watch(page);
+
+  const models = await request(ctx.app).get('/api/models').set('Authorization', admin.auth);
+  modelId = models.body[0].modelId;
+}, 240_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await Promise.all(
+    servers.map((s) => {
+      s.closeAllConnections();
+      return new Promise((resolve) => s.close(resolve));
+    }),
+  );
+  await devApp?.close();
+  await ctx?.close();
+});
+
+test('When an admin pastes a token, then the overview shows system totals, sessions by status, the chart and reconcile; the token stays out of the URL', async () => {
+  await page.goto(`${baseUrl}/admin`);
+  await expect(heading().textContent()).resolves.toBe('Sign in');
+  expect(await page.getByRole('button', { name: 'Development sign-in' }).count()).toBe(0);
+  await page.getByLabel('Bearer token').fill(admin.auth); // pasted with its "Bearer " prefix
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+
+  await page.getByRole('heading', { name: 'Sessions by status' }).waitFor();
+  await chartTotal('Daily credits by model').waitFor();
+  expect(await chartTotal('Daily credits by model').textContent()).toBe('0');
+  await page.getByRole('button', { name: 'Run reconcile' }).click();
+  await page.getByText(/^Balanced/).waitFor();
+
+  expect(page.url()).not.toContain(admin.auth.slice(7, 40));
+  expect(await page.evaluate("Object.values(sessionStorage).some((v) => v.startsWith('eyJ'))")).toBe(true);
+  expect(await page.evaluate('localStorage.length')).toBe(0);
+  // Times: the viewer's zone, UTC on hover.
+  const title = await page.locator('time').first().getAttribute('title');
+  expect(title).toMatch(/ UTC$/);
+  await shot('overview');
+  expect(await seriousViolations()).toEqual([]);
+});
+
+test('When an admin allocates to a user never seen before, then the page shows the new balance and the grant is in the database once', async () => {
+  await page.getByRole('link', { name: 'Users' }).click();
+  await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
+  await page.getByLabel('User id').fill(newUser);
+  await page.getByRole('button', { name: 'Open' }).click();
+  await page.getByText('This user has never been seen by the service').waitFor();
+  await expect(page.getByRole('alert').first().textContent()).resolves.toContain('NOT_FOUND');
+
+  await page.getByLabel('Credits', { exact: true }).fill('12.5');
+  await page.getByLabel('After a number of days').check();
+  await page.getByLabel('Expires in days').fill('30');
+  await page.getByLabel('Note (optional)').fill('console e2e');
+  await page.getByRole('button', { name: 'Allocate' }).click();
+  await expect(page.getByTestId('allocate-result').textContent()).resolves.toContain('New balance: 12.5 available');
+  const balance = page.getByRole('definition').first();
+  await page.getByRole('heading', { name: 'Lots' }).waitFor();
+  expect(await balance.textContent()).toBe('12.5');
+
+  expect(await count(ctx.db, 'credit_allocations', "user_id = $1 AND total_credits = 12500000 AND note = 'console e2e' AND expires_at > now() + interval '29 days'", [newUser])).toBe(1);
+  // The write carried an Idempotency-Key (the service keeps one row per key and caller).
+  expect(await count(ctx.db, 'idempotency_keys', 'caller_id = $1', [admin.id])).toBe(1);
+  await shot('user-after-allocate');
+  expect(await seriousViolations()).toEqual([]);
+});
+
+test('When the API answers an error, then the page shows its code, message and problems', async () => {
+  await page.getByLabel('Credits', { exact: true }).fill('0');
+  await page.getByRole('button', { name: 'Allocate' }).click();
+  const alert = page.locator('form .error');
+  await alert.waitFor();
+  const text = await alert.textContent();
+  expect(text).toContain('400 VALIDATION_ERROR');
+  expect(text).toContain('credits: must be greater than 0');
+  expect(await count(ctx.db, 'credit_allocations', 'user_id = $1', [newUser])).toBe(1);
+});
+
+test('When a session is opened through the API, then it is listed on the user page and on the sessions page', async () => {
+  const opened = await request(ctx.app)
+    .post('/api/streaming-sessions/initialize')
+    .set('Authorization', newUserAuth)
+    .send({ sessionId, modelId, estimatedInputTokens: 1000, estimatedOutputTokens: 500 });
+  expect(opened.status).toBe(201);
+
+  await page.reload();
+  const sessions = page.getByRole('table', { name: "This user's active streaming sessions" });
+  await sessions.getByText(sessionId).waitFor();
+  await expect(chartTotal('Usage by day and model').textContent()).resolves.toBe('0');
+
+  await page.getByRole('link', { name: 'Sessions' }).click();
+  await page.getByRole('heading', { name: 'Active sessions', level: 1 }).waitFor();
+  await page.getByRole('table').getByText(sessionId).waitFor();
+  await shot('sessions');
+  expect(await seriousViolations()).toEqual([]);
+});
+
+test('When the session is finalized, then the usage charts of the user and of the overview show its credits', async () => {
+  const finalized = await request(ctx.app)
+    .post('/api/streaming-sessions/finalize')
+    .set('Authorization', newUserAuth)
+    .send({ sessionId, actualInputTokens: 800, actualOutputTokens: 300 });
+  expect(finalized.status).toBe(200);
+  const used = String(finalized.body.usedCredits);
+  expect(Number(used)).toBeGreaterThan(0);
+
+  await page.goto(`${baseUrl}/admin#/users/${encodeURIComponent(newUser)}`);
+  await page.getByRole('heading', { name: 'Usage by day and model' }).waitFor();
+  expect(await settle(() => chartTotal('Usage by day and model').textContent(), (v) => v === used)).toBe(used);
+  // The chart's table (opened) has the model's column.
+  await page.getByText('Table of the chart\u2019s data').first().click();
+  const table = page.getByRole('table', { name: 'Credits used (credits per UTC day)' });
+  expect(await table.getByRole('columnheader', { name: modelId }).count()).toBe(1);
+  await page.getByRole('table', { name: 'Usage records, newest first' }).getByText(sessionId).waitFor();
+  expect(await page.getByRole('table', { name: "This user's active streaming sessions" }).getByText(sessionId).count()).toBe(0);
+  await shot('user-after-finalize');
+
+  await page.getByRole('link', { name: 'Overview' }).click();
+  expect(await settle(() => chartTotal('Daily credits by model').textContent(), (v) => v === used)).toBe(used);
+  await shot('overview-after-finalize');
+  expect(await seriousViolations()).toEqual([]);
+});
+
+test('When an admin creates a price version, then the price list shows it and the database keeps the earlier one', async () => {
+  const before = await count(ctx.db, 'model_prices', 'model_id = $1', [modelId]);
+  await page.getByRole('link', { name: 'Prices' }).click();
+  await page.getByRole('heading', { name: 'Prices', level: 1 }).waitFor();
+  await page.getByLabel('Model id').fill(modelId);
+  await page.getByLabel('Input, credits per 1M tokens', { exact: true }).fill('1.25');
+  await page.getByLabel('Output, credits per 1M tokens').fill('5.000001');
+  await page.getByRole('button', { name: 'Create version (effective now)' }).click();
+  await expect(page.getByTestId('price-result').textContent()).resolves.toContain(`${modelId} is now at version ${before + 1}`);
+  const row = page.getByRole('row').filter({ hasText: modelId }).first();
+  expect(await settle(() => row.textContent(), (v) => !!v?.includes('5.000001'))).toContain('5.000001');
+  expect(await count(ctx.db, 'model_prices', 'model_id = $1', [modelId])).toBe(before + 1);
+  expect(await count(ctx.db, 'model_prices', 'model_id = $1 AND output_price_per_1m = 5000001', [modelId])).toBe(1);
+  await shot('prices');
+  expect(await seriousViolations()).toEqual([]);
+});
+
+test('When the window is narrow, then the pages reflow without sideways scrolling of the page itself', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const [hash, name] of [
+    [`#/users/${encodeURIComponent(newUser)}`, 'user-narrow'],
+    ['#/', 'overview-narrow'],
+  ]) {
+    await page.goto(`${baseUrl}/admin${hash}`);
+    await page.getByRole('heading', { level: 1 }).waitFor();
+    await page.getByTestId('chart-total').first().waitFor();
+    expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1')).toBe(true);
+    await shot(name);
+  }
+  expect(await seriousViolations()).toEqual([]);
+  await page.setViewportSize({ width: 1280, height: 800 });
+});
+
+test('When a keyboard user tabs through the page, then the skip link comes first and the navigation works with Enter', async () => {
+  await page.goto(`${baseUrl}/admin#/`);
+  await page.reload();
+  await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+  const focused = () => page.evaluate<string | undefined>('document.activeElement?.textContent');
+  await page.keyboard.press('Tab');
+  expect(await focused()).toBe('Skip to content');
+  for (let i = 0; i < 10 && (await focused()) !== 'Users'; i++) await page.keyboard.press('Tab');
+  expect(await focused()).toBe('Users');
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
+  // Focus moved to the new page's heading.
+  expect(await page.evaluate('document.activeElement?.tagName')).toBe('H1');
+});
+
+test('When a supervisor signs in, then admin-only pages say so and the user page works without the admin-only parts', async () => {
+  const supervisor = userWithRole('supervisor');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('Bearer token').fill(supervisor.auth);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+  await page.getByRole('link', { name: 'Overview' }).click();
+  await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+  expect(await page.getByRole('note').textContent()).toContain('This page needs the admin role');
+  await page.goto(`${baseUrl}/admin#/users/${encodeURIComponent(newUser)}`);
+  await page.getByRole('heading', { name: 'Ledger' }).waitFor();
+  expect(await page.getByRole('heading', { name: 'Active sessions' }).count()).toBe(0);
+  await shot('supervisor-user');
+  expect(await seriousViolations()).toEqual([]);
+});
+
+test('When a token without the supervisor or admin role signs in, then the console refuses clearly and forgets the token', async () => {
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('Bearer token').fill(newUserAuth.slice('Bearer '.length));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Access refused' }).waitFor();
+  expect(await page.getByRole('alert').textContent()).toContain(`for ${newUser} with the role user`);
+  expect(await page.evaluate("Object.keys(sessionStorage).filter((k) => k.endsWith('.token')).length")).toBe(0);
+  await shot('refused');
+  expect(await seriousViolations()).toEqual([]);
+});
+
+test('When the service runs in local embedded development mode, then one click signs in as the local admin', async () => {
+  const devPage = await context.newPage();
+  watch(devPage);
+  await devPage.goto(`${devUrl}/admin`);
+  await devPage.getByRole('button', { name: 'Development sign-in' }).click();
+  await devPage.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+  expect(await devPage.locator('.who').textContent()).toContain('dev-admin');
+  await shot('dev-sign-in', devPage);
+  await devPage.close();
+});
+
+test('When the whole flow has run, then the browser logged no errors besides the network lines of the two API errors the flow provokes, and asked nothing of another origin', () => {
+  // Chromium logs every 4xx fetch as "Failed to load resource"; these two are the unknown user and the refused allocation.
+  const expected = [
+    { status: 404, url: `/api/credits/balance/${encodeURIComponent(newUser)}` },
+    { status: 400, url: '/api/credits/allocate' },
+  ];
+  const unexpected = browserErrors.filter((e) => !expected.some((x) => e.text.includes(`status of ${x.status}`) && e.url.endsWith(x.url)));
+  expect(unexpected).toEqual([]);
+  expect(requested.size).toBeGreaterThan(10);
+  expect([...requested].filter((url) => !url.startsWith(`${baseUrl}/`) && !url.startsWith(`${devUrl}/`) && !url.startsWith('data:'))).toEqual([]);
+});

@@ -18,7 +18,10 @@ export const readIdempotencyKey: RequestHandler = (req, _res, next) => {
       }),
     );
   }
-  req.idempotency = { key, requestHash: requestHash(req.method, req.route?.path ?? req.path, req.body) };
+  // The route pattern plus its parameters: the same key on /records/1/refund and /records/2/refund is a
+  // different request (422), not a replay.
+  const params = req.params && Object.keys(req.params).length > 0 ? ` ${JSON.stringify(req.params)}` : '';
+  req.idempotency = { key, requestHash: requestHash(req.method, `${req.route?.path ?? req.path}${params}`, req.body) };
   next();
 };
 

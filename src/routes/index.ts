@@ -1,6 +1,7 @@
 import { HealthController, type Lifecycle } from '../controllers/health.controller';
 import type { Database } from '../db/database';
 import type { Services } from '../services';
+import { correctionRoutes } from './correction.routes';
 import { creditRoutes } from './credit.routes';
 import { healthRoutes } from './health.routes';
 import { modelRoutes } from './model.routes';
@@ -18,5 +19,6 @@ export function buildRouteTable(services: Services, db: Database, lifecycle: Lif
     ...modelRoutes(services),
     ...streamingSessionRoutes(services),
     ...usageRoutes(services),
+    ...correctionRoutes(services),
   ];
 }

@@ -102,6 +102,7 @@ export const usageRecord = z
     credits: creditsOutput,
     chargedCredits: creditsOutput,
     unpaidCredits: creditsOutput,
+    refundedCredits: creditsOutput.openapi({ description: 'Refunded so far (unpaid forgiven + charged returned); credits = charged + unpaid + refunded' }),
     metadata: z.record(z.string(), z.unknown()).nullable(),
     recordedBy: z.string().nullable(),
     createdAt: timestamp,

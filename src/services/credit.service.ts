@@ -14,6 +14,7 @@ import {
   type CalculateBody,
   type CheckBody,
   type Lot,
+  type LedgerType,
   type TransactionsQuery,
 } from '../schemas/credit.schemas';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
@@ -42,7 +43,7 @@ export interface DeductResult {
   availableAfter: Micro;
 }
 
-interface LotRow {
+export interface LotRow {
   id: string;
   user_id: string;
   total_credits: string;
@@ -53,7 +54,7 @@ interface LotRow {
   note: string | null;
 }
 
-const toLot = (row: LotRow): Lot => ({
+export const toLot = (row: LotRow): Lot => ({
   id: String(row.id),
   userId: row.user_id,
   total: fromDb(row.total_credits),
@@ -87,6 +88,8 @@ export class CreditService {
     private readonly idempotency: IdempotencyService,
     private readonly prices: PriceService,
     private readonly metrics: Metrics = new Metrics(),
+    /** New credits pay the oldest unpaid usage first (SETTLE_UNPAID_ON_GRANT; src/ledger/sql/acct_settle_unpaid.sql). */
+    private readonly settleUnpaidOnGrant = true,
   ) {}
 
   // ---------- for other services ----------
@@ -214,6 +217,10 @@ export class CreditService {
         tx,
       );
       tx.afterCommit(() => this.metrics.recordCredits('granted', body.credits));
+      if (this.settleUnpaidOnGrant) {
+        // Still under the user's row lock taken by acct_allocate (same transaction).
+        await this.db.query(`SELECT acct_settle_unpaid($1, $2, $3)`, [body.userId, body.credits.toString(), callerId], tx);
+      }
       const balance = await this.getBalance(body.userId, tx);
       return { status: 201, body: { allocation: toAllocationJson(toLot(row)), balance: toBalanceJson(balance) } };
     });
@@ -229,7 +236,7 @@ export class CreditService {
     const before = this.ledgerCursor(query.cursor);
     const rows = await this.db.query<{
       id: string;
-      type: 'grant' | 'hold' | 'capture' | 'release' | 'charge' | 'expire' | 'adjust';
+      type: LedgerType;
       amount: string;
       balance_change: string;
       allocation_id: string | null;
@@ -276,6 +283,7 @@ export class CreditService {
       user_id: string | null;
       allocation_id: string | null;
       session_id: string | null;
+      usage_record_id: string | null;
       kind: string | null;
       expected: string;
       actual: string;
@@ -284,7 +292,7 @@ export class CreditService {
          FROM (SELECT (SELECT count(*) FROM user_accounts) AS users,
                       (SELECT count(*) FROM credit_allocations) AS allocations) c
          LEFT JOIN acct_reconcile() d ON true
-        ORDER BY d.user_id, d.allocation_id, d.session_id, d.kind`,
+        ORDER BY d.user_id, d.allocation_id, d.session_id, d.usage_record_id, d.kind`,
     );
     const discrepancies = rows
       .filter((row) => row.kind !== null)
@@ -292,6 +300,8 @@ export class CreditService {
         userId: row.user_id,
         allocationId: row.allocation_id === null ? null : String(row.allocation_id),
         sessionId: row.session_id,
+        // Only the usage_* checks are about a usage record.
+        ...(row.usage_record_id === null ? {} : { usageRecordId: String(row.usage_record_id) }),
         kind: row.kind!,
         expected: toCredits(fromDb(row.expected)),
         actual: toCredits(fromDb(row.actual)),

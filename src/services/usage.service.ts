@@ -28,6 +28,7 @@ export interface UsageRecordView {
   credits: number;
   chargedCredits: number;
   unpaidCredits: number;
+  refundedCredits: number;
   metadata: Record<string, unknown> | null;
   recordedBy: string | null;
   createdAt: string;
@@ -40,7 +41,7 @@ export interface RecordUsageResult {
   availableCredits: number;
 }
 
-interface RecordRow {
+export interface RecordRow {
   id: string;
   user_id: string;
   session_id: string | null;
@@ -54,6 +55,7 @@ interface RecordRow {
   credits: string;
   charged_credits: string;
   unpaid_credits: string;
+  refunded_credits: string;
   metadata: Record<string, unknown> | null;
   recorded_by: string | null;
   created_at: Date;
@@ -84,8 +86,8 @@ const SUM_SQL = `sum(requests)::text AS requests, sum(credits)::text AS credits,
        sum(input_tokens)::text AS input_tokens, sum(output_tokens)::text AS output_tokens,
        sum(cached_input_tokens)::text AS cached_input_tokens`;
 
-const RECORD_COLUMNS = `id::text, user_id, session_id, service, operation, model_id, price_version, input_tokens::text,
-       output_tokens::text, cached_input_tokens::text, credits::text, charged_credits::text, unpaid_credits::text,
+export const RECORD_COLUMNS = `id::text, user_id, session_id, service, operation, model_id, price_version, input_tokens::text,
+       output_tokens::text, cached_input_tokens::text, credits::text, charged_credits::text, unpaid_credits::text, refunded_credits::text,
        metadata, recorded_by, created_at, (extract(epoch FROM created_at) * 1000000)::bigint::text AS created_us`;
 
 /** Rows fetched per page while streaming a CSV export. */
@@ -93,7 +95,7 @@ const CSV_PAGE_SIZE = 1000;
 
 export const CSV_COLUMNS = [
   'id', 'created_at', 'user_id', 'service', 'operation', 'model_id', 'price_version', 'input_tokens', 'output_tokens',
-  'cached_input_tokens', 'credits', 'charged_credits', 'unpaid_credits', 'session_id', 'recorded_by', 'metadata',
+  'cached_input_tokens', 'credits', 'charged_credits', 'unpaid_credits', 'refunded_credits', 'session_id', 'recorded_by', 'metadata',
 ] as const;
 
 /**
@@ -212,6 +214,7 @@ export class UsageService {
         credits: toCredits(credits),
         chargedCredits: toCredits(charged),
         unpaidCredits: toCredits(unpaid),
+        refundedCredits: 0,
         metadata,
         recordedBy: caller.userId,
         createdAt: row.created_at.toISOString(),
@@ -481,7 +484,7 @@ function cursorKeys(cursor: string | undefined): [string, string] | undefined {
   });
 }
 
-function recordView(row: RecordRow): UsageRecordView {
+export function recordView(row: RecordRow): UsageRecordView {
   return {
     id: row.id,
     userId: row.user_id,
@@ -496,6 +499,7 @@ function recordView(row: RecordRow): UsageRecordView {
     credits: toCredits(fromDb(row.credits)),
     chargedCredits: toCredits(fromDb(row.charged_credits)),
     unpaidCredits: toCredits(fromDb(row.unpaid_credits)),
+    refundedCredits: toCredits(fromDb(row.refunded_credits)),
     metadata: row.metadata,
     recordedBy: row.recorded_by,
     createdAt: row.created_at.toISOString(),
@@ -517,6 +521,7 @@ function csvLine(row: RecordRow): string {
     formatCredits(fromDb(row.credits)),
     formatCredits(fromDb(row.charged_credits)),
     formatCredits(fromDb(row.unpaid_credits)),
+    formatCredits(fromDb(row.refunded_credits)),
     csvField(row.session_id),
     csvField(row.recorded_by),
     csvField(row.metadata === null ? null : JSON.stringify(row.metadata)),

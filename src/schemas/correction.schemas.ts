@@ -1,0 +1,115 @@
+import { MAX_CREDITS_MICRO, parseCredits, type Micro } from '../lib/money';
+import { allocationSchema, balanceSchema } from './credit.schemas';
+import { creditsOutput, positiveCreditsInput, userId, z } from './common';
+import { usageRecord } from './usage.schemas';
+
+/**
+ * Corrections (issue 16): adjust, revoke, refund. Each carries a `reason` that is written to the ledger
+ * with the acting user.
+ */
+
+/** Free text that goes to the ledger: no NUL or other C0 controls except tab/CR/LF, no lone surrogates. */
+export const reasonText = z
+  .string()
+  .min(1)
+  .max(1000)
+  // eslint-disable-next-line no-control-regex -- finding control characters is the point
+  .refine((text) => !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(text), 'must not contain control characters')
+  .refine((text) => !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(text), 'must not contain unpaired surrogates')
+  .openapi({ description: 'Why: written to the ledger with the acting user (1-1000 characters)', example: 'duplicate charge' });
+
+/** A signed, non-zero amount of credits (a number or decimal string, at most 6 decimals, |x| <= 1e9). */
+export const signedCreditsInput = z
+  .union([z.number(), z.string()])
+  .transform((value, ctx): Micro => {
+    const text = typeof value === 'string' ? value.trim() : value;
+    const negative = typeof text === 'number' ? text < 0 || Object.is(text, -0) : text.startsWith('-');
+    const parsed = parseCredits(typeof text === 'number' ? Math.abs(text) : negative ? text.slice(1) : text);
+    if (!parsed.ok) {
+      ctx.addIssue({ code: 'custom', message: parsed.error });
+      return z.NEVER;
+    }
+    if (parsed.value === 0n) {
+      ctx.addIssue({ code: 'custom', message: 'must not be 0' });
+      return z.NEVER;
+    }
+    return negative ? -parsed.value : parsed.value;
+  })
+  .openapi({
+    description: `Credits, positive (add a lot) or negative (take from available lots); at most 6 decimals, |credits| <= ${MAX_CREDITS_MICRO / 1_000_000n}`,
+    example: -2.5,
+  });
+
+const futureTime = z.iso
+  .datetime({ offset: true })
+  .refine((value) => Date.parse(value) > Date.now(), 'must be in the future');
+
+export const adjustBody = z
+  .object({
+    userId,
+    credits: signedCreditsInput,
+    reason: reasonText,
+    expiresAt: futureTime.optional().openapi({ description: 'Expiry of the lot a positive adjustment adds (must be in the future)' }),
+  })
+  .strict()
+  .refine((body) => body.expiresAt === undefined || body.credits > 0n, {
+    message: 'only a positive adjustment adds a lot that can expire',
+    path: ['expiresAt'],
+  })
+  .openapi('AdjustRequest');
+export type AdjustBody = z.infer<typeof adjustBody>;
+
+export const adjustResponse = z
+  .object({
+    userId: z.string(),
+    credits: creditsOutput.openapi({ description: 'The signed adjustment' }),
+    reason: z.string(),
+    allocation: allocationSchema.nullable().openapi({ description: 'The lot a positive adjustment added; null for a negative one' }),
+    settledCredits: creditsOutput.openapi({ description: 'Of the new credits, what paid unpaid usage (SETTLE_UNPAID_ON_GRANT)' }),
+    balance: balanceSchema,
+  })
+  .openapi('AdjustResponse');
+
+/** Ids of rows with a bigint identity: decimal digits, no leading zeros, at most 18 digits (always in range). */
+export const rowId = z
+  .string()
+  .regex(/^[1-9]\d{0,17}$/, 'must be a positive integer id')
+  .openapi({ example: '42' });
+
+export const allocationIdParams = z.object({ id: rowId }).strict();
+export const usageRecordIdParams = z.object({ id: rowId }).strict();
+
+export const revokeBody = z
+  .object({
+    reason: reasonText,
+    credits: positiveCreditsInput.optional().openapi({ description: 'Revoke only this much (default: all that is left)' }),
+  })
+  .strict()
+  .openapi('RevokeRequest');
+export type RevokeBody = z.infer<typeof revokeBody>;
+
+export const revokeResponse = z
+  .object({
+    allocationId: z.string(),
+    userId: z.string(),
+    revokedCredits: creditsOutput.openapi({ description: 'Voided now' }),
+    heldCredits: creditsOutput.openapi({ description: 'Held by active sessions in this lot: not revocable' }),
+    allocation: allocationSchema,
+  })
+  .openapi('RevokeResponse');
+
+export const refundBody = z
+  .object({
+    reason: reasonText,
+    credits: positiveCreditsInput.optional().openapi({ description: 'Refund only this much (default: all that is still refundable)' }),
+  })
+  .strict()
+  .openapi('RefundRequest');
+export type RefundBody = z.infer<typeof refundBody>;
+
+export const refundResponse = usageRecord
+  .extend({
+    forgivenCredits: creditsOutput.openapi({ description: 'Of this refund: unpaid credits written off' }),
+    returnedCredits: creditsOutput.openapi({ description: 'Of this refund: charged credits returned to lots' }),
+  })
+  .openapi('RefundResponse');

@@ -1973,7 +1973,8 @@ export interface operations {
                             userId: string | null;
                             allocationId: string | null;
                             sessionId: string | null;
-                            usageRecordId: string | null;
+                            /** @description The usage record (usage_charged, usage_refunded only) */
+                            usageRecordId?: string;
                             /** @description remaining, total, held, negative_remaining, negative_held, leg_*, usage_charged, usage_refunded, foreign_entries */
                             kind: string;
                             /**

@@ -321,3 +321,32 @@ describe('debt settlement', () => {
     expect(await availableOf(ctx.db, user.id)).toBe(micro(2));
   });
 });
+
+describe('concurrency', () => {
+  test('When 14 partial refunds of 1 race on a record of 10, then exactly 10 succeed, the rest get 400, and reconcile is clean', async () => {
+    const user = newUser();
+    await allocate(ctx, supervisor.auth, { userId: user.id, credits: 10 });
+    const id = (await recordUsage(ctx, supervisor.auth, { userId: user.id, credits: 10 })).body.usageRecord.id;
+    const results = await Promise.all(Array.from({ length: 14 }, () => refund(ctx, supervisor.auth, id, { reason: 'race', credits: 1 })));
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses).toEqual([...Array(10).fill(200), ...Array(4).fill(400)]);
+    expect(await recordState(ctx, id)).toEqual({ credits: micro(10), charged: 0n, unpaid: 0n, refunded: micro(10) });
+    expect(await availableOf(ctx.db, user.id)).toBe(micro(10));
+    expect(await discrepancies(ctx)).toEqual([]);
+  });
+
+  test('When 16 adjustments of -1 race with 8 revokes of 0.5 on a balance of 10, then no lot goes negative and every credit is accounted for', async () => {
+    const user = newUser();
+    const lot = (await allocate(ctx, supervisor.auth, { userId: user.id, credits: 10 })).body.allocation.id;
+    const results = await Promise.all([
+      ...Array.from({ length: 16 }, () => adjust(ctx, supervisor.auth, { userId: user.id, credits: -1, reason: 'race' })),
+      ...Array.from({ length: 8 }, () => revoke(ctx, supervisor.auth, lot, { reason: 'race', credits: 0.5 })),
+    ]);
+    const adjusted = results.slice(0, 16).filter((r) => r.status === 200).length;
+    expect(results.slice(0, 16).every((r) => r.status === 200 || r.status === 402)).toBe(true);
+    const revoked = results.slice(16).reduce((sum, r) => sum + micro(r.body.revokedCredits), 0n);
+    expect(micro(adjusted) + revoked).toBe(micro(10) - (await availableOf(ctx.db, user.id)));
+    expect(await availableOf(ctx.db, user.id)).toBeLessThan(micro(1));
+    expect(await discrepancies(ctx)).toEqual([]);
+  });
+});

@@ -894,7 +894,7 @@ export interface components {
             totals: {
                 requests: number;
                 /**
-                 * @description Credits, up to 6 decimal places
+                 * @description Usage net of refunds
                  * @example 12.5
                  */
                 credits: number;
@@ -903,6 +903,11 @@ export interface components {
                  * @example 12.5
                  */
                 unpaidCredits: number;
+                /**
+                 * @description Refunded (forgiven or returned); not included in credits
+                 * @example 12.5
+                 */
+                refundedCredits: number;
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
@@ -921,6 +926,11 @@ export interface components {
                  * @example 12.5
                  */
                 unpaidCredits: number;
+                /**
+                 * @description Refunded (forgiven or returned); not included in credits
+                 * @example 12.5
+                 */
+                refundedCredits: number;
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
@@ -939,6 +949,11 @@ export interface components {
                  * @example 12.5
                  */
                 unpaidCredits: number;
+                /**
+                 * @description Refunded (forgiven or returned); not included in credits
+                 * @example 12.5
+                 */
+                refundedCredits: number;
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
@@ -974,7 +989,7 @@ export interface components {
             totals: {
                 requests: number;
                 /**
-                 * @description Credits, up to 6 decimal places
+                 * @description Usage net of refunds
                  * @example 12.5
                  */
                 credits: number;
@@ -983,6 +998,11 @@ export interface components {
                  * @example 12.5
                  */
                 unpaidCredits: number;
+                /**
+                 * @description Refunded (forgiven or returned); not included in credits
+                 * @example 12.5
+                 */
+                refundedCredits: number;
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
@@ -1021,6 +1041,11 @@ export interface components {
                  * @example 12.5
                  */
                 unpaid: number;
+                /**
+                 * @description Usage refunded (forgiven or returned to lots); not in consumed or unpaid
+                 * @example 12.5
+                 */
+                refunded: number;
             };
             /** @description Streaming sessions by status as of now (not limited to from/to) */
             sessions: {
@@ -1057,6 +1082,11 @@ export interface components {
                  * @example 12.5
                  */
                 unpaidCredits: number;
+                /**
+                 * @description Refunded (forgiven or returned); not included in credits
+                 * @example 12.5
+                 */
+                refundedCredits: number;
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;

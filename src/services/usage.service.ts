@@ -68,6 +68,7 @@ interface SumColumns {
   requests: string | null;
   credits: string | null;
   unpaid: string | null;
+  refunded: string | null;
   input_tokens: string | null;
   output_tokens: string | null;
   cached_input_tokens: string | null;
@@ -77,12 +78,14 @@ const sums = (row: SumColumns) => ({
   requests: countFromDb(row.requests),
   credits: toCredits(fromDb(row.credits)),
   unpaidCredits: toCredits(fromDb(row.unpaid)),
+  refundedCredits: toCredits(fromDb(row.refunded)),
   inputTokens: countFromDb(row.input_tokens),
   outputTokens: countFromDb(row.output_tokens),
   cachedInputTokens: countFromDb(row.cached_input_tokens),
 });
 
 const SUM_SQL = `sum(requests)::text AS requests, sum(credits)::text AS credits, sum(unpaid_credits)::text AS unpaid,
+       sum(refunded_credits)::text AS refunded,
        sum(input_tokens)::text AS input_tokens, sum(output_tokens)::text AS output_tokens,
        sum(cached_input_tokens)::text AS cached_input_tokens`;
 
@@ -280,7 +283,7 @@ export class UsageService {
         [range.fromDay, range.toDay],
       ),
       this.topUsers(range),
-      this.db.query<Record<'allocated' | 'available' | 'reserved' | 'consumed' | 'unpaid' | 'expired' | 'active' | 'completed' | 'aborted' | 'expired_sessions', string>>(
+      this.db.query<Record<'allocated' | 'available' | 'reserved' | 'consumed' | 'unpaid' | 'refunded' | 'expired' | 'active' | 'completed' | 'aborted' | 'expired_sessions', string>>(
         `WITH lots AS (
            SELECT coalesce(sum(total_credits), 0) AS allocated,
                   coalesce(sum(remaining_credits) FILTER (WHERE expires_at IS NULL OR expires_at > now()), 0) AS available
@@ -291,14 +294,15 @@ export class UsageService {
                   coalesce(sum(sessions) FILTER (WHERE status = 'expired'), 0) AS expired
              FROM session_status_counts
          ), totals AS (
-           SELECT coalesce(sum(credits - unpaid_credits), 0) AS consumed, coalesce(sum(unpaid_credits), 0) AS unpaid
+           SELECT coalesce(sum(credits - unpaid_credits), 0) AS consumed, coalesce(sum(unpaid_credits), 0) AS unpaid,
+                  coalesce(sum(refunded_credits), 0) AS refunded
              FROM usage_totals
          )
          SELECT lots.allocated::text, lots.available::text,
                 (SELECT coalesce(sum(h.held_credits - h.captured_credits - h.released_credits), 0)
                    FROM streaming_sessions s JOIN session_holds h ON h.session_id = s.id
                   WHERE s.status = 'active')::text AS reserved,
-                totals.consumed::text, totals.unpaid::text,
+                totals.consumed::text, totals.unpaid::text, totals.refunded::text,
                 (SELECT coalesce(sum(amount), 0) FROM credit_transactions WHERE type = 'expire')::text AS expired,
                 (SELECT count(*) FROM streaming_sessions WHERE status = 'active')::text AS active,
                 counts.completed::text, counts.aborted::text, counts.expired::text AS expired_sessions
@@ -316,6 +320,7 @@ export class UsageService {
         consumed: toCredits(fromDb(snapshot.consumed)),
         expired: toCredits(fromDb(snapshot.expired)),
         unpaid: toCredits(fromDb(snapshot.unpaid)),
+        refunded: toCredits(fromDb(snapshot.refunded)),
       },
       sessions: {
         active: countFromDb(snapshot.active),

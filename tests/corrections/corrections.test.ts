@@ -350,3 +350,34 @@ describe('concurrency', () => {
     expect(await discrepancies(ctx)).toEqual([]);
   });
 });
+
+describe('statistics and CSV show refunds', () => {
+  test('When a record of 6 is refunded by 2.5, then stats count 3.5 credits and 2.5 refunded, system stats too, and the CSV has the refunded column', async () => {
+    const user = newUser();
+    await allocate(ctx, supervisor.auth, { userId: user.id, credits: 4 });
+    const id = (await recordUsage(ctx, supervisor.auth, { userId: user.id, credits: 6 })).body.usageRecord.id;
+    const systemBefore = (await request(ctx.app).get('/api/usage/system-stats').set('Authorization', admin.auth)).body;
+    await refund(ctx, supervisor.auth, id, { reason: 'partial', credits: 2.5 });
+
+    const stats = await request(ctx.app).get(`/api/usage/stats/${user.id}`).set('Authorization', supervisor.auth);
+    expect(stats.body.totals).toMatchObject({ requests: 1, credits: 3.5, unpaidCredits: 0, refundedCredits: 2.5 });
+    expect(stats.body.byService).toEqual([expect.objectContaining({ service: 'chat', credits: 3.5, refundedCredits: 2.5 })]);
+    expect(stats.body.byModel).toEqual([expect.objectContaining({ modelId: null, credits: 3.5, refundedCredits: 2.5 })]);
+    expect(stats.body.daily.reduce((sum: number, d: { credits: number }) => sum + d.credits, 0)).toBe(3.5);
+
+    const system = (await request(ctx.app).get('/api/usage/system-stats').set('Authorization', admin.auth)).body;
+    expect(system.totals.refundedCredits - systemBefore.totals.refundedCredits).toBe(2.5);
+    expect(system.totals.credits - systemBefore.totals.credits).toBeCloseTo(-2.5, 6);
+    expect(system.credits.refunded - systemBefore.credits.refunded).toBe(2.5);
+    expect(system.credits.unpaid - systemBefore.credits.unpaid).toBeCloseTo(-2, 6);
+
+    const csv = await request(ctx.app).get('/api/usage/records').query({ format: 'csv', userId: user.id }).set('Authorization', supervisor.auth);
+    const [header, line] = csv.text.split('\r\n');
+    const columns = header.split(',');
+    const values = line.split(',');
+    expect(values[columns.indexOf('credits')]).toBe('6');
+    expect(values[columns.indexOf('charged_credits')]).toBe('3.5');
+    expect(values[columns.indexOf('unpaid_credits')]).toBe('0');
+    expect(values[columns.indexOf('refunded_credits')]).toBe('2.5');
+  });
+});

@@ -120,7 +120,8 @@ BEGIN
          refunded_credits = refunded_credits + v_amount
    WHERE id = p_record;
   UPDATE usage_daily
-     SET credits = credits - v_amount, unpaid_credits = unpaid_credits - forgiven
+     SET credits = credits - v_amount, unpaid_credits = unpaid_credits - forgiven,
+         refunded_credits = refunded_credits + v_amount
    WHERE usage_daily.user_id = r.user_id AND day = (r.created_at AT TIME ZONE 'UTC')::date AND service = r.service
      AND operation = r.operation AND model_id = coalesce(r.model_id, '');
   refundable := refundable - v_amount;

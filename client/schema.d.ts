@@ -504,6 +504,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/credits/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Recurring grants, oldest first (optionally of one user)
+         * @description Recurring grants, oldest first (optionally of one user). Needs the supervisor role (or admin).
+         */
+        get: operations["getCreditsSchedules"];
+        put?: never;
+        /**
+         * Create a recurring grant: credits once per calendar period (day, week, month) in a time zone
+         * @description Create a recurring grant: credits once per calendar period (day, week, month) in a time zone. Needs the supervisor role (or admin). Accepts an Idempotency-Key.
+         */
+        post: operations["postCreditsSchedules"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/credits/schedules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Stop a recurring grant (grants already made stay)
+         * @description Stop a recurring grant (grants already made stay). Needs the supervisor role (or admin).
+         */
+        delete: operations["deleteCreditsSchedulesById"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/openapi.json": {
         parameters: {
             query?: never;
@@ -1193,6 +1237,83 @@ export interface components {
              * @example 12.5
              */
             credits?: number | string;
+        };
+        CreditSchedule: {
+            id: string;
+            userId: string;
+            /**
+             * @description Credits, up to 6 decimal places
+             * @example 12.5
+             */
+            credits: number;
+            /** @enum {string} */
+            period: "day" | "week" | "month";
+            timezone: string;
+            expireAtPeriodEnd: boolean;
+            expiresInDays: number | null;
+            /**
+             * @description Credits, up to 6 decimal places
+             * @example 12.5
+             */
+            rolloverCapCredits: number | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            startAt: string;
+            /**
+             * Format: date-time
+             * @description Start of the next period to be granted
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            nextPeriodStart: string;
+            createdBy: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            deletedAt: string | null;
+        };
+        CreateScheduleRequest: {
+            userId: string;
+            /**
+             * @description Credits: a number or decimal string with at most 6 decimal places, 0 to 1,000,000,000
+             * @example 12.5
+             */
+            credits: number | string;
+            /**
+             * @description Calendar period in the time zone; weeks start on Monday
+             * @enum {string}
+             */
+            period: "day" | "week" | "month";
+            /**
+             * @description IANA time zone of the periods (default UTC)
+             * @example Europe/Berlin
+             */
+            timezone?: string;
+            /** @description Each grant expires when its period ends */
+            expireAtPeriodEnd?: boolean;
+            /** @description Each grant expires this many days after its period starts */
+            expiresInDays?: number;
+            /**
+             * @description At each new period, credits left in this schedule’s earlier grants above this cap are revoked
+             * @example 12.5
+             */
+            rolloverCapCredits?: number | string;
+            /**
+             * Format: date-time
+             * @description First period: the one containing startAt (default now)
+             */
+            startAt?: string;
+        };
+        CreditSchedulePage: {
+            data: components["schemas"]["CreditSchedule"][];
+            nextCursor: string | null;
         };
     };
     responses: never;
@@ -3650,6 +3771,301 @@ export interface operations {
             };
             /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getCreditsSchedules: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                /** @description Only this user’s schedules */
+                userId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of schedules */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditSchedulePage"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postCreditsSchedules: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateScheduleRequest"];
+            };
+        };
+        responses: {
+            /** @description The schedule */
+            201: {
+                headers: {
+                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditSchedule"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteCreditsSchedulesById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stopped schedule (deletedAt set) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditSchedule"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown or already deleted schedule */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,6 +1,6 @@
 import { MAX_CREDITS_MICRO, parseCredits, type Micro } from '../lib/money';
 import { allocationSchema, balanceSchema } from './credit.schemas';
-import { creditsOutput, positiveCreditsInput, userId, z } from './common';
+import { creditsInput, creditsOutput, page, paginationQuery, positiveCreditsInput, timestamp, userId, z } from './common';
 import { usageRecord } from './usage.schemas';
 
 /**
@@ -113,3 +113,66 @@ export const refundResponse = usageRecord
     returnedCredits: creditsOutput.openapi({ description: 'Of this refund: charged credits returned to lots' }),
   })
   .openapi('RefundResponse');
+
+// ---------- schedules (recurring grants) ----------
+
+/** An IANA time zone name the runtime knows (the database knows the same IANA names). */
+export const timezone = z
+  .string()
+  .min(1)
+  .max(64)
+  .refine((tz) => {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      return /^[A-Za-z0-9_+\-/]+$/.test(tz);
+    } catch {
+      return false;
+    }
+  }, 'must be an IANA time zone such as Europe/Berlin')
+  .openapi({ example: 'Europe/Berlin' });
+
+export const createScheduleBody = z
+  .object({
+    userId,
+    credits: positiveCreditsInput,
+    period: z.enum(['day', 'week', 'month']).openapi({ description: 'Calendar period in the time zone; weeks start on Monday' }),
+    timezone: timezone.optional().openapi({ description: 'IANA time zone of the periods (default UTC)' }),
+    expireAtPeriodEnd: z.boolean().optional().openapi({ description: 'Each grant expires when its period ends' }),
+    expiresInDays: z.number().int().min(1).max(36_500).optional().openapi({ description: 'Each grant expires this many days after its period starts' }),
+    rolloverCapCredits: creditsInput
+      .optional()
+      .openapi({ description: 'At each new period, credits left in this schedule\u2019s earlier grants above this cap are revoked' }),
+    startAt: z.iso.datetime({ offset: true }).optional().openapi({ description: 'First period: the one containing startAt (default now)' }),
+  })
+  .strict()
+  .refine((body) => !(body.expireAtPeriodEnd && body.expiresInDays !== undefined), {
+    message: 'give expireAtPeriodEnd or expiresInDays, not both',
+    path: ['expiresInDays'],
+  })
+  .openapi('CreateScheduleRequest');
+export type CreateScheduleBody = z.infer<typeof createScheduleBody>;
+
+export const scheduleSchema = z
+  .object({
+    id: z.string(),
+    userId: z.string(),
+    credits: creditsOutput,
+    period: z.enum(['day', 'week', 'month']),
+    timezone: z.string(),
+    expireAtPeriodEnd: z.boolean(),
+    expiresInDays: z.number().int().nullable(),
+    rolloverCapCredits: creditsOutput.nullable(),
+    startAt: timestamp,
+    nextPeriodStart: timestamp.openapi({ description: 'Start of the next period to be granted' }),
+    createdBy: z.string(),
+    createdAt: timestamp,
+    deletedAt: timestamp.nullable(),
+  })
+  .openapi('CreditSchedule');
+
+export const schedulesQuery = paginationQuery
+  .extend({ userId: userId.optional().openapi({ description: 'Only this user\u2019s schedules' }) })
+  .strict();
+export type SchedulesQuery = z.infer<typeof schedulesQuery>;
+export const schedulesPage = page(scheduleSchema).openapi('CreditSchedulePage');
+export const scheduleIdParams = z.object({ id: rowId }).strict();

@@ -2,7 +2,8 @@ import type { Database } from '../db/database';
 import { AppError, notFound } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { fromDb, toCredits } from '../lib/money';
-import type { AdjustBody, RefundBody, RevokeBody } from '../schemas/correction.schemas';
+import type { AdjustBody, CreateScheduleBody, RefundBody, RevokeBody, SchedulesQuery } from '../schemas/correction.schemas';
+import { decodeCursor, encodeCursor } from '../schemas/common';
 import { toAllocationJson, toBalanceJson } from '../schemas/credit.schemas';
 import { toLot, type CreditService, type LotRow } from './credit.service';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
@@ -123,4 +124,124 @@ export class CorrectionService {
       };
     });
   }
+
+  // ---------- schedules (recurring grants) ----------
+
+  /** A recurring grant; its first period is the one containing startAt (default now). Idempotent. */
+  async createSchedule(callerId: string, body: CreateScheduleBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+    return this.idempotency.run(idem, async (tx) => {
+      // The database must know the zone too (Intl and PostgreSQL both use IANA names; versions may differ).
+      const [zone] = await this.db.query(`SELECT 1 FROM pg_timezone_names WHERE name = $1`, [body.timezone ?? 'UTC'], tx);
+      if (!zone) {
+        throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
+          problems: [{ location: 'body', path: 'timezone', message: 'is not a time zone the database knows' }],
+        });
+      }
+      await this.db.query(`SELECT acct_lock_user($1)`, [body.userId], tx);
+      const [row] = await this.db.query<ScheduleRow>(
+        `INSERT INTO credit_schedules (user_id, credits, period, timezone, expire_at_period_end, expires_in_days,
+                                       rollover_cap_credits, start_at, next_period_start, created_by)
+         SELECT $1, $2, $3, $4, $5, $6, $7, s.start_at, date_trunc($3, s.start_at, $4), $8
+           FROM (SELECT coalesce($9::timestamptz, now()) AS start_at) s
+         RETURNING ${SCHEDULE_COLUMNS}`,
+        [
+          body.userId,
+          body.credits.toString(),
+          body.period,
+          body.timezone ?? 'UTC',
+          body.expireAtPeriodEnd ?? false,
+          body.expiresInDays ?? null,
+          body.rolloverCapCredits === undefined ? null : body.rolloverCapCredits.toString(),
+          callerId,
+          body.startAt ?? null,
+        ],
+        tx,
+      );
+      return { status: 201, body: scheduleView(row) };
+    });
+  }
+
+  /** Schedules, oldest first, optionally of one user; deleted ones are listed with deletedAt. */
+  async listSchedules(query: SchedulesQuery) {
+    const keys = decodeCursor(query.cursor);
+    if (keys !== undefined && !(keys.length === 1 && typeof keys[0] === 'string' && /^\d{1,18}$/.test(keys[0]))) {
+      throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
+        problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
+      });
+    }
+    const rows = await this.db.query<ScheduleRow>(
+      `SELECT ${SCHEDULE_COLUMNS} FROM credit_schedules
+        WHERE ($1::text IS NULL OR user_id = $1) AND ($2::bigint IS NULL OR id > $2::bigint)
+        ORDER BY id LIMIT $3`,
+      [query.userId ?? null, keys?.[0] ?? null, query.limit + 1],
+    );
+    const pageRows = rows.slice(0, query.limit);
+    return {
+      data: pageRows.map(scheduleView),
+      nextCursor: rows.length > query.limit ? encodeCursor([String(pageRows[pageRows.length - 1].id)]) : null,
+    };
+  }
+
+  /** Stops a schedule: no period is granted after this; grants already made stay. Deleting twice is 404. */
+  async deleteSchedule(id: string) {
+    const [row] = await this.db.query<ScheduleRow>(
+      `UPDATE credit_schedules SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING ${SCHEDULE_COLUMNS}`,
+      [id],
+    );
+    if (!row) throw notFound('Schedule');
+    return scheduleView(row);
+  }
+
+  /**
+   * Grants every due period of every schedule as of `now`, one (schedule, period) per transaction
+   * (acct_schedule_grant_one), at most `max` per call. Safe in any number of instances at once.
+   */
+  async materializeSchedules(now: Date = new Date(), max = 1000): Promise<number> {
+    let granted = 0;
+    for (let i = 0; i < max; i++) {
+      const rows = await this.db.query<{ credits: string }>(`SELECT credits::text FROM acct_schedule_grant_one($1, $2)`, [
+        now,
+        this.options.settleUnpaidOnGrant,
+      ]);
+      if (rows.length === 0) break;
+      this.metrics.recordCredits('granted', fromDb(rows[0].credits));
+      granted++;
+    }
+    return granted;
+  }
 }
+
+const SCHEDULE_COLUMNS = `id::text, user_id, credits::text, period, timezone, expire_at_period_end, expires_in_days,
+  rollover_cap_credits::text, start_at, next_period_start, created_by, created_at, deleted_at`;
+
+interface ScheduleRow {
+  id: string;
+  user_id: string;
+  credits: string;
+  period: 'day' | 'week' | 'month';
+  timezone: string;
+  expire_at_period_end: boolean;
+  expires_in_days: number | null;
+  rollover_cap_credits: string | null;
+  start_at: Date;
+  next_period_start: Date;
+  created_by: string;
+  created_at: Date;
+  deleted_at: Date | null;
+}
+
+const scheduleView = (row: ScheduleRow) => ({
+  id: row.id,
+  userId: row.user_id,
+  credits: toCredits(fromDb(row.credits)),
+  period: row.period,
+  timezone: row.timezone,
+  expireAtPeriodEnd: row.expire_at_period_end,
+  expiresInDays: row.expires_in_days,
+  rolloverCapCredits: row.rollover_cap_credits === null ? null : toCredits(fromDb(row.rollover_cap_credits)),
+  startAt: row.start_at.toISOString(),
+  nextPeriodStart: row.next_period_start.toISOString(),
+  createdBy: row.created_by,
+  createdAt: row.created_at.toISOString(),
+  deletedAt: row.deleted_at === null ? null : row.deleted_at.toISOString(),
+});

@@ -548,6 +548,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/rerate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-price a model version’s usage records in a range at another version; each difference charged or refunded once
+         * @description Re-price a model version’s usage records in a range at another version; each difference charged or refunded once. Needs the admin role. Accepts an Idempotency-Key.
+         */
+        post: operations["postAdminRerate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/openapi.json": {
         parameters: {
             query?: never;
@@ -1314,6 +1334,38 @@ export interface components {
         CreditSchedulePage: {
             data: components["schemas"]["CreditSchedule"][];
             nextCursor: string | null;
+        };
+        RerateResponse: {
+            /** @description Records re-rated (or that would be, with dryRun) */
+            records: number;
+            /**
+             * @description Sum of the cost increases (charged, or left unpaid where credits ran out)
+             * @example 12.5
+             */
+            creditsCharged: number;
+            /**
+             * @description Sum of the cost decreases (unpaid lowered first, then returned to lots)
+             * @example 12.5
+             */
+            creditsRefunded: number;
+            dryRun: boolean;
+        };
+        RerateRequest: {
+            modelId: string;
+            fromPriceVersion: number;
+            toPriceVersion: number;
+            /**
+             * Format: date-time
+             * @description Records created at or after this instant
+             */
+            from: string;
+            /**
+             * Format: date-time
+             * @description Records created at or before this instant
+             */
+            to: string;
+            /** @description Report what would change, change nothing */
+            dryRun?: boolean;
         };
     };
     responses: never;
@@ -4066,6 +4118,129 @@ export interface operations {
             };
             /** @description Unknown or already deleted schedule */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postAdminRerate: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RerateRequest"];
+            };
+        };
+        responses: {
+            /** @description What changed (or would, with dryRun) */
+            200: {
+                headers: {
+                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RerateResponse"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

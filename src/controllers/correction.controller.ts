@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import { idempotencyOf, send } from '../middleware/idempotency.middleware';
-import type { AdjustBody, CreateScheduleBody, RefundBody, RevokeBody, SchedulesQuery } from '../schemas/correction.schemas';
+import type { AdjustBody, CreateScheduleBody, RefundBody, RerateBody, RevokeBody, SchedulesQuery } from '../schemas/correction.schemas';
 import type { CorrectionService } from '../services/correction.service';
 
 export class CorrectionController {
@@ -34,5 +34,10 @@ export class CorrectionController {
   /** DELETE /api/credits/schedules/:id (supervisor, admin) */
   deleteSchedule: RequestHandler = async (req, res) => {
     res.json(await this.corrections.deleteSchedule(req.valid.params.id as string));
+  };
+
+  /** POST /api/admin/rerate (admin; idempotent) */
+  rerate: RequestHandler = async (req, res) => {
+    send(res, await this.corrections.rerate(req.auth!.userId, req.valid.body as RerateBody, idempotencyOf(req)));
   };
 }

@@ -10,6 +10,8 @@ import {
   schedulesQuery,
   refundBody,
   refundResponse,
+  rerateBody,
+  rerateResponse,
   revokeBody,
   revokeResponse,
   usageRecordIdParams,
@@ -106,6 +108,18 @@ export function correctionRoutes(services: Services): RouteSpec[] {
       },
       errors: ['VALIDATION_ERROR', 'NOT_FOUND'],
       handler: controller.deleteSchedule,
+    },
+    {
+      method: 'post',
+      path: '/api/admin/rerate',
+      summary: 'Re-price a model version’s usage records in a range at another version; each difference charged or refunded once',
+      tags: ['Corrections'],
+      access: 'admin',
+      idempotent: true,
+      request: { body: rerateBody },
+      responses: { 200: { description: 'What changed (or would, with dryRun)', schema: rerateResponse } },
+      errors: ['VALIDATION_ERROR', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
+      handler: controller.rerate,
     },
   ];
 }

@@ -1,6 +1,6 @@
 import { MAX_CREDITS_MICRO, parseCredits, type Micro } from '../lib/money';
 import { allocationSchema, balanceSchema } from './credit.schemas';
-import { creditsInput, creditsOutput, page, paginationQuery, positiveCreditsInput, timestamp, userId, z } from './common';
+import { creditsInput, creditsOutput, modelId, page, paginationQuery, positiveCreditsInput, timestamp, userId, z } from './common';
 import { usageRecord } from './usage.schemas';
 
 /**
@@ -176,3 +176,29 @@ export const schedulesQuery = paginationQuery
 export type SchedulesQuery = z.infer<typeof schedulesQuery>;
 export const schedulesPage = page(scheduleSchema).openapi('CreditSchedulePage');
 export const scheduleIdParams = z.object({ id: rowId }).strict();
+
+// ---------- re-rate ----------
+
+export const rerateBody = z
+  .object({
+    modelId,
+    fromPriceVersion: z.number().int().min(1).max(2_147_483_647),
+    toPriceVersion: z.number().int().min(1).max(2_147_483_647),
+    from: z.iso.datetime({ offset: true }).openapi({ description: 'Records created at or after this instant' }),
+    to: z.iso.datetime({ offset: true }).openapi({ description: 'Records created at or before this instant' }),
+    dryRun: z.boolean().optional().openapi({ description: 'Report what would change, change nothing' }),
+  })
+  .strict()
+  .refine((body) => Date.parse(body.from) <= Date.parse(body.to), { message: 'must not be after to', path: ['from'] })
+  .refine((body) => body.fromPriceVersion !== body.toPriceVersion, { message: 'must differ from fromPriceVersion', path: ['toPriceVersion'] })
+  .openapi('RerateRequest');
+export type RerateBody = z.infer<typeof rerateBody>;
+
+export const rerateResponse = z
+  .object({
+    records: z.number().int().openapi({ description: 'Records re-rated (or that would be, with dryRun)' }),
+    creditsCharged: creditsOutput.openapi({ description: 'Sum of the cost increases (charged, or left unpaid where credits ran out)' }),
+    creditsRefunded: creditsOutput.openapi({ description: 'Sum of the cost decreases (unpaid lowered first, then returned to lots)' }),
+    dryRun: z.boolean(),
+  })
+  .openapi('RerateResponse');

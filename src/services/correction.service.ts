@@ -2,7 +2,7 @@ import type { Database } from '../db/database';
 import { AppError, notFound } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { fromDb, toCredits } from '../lib/money';
-import type { AdjustBody, CreateScheduleBody, RefundBody, RevokeBody, SchedulesQuery } from '../schemas/correction.schemas';
+import type { AdjustBody, CreateScheduleBody, RefundBody, RerateBody, RevokeBody, SchedulesQuery } from '../schemas/correction.schemas';
 import { decodeCursor, encodeCursor } from '../schemas/common';
 import { toAllocationJson, toBalanceJson } from '../schemas/credit.schemas';
 import { toLot, type CreditService, type LotRow } from './credit.service';
@@ -209,7 +209,78 @@ export class CorrectionService {
     }
     return granted;
   }
+
+  // ---------- re-rate ----------
+
+  /**
+   * Re-prices the records of modelId@fromPriceVersion created in [from, to] at toPriceVersion, each user in
+   * batches of RERATE_BATCH records per transaction (acct_rerate_user), so no user's lock is held long. Each
+   * record moves to the new version in the transaction that charges or refunds its difference: a second run
+   * (or a retry after a crash) finds nothing left to do. With dryRun, one read reports what would change.
+   */
+  async rerate(callerId: string, body: RerateBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+    const versions = await this.db.query<{ price_version: number }>(
+      `SELECT price_version FROM model_prices WHERE model_id = $1 AND price_version IN ($2, $3)`,
+      [body.modelId, body.fromPriceVersion, body.toPriceVersion],
+    );
+    const problems = (['fromPriceVersion', 'toPriceVersion'] as const)
+      .filter((field) => !versions.some((v) => v.price_version === body[field]))
+      .map((field) => ({ location: 'body', path: field, message: `${body.modelId} has no price version ${body[field]}` }));
+    if (problems.length > 0) throw new AppError('VALIDATION_ERROR', 'The request is not valid', { problems });
+
+    if (body.dryRun) {
+      const [row] = await this.db.query<{ records: string; charged: string; refunded: string }>(
+        `WITH diffs AS (
+           SELECT ceil(((u.input_tokens - u.cached_input_tokens)::numeric * p.input_price_per_1m
+                        + u.cached_input_tokens::numeric * p.cached_input_price_per_1m
+                        + u.output_tokens::numeric * p.output_price_per_1m) / 1000000)::bigint - u.credits AS diff,
+                  u.credits - u.refunded_credits AS reducible
+             FROM usage_records u JOIN model_prices p ON p.model_id = u.model_id AND p.price_version = $3
+            WHERE u.model_id = $1 AND u.price_version = $2 AND u.created_at BETWEEN $4 AND $5
+              AND NOT EXISTS (SELECT 1 FROM streaming_sessions s WHERE s.id = u.session_id AND s.status = 'expired')
+         )
+         SELECT count(*)::text AS records, coalesce(sum(diff) FILTER (WHERE diff > 0), 0)::text AS charged,
+                coalesce(sum(least(-diff, reducible)) FILTER (WHERE diff < 0), 0)::text AS refunded
+           FROM diffs`,
+        [body.modelId, body.fromPriceVersion, body.toPriceVersion, body.from, body.to],
+      );
+      return {
+        status: 200,
+        body: { records: Number(row.records), creditsCharged: toCredits(fromDb(row.charged)), creditsRefunded: toCredits(fromDb(row.refunded)), dryRun: true },
+      };
+    }
+
+    const replay = await this.idempotency.peek(idem);
+    if (replay) return replay;
+    const users = await this.db.query<{ user_id: string }>(
+      `SELECT DISTINCT user_id FROM usage_records WHERE model_id = $1 AND price_version = $2 AND created_at BETWEEN $3 AND $4`,
+      [body.modelId, body.fromPriceVersion, body.from, body.to],
+    );
+    let records = 0;
+    let charged = 0n;
+    let refunded = 0n;
+    for (const { user_id: userId } of users) {
+      for (;;) {
+        const [row] = await this.db.transaction((tx) =>
+          this.db.query<{ records: number; charged: string; refunded: string }>(
+            `SELECT records, charged::text, refunded::text FROM acct_rerate_user($1, $2, $3, $4, $5, $6, $7, $8)`,
+            [userId, body.modelId, body.fromPriceVersion, body.toPriceVersion, body.from, body.to, RERATE_BATCH, callerId],
+            tx,
+          ),
+        );
+        records += row.records;
+        charged += fromDb(row.charged);
+        refunded += fromDb(row.refunded);
+        if (row.records < RERATE_BATCH) break;
+      }
+    }
+    const report = { records, creditsCharged: toCredits(charged), creditsRefunded: toCredits(refunded), dryRun: false };
+    return this.idempotency.run(idem, async () => ({ status: 200, body: report }));
+  }
 }
+
+/** Records re-rated per user transaction: small enough that a user's other requests never wait long. */
+const RERATE_BATCH = 200;
 
 const SCHEDULE_COLUMNS = `id::text, user_id, credits::text, period, timezone, expire_at_period_end, expires_in_days,
   rollover_cap_credits::text, start_at, next_period_start, created_by, created_at, deleted_at`;

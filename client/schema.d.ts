@@ -635,6 +635,11 @@ export interface components {
              * @example 12.5
              */
             reservedCredits: number;
+            /**
+             * @description Usage recorded but not paid (a debt new credits settle first)
+             * @example 12.5
+             */
+            unpaidCredits: number;
             expiringSoon: {
                 /**
                  * @description Credits, up to 6 decimal places

@@ -138,16 +138,19 @@ export class CreditService {
 
   /** The balance of a user (zero everywhere for a user without lots). One statement, one snapshot. */
   async getBalance(userId: string, tx?: Transaction, mirror?: TokenUser | null): Promise<Balance> {
-    const sql = `${mirror ? mirrorCte(3) : ''}SELECT r.reserved, r.soon_before, a.*
+    const sql = `${mirror ? mirrorCte(3) : ''}SELECT r.reserved, r.unpaid, r.soon_before, a.*
          FROM (SELECT now() + make_interval(days => $2) AS soon_before,
                       (SELECT coalesce(sum(h.held_credits - h.captured_credits - h.released_credits), 0)
                          FROM streaming_sessions s JOIN session_holds h ON h.session_id = s.id
-                        WHERE s.user_id = $1 AND s.status = 'active') AS reserved) r
+                        WHERE s.user_id = $1 AND s.status = 'active') AS reserved,
+                      -- Through the partial index of unpaid records: empty for a user without debt.
+                      (SELECT coalesce(sum(u.unpaid_credits), 0) FROM usage_records u
+                        WHERE u.user_id = $1 AND u.unpaid_credits > 0) AS unpaid) r
          LEFT JOIN credit_allocations a
            ON a.user_id = $1 AND a.remaining_credits > 0 AND (a.expires_at IS NULL OR a.expires_at > now())
         ORDER BY a.expires_at NULLS LAST, a.id`;
     const bind = [userId, EXPIRING_SOON_DAYS, ...(mirror ? mirrorBind(mirror) : [])];
-    type Row = LotRow & { reserved: string; soon_before: Date };
+    type Row = LotRow & { reserved: string; unpaid: string; soon_before: Date };
     // Outside a transaction: a prepared statement, parsed once per connection. A read plus an idempotent
     // mirror, so it may be rerun after a connection lost mid-statement.
     const rows = tx
@@ -160,6 +163,7 @@ export class CreditService {
       userId,
       available: sum(allocations),
       reserved: fromDb(rows[0].reserved),
+      unpaid: fromDb(rows[0].unpaid),
       expiringSoon: {
         credits: sum(allocations.filter((lot) => lot.expiresAt !== null && lot.expiresAt <= soonBefore)),
         before: soonBefore,

@@ -274,8 +274,10 @@ describe('debt settlement', () => {
     const user = newUser();
     const older = (await recordUsage(ctx, supervisor.auth, { userId: user.id, credits: 4 })).body.usageRecord.id;
     const newer = (await recordUsage(ctx, supervisor.auth, { userId: user.id, credits: 3 })).body.usageRecord.id;
+    const before = await request(ctx.app).get(`/api/credits/balance/${user.id}`).set('Authorization', supervisor.auth);
+    expect(before.body).toMatchObject({ availableCredits: 0, unpaidCredits: 7 });
     const grant = await allocate(ctx, supervisor.auth, { userId: user.id, credits: 5 });
-    expect(grant.body.balance.availableCredits).toBe(0);
+    expect(grant.body.balance).toMatchObject({ availableCredits: 0, unpaidCredits: 2 });
     expect(await recordState(ctx, older)).toMatchObject({ charged: micro(4), unpaid: 0n });
     expect(await recordState(ctx, newer)).toMatchObject({ charged: micro(1), unpaid: micro(2) });
     expect(await rollupOf(ctx, user.id)).toEqual({ credits: micro(7), unpaid: micro(2) });
@@ -286,7 +288,7 @@ describe('debt settlement', () => {
     ]);
     const adjusted = await adjust(ctx, supervisor.auth, { userId: user.id, credits: 10, reason: 'top-up' });
     expect(adjusted.body).toMatchObject({ settledCredits: 2 });
-    expect(adjusted.body.balance.availableCredits).toBe(8);
+    expect(adjusted.body.balance).toMatchObject({ availableCredits: 8, unpaidCredits: 0 });
     expect(await recordState(ctx, newer)).toMatchObject({ charged: micro(3), unpaid: 0n });
     expect(await rollupOf(ctx, user.id)).toEqual({ credits: micro(7), unpaid: 0n });
     expect(await discrepancies(ctx)).toEqual([]);

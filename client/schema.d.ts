@@ -444,6 +444,130 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/credits/adjust": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Adjust a user’s credits: positive adds a lot (201), negative takes from available lots in consumption order (200)
+         * @description Adjust a user’s credits: positive adds a lot (201), negative takes from available lots in consumption order (200). Needs the supervisor role (or admin). Accepts an Idempotency-Key.
+         */
+        post: operations["postCreditsAdjust"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/credits/allocations/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Void what is left of a lot (or part of it); credits held by active sessions are reported, not revoked
+         * @description Void what is left of a lot (or part of it); credits held by active sessions are reported, not revoked. Needs the supervisor role (or admin). Accepts an Idempotency-Key.
+         */
+        post: operations["postCreditsAllocationsByIdRevoke"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/usage/records/{id}/refund": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refund a usage record: unpaid credits are forgiven first, then charged credits go back to their lots
+         * @description Refund a usage record: unpaid credits are forgiven first, then charged credits go back to their lots. Needs the supervisor role (or admin). Accepts an Idempotency-Key.
+         */
+        post: operations["postUsageRecordsByIdRefund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/credits/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Recurring grants, oldest first (optionally of one user)
+         * @description Recurring grants, oldest first (optionally of one user). Needs the supervisor role (or admin).
+         */
+        get: operations["getCreditsSchedules"];
+        put?: never;
+        /**
+         * Create a recurring grant: credits once per calendar period (day, week, month) in a time zone
+         * @description Create a recurring grant: credits once per calendar period (day, week, month) in a time zone. Needs the supervisor role (or admin). Accepts an Idempotency-Key.
+         */
+        post: operations["postCreditsSchedules"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/credits/schedules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Stop a recurring grant (grants already made stay)
+         * @description Stop a recurring grant (grants already made stay). Needs the supervisor role (or admin).
+         */
+        delete: operations["deleteCreditsSchedulesById"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/rerate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-price a model version’s usage records in a range at another version; each difference charged or refunded once
+         * @description Re-price a model version’s usage records in a range at another version; each difference charged or refunded once. Needs the admin role. Accepts an Idempotency-Key.
+         */
+        post: operations["postAdminRerate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/openapi.json": {
         parameters: {
             query?: never;
@@ -511,6 +635,11 @@ export interface components {
              * @example 12.5
              */
             reservedCredits: number;
+            /**
+             * @description Usage recorded but not paid (a debt new credits settle first)
+             * @example 12.5
+             */
+            unpaidCredits: number;
             expiringSoon: {
                 /**
                  * @description Credits, up to 6 decimal places
@@ -555,14 +684,14 @@ export interface components {
         LedgerEntry: {
             id: string;
             /** @enum {string} */
-            type: "grant" | "hold" | "capture" | "release" | "charge" | "expire" | "adjust";
+            type: "grant" | "hold" | "capture" | "release" | "charge" | "expire" | "adjust" | "revoke" | "refund" | "forgive";
             /**
              * @description Size of the movement (positive)
              * @example 12.5
              */
             credits: number;
             /**
-             * @description Signed effect on the allocation's remaining credits: grant/release +, hold/charge/expire -, capture 0
+             * @description Signed effect on the allocation's remaining credits: grant/release/refund +, hold/charge/expire/revoke -, adjust signed, capture and forgive 0
              * @example 12.5
              */
             balanceChange: number;
@@ -769,6 +898,11 @@ export interface components {
              * @example 12.5
              */
             unpaidCredits: number;
+            /**
+             * @description Refunded so far (unpaid forgiven + charged returned); credits = charged + unpaid + refunded
+             * @example 12.5
+             */
+            refundedCredits: number;
             metadata: {
                 [key: string]: unknown;
             } | null;
@@ -829,7 +963,7 @@ export interface components {
             totals: {
                 requests: number;
                 /**
-                 * @description Credits, up to 6 decimal places
+                 * @description Usage net of refunds
                  * @example 12.5
                  */
                 credits: number;
@@ -838,6 +972,11 @@ export interface components {
                  * @example 12.5
                  */
                 unpaidCredits: number;
+                /**
+                 * @description Refunded (forgiven or returned); not included in credits
+                 * @example 12.5
+                 */
+                refundedCredits: number;
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
@@ -856,6 +995,11 @@ export interface components {
                  * @example 12.5
                  */
                 unpaidCredits: number;
+                /**
+                 * @description Refunded (forgiven or returned); not included in credits
+                 * @example 12.5
+                 */
+                refundedCredits: number;
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
@@ -874,6 +1018,11 @@ export interface components {
                  * @example 12.5
                  */
                 unpaidCredits: number;
+                /**
+                 * @description Refunded (forgiven or returned); not included in credits
+                 * @example 12.5
+                 */
+                refundedCredits: number;
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
@@ -909,7 +1058,7 @@ export interface components {
             totals: {
                 requests: number;
                 /**
-                 * @description Credits, up to 6 decimal places
+                 * @description Usage net of refunds
                  * @example 12.5
                  */
                 credits: number;
@@ -918,6 +1067,11 @@ export interface components {
                  * @example 12.5
                  */
                 unpaidCredits: number;
+                /**
+                 * @description Refunded (forgiven or returned); not included in credits
+                 * @example 12.5
+                 */
+                refundedCredits: number;
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
@@ -956,6 +1110,11 @@ export interface components {
                  * @example 12.5
                  */
                 unpaid: number;
+                /**
+                 * @description Usage refunded (forgiven or returned to lots); not in consumed or unpaid
+                 * @example 12.5
+                 */
+                refunded: number;
             };
             /** @description Streaming sessions by status as of now (not limited to from/to) */
             sessions: {
@@ -992,6 +1151,11 @@ export interface components {
                  * @example 12.5
                  */
                 unpaidCredits: number;
+                /**
+                 * @description Refunded (forgiven or returned); not included in credits
+                 * @example 12.5
+                 */
+                refundedCredits: number;
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
@@ -1013,6 +1177,200 @@ export interface components {
         UsageRecordPage: {
             data: components["schemas"]["UsageRecord"][];
             nextCursor: string | null;
+        };
+        AdjustResponse: {
+            userId: string;
+            /**
+             * @description The signed adjustment
+             * @example 12.5
+             */
+            credits: number;
+            reason: string;
+            allocation: components["schemas"]["Allocation"] & unknown;
+            /**
+             * @description Of the new credits, what paid unpaid usage (SETTLE_UNPAID_ON_GRANT)
+             * @example 12.5
+             */
+            settledCredits: number;
+            balance: components["schemas"]["Balance"];
+        };
+        AdjustRequest: {
+            userId: string;
+            /**
+             * @description Credits, positive (add a lot) or negative (take from available lots); at most 6 decimals, |credits| <= 1000000000
+             * @example -2.5
+             */
+            credits: number | string;
+            /**
+             * @description Why: written to the ledger with the acting user (1-1000 characters)
+             * @example duplicate charge
+             */
+            reason: string;
+            /**
+             * Format: date-time
+             * @description Expiry of the lot a positive adjustment adds (must be in the future)
+             */
+            expiresAt?: string;
+        };
+        RevokeResponse: {
+            allocationId: string;
+            userId: string;
+            /**
+             * @description Voided now
+             * @example 12.5
+             */
+            revokedCredits: number;
+            /**
+             * @description Held by active sessions in this lot: not revocable
+             * @example 12.5
+             */
+            heldCredits: number;
+            allocation: components["schemas"]["Allocation"];
+        };
+        RevokeRequest: {
+            /**
+             * @description Why: written to the ledger with the acting user (1-1000 characters)
+             * @example duplicate charge
+             */
+            reason: string;
+            /**
+             * @description Revoke only this much (default: all that is left)
+             * @example 12.5
+             */
+            credits?: number | string;
+        };
+        RefundResponse: components["schemas"]["UsageRecord"] & {
+            /**
+             * @description Of this refund: unpaid credits written off
+             * @example 12.5
+             */
+            forgivenCredits: number;
+            /**
+             * @description Of this refund: charged credits returned to lots
+             * @example 12.5
+             */
+            returnedCredits: number;
+        };
+        RefundRequest: {
+            /**
+             * @description Why: written to the ledger with the acting user (1-1000 characters)
+             * @example duplicate charge
+             */
+            reason: string;
+            /**
+             * @description Refund only this much (default: all that is still refundable)
+             * @example 12.5
+             */
+            credits?: number | string;
+        };
+        CreditSchedule: {
+            id: string;
+            userId: string;
+            /**
+             * @description Credits, up to 6 decimal places
+             * @example 12.5
+             */
+            credits: number;
+            /** @enum {string} */
+            period: "day" | "week" | "month";
+            timezone: string;
+            expireAtPeriodEnd: boolean;
+            expiresInDays: number | null;
+            /**
+             * @description Credits, up to 6 decimal places
+             * @example 12.5
+             */
+            rolloverCapCredits: number | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            startAt: string;
+            /**
+             * Format: date-time
+             * @description Start of the next period to be granted
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            nextPeriodStart: string;
+            createdBy: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            deletedAt: string | null;
+        };
+        CreateScheduleRequest: {
+            userId: string;
+            /**
+             * @description Credits: a number or decimal string with at most 6 decimal places, 0 to 1,000,000,000
+             * @example 12.5
+             */
+            credits: number | string;
+            /**
+             * @description Calendar period in the time zone; weeks start on Monday
+             * @enum {string}
+             */
+            period: "day" | "week" | "month";
+            /**
+             * @description IANA time zone of the periods (default UTC)
+             * @example Europe/Berlin
+             */
+            timezone?: string;
+            /** @description Each grant expires when its period ends */
+            expireAtPeriodEnd?: boolean;
+            /** @description Each grant expires this many days after its period starts */
+            expiresInDays?: number;
+            /**
+             * @description At each new period, credits left in this schedule’s earlier grants above this cap are revoked
+             * @example 12.5
+             */
+            rolloverCapCredits?: number | string;
+            /**
+             * Format: date-time
+             * @description First period: the one containing startAt (default now)
+             */
+            startAt?: string;
+        };
+        CreditSchedulePage: {
+            data: components["schemas"]["CreditSchedule"][];
+            nextCursor: string | null;
+        };
+        RerateResponse: {
+            /** @description Records re-rated (or that would be, with dryRun) */
+            records: number;
+            /**
+             * @description Sum of the cost increases (charged, or left unpaid where credits ran out)
+             * @example 12.5
+             */
+            creditsCharged: number;
+            /**
+             * @description Sum of the cost decreases (unpaid lowered first, then returned to lots)
+             * @example 12.5
+             */
+            creditsRefunded: number;
+            dryRun: boolean;
+        };
+        RerateRequest: {
+            modelId: string;
+            fromPriceVersion: number;
+            toPriceVersion: number;
+            /**
+             * Format: date-time
+             * @description Records created at or after this instant
+             */
+            from: string;
+            /**
+             * Format: date-time
+             * @description Records created at or before this instant
+             */
+            to: string;
+            /** @description Report what would change, change nothing */
+            dryRun?: boolean;
         };
     };
     responses: never;
@@ -1823,7 +2181,9 @@ export interface operations {
                             userId: string | null;
                             allocationId: string | null;
                             sessionId: string | null;
-                            /** @description remaining, total, held, negative_remaining, negative_held, leg_*, foreign_entries */
+                            /** @description The usage record (usage_charged, usage_refunded only) */
+                            usageRecordId?: string;
+                            /** @description remaining, total, held, negative_remaining, negative_held, leg_*, usage_charged, usage_refunded, foreign_entries */
                             kind: string;
                             /**
                              * @description Credits, up to 6 decimal places
@@ -3048,6 +3408,844 @@ export interface operations {
             };
             /** @description `NOT_FOUND`: unknown user, session or route (or one that belongs to someone else) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postCreditsAdjust: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdjustRequest"];
+            };
+        };
+        responses: {
+            /** @description Negative adjustment made */
+            200: {
+                headers: {
+                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdjustResponse"];
+                };
+            };
+            /** @description Positive adjustment: a new lot */
+            201: {
+                headers: {
+                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdjustResponse"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The available credits do not cover a negative adjustment (nothing changed) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Negative adjustment of a user never seen */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postCreditsAllocationsByIdRevoke: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RevokeRequest"];
+            };
+        };
+        responses: {
+            /** @description Revoked */
+            200: {
+                headers: {
+                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RevokeResponse"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown allocation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postUsageRecordsByIdRefund: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RefundRequest"];
+            };
+        };
+        responses: {
+            /** @description The record with refundedCredits */
+            200: {
+                headers: {
+                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundResponse"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown usage record */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The record’s session expired and may still be finalized late */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getCreditsSchedules: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                /** @description Only this user’s schedules */
+                userId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of schedules */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditSchedulePage"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postCreditsSchedules: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateScheduleRequest"];
+            };
+        };
+        responses: {
+            /** @description The schedule */
+            201: {
+                headers: {
+                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditSchedule"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteCreditsSchedulesById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stopped schedule (deletedAt set) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditSchedule"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown or already deleted schedule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postAdminRerate: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RerateRequest"];
+            };
+        };
+        responses: {
+            /** @description What changed (or would, with dryRun) */
+            200: {
+                headers: {
+                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RerateResponse"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

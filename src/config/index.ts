@@ -48,6 +48,8 @@ export const envSchema = z.object({
   SESSION_MAX_TTL_SECONDS: int(10, 7 * 86_400).default(86_400),
   SESSION_EXPIRY_POLICY: oneOf(['release', 'charge_estimated_input', 'charge_estimate']).default('charge_estimated_input'),
   SWEEPER_INTERVAL_MS: int(0, 3_600_000).default(5_000),
+  // Debt settlement (issue 16): new credits (grants, positive adjustments, schedules) pay unpaid usage first.
+  SETTLE_UNPAID_ON_GRANT: bool.default(true),
   CORS_ORIGINS: z
     .string()
     .default('')

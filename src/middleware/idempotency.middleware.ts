@@ -19,7 +19,11 @@ export const readIdempotencyKey: RequestHandler = (req, _res, next) => {
       }),
     );
   }
-  req.idempotency = { key, requestHash: requestHash(req.method, req.route ? req.baseUrl + req.route.path : req.path, req.body) };
+  // The route's full pattern plus its parameters: the same key on /records/1/refund and /records/2/refund
+  // is a different request (422), not a replay.
+  const params = req.params && Object.keys(req.params).length > 0 ? ` ${JSON.stringify(req.params)}` : '';
+  const route = req.route ? req.baseUrl + req.route.path : req.path;
+  req.idempotency = { key, requestHash: requestHash(req.method, `${route}${params}`, req.body) };
   next();
 };
 

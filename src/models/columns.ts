@@ -14,6 +14,8 @@ export const nullableText = () => ({ type: DataTypes.TEXT, allowNull: true });
 export const timestamp = () => ({ type: DataTypes.DATE, allowNull: false });
 export const nullableTimestamp = () => ({ type: DataTypes.DATE, allowNull: true });
 export const day = () => ({ type: DataTypes.DATEONLY, allowNull: false });
+export const boolean = () => ({ type: DataTypes.BOOLEAN, allowNull: false });
+export const nullableInteger = () => ({ type: DataTypes.INTEGER, allowNull: true });
 
 /** Tables are snake_case with no Sequelize-managed timestamps: the database sets created_at itself. */
 export const tableOptions = { underscored: true, timestamps: false } as const;

@@ -1,7 +1,7 @@
 import type { Sequelize } from 'sequelize';
 import { bigint, nullableBigint, nullableText, type RowModel, tableOptions, text, timestamp } from './columns';
 
-export type LedgerType = 'grant' | 'hold' | 'capture' | 'release' | 'charge' | 'expire' | 'adjust';
+export type LedgerType = 'grant' | 'hold' | 'capture' | 'release' | 'charge' | 'expire' | 'adjust' | 'revoke' | 'refund' | 'forgive';
 
 /** One append-only ledger row (credit_transactions; a trigger refuses UPDATE and DELETE). */
 export interface CreditTransactionAttributes {
@@ -15,6 +15,8 @@ export interface CreditTransactionAttributes {
   actorId: string | null;
   note: string | null;
   createdAt: Date;
+  /** On a refund into a new lot: the expired lot the refunded credits first came from. */
+  originAllocationId: string | null;
 }
 
 export function defineCreditTransaction(sequelize: Sequelize): RowModel<CreditTransactionAttributes> {
@@ -31,6 +33,7 @@ export function defineCreditTransaction(sequelize: Sequelize): RowModel<CreditTr
       actorId: nullableText(),
       note: nullableText(),
       createdAt: timestamp(),
+      originAllocationId: nullableBigint(),
     },
     { ...tableOptions, tableName: 'credit_transactions' },
   );

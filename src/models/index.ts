@@ -1,6 +1,8 @@
 import type { Sequelize } from 'sequelize';
 import type { RowModel } from './columns';
 import { type CreditAllocationAttributes, defineCreditAllocation } from './credit-allocation.model';
+import { type CreditScheduleAttributes, defineCreditSchedule } from './credit-schedule.model';
+import { type CreditScheduleGrantAttributes, defineCreditScheduleGrant } from './credit-schedule-grant.model';
 import { type CreditTransactionAttributes, defineCreditTransaction } from './credit-transaction.model';
 import { defineIdempotencyKey, type IdempotencyKeyAttributes } from './idempotency-key.model';
 import { defineModelPrice, type ModelPriceAttributes } from './model-price.model';
@@ -45,6 +47,8 @@ export interface Models {
   UsageUserDaily: RowModel<UsageUserDailyAttributes>;
   UsageUserWeekly: RowModel<UsageUserWeeklyAttributes>;
   SessionStatusCount: RowModel<SessionStatusCountAttributes>;
+  CreditSchedule: RowModel<CreditScheduleAttributes>;
+  CreditScheduleGrant: RowModel<CreditScheduleGrantAttributes>;
 }
 
 export function defineModels(sequelize: Sequelize): Models {
@@ -63,6 +67,8 @@ export function defineModels(sequelize: Sequelize): Models {
     UsageUserDaily: defineUsageUserDaily(sequelize),
     UsageUserWeekly: defineUsageUserWeekly(sequelize),
     SessionStatusCount: defineSessionStatusCount(sequelize),
+    CreditSchedule: defineCreditSchedule(sequelize),
+    CreditScheduleGrant: defineCreditScheduleGrant(sequelize),
   };
   associate(models);
   return models;

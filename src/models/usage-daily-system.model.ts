@@ -9,6 +9,7 @@ export interface UsageDailySystemAttributes {
   requests: string;
   credits: string;
   unpaidCredits: string;
+  refundedCredits: string;
   inputTokens: string;
   outputTokens: string;
   cachedInputTokens: string;
@@ -24,6 +25,7 @@ export function defineUsageDailySystem(sequelize: Sequelize): RowModel<UsageDail
       requests: bigint(),
       credits: bigint(),
       unpaidCredits: bigint(),
+      refundedCredits: bigint(),
       inputTokens: bigint(),
       outputTokens: bigint(),
       cachedInputTokens: bigint(),

@@ -12,6 +12,7 @@ export interface UsageDailyAttributes {
   requests: string;
   credits: string;
   unpaidCredits: string;
+  refundedCredits: string;
   inputTokens: string;
   outputTokens: string;
   cachedInputTokens: string;
@@ -29,6 +30,7 @@ export function defineUsageDaily(sequelize: Sequelize): RowModel<UsageDailyAttri
       requests: bigint(),
       credits: bigint(),
       unpaidCredits: bigint(),
+      refundedCredits: bigint(),
       inputTokens: bigint(),
       outputTokens: bigint(),
       cachedInputTokens: bigint(),

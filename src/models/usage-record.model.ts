@@ -16,6 +16,8 @@ export interface UsageRecordAttributes {
   credits: string;
   chargedCredits: string;
   unpaidCredits: string;
+  /** Credits given back by refunds (forgiven unpaid plus returned charges); at most `credits`. */
+  refundedCredits: string;
   metadata: Record<string, unknown> | null;
   recordedBy: string | null;
   createdAt: Date;
@@ -38,6 +40,7 @@ export function defineUsageRecord(sequelize: Sequelize): RowModel<UsageRecordAtt
       credits: bigint(),
       chargedCredits: bigint(),
       unpaidCredits: bigint(),
+      refundedCredits: bigint(),
       metadata: { type: DataTypes.JSONB, allowNull: true },
       recordedBy: nullableText(),
       createdAt: timestamp(),

@@ -7,6 +7,7 @@ export interface UsageTotalAttributes {
   requests: string;
   credits: string;
   unpaidCredits: string;
+  refundedCredits: string;
 }
 
 export function defineUsageTotal(sequelize: Sequelize): RowModel<UsageTotalAttributes> {
@@ -17,6 +18,7 @@ export function defineUsageTotal(sequelize: Sequelize): RowModel<UsageTotalAttri
       requests: bigint(),
       credits: bigint(),
       unpaidCredits: bigint(),
+      refundedCredits: bigint(),
     },
     { ...tableOptions, tableName: 'usage_totals' },
   );

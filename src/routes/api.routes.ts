@@ -3,6 +3,7 @@ import { HealthController, type Lifecycle } from '../controllers/health.controll
 import type { Database } from '../db/database';
 import type { Services } from '../services';
 import { adminRoutes } from './admin.routes';
+import { correctionRoutes } from './correction.routes';
 import { creditRoutes } from './credit.routes';
 import { healthRoutes } from './health.routes';
 import { modelRoutes } from './model.routes';
@@ -19,13 +20,16 @@ export interface ApiArea {
 
 /** The API's areas, one router each. A new area is one *.routes.ts file and one line here. */
 export function apiAreas(services: Services): ApiArea[] {
+  // Corrections (adjust, revoke, refund, schedules, re-rate) live in one file but belong to three areas.
+  const corrections = correctionRoutes(services);
+  const correctionsUnder = (mount: string) => corrections.filter((spec) => spec.path.startsWith(`/api${mount}/`));
   return [
     { mount: '/me', specs: userAccountRoutes(services) },
-    { mount: '/credits', specs: creditRoutes(services) },
-    { mount: '/admin', specs: adminRoutes(services) },
+    { mount: '/credits', specs: [...creditRoutes(services), ...correctionsUnder('/credits')] },
+    { mount: '/admin', specs: [...adminRoutes(services), ...correctionsUnder('/admin')] },
     { mount: '/models', specs: modelRoutes(services) },
     { mount: '/streaming-sessions', specs: streamingSessionRoutes(services) },
-    { mount: '/usage', specs: usageRoutes(services) },
+    { mount: '/usage', specs: [...usageRoutes(services), ...correctionsUnder('/usage')] },
   ];
 }
 

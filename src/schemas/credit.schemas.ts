@@ -99,6 +99,7 @@ export const balanceSchema = z
     userId: z.string(),
     availableCredits: creditsOutput,
     reservedCredits: creditsOutput.openapi({ description: 'Held by active streaming sessions' }),
+    unpaidCredits: creditsOutput.openapi({ description: 'Usage recorded but not paid (a debt new credits settle first)' }),
     expiringSoon: z.object({
       credits: creditsOutput,
       before: timestamp.openapi({ description: `Now + ${EXPIRING_SOON_DAYS} days` }),
@@ -120,7 +121,8 @@ export const calculateResponse = z.object({
 
 export const allocateResponse = z.object({ allocation: allocationSchema, balance: balanceSchema });
 
-export const ledgerType = z.enum(['grant', 'hold', 'capture', 'release', 'charge', 'expire', 'adjust']);
+export const ledgerType = z.enum(['grant', 'hold', 'capture', 'release', 'charge', 'expire', 'adjust', 'revoke', 'refund', 'forgive']);
+export type LedgerType = z.infer<typeof ledgerType>;
 
 export const transactionSchema = z
   .object({
@@ -128,7 +130,8 @@ export const transactionSchema = z
     type: ledgerType,
     credits: creditsOutput.openapi({ description: 'Size of the movement (positive)' }),
     balanceChange: creditsOutput.openapi({
-      description: "Signed effect on the allocation's remaining credits: grant/release +, hold/charge/expire -, capture 0",
+      description:
+        "Signed effect on the allocation's remaining credits: grant/release/refund +, hold/charge/expire/revoke -, adjust signed, capture and forgive 0",
     }),
     allocationId: z.string().nullable(),
     sessionId: z.string().nullable(),
@@ -149,7 +152,10 @@ export const reconcileResponse = z.object({
       userId: z.string().nullable(),
       allocationId: z.string().nullable(),
       sessionId: z.string().nullable(),
-      kind: z.string().openapi({ description: 'remaining, total, held, negative_remaining, negative_held, leg_*, foreign_entries' }),
+      usageRecordId: z.string().optional().openapi({ description: 'The usage record (usage_charged, usage_refunded only)' }),
+      kind: z.string().openapi({
+        description: 'remaining, total, held, negative_remaining, negative_held, leg_*, usage_charged, usage_refunded, foreign_entries',
+      }),
       expected: creditsOutput,
       actual: creditsOutput,
     }),
@@ -173,6 +179,7 @@ export interface Balance {
   userId: string;
   available: bigint;
   reserved: bigint;
+  unpaid: bigint;
   expiringSoon: { credits: bigint; before: Date };
   allocations: Lot[];
 }
@@ -191,6 +198,7 @@ export const toBalanceJson = (balance: Balance): z.infer<typeof balanceSchema> =
   userId: balance.userId,
   availableCredits: toCredits(balance.available),
   reservedCredits: toCredits(balance.reserved),
+  unpaidCredits: toCredits(balance.unpaid),
   expiringSoon: { credits: toCredits(balance.expiringSoon.credits), before: balance.expiringSoon.before.toISOString() },
   allocations: balance.allocations.map(toAllocationJson),
 });

@@ -102,6 +102,7 @@ export const usageRecord = z
     credits: creditsOutput,
     chargedCredits: creditsOutput,
     unpaidCredits: creditsOutput,
+    refundedCredits: creditsOutput.openapi({ description: 'Refunded so far (unpaid forgiven + charged returned); credits = charged + unpaid + refunded' }),
     metadata: z.record(z.string(), z.unknown()).nullable(),
     recordedBy: z.string().nullable(),
     createdAt: timestamp,
@@ -209,8 +210,9 @@ const tokenTotals = {
 };
 const usageTotals = z.object({
   requests: z.number().int(),
-  credits: creditsOutput,
+  credits: creditsOutput.openapi({ description: 'Usage net of refunds' }),
   unpaidCredits: creditsOutput,
+  refundedCredits: creditsOutput.openapi({ description: 'Refunded (forgiven or returned); not included in credits' }),
   ...tokenTotals,
 });
 const byModelItem = z.object({
@@ -218,6 +220,7 @@ const byModelItem = z.object({
   requests: z.number().int(),
   credits: creditsOutput,
   unpaidCredits: creditsOutput,
+  refundedCredits: creditsOutput.openapi({ description: 'Refunded (forgiven or returned); not included in credits' }),
   ...tokenTotals,
 });
 const dailyItem = z.object({
@@ -236,7 +239,15 @@ export const userStatsResponse = z
     ...rangeFields,
     totals: usageTotals,
     byService: z.array(
-      z.object({ service: z.string(), operation: z.string(), requests: z.number().int(), credits: creditsOutput, unpaidCredits: creditsOutput, ...tokenTotals }),
+      z.object({
+        service: z.string(),
+        operation: z.string(),
+        requests: z.number().int(),
+        credits: creditsOutput,
+        unpaidCredits: creditsOutput,
+        refundedCredits: creditsOutput.openapi({ description: 'Refunded (forgiven or returned); not included in credits' }),
+        ...tokenTotals,
+      }),
     ),
     byModel: z.array(byModelItem),
     daily: z.array(dailyItem).openapi({ description: 'Every UTC day of the range, oldest first, zeros included' }),
@@ -255,6 +266,7 @@ export const systemStatsResponse = z
         consumed: creditsOutput.openapi({ description: 'Paid usage: recorded credits minus unpaid' }),
         expired: creditsOutput.openapi({ description: 'Removed from lots by expiry' }),
         unpaid: creditsOutput.openapi({ description: 'Recorded usage that no credits covered' }),
+        refunded: creditsOutput.openapi({ description: 'Usage refunded (forgiven or returned to lots); not in consumed or unpaid' }),
       })
       .openapi({ description: 'The whole system as of now (not limited to from/to)' }),
     sessions: z

@@ -19,6 +19,8 @@ export function startBackgroundJobs(services: Services, intervalMs: number, logg
     if (expiredSessions > 0) logger.info({ expiredSessions }, 'overdue streaming sessions expired');
     const deletedKeys = await services.idempotency.deleteExpired();
     if (deletedKeys > 0) logger.debug({ deletedKeys }, 'expired idempotency keys deleted');
+    const scheduledGrants = await services.corrections.materializeSchedules();
+    if (scheduledGrants > 0) logger.info({ scheduledGrants }, 'scheduled grants made');
     const expiredLots = await services.credits.expireLots();
     if (expiredLots > 0) logger.info({ expiredLots }, 'expired allocations written to the ledger');
   };

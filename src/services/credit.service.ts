@@ -14,6 +14,7 @@ import {
   type CalculateBody,
   type CheckBody,
   type Lot,
+  type LedgerType,
   type TransactionsQuery,
 } from '../schemas/credit.schemas';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
@@ -42,7 +43,7 @@ export interface DeductResult {
   availableAfter: Micro;
 }
 
-interface LotRow {
+export interface LotRow {
   id: string;
   user_id: string;
   total_credits: string;
@@ -53,7 +54,7 @@ interface LotRow {
   note: string | null;
 }
 
-const toLot = (row: LotRow): Lot => ({
+export const toLot = (row: LotRow): Lot => ({
   id: String(row.id),
   userId: row.user_id,
   total: fromDb(row.total_credits),
@@ -87,6 +88,8 @@ export class CreditService {
     private readonly idempotency: IdempotencyService,
     private readonly prices: PriceService,
     private readonly metrics: Metrics = new Metrics(),
+    /** New credits pay the oldest unpaid usage first (SETTLE_UNPAID_ON_GRANT; src/ledger/sql/acct_settle_unpaid.sql). */
+    private readonly settleUnpaidOnGrant = true,
   ) {}
 
   // ---------- for other services ----------
@@ -135,16 +138,19 @@ export class CreditService {
 
   /** The balance of a user (zero everywhere for a user without lots). One statement, one snapshot. */
   async getBalance(userId: string, tx?: Transaction, mirror?: TokenUser | null): Promise<Balance> {
-    const sql = `${mirror ? mirrorCte(3) : ''}SELECT r.reserved, r.soon_before, a.*
+    const sql = `${mirror ? mirrorCte(3) : ''}SELECT r.reserved, r.unpaid, r.soon_before, a.*
          FROM (SELECT now() + make_interval(days => $2) AS soon_before,
                       (SELECT coalesce(sum(h.held_credits - h.captured_credits - h.released_credits), 0)
                          FROM streaming_sessions s JOIN session_holds h ON h.session_id = s.id
-                        WHERE s.user_id = $1 AND s.status = 'active') AS reserved) r
+                        WHERE s.user_id = $1 AND s.status = 'active') AS reserved,
+                      -- Through the partial index of unpaid records: empty for a user without debt.
+                      (SELECT coalesce(sum(u.unpaid_credits), 0) FROM usage_records u
+                        WHERE u.user_id = $1 AND u.unpaid_credits > 0) AS unpaid) r
          LEFT JOIN credit_allocations a
            ON a.user_id = $1 AND a.remaining_credits > 0 AND (a.expires_at IS NULL OR a.expires_at > now())
         ORDER BY a.expires_at NULLS LAST, a.id`;
     const bind = [userId, EXPIRING_SOON_DAYS, ...(mirror ? mirrorBind(mirror) : [])];
-    type Row = LotRow & { reserved: string; soon_before: Date };
+    type Row = LotRow & { reserved: string; unpaid: string; soon_before: Date };
     // Outside a transaction: a prepared statement, parsed once per connection. A read plus an idempotent
     // mirror, so it may be rerun after a connection lost mid-statement.
     const rows = tx
@@ -157,6 +163,7 @@ export class CreditService {
       userId,
       available: sum(allocations),
       reserved: fromDb(rows[0].reserved),
+      unpaid: fromDb(rows[0].unpaid),
       expiringSoon: {
         credits: sum(allocations.filter((lot) => lot.expiresAt !== null && lot.expiresAt <= soonBefore)),
         before: soonBefore,
@@ -214,6 +221,10 @@ export class CreditService {
         tx,
       );
       tx.afterCommit(() => this.metrics.recordCredits('granted', body.credits));
+      if (this.settleUnpaidOnGrant) {
+        // Still under the user's row lock taken by acct_allocate (same transaction).
+        await this.db.query(`SELECT acct_settle_unpaid($1, $2, $3)`, [body.userId, body.credits.toString(), callerId], tx);
+      }
       const balance = await this.getBalance(body.userId, tx);
       return { status: 201, body: { allocation: toAllocationJson(toLot(row)), balance: toBalanceJson(balance) } };
     });
@@ -229,7 +240,7 @@ export class CreditService {
     const before = this.ledgerCursor(query.cursor);
     const rows = await this.db.read<{
       id: string;
-      type: 'grant' | 'hold' | 'capture' | 'release' | 'charge' | 'expire' | 'adjust';
+      type: LedgerType;
       amount: string;
       balance_change: string;
       allocation_id: string | null;
@@ -276,6 +287,7 @@ export class CreditService {
       user_id: string | null;
       allocation_id: string | null;
       session_id: string | null;
+      usage_record_id: string | null;
       kind: string | null;
       expected: string;
       actual: string;
@@ -284,7 +296,7 @@ export class CreditService {
          FROM (SELECT (SELECT count(*) FROM user_accounts) AS users,
                       (SELECT count(*) FROM credit_allocations) AS allocations) c
          LEFT JOIN acct_reconcile() d ON true
-        ORDER BY d.user_id, d.allocation_id, d.session_id, d.kind`,
+        ORDER BY d.user_id, d.allocation_id, d.session_id, d.usage_record_id, d.kind`,
     );
     const discrepancies = rows
       .filter((row) => row.kind !== null)
@@ -292,6 +304,8 @@ export class CreditService {
         userId: row.user_id,
         allocationId: row.allocation_id === null ? null : String(row.allocation_id),
         sessionId: row.session_id,
+        // Only the usage_* checks are about a usage record.
+        ...(row.usage_record_id === null ? {} : { usageRecordId: String(row.usage_record_id) }),
         kind: row.kind!,
         expected: toCredits(fromDb(row.expected)),
         actual: toCredits(fromDb(row.actual)),

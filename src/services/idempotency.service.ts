@@ -63,6 +63,25 @@ export class IdempotencyService {
     }, { rerunnable: true });
   }
 
+  /**
+   * For work that runs in several transactions of its own (re-rate): the stored response of a completed
+   * request with this key (a replay), null when the key is free, 422 when it was used for another request.
+   * The work itself must be safe to repeat; run() then stores its response.
+   */
+  async peek(context: IdempotencyContext | undefined): Promise<ServiceResponse | null> {
+    if (!context) return null;
+    const [row] = await this.db.query<{ request_hash: string; response_status: number; response_body: unknown }>(
+      `SELECT request_hash, response_status, response_body FROM idempotency_keys
+        WHERE caller_id = $1 AND key = $2 AND expires_at > now() AND response_status <> 0`,
+      [context.callerId, context.key],
+    );
+    if (!row) return null;
+    if (row.request_hash !== context.requestHash) {
+      throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request');
+    }
+    return { status: row.response_status, body: row.response_body, replayed: true };
+  }
+
   /** Takes the key for this transaction, or returns the response stored under it. */
   private async claim(context: IdempotencyContext, tx: Transaction): Promise<ServiceResponse | null> {
     let claimed: object[];

@@ -28,6 +28,7 @@ export interface UsageRecordView {
   credits: number;
   chargedCredits: number;
   unpaidCredits: number;
+  refundedCredits: number;
   metadata: Record<string, unknown> | null;
   recordedBy: string | null;
   createdAt: string;
@@ -40,7 +41,7 @@ export interface RecordUsageResult {
   availableCredits: number;
 }
 
-interface RecordRow {
+export interface RecordRow {
   id: string;
   user_id: string;
   session_id: string | null;
@@ -54,6 +55,7 @@ interface RecordRow {
   credits: string;
   charged_credits: string;
   unpaid_credits: string;
+  refunded_credits: string;
   metadata: Record<string, unknown> | null;
   recorded_by: string | null;
   created_at: Date;
@@ -66,6 +68,7 @@ interface SumColumns {
   requests: string | null;
   credits: string | null;
   unpaid: string | null;
+  refunded: string | null;
   input_tokens: string | null;
   output_tokens: string | null;
   cached_input_tokens: string | null;
@@ -75,17 +78,19 @@ const sums = (row: SumColumns) => ({
   requests: countFromDb(row.requests),
   credits: toCredits(fromDb(row.credits)),
   unpaidCredits: toCredits(fromDb(row.unpaid)),
+  refundedCredits: toCredits(fromDb(row.refunded)),
   inputTokens: countFromDb(row.input_tokens),
   outputTokens: countFromDb(row.output_tokens),
   cachedInputTokens: countFromDb(row.cached_input_tokens),
 });
 
 const SUM_SQL = `sum(requests)::text AS requests, sum(credits)::text AS credits, sum(unpaid_credits)::text AS unpaid,
+       sum(refunded_credits)::text AS refunded,
        sum(input_tokens)::text AS input_tokens, sum(output_tokens)::text AS output_tokens,
        sum(cached_input_tokens)::text AS cached_input_tokens`;
 
-const RECORD_COLUMNS = `id::text, user_id, session_id, service, operation, model_id, price_version, input_tokens::text,
-       output_tokens::text, cached_input_tokens::text, credits::text, charged_credits::text, unpaid_credits::text,
+export const RECORD_COLUMNS = `id::text, user_id, session_id, service, operation, model_id, price_version, input_tokens::text,
+       output_tokens::text, cached_input_tokens::text, credits::text, charged_credits::text, unpaid_credits::text, refunded_credits::text,
        metadata, recorded_by, created_at, (extract(epoch FROM created_at) * 1000000)::bigint::text AS created_us`;
 
 /** Rows fetched per page while streaming a CSV export. */
@@ -93,7 +98,7 @@ const CSV_PAGE_SIZE = 1000;
 
 export const CSV_COLUMNS = [
   'id', 'created_at', 'user_id', 'service', 'operation', 'model_id', 'price_version', 'input_tokens', 'output_tokens',
-  'cached_input_tokens', 'credits', 'charged_credits', 'unpaid_credits', 'session_id', 'recorded_by', 'metadata',
+  'cached_input_tokens', 'credits', 'charged_credits', 'unpaid_credits', 'refunded_credits', 'session_id', 'recorded_by', 'metadata',
 ] as const;
 
 /**
@@ -212,6 +217,7 @@ export class UsageService {
         credits: toCredits(credits),
         chargedCredits: toCredits(charged),
         unpaidCredits: toCredits(unpaid),
+        refundedCredits: 0,
         metadata,
         recordedBy: caller.userId,
         createdAt: row.created_at.toISOString(),
@@ -277,7 +283,7 @@ export class UsageService {
         [range.fromDay, range.toDay],
       ),
       this.topUsers(range),
-      this.db.read<Record<'allocated' | 'available' | 'reserved' | 'consumed' | 'unpaid' | 'expired' | 'active' | 'completed' | 'aborted' | 'expired_sessions', string>>(
+      this.db.read<Record<'allocated' | 'available' | 'reserved' | 'consumed' | 'unpaid' | 'refunded' | 'expired' | 'active' | 'completed' | 'aborted' | 'expired_sessions', string>>(
         `WITH lots AS (
            SELECT coalesce(sum(total_credits), 0) AS allocated,
                   coalesce(sum(remaining_credits) FILTER (WHERE expires_at IS NULL OR expires_at > now()), 0) AS available
@@ -288,14 +294,15 @@ export class UsageService {
                   coalesce(sum(sessions) FILTER (WHERE status = 'expired'), 0) AS expired
              FROM session_status_counts
          ), totals AS (
-           SELECT coalesce(sum(credits - unpaid_credits), 0) AS consumed, coalesce(sum(unpaid_credits), 0) AS unpaid
+           SELECT coalesce(sum(credits - unpaid_credits), 0) AS consumed, coalesce(sum(unpaid_credits), 0) AS unpaid,
+                  coalesce(sum(refunded_credits), 0) AS refunded
              FROM usage_totals
          )
          SELECT lots.allocated::text, lots.available::text,
                 (SELECT coalesce(sum(h.held_credits - h.captured_credits - h.released_credits), 0)
                    FROM streaming_sessions s JOIN session_holds h ON h.session_id = s.id
                   WHERE s.status = 'active')::text AS reserved,
-                totals.consumed::text, totals.unpaid::text,
+                totals.consumed::text, totals.unpaid::text, totals.refunded::text,
                 (SELECT coalesce(sum(amount), 0) FROM credit_transactions WHERE type = 'expire')::text AS expired,
                 (SELECT count(*) FROM streaming_sessions WHERE status = 'active')::text AS active,
                 counts.completed::text, counts.aborted::text, counts.expired::text AS expired_sessions
@@ -313,6 +320,7 @@ export class UsageService {
         consumed: toCredits(fromDb(snapshot.consumed)),
         expired: toCredits(fromDb(snapshot.expired)),
         unpaid: toCredits(fromDb(snapshot.unpaid)),
+        refunded: toCredits(fromDb(snapshot.refunded)),
       },
       sessions: {
         active: countFromDb(snapshot.active),
@@ -481,7 +489,7 @@ function cursorKeys(cursor: string | undefined): [string, string] | undefined {
   });
 }
 
-function recordView(row: RecordRow): UsageRecordView {
+export function recordView(row: RecordRow): UsageRecordView {
   return {
     id: row.id,
     userId: row.user_id,
@@ -496,6 +504,7 @@ function recordView(row: RecordRow): UsageRecordView {
     credits: toCredits(fromDb(row.credits)),
     chargedCredits: toCredits(fromDb(row.charged_credits)),
     unpaidCredits: toCredits(fromDb(row.unpaid_credits)),
+    refundedCredits: toCredits(fromDb(row.refunded_credits)),
     metadata: row.metadata,
     recordedBy: row.recorded_by,
     createdAt: row.created_at.toISOString(),
@@ -517,6 +526,7 @@ function csvLine(row: RecordRow): string {
     formatCredits(fromDb(row.credits)),
     formatCredits(fromDb(row.charged_credits)),
     formatCredits(fromDb(row.unpaid_credits)),
+    formatCredits(fromDb(row.refunded_credits)),
     csvField(row.session_id),
     csvField(row.recorded_by),
     csvField(row.metadata === null ? null : JSON.stringify(row.metadata)),

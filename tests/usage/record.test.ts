@@ -46,6 +46,7 @@ describe('POST /api/usage/record', () => {
         credits: 2.5,
         chargedCredits: 2.5,
         unpaidCredits: 0,
+        refundedCredits: 0,
         metadata: { q: 'cats' },
         recordedBy: alice.id,
         createdAt: expect.any(String),

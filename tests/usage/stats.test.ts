@@ -29,6 +29,7 @@ interface Expected {
   requests: number;
   credits: string;
   unpaid: string;
+  refunded: string;
   input: number;
   output: number;
   cached: number;
@@ -37,8 +38,8 @@ interface Expected {
 /** The truth, straight from usage_records: sums over records whose UTC day is in [fromDay, toDay]. */
 async function rawSums(where: string, bind: unknown[], groupBy?: string) {
   return ctx.db.query<Expected & { key: string | null }>(
-    `SELECT ${groupBy ?? 'NULL'} AS key, count(*)::int AS requests, coalesce(sum(credits), 0)::text AS credits,
-            coalesce(sum(unpaid_credits), 0)::text AS unpaid, coalesce(sum(input_tokens), 0)::int AS input,
+    `SELECT ${groupBy ?? 'NULL'} AS key, count(*)::int AS requests, coalesce(sum(credits - refunded_credits), 0)::text AS credits,
+            coalesce(sum(unpaid_credits), 0)::text AS unpaid, coalesce(sum(refunded_credits), 0)::text AS refunded, coalesce(sum(input_tokens), 0)::int AS input,
             coalesce(sum(output_tokens), 0)::int AS output, coalesce(sum(cached_input_tokens), 0)::int AS cached
        FROM usage_records WHERE ${where} ${groupBy ? `GROUP BY ${groupBy}` : ''}`,
     bind,
@@ -50,6 +51,7 @@ const asStats = (row: Expected) => ({
   requests: row.requests,
   credits: toCredits(fromDb(row.credits)),
   unpaidCredits: toCredits(fromDb(row.unpaid)),
+  refundedCredits: toCredits(fromDb(row.refunded)),
   inputTokens: row.input,
   outputTokens: row.output,
   cachedInputTokens: row.cached,
@@ -258,10 +260,10 @@ describe('day granularity', () => {
     expect(res.body.daily[0]).toEqual({ date: utcDay(Date.parse(today) - 29 * DAY), requests: 0, credits: 0 });
     expect(res.body.to).toBe(`${today}T23:59:59.999Z`);
     expect(res.body.byService).toEqual([
-      { service: 'chat', operation: 'c', requests: 1, credits: 1.5, unpaidCredits: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0 },
+      { service: 'chat', operation: 'c', requests: 1, credits: 1.5, unpaidCredits: 0, refundedCredits: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0 },
     ]);
     expect(res.body.byModel).toEqual([
-      { modelId: null, requests: 1, credits: 1.5, unpaidCredits: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0 },
+      { modelId: null, requests: 1, credits: 1.5, unpaidCredits: 0, refundedCredits: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0 },
     ]);
   });
 });

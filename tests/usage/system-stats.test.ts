@@ -63,6 +63,7 @@ describe('GET /api/usage/system-stats', () => {
       consumed: 7,
       expired: 6,
       unpaid: 1,
+      refunded: 0,
     });
     expect(res.body.totals).toMatchObject({ requests: 2, credits: 8, unpaidCredits: 1, activeUsers: 2 });
     expect(res.body.topUsers).toEqual([

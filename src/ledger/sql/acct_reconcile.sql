@@ -8,12 +8,21 @@
 --   leg_held|captured|released   each session_holds leg matches the ledger rows of its session and lot
 --   leg_unresolved   a leg of a session that is no longer active is fully captured + released
 --   foreign_entries  ledger rows of a lot written under another user
+--   usage_charged    a usage record's charged_credits = Σ charge + capture - refund - (positive adjust) rows
+--                    linked to it (what its lots paid, net of what went back)
+--   usage_refunded   a usage record's refunded_credits = Σ refund + forgive rows linked to it
+-- A lot's total is what opened money into it: grant rows, a positive adjust that is the lot's first row, and
+-- refund rows whose origin is another lot (credits of an expired lot refunded into a new one).
 -- expected is what the ledger (or the rule) says; actual is what is stored.
+-- The return type grew usage_record_id (issue 16).
+DROP FUNCTION IF EXISTS acct_reconcile();
 CREATE OR REPLACE FUNCTION acct_reconcile()
-RETURNS TABLE (user_id text, allocation_id bigint, session_id text, kind text, expected bigint, actual bigint)
+RETURNS TABLE (user_id text, allocation_id bigint, session_id text, kind text, expected bigint, actual bigint,
+               usage_record_id bigint)
 LANGUAGE sql STABLE AS $$
   WITH entries AS (
-    SELECT t.user_id, t.allocation_id, t.type, t.amount,
+    SELECT t.user_id, t.allocation_id, t.type, t.amount, t.origin_allocation_id,
+           row_number() OVER w AS nth,
            sum(acct_signed_amount(t.type, t.amount)) OVER w AS running_remaining,
            sum(CASE t.type WHEN 'hold' THEN t.amount WHEN 'release' THEN -t.amount WHEN 'capture' THEN -t.amount ELSE 0 END)
              OVER w AS running_held
@@ -24,7 +33,10 @@ LANGUAGE sql STABLE AS $$
   ledger AS (
     SELECT e.allocation_id,
            sum(acct_signed_amount(e.type, e.amount)) AS remaining,
-           coalesce(sum(e.amount) FILTER (WHERE e.type = 'grant'), 0) AS granted,
+           coalesce(sum(e.amount) FILTER (WHERE e.type = 'grant'
+                                            OR (e.type = 'adjust' AND e.nth = 1 AND e.amount > 0)
+                                            OR (e.type = 'refund' AND e.origin_allocation_id IS DISTINCT FROM e.allocation_id)),
+                    0) AS granted,
            coalesce(sum(CASE e.type WHEN 'hold' THEN e.amount WHEN 'release' THEN -e.amount WHEN 'capture' THEN -e.amount ELSE 0 END), 0) AS held,
            min(e.running_remaining) AS min_remaining,
            min(e.running_held) AS min_held
@@ -68,30 +80,52 @@ LANGUAGE sql STABLE AS $$
   ),
   lot_user AS (
     SELECT id, user_id FROM credit_allocations
+),
+  usage_ledger AS (
+    SELECT t.usage_record_id,
+           coalesce(sum(CASE WHEN t.type IN ('charge', 'capture') THEN t.amount
+                             WHEN t.type = 'refund' THEN -t.amount
+                             WHEN t.type = 'adjust' AND t.amount > 0 THEN -t.amount
+                             ELSE 0 END), 0) AS paid,
+           coalesce(sum(t.amount) FILTER (WHERE t.type IN ('refund', 'forgive')), 0) AS refunded
+      FROM credit_transactions t
+     WHERE t.usage_record_id IS NOT NULL
+     GROUP BY t.usage_record_id
+  ),
+  usage_check AS (
+    SELECT r.id, r.user_id, r.session_id, r.charged_credits, r.refunded_credits,
+           coalesce(l.paid, 0) AS paid, coalesce(l.refunded, 0) AS refunded
+      FROM usage_records r LEFT JOIN usage_ledger l ON l.usage_record_id = r.id
   )
-  SELECT user_id, id, NULL::text, 'remaining', ledger_remaining, remaining_credits FROM lots WHERE ledger_remaining <> remaining_credits
+  SELECT user_id, id, NULL::text, 'remaining', ledger_remaining, remaining_credits, NULL::bigint FROM lots WHERE ledger_remaining <> remaining_credits
   UNION ALL
-  SELECT user_id, id, NULL, 'total', ledger_granted, total_credits FROM lots WHERE ledger_granted <> total_credits
+  SELECT user_id, id, NULL, 'total', ledger_granted, total_credits, NULL::bigint FROM lots WHERE ledger_granted <> total_credits
   UNION ALL
-  SELECT user_id, id, NULL, 'held', ledger_held, active_held FROM lots WHERE ledger_held <> active_held
+  SELECT user_id, id, NULL, 'held', ledger_held, active_held, NULL::bigint FROM lots WHERE ledger_held <> active_held
   UNION ALL
-  SELECT user_id, id, NULL, 'negative_remaining', 0, min_remaining FROM lots WHERE min_remaining < 0
+  SELECT user_id, id, NULL, 'negative_remaining', 0, min_remaining, NULL::bigint FROM lots WHERE min_remaining < 0
   UNION ALL
-  SELECT user_id, id, NULL, 'negative_held', 0, min_held FROM lots WHERE min_held < 0
+  SELECT user_id, id, NULL, 'negative_held', 0, min_held, NULL::bigint FROM lots WHERE min_held < 0
   UNION ALL
-  SELECT coalesce(g.user_id, u.user_id), g.allocation_id, g.session_id, 'leg_held', g.ledger_held, g.held
+  SELECT coalesce(g.user_id, u.user_id), g.allocation_id, g.session_id, 'leg_held', g.ledger_held, g.held, NULL::bigint
     FROM legs g LEFT JOIN lot_user u ON u.id = g.allocation_id WHERE g.ledger_held <> g.held
   UNION ALL
-  SELECT coalesce(g.user_id, u.user_id), g.allocation_id, g.session_id, 'leg_captured', g.ledger_captured, g.captured
+  SELECT coalesce(g.user_id, u.user_id), g.allocation_id, g.session_id, 'leg_captured', g.ledger_captured, g.captured, NULL::bigint
     FROM legs g LEFT JOIN lot_user u ON u.id = g.allocation_id WHERE g.ledger_captured <> g.captured
   UNION ALL
-  SELECT coalesce(g.user_id, u.user_id), g.allocation_id, g.session_id, 'leg_released', g.ledger_released, g.released
+  SELECT coalesce(g.user_id, u.user_id), g.allocation_id, g.session_id, 'leg_released', g.ledger_released, g.released, NULL::bigint
     FROM legs g LEFT JOIN lot_user u ON u.id = g.allocation_id WHERE g.ledger_released <> g.released
   UNION ALL
-  SELECT g.user_id, g.allocation_id, g.session_id, 'leg_unresolved', g.held, g.captured + g.released
+  SELECT g.user_id, g.allocation_id, g.session_id, 'leg_unresolved', g.held, g.captured + g.released, NULL::bigint
     FROM legs g WHERE g.status IS DISTINCT FROM 'active' AND g.user_id IS NOT NULL AND g.captured + g.released <> g.held
   UNION ALL
-  SELECT a.user_id, a.id, NULL, 'foreign_entries', 0, count(*)
+  SELECT c.user_id, NULL, c.session_id, 'usage_charged', c.paid, c.charged_credits, c.id
+    FROM usage_check c WHERE c.paid <> c.charged_credits
+  UNION ALL
+  SELECT c.user_id, NULL, c.session_id, 'usage_refunded', c.refunded, c.refunded_credits, c.id
+    FROM usage_check c WHERE c.refunded <> c.refunded_credits
+  UNION ALL
+  SELECT a.user_id, a.id, NULL, 'foreign_entries', 0, count(*), NULL::bigint
     FROM credit_transactions t JOIN credit_allocations a ON a.id = t.allocation_id
    WHERE t.user_id <> a.user_id
    GROUP BY a.user_id, a.id

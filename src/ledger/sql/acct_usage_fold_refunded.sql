@@ -1,0 +1,18 @@
+-- acct_usage_fold_refunded (issue 16): adds a signed amount of refunded credits for one (user, day, model) to
+-- the derived rollups that statistics read it from (usage_daily_system, usage_totals). Called by the
+-- usage_daily trigger when refunded_credits changes; credits themselves travel through acct_usage_fold.
+CREATE OR REPLACE FUNCTION acct_usage_fold_refunded(p_user text, p_day date, p_model text, p_refunded bigint)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  s smallint := acct_usage_shard(p_user);
+BEGIN
+  IF p_refunded = 0 THEN
+    RETURN;
+  END IF;
+  INSERT INTO usage_daily_system AS t (day, model_id, shard, refunded_credits)
+  VALUES (p_day, p_model, s, p_refunded)
+  ON CONFLICT (day, model_id, shard) DO UPDATE SET refunded_credits = t.refunded_credits + EXCLUDED.refunded_credits;
+  INSERT INTO usage_totals AS t (shard, refunded_credits)
+  VALUES (s, p_refunded)
+  ON CONFLICT (shard) DO UPDATE SET refunded_credits = t.refunded_credits + EXCLUDED.refunded_credits;
+END $$;

@@ -1,0 +1,318 @@
+import type { Database } from '../db/database';
+import { AppError, notFound } from '../lib/errors';
+import { Metrics } from '../lib/metrics';
+import { fromDb, toCredits } from '../lib/money';
+import type { AdjustBody, CreateScheduleBody, RefundBody, RerateBody, RevokeBody, SchedulesQuery } from '../schemas/correction.schemas';
+import { decodeCursor, encodeCursor } from '../schemas/common';
+import { toAllocationJson, toBalanceJson } from '../schemas/credit.schemas';
+import { toLot, type CreditService, type LotRow } from './credit.service';
+import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
+import { RECORD_COLUMNS, recordView, type RecordRow } from './usage.service';
+
+export interface CorrectionOptions {
+  /** New credits pay the oldest unpaid usage first (SETTLE_UNPAID_ON_GRANT). */
+  settleUnpaidOnGrant: boolean;
+}
+
+/**
+ * Corrections (issue 16): adjust, revoke a lot, refund a usage record. Each is one ledger function
+ * (src/ledger/sql/acct_adjust|acct_revoke|acct_refund_usage) run inside the idempotency transaction; each
+ * writes new ledger rows with the actor and the reason, never edits old ones.
+ */
+export class CorrectionService {
+  constructor(
+    private readonly db: Database,
+    private readonly credits: CreditService,
+    private readonly idempotency: IdempotencyService,
+    private readonly options: CorrectionOptions,
+    private readonly metrics: Metrics = new Metrics(),
+  ) {}
+
+  /** Positive: a new lot (201). Negative: taken from available lots in consumption order (200), all or nothing. */
+  async adjust(callerId: string, body: AdjustBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+    return this.idempotency.run(idem, async (tx) => {
+      const [row] = await this.db.query<{ outcome: string; allocation_id: string | null; available_before: string; settled: string }>(
+        `SELECT outcome, allocation_id::text, available_before::text, settled::text FROM acct_adjust($1, $2, $3, $4, $5, $6)`,
+        [body.userId, body.credits.toString(), body.expiresAt ?? null, callerId, body.reason, this.options.settleUnpaidOnGrant],
+        tx,
+      );
+      if (row.outcome === 'not_found') throw notFound('User');
+      if (row.outcome === 'insufficient') {
+        throw new AppError('INSUFFICIENT_CREDITS', 'Not enough available credits for this adjustment', {
+          requiredCredits: toCredits(-body.credits),
+          availableCredits: toCredits(fromDb(row.available_before)),
+        });
+      }
+      const settled = fromDb(row.settled);
+      tx.afterCommit(() => {
+        if (body.credits > 0n) this.metrics.recordCredits('granted', body.credits);
+        else this.metrics.recordCredits('charged', -body.credits);
+      });
+      let allocation = null;
+      if (row.allocation_id !== null) {
+        const [lot] = await this.db.query<LotRow>(`SELECT * FROM credit_allocations WHERE id = $1`, [row.allocation_id], tx);
+        allocation = toAllocationJson(toLot(lot));
+      }
+      const balance = await this.credits.getBalance(body.userId, tx);
+      return {
+        status: body.credits > 0n ? 201 : 200,
+        body: {
+          userId: body.userId,
+          credits: toCredits(body.credits),
+          reason: body.reason,
+          allocation,
+          settledCredits: toCredits(settled),
+          balance: toBalanceJson(balance),
+        },
+      };
+    });
+  }
+
+  /** Voids what is left of a lot (or part of it); what active sessions hold is reported, not revoked. */
+  async revoke(callerId: string, allocationId: string, body: RevokeBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+    return this.idempotency.run(idem, async (tx) => {
+      const [row] = await this.db.query<{ outcome: string; user_id: string | null; revoked: string | null; held: string | null }>(
+        `SELECT outcome, user_id, revoked::text, held::text FROM acct_revoke($1, $2, $3, $4)`,
+        [allocationId, body.credits === undefined ? null : body.credits.toString(), callerId, body.reason],
+        tx,
+      );
+      if (row.outcome === 'not_found') throw notFound('Allocation');
+      const [lot] = await this.db.query<LotRow>(`SELECT * FROM credit_allocations WHERE id = $1`, [allocationId], tx);
+      return {
+        status: 200,
+        body: {
+          allocationId,
+          userId: row.user_id!,
+          revokedCredits: toCredits(fromDb(row.revoked)),
+          heldCredits: toCredits(fromDb(row.held)),
+          allocation: toAllocationJson(toLot(lot)),
+        },
+      };
+    });
+  }
+
+  /** Forgives unpaid credits first, then returns charged credits to their lots; never more than the cost. */
+  async refund(callerId: string, recordId: string, body: RefundBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+    return this.idempotency.run(idem, async (tx) => {
+      const [row] = await this.db.query<{ outcome: string; refundable: string | null; forgiven: string | null; returned: string | null }>(
+        `SELECT outcome, refundable::text, forgiven::text, returned::text FROM acct_refund_usage($1, $2, $3, $4)`,
+        [recordId, body.credits === undefined ? null : body.credits.toString(), callerId, body.reason],
+        tx,
+      );
+      if (row.outcome === 'not_found') throw notFound('Usage record');
+      if (row.outcome === 'session_expired') {
+        throw new AppError('CONFLICT', 'The session of this record expired and may still be finalized late: finalize or abort it first');
+      }
+      if (row.outcome === 'too_much') {
+        throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
+          problems: [
+            {
+              location: 'body',
+              path: 'credits',
+              message: `must not exceed what is still refundable (${toCredits(fromDb(row.refundable))} credits)`,
+            },
+          ],
+          refundableCredits: toCredits(fromDb(row.refundable)),
+        });
+      }
+      const returned = fromDb(row.returned);
+      tx.afterCommit(() => this.metrics.recordCredits('released', returned));
+      const [record] = await this.db.query<RecordRow>(`SELECT ${RECORD_COLUMNS} FROM usage_records WHERE id = $1`, [recordId], tx);
+      return {
+        status: 200,
+        body: { ...recordView(record), forgivenCredits: toCredits(fromDb(row.forgiven)), returnedCredits: toCredits(returned) },
+      };
+    });
+  }
+
+  // ---------- schedules (recurring grants) ----------
+
+  /** A recurring grant; its first period is the one containing startAt (default now). Idempotent. */
+  async createSchedule(callerId: string, body: CreateScheduleBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+    return this.idempotency.run(idem, async (tx) => {
+      // The database must know the zone too (Intl and PostgreSQL both use IANA names; versions may differ).
+      const [zone] = await this.db.query(`SELECT 1 FROM pg_timezone_names WHERE name = $1`, [body.timezone ?? 'UTC'], tx);
+      if (!zone) {
+        throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
+          problems: [{ location: 'body', path: 'timezone', message: 'is not a time zone the database knows' }],
+        });
+      }
+      await this.db.query(`SELECT acct_lock_user($1)`, [body.userId], tx);
+      const [row] = await this.db.query<ScheduleRow>(
+        `INSERT INTO credit_schedules (user_id, credits, period, timezone, expire_at_period_end, expires_in_days,
+                                       rollover_cap_credits, start_at, next_period_start, created_by)
+         SELECT $1, $2, $3, $4, $5, $6, $7, s.start_at, date_trunc($3, s.start_at, $4), $8
+           FROM (SELECT coalesce($9::timestamptz, now()) AS start_at) s
+         RETURNING ${SCHEDULE_COLUMNS}`,
+        [
+          body.userId,
+          body.credits.toString(),
+          body.period,
+          body.timezone ?? 'UTC',
+          body.expireAtPeriodEnd ?? false,
+          body.expiresInDays ?? null,
+          body.rolloverCapCredits === undefined ? null : body.rolloverCapCredits.toString(),
+          callerId,
+          body.startAt ?? null,
+        ],
+        tx,
+      );
+      return { status: 201, body: scheduleView(row) };
+    });
+  }
+
+  /** Schedules, oldest first, optionally of one user; deleted ones are listed with deletedAt. */
+  async listSchedules(query: SchedulesQuery) {
+    const keys = decodeCursor(query.cursor);
+    if (keys !== undefined && !(keys.length === 1 && typeof keys[0] === 'string' && /^\d{1,18}$/.test(keys[0]))) {
+      throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
+        problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
+      });
+    }
+    const rows = await this.db.query<ScheduleRow>(
+      `SELECT ${SCHEDULE_COLUMNS} FROM credit_schedules
+        WHERE ($1::text IS NULL OR user_id = $1) AND ($2::bigint IS NULL OR id > $2::bigint)
+        ORDER BY id LIMIT $3`,
+      [query.userId ?? null, keys?.[0] ?? null, query.limit + 1],
+    );
+    const pageRows = rows.slice(0, query.limit);
+    return {
+      data: pageRows.map(scheduleView),
+      nextCursor: rows.length > query.limit ? encodeCursor([String(pageRows[pageRows.length - 1].id)]) : null,
+    };
+  }
+
+  /** Stops a schedule: no period is granted after this; grants already made stay. Deleting twice is 404. */
+  async deleteSchedule(id: string) {
+    const [row] = await this.db.query<ScheduleRow>(
+      `UPDATE credit_schedules SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING ${SCHEDULE_COLUMNS}`,
+      [id],
+    );
+    if (!row) throw notFound('Schedule');
+    return scheduleView(row);
+  }
+
+  /**
+   * Grants every due period of every schedule as of `now`, one (schedule, period) per transaction
+   * (acct_schedule_grant_one), at most `max` per call. Safe in any number of instances at once.
+   */
+  async materializeSchedules(now: Date = new Date(), max = 1000): Promise<number> {
+    let granted = 0;
+    for (let i = 0; i < max; i++) {
+      const rows = await this.db.query<{ credits: string }>(`SELECT credits::text FROM acct_schedule_grant_one($1, $2)`, [
+        now,
+        this.options.settleUnpaidOnGrant,
+      ]);
+      if (rows.length === 0) break;
+      this.metrics.recordCredits('granted', fromDb(rows[0].credits));
+      granted++;
+    }
+    return granted;
+  }
+
+  // ---------- re-rate ----------
+
+  /**
+   * Re-prices the records of modelId@fromPriceVersion created in [from, to] at toPriceVersion, each user in
+   * batches of RERATE_BATCH records per transaction (acct_rerate_user), so no user's lock is held long. Each
+   * record moves to the new version in the transaction that charges or refunds its difference: a second run
+   * (or a retry after a crash) finds nothing left to do. With dryRun, one read reports what would change.
+   */
+  async rerate(callerId: string, body: RerateBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+    const versions = await this.db.query<{ price_version: number }>(
+      `SELECT price_version FROM model_prices WHERE model_id = $1 AND price_version IN ($2, $3)`,
+      [body.modelId, body.fromPriceVersion, body.toPriceVersion],
+    );
+    const problems = (['fromPriceVersion', 'toPriceVersion'] as const)
+      .filter((field) => !versions.some((v) => v.price_version === body[field]))
+      .map((field) => ({ location: 'body', path: field, message: `${body.modelId} has no price version ${body[field]}` }));
+    if (problems.length > 0) throw new AppError('VALIDATION_ERROR', 'The request is not valid', { problems });
+
+    if (body.dryRun) {
+      const [row] = await this.db.query<{ records: string; charged: string; refunded: string }>(
+        `WITH diffs AS (
+           SELECT ceil(((u.input_tokens - u.cached_input_tokens)::numeric * p.input_price_per_1m
+                        + u.cached_input_tokens::numeric * p.cached_input_price_per_1m
+                        + u.output_tokens::numeric * p.output_price_per_1m) / 1000000)::bigint - u.credits AS diff,
+                  u.credits - u.refunded_credits AS reducible
+             FROM usage_records u JOIN model_prices p ON p.model_id = u.model_id AND p.price_version = $3
+            WHERE u.model_id = $1 AND u.price_version = $2 AND u.created_at BETWEEN $4 AND $5
+              AND NOT EXISTS (SELECT 1 FROM streaming_sessions s WHERE s.id = u.session_id AND s.status = 'expired')
+         )
+         SELECT count(*)::text AS records, coalesce(sum(diff) FILTER (WHERE diff > 0), 0)::text AS charged,
+                coalesce(sum(least(-diff, reducible)) FILTER (WHERE diff < 0), 0)::text AS refunded
+           FROM diffs`,
+        [body.modelId, body.fromPriceVersion, body.toPriceVersion, body.from, body.to],
+      );
+      return {
+        status: 200,
+        body: { records: Number(row.records), creditsCharged: toCredits(fromDb(row.charged)), creditsRefunded: toCredits(fromDb(row.refunded)), dryRun: true },
+      };
+    }
+
+    const replay = await this.idempotency.peek(idem);
+    if (replay) return replay;
+    const users = await this.db.query<{ user_id: string }>(
+      `SELECT DISTINCT user_id FROM usage_records WHERE model_id = $1 AND price_version = $2 AND created_at BETWEEN $3 AND $4`,
+      [body.modelId, body.fromPriceVersion, body.from, body.to],
+    );
+    let records = 0;
+    let charged = 0n;
+    let refunded = 0n;
+    for (const { user_id: userId } of users) {
+      for (;;) {
+        const [row] = await this.db.transaction((tx) =>
+          this.db.query<{ records: number; charged: string; refunded: string }>(
+            `SELECT records, charged::text, refunded::text FROM acct_rerate_user($1, $2, $3, $4, $5, $6, $7, $8)`,
+            [userId, body.modelId, body.fromPriceVersion, body.toPriceVersion, body.from, body.to, RERATE_BATCH, callerId],
+            tx,
+          ),
+        );
+        records += row.records;
+        charged += fromDb(row.charged);
+        refunded += fromDb(row.refunded);
+        if (row.records < RERATE_BATCH) break;
+      }
+    }
+    const report = { records, creditsCharged: toCredits(charged), creditsRefunded: toCredits(refunded), dryRun: false };
+    return this.idempotency.run(idem, async () => ({ status: 200, body: report }));
+  }
+}
+
+/** Records re-rated per user transaction: small enough that a user's other requests never wait long. */
+const RERATE_BATCH = 200;
+
+const SCHEDULE_COLUMNS = `id::text, user_id, credits::text, period, timezone, expire_at_period_end, expires_in_days,
+  rollover_cap_credits::text, start_at, next_period_start, created_by, created_at, deleted_at`;
+
+interface ScheduleRow {
+  id: string;
+  user_id: string;
+  credits: string;
+  period: 'day' | 'week' | 'month';
+  timezone: string;
+  expire_at_period_end: boolean;
+  expires_in_days: number | null;
+  rollover_cap_credits: string | null;
+  start_at: Date;
+  next_period_start: Date;
+  created_by: string;
+  created_at: Date;
+  deleted_at: Date | null;
+}
+
+const scheduleView = (row: ScheduleRow) => ({
+  id: row.id,
+  userId: row.user_id,
+  credits: toCredits(fromDb(row.credits)),
+  period: row.period,
+  timezone: row.timezone,
+  expireAtPeriodEnd: row.expire_at_period_end,
+  expiresInDays: row.expires_in_days,
+  rolloverCapCredits: row.rollover_cap_credits === null ? null : toCredits(fromDb(row.rollover_cap_credits)),
+  startAt: row.start_at.toISOString(),
+  nextPeriodStart: row.next_period_start.toISOString(),
+  createdBy: row.created_by,
+  createdAt: row.created_at.toISOString(),
+  deletedAt: row.deleted_at === null ? null : row.deleted_at.toISOString(),
+});

@@ -57,7 +57,9 @@ async function main(): Promise<void> {
     },
     app,
   );
-  const jobs = startBackgroundJobs(services, config.SWEEPER_INTERVAL_MS, logger);
+  // The ledger's event functions read LOW_BALANCE_THRESHOLDS from the database (issue 15).
+  await services.events.syncSettings();
+  const jobs = startBackgroundJobs(services, config.SWEEPER_INTERVAL_MS, logger, config.WEBHOOK_DISPATCH_INTERVAL_MS);
 
   await new Promise<void>((resolve) => server.listen(config.PORT, config.HOST, resolve));
   const address = server.address();

@@ -14,6 +14,13 @@ import { defineUsageTotal, type UsageTotalAttributes } from './usage-total.model
 import { defineUsageUserDaily, type UsageUserDailyAttributes } from './usage-user-daily.model';
 import { defineUsageUserWeekly, type UsageUserWeeklyAttributes } from './usage-user-weekly.model';
 import { defineUserAccount, type UserAccountAttributes } from './user-account.model';
+// Events and webhooks (issue 15).
+import { defineEvent, type EventAttributes } from './event.model';
+import { defineEventSettings, type EventSettingsAttributes } from './event-settings.model';
+import { defineUserEventState, type UserEventStateAttributes } from './user-event-state.model';
+import { defineWebhookAttempt, type WebhookAttemptAttributes } from './webhook-attempt.model';
+import { defineWebhookDelivery, type WebhookDeliveryAttributes } from './webhook-delivery.model';
+import { defineWebhookEndpoint, type WebhookEndpointAttributes } from './webhook-endpoint.model';
 
 export type { Row, RowModel } from './columns';
 export type { CreditAllocationAttributes } from './credit-allocation.model';
@@ -45,6 +52,13 @@ export interface Models {
   UsageUserDaily: RowModel<UsageUserDailyAttributes>;
   UsageUserWeekly: RowModel<UsageUserWeeklyAttributes>;
   SessionStatusCount: RowModel<SessionStatusCountAttributes>;
+  // Events and webhooks (issue 15).
+  Event: RowModel<EventAttributes>;
+  EventSettings: RowModel<EventSettingsAttributes>;
+  UserEventState: RowModel<UserEventStateAttributes>;
+  WebhookEndpoint: RowModel<WebhookEndpointAttributes>;
+  WebhookDelivery: RowModel<WebhookDeliveryAttributes>;
+  WebhookAttempt: RowModel<WebhookAttemptAttributes>;
 }
 
 export function defineModels(sequelize: Sequelize): Models {
@@ -63,6 +77,13 @@ export function defineModels(sequelize: Sequelize): Models {
     UsageUserDaily: defineUsageUserDaily(sequelize),
     UsageUserWeekly: defineUsageUserWeekly(sequelize),
     SessionStatusCount: defineSessionStatusCount(sequelize),
+    // Events and webhooks (issue 15).
+    Event: defineEvent(sequelize),
+    EventSettings: defineEventSettings(sequelize),
+    UserEventState: defineUserEventState(sequelize),
+    WebhookEndpoint: defineWebhookEndpoint(sequelize),
+    WebhookDelivery: defineWebhookDelivery(sequelize),
+    WebhookAttempt: defineWebhookAttempt(sequelize),
   };
   associate(models);
   return models;

@@ -4,6 +4,7 @@ import type { Database } from '../db/database';
 import type { Services } from '../services';
 import { adminRoutes } from './admin.routes';
 import { creditRoutes } from './credit.routes';
+import { eventRoutes, webhookRoutes } from './event.routes';
 import { healthRoutes } from './health.routes';
 import { modelRoutes } from './model.routes';
 import { routerFor, type RouteChain, type RouteSpec } from './route-table';
@@ -26,6 +27,8 @@ export function apiAreas(services: Services): ApiArea[] {
     { mount: '/models', specs: modelRoutes(services) },
     { mount: '/streaming-sessions', specs: streamingSessionRoutes(services) },
     { mount: '/usage', specs: usageRoutes(services) },
+    { mount: '/events', specs: eventRoutes(services) },
+    { mount: '/webhooks', specs: webhookRoutes(services) },
   ];
 }
 

@@ -10,6 +10,7 @@ const PG_TYPE: Record<string, string> = {
   DATEONLY: 'date',
   JSONB: 'jsonb',
   JSON: 'json',
+  BOOLEAN: 'boolean',
 };
 
 interface Column {

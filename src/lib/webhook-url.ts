@@ -18,7 +18,7 @@ export function webhookUrlProblem(url: string, allowPrivate: boolean): string | 
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return 'must be an http or https URL';
   if (parsed.username || parsed.password) return 'must not contain credentials';
   if (allowPrivate) return null;
-  const host = parsed.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  const host = parsed.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
   if (host === 'localhost' || host.endsWith('.localhost')) return 'must not point to a private or loopback address';
   if (ipaddr.isValid(host) && !isPublicAddress(host)) return 'must not point to a private or loopback address';
   return null;

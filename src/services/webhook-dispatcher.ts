@@ -7,7 +7,7 @@ import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
 import { decryptSecret } from '../lib/webhook-secrets';
 import { isPublicAddress, publicOnlyLookup } from '../lib/webhook-url';
-import { EVENT_COLUMNS, toEventJson, type EventRow } from './event.service';
+import { toEventJson, type EventRow } from './event.service';
 
 export interface DispatcherOptions {
   timeoutMs: number;
@@ -28,6 +28,11 @@ interface Claimed {
   url: string;
   secret_encrypted: string;
   was_delivered: boolean;
+  ev_type: EventRow['type'];
+  ev_created_at: Date;
+  ev_user_id: string | null;
+  ev_org_id: string | null;
+  ev_data: Record<string, unknown>;
 }
 
 export interface AttemptResult {
@@ -89,10 +94,20 @@ export class WebhookDispatcher {
     return claimed.length;
   }
 
-  /** Runs rounds until nothing is due (for tests and draining a backlog); bounded by `maxRounds`. */
+  /**
+   * Runs rounds until nothing is due anywhere (for tests and draining a backlog); bounded by `maxRounds`.
+   * A round that claims nothing while deliveries are still due (another instance holds their endpoint this
+   * instant) goes on rather than stopping.
+   */
   async runUntilIdle(maxRounds = 1000): Promise<void> {
     for (let i = 0; i < maxRounds; i++) {
-      if ((await this.tick({ wait: true })) === 0) return;
+      if ((await this.tick({ wait: true })) > 0) continue;
+      const [due] = await this.db.query<{ any: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled
+                         WHERE d.status IN ('pending', 'delivering') AND d.next_attempt_at <= now()) AS any`,
+      );
+      if (!due.any) return;
+      await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
 
@@ -156,10 +171,11 @@ export class WebhookDispatcher {
            LIMIT $3)
          UPDATE webhook_deliveries w
             SET status = 'delivering', attempts = w.attempts + 1, next_attempt_at = now() + make_interval(secs => $5::double precision)
-           FROM picked, webhook_endpoints e
-          WHERE w.id = picked.id AND e.id = w.endpoint_id
+           FROM picked, webhook_endpoints e, events ev
+          WHERE w.id = picked.id AND e.id = w.endpoint_id AND ev.id = w.event_id
         RETURNING w.id, w.endpoint_id, w.event_id, w.attempts, w.created_at, e.url, e.secret_encrypted,
-                  w.delivered_at IS NOT NULL AS was_delivered`,
+                  w.delivered_at IS NOT NULL AS was_delivered,
+                  ev.type AS ev_type, ev.created_at AS ev_created_at, ev.user_id AS ev_user_id, ev.org_id AS ev_org_id, ev.data AS ev_data`,
         [endpoints.map((e) => e.id), onlyDelivery ? 1 : this.options.concurrencyPerEndpoint, max, onlyDelivery ?? null, this.leaseMs / 1000],
         tx,
       );
@@ -182,9 +198,14 @@ export class WebhookDispatcher {
 
   private async deliver(delivery: Claimed): Promise<void> {
     try {
-      const [event] = await this.db.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE id = $1`, [delivery.event_id]);
-      // The event was pruned or the endpoint deleted meanwhile: the lease runs out, nothing else to do.
-      if (!event) return;
+      const event: EventRow = {
+        id: delivery.event_id,
+        type: delivery.ev_type,
+        created_at: delivery.ev_created_at,
+        user_id: delivery.ev_user_id,
+        org_id: delivery.ev_org_id,
+        data: delivery.ev_data,
+      };
       const body = JSON.stringify(toEventJson(event));
       const result = await this.send(delivery, `evt_${event.id}`, body);
       await this.record(delivery, result, event.created_at);
@@ -270,16 +291,46 @@ export class WebhookDispatcher {
   private async record(delivery: Claimed, result: AttemptResult, eventCreatedAt: Date): Promise<void> {
     const retryMs = result.success ? 0 : this.backoffMs(delivery.attempts);
     const giveUp = !result.success && delivery.created_at.getTime() + this.options.retryHours * 3_600_000 < Date.now() + retryMs;
-    const disabled = await this.db.transaction(async (tx) => {
+    const disabled = result.success ? await this.recordSuccess(delivery, result) : await this.recordFailure(delivery, result, giveUp, retryMs);
+    this.metrics.webhookDeliveries.inc({ outcome: result.outcome });
+    if (giveUp) this.metrics.webhookDeliveries.inc({ outcome: 'gave_up' });
+    if (result.success && !delivery.was_delivered) this.metrics.webhookLag.observe((Date.now() - eventCreatedAt.getTime()) / 1000);
+    if (disabled) this.logger?.warn({ webhookId: delivery.endpoint_id }, 'webhook endpoint disabled after repeated failures');
+  }
+
+  /** A success in one statement (the hot case): the delivery, its attempt, the endpoint's failure run reset. */
+  private async recordSuccess(delivery: Claimed, result: AttemptResult): Promise<boolean> {
+    await this.db.query(
+      `WITH d AS (
+         UPDATE webhook_deliveries SET status = 'succeeded', delivered_at = now(), last_status_code = $3, last_error = NULL
+          WHERE id = $1 AND attempts = $2 AND status = 'delivering'
+         RETURNING id, endpoint_id),
+       a AS (
+         INSERT INTO webhook_attempts (delivery_id, attempted_at, status_code, duration_ms, error, success)
+         SELECT id, now() - make_interval(secs => $4::double precision), $3, $5, NULL, true FROM d RETURNING 1),
+       e AS (
+         UPDATE webhook_endpoints SET consecutive_failures = 0
+          WHERE id IN (SELECT endpoint_id FROM d) AND consecutive_failures <> 0 RETURNING 1)
+       SELECT (SELECT count(*) FROM a) AS attempts, (SELECT count(*) FROM e) AS endpoints`,
+      [delivery.id, delivery.attempts, result.statusCode, result.durationMs / 1000, result.durationMs],
+    );
+    return false;
+  }
+
+  /**
+   * A failure: the attempt, the next try (or `failed` past WEBHOOK_RETRY_HOURS), and the endpoint's run of
+   * failures, which past WEBHOOK_DISABLE_AFTER_FAILURES disables it. Returns whether it disabled it.
+   */
+  private async recordFailure(delivery: Claimed, result: AttemptResult, giveUp: boolean, retryMs: number): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
       // Only the holder of this lease (same attempt number) may record; a late, superseded send records nothing.
       const updated = await this.db.query<{ id: string }>(
         `UPDATE webhook_deliveries
             SET status = $3, last_status_code = $4, last_error = $5,
-                delivered_at = CASE WHEN $3 = 'succeeded' THEN now() ELSE delivered_at END,
                 next_attempt_at = CASE WHEN $3 = 'pending' THEN now() + make_interval(secs => $6::double precision) ELSE next_attempt_at END
           WHERE id = $1 AND attempts = $2 AND status = 'delivering'
         RETURNING id`,
-        [delivery.id, delivery.attempts, result.success ? 'succeeded' : giveUp ? 'failed' : 'pending', result.statusCode, result.error, retryMs / 1000],
+        [delivery.id, delivery.attempts, giveUp ? 'failed' : 'pending', result.statusCode, result.error, retryMs / 1000],
         tx,
       );
       if (updated.length === 0) return false;
@@ -289,10 +340,6 @@ export class WebhookDispatcher {
         [delivery.id, result.durationMs / 1000, result.statusCode, result.durationMs, result.error, result.success],
         tx,
       );
-      if (result.success) {
-        await this.db.query(`UPDATE webhook_endpoints SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0 RETURNING id`, [delivery.endpoint_id], tx);
-        return false;
-      }
       const [endpoint] = await this.db.query<{ consecutive_failures: number; enabled: boolean; url: string }>(
         `UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1 WHERE id = $1
          RETURNING consecutive_failures, enabled, url`,
@@ -313,9 +360,5 @@ export class WebhookDispatcher {
       ], tx);
       return true;
     });
-    this.metrics.webhookDeliveries.inc({ outcome: result.outcome });
-    if (giveUp) this.metrics.webhookDeliveries.inc({ outcome: 'gave_up' });
-    if (result.success && !delivery.was_delivered) this.metrics.webhookLag.observe((Date.now() - eventCreatedAt.getTime()) / 1000);
-    if (disabled) this.logger?.warn({ webhookId: delivery.endpoint_id }, 'webhook endpoint disabled after repeated failures');
   }
 }

@@ -2,6 +2,7 @@ import request from 'supertest';
 import { createDatabase, type Database } from '../../src/db/database';
 import { Metrics } from '../../src/lib/metrics';
 import { dispatcherOptions } from '../../src/services';
+import { EVENT_COLUMNS, toEventJson, type EventRow } from '../../src/services/event.service';
 import { WebhookDispatcher } from '../../src/services/webhook-dispatcher';
 import { createTestContext, type TestContext } from '../support/context';
 import { userWithRole } from '../support/tokens';
@@ -229,6 +230,36 @@ describe('webhooks', () => {
     );
     expect(Number(row.n)).toBe(ids.length);
   }, 300_000);
+
+  it('When the instance delivering dies mid-send, then its lease runs out, another instance delivers, and a late duplicate carries the same webhook-id and records nothing', async () => {
+    const r = await receiver();
+    const endpoint = await createEndpoint(r, ['usage.refunded']);
+    const ids = await emit(5, 'usage.refunded');
+    const db = createDatabase({ url: ctx.databaseUrl, poolMax: 2, statementTimeoutMs: 10_000, lockTimeoutMs: 3_000, acquireTimeoutMs: 5_000 });
+    extraDbs.push(db);
+    const doomed = new WebhookDispatcher(db, dispatcherOptions(ctx.config), new Metrics());
+    await doomed.fanOut(100);
+    const leased = await doomed.claim(100); // claimed, then the process "dies" before sending
+    expect(leased).toHaveLength(5);
+    await db.close();
+
+    // While the lease holds, nobody else sends them.
+    expect(await ctx.services.dispatcher.tick({ wait: true })).toBe(0);
+    // The lease runs out (as WEBHOOK_TIMEOUT_MS + 30 s would).
+    await ctx.db.query(`UPDATE webhook_deliveries SET next_attempt_at = now() WHERE endpoint_id = $1 AND status = 'delivering' RETURNING 1`, [endpoint.id]);
+    await ctx.services.dispatcher.runUntilIdle();
+    expect(r.stats()).toEqual({ distinct: 5, duplicates: 0 });
+
+    // A send that was already on the wire when the instance froze arrives late: same id, so the receiver can drop it.
+    const late = leased[0];
+    const [event] = await ctx.db.query<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE id = $1`, [late.event_id]);
+    const result = await ctx.services.dispatcher.send(late, `evt_${event.id}`, JSON.stringify(toEventJson(event)));
+    expect(result.success).toBe(true);
+    expect(r.stats()).toEqual({ distinct: 5, duplicates: 1 });
+    expect(new Set(r.received.map((x) => x.id))).toEqual(new Set(ids));
+    const [row] = await ctx.db.query<{ attempts: number; status: string }>(`SELECT attempts, status FROM webhook_deliveries WHERE id = $1`, [late.id]);
+    expect(row).toEqual({ attempts: 2, status: 'succeeded' });
+  });
 
   it('When delivery succeeds, then the metrics count it by outcome and observe the lag from event to first success', async () => {
     const res = await request(ctx.app).get('/metrics');

@@ -10,6 +10,7 @@
  * Idempotency-Key (and initialize a client-chosen sessionId), so retries after network errors, 503,
  * 429 (honouring Retry-After) and 409 IDEMPOTENCY_IN_PROGRESS can never move credits twice.
  */
+import { Webhook } from 'standardwebhooks';
 import type { components, paths } from './schema';
 
 export type Schemas = components['schemas'];
@@ -19,8 +20,10 @@ export type InitializeSessionRequest = Schemas['InitializeSessionRequest'];
 export type FinalizeSessionRequest = Schemas['FinalizeSessionRequest'];
 export type AbortSessionRequest = Schemas['AbortSessionRequest'];
 export type ApiError = Schemas['Error']['error'];
+/** An outbox event: the body of every webhook and an item of GET /api/events (docs/events.md). */
+export type AccountingEvent = Schemas['Event'];
 
-type Method = 'get' | 'post' | 'put' | 'delete';
+type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 /** Paths that have an operation for `M`. */
 export type PathsWith<M extends Method> = { [P in keyof paths]: [NonNullable<paths[P][M]>] extends [never] ? never : P }[keyof paths];
 type Operation<P extends keyof paths, M extends Method> = NonNullable<paths[P][M]>;
@@ -231,3 +234,21 @@ export class AccountingClient {
     await sleep(delayMs);
   }
 }
+
+/**
+ * Verifies a webhook request from the accounting service (Standard Webhooks: `webhook-id`,
+ * `webhook-timestamp`, `webhook-signature`, checked with the `standardwebhooks` package, timestamps more
+ * than 5 minutes off refused) and returns the event. `rawBody` must be the bytes as received, before any
+ * JSON parsing; `secret` is the endpoint's `whsec_...` secret. Throws WebhookVerificationError when the
+ * request was not signed with that secret. The event's `id` equals `webhook-id`: deliveries are at least
+ * once, so deduplicate on it.
+ */
+export function verifyWebhook(secret: string, rawBody: string | Parameters<Webhook['verify']>[0], headers: Record<string, string | string[] | undefined>): AccountingEvent {
+  const one = (name: string) => {
+    const value = headers[name] ?? headers[name.toLowerCase()];
+    return Array.isArray(value) ? value[0] : (value ?? '');
+  };
+  const signed = { 'webhook-id': one('webhook-id'), 'webhook-timestamp': one('webhook-timestamp'), 'webhook-signature': one('webhook-signature') };
+  return new Webhook(secret).verify(rawBody, signed) as AccountingEvent;
+}
+export { WebhookVerificationError } from 'standardwebhooks';

@@ -184,6 +184,90 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/credits/adjust": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Adjust a user’s credits: positive adds a lot (201), negative takes from available lots in consumption order (200)
+         * @description Adjust a user’s credits: positive adds a lot (201), negative takes from available lots in consumption order (200). Needs the supervisor role (or admin). Accepts an Idempotency-Key.
+         */
+        post: operations["postCreditsAdjust"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/credits/allocations/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Void what is left of a lot (or part of it); credits held by active sessions are reported, not revoked
+         * @description Void what is left of a lot (or part of it); credits held by active sessions are reported, not revoked. Needs the supervisor role (or admin). Accepts an Idempotency-Key.
+         */
+        post: operations["postCreditsAllocationsByIdRevoke"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/credits/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Recurring grants, oldest first (optionally of one user)
+         * @description Recurring grants, oldest first (optionally of one user). Needs the supervisor role (or admin).
+         */
+        get: operations["getCreditsSchedules"];
+        put?: never;
+        /**
+         * Create a recurring grant: credits once per calendar period (day, week, month) in a time zone
+         * @description Create a recurring grant: credits once per calendar period (day, week, month) in a time zone. Needs the supervisor role (or admin). Accepts an Idempotency-Key.
+         */
+        post: operations["postCreditsSchedules"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/credits/schedules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Stop a recurring grant (grants already made stay)
+         * @description Stop a recurring grant (grants already made stay). Needs the supervisor role (or admin).
+         */
+        delete: operations["deleteCreditsSchedulesById"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/reconcile": {
         parameters: {
             query?: never;
@@ -198,6 +282,26 @@ export interface paths {
         get: operations["getAdminReconcile"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/rerate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-price a model version’s usage records in a range at another version; each difference charged or refunded once
+         * @description Re-price a model version’s usage records in a range at another version; each difference charged or refunded once. Needs the admin role. Accepts an Idempotency-Key.
+         */
+        post: operations["postAdminRerate"];
         delete?: never;
         options?: never;
         head?: never;
@@ -444,46 +548,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/credits/adjust": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Adjust a user’s credits: positive adds a lot (201), negative takes from available lots in consumption order (200)
-         * @description Adjust a user’s credits: positive adds a lot (201), negative takes from available lots in consumption order (200). Needs the supervisor role (or admin). Accepts an Idempotency-Key.
-         */
-        post: operations["postCreditsAdjust"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/credits/allocations/{id}/revoke": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Void what is left of a lot (or part of it); credits held by active sessions are reported, not revoked
-         * @description Void what is left of a lot (or part of it); credits held by active sessions are reported, not revoked. Needs the supervisor role (or admin). Accepts an Idempotency-Key.
-         */
-        post: operations["postCreditsAllocationsByIdRevoke"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/usage/records/{id}/refund": {
         parameters: {
             query?: never;
@@ -504,7 +568,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/credits/schedules": {
+    "/api/events": {
         parameters: {
             query?: never;
             header?: never;
@@ -512,43 +576,71 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Recurring grants, oldest first (optionally of one user)
-         * @description Recurring grants, oldest first (optionally of one user). Needs the supervisor role (or admin).
+         * Events, oldest first, after an event id (exclusive); users see their own, admins everyone’s
+         * @description Events, oldest first, after an event id (exclusive); users see their own, admins everyone’s. Any authenticated caller.
          */
-        get: operations["getCreditsSchedules"];
+        get: operations["getEvents"];
         put?: never;
-        /**
-         * Create a recurring grant: credits once per calendar period (day, week, month) in a time zone
-         * @description Create a recurring grant: credits once per calendar period (day, week, month) in a time zone. Needs the supervisor role (or admin). Accepts an Idempotency-Key.
-         */
-        post: operations["postCreditsSchedules"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/credits/schedules/{id}": {
+    "/api/webhooks": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        get?: never;
-        put?: never;
-        post?: never;
         /**
-         * Stop a recurring grant (grants already made stay)
-         * @description Stop a recurring grant (grants already made stay). Needs the supervisor role (or admin).
+         * List webhook endpoints
+         * @description List webhook endpoints. Needs the admin role.
          */
-        delete: operations["deleteCreditsSchedulesById"];
+        get: operations["getWebhooks"];
+        put?: never;
+        /**
+         * Create a webhook endpoint; the response carries its signing secret, shown only once
+         * @description Create a webhook endpoint; the response carries its signing secret, shown only once. Needs the admin role.
+         */
+        post: operations["postWebhooks"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/admin/rerate": {
+    "/api/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One webhook endpoint
+         * @description One webhook endpoint. Needs the admin role.
+         */
+        get: operations["getWebhooksById"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an endpoint and its deliveries
+         * @description Delete an endpoint and its deliveries. Needs the admin role.
+         */
+        delete: operations["deleteWebhooksById"];
+        options?: never;
+        head?: never;
+        /**
+         * Change an endpoint’s url, events, description, or enable/disable it
+         * @description Change an endpoint’s url, events, description, or enable/disable it. Needs the admin role.
+         */
+        patch: operations["patchWebhooksById"];
+        trace?: never;
+    };
+    "/api/webhooks/{id}/test": {
         parameters: {
             query?: never;
             header?: never;
@@ -558,10 +650,50 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Re-price a model version’s usage records in a range at another version; each difference charged or refunded once
-         * @description Re-price a model version’s usage records in a range at another version; each difference charged or refunded once. Needs the admin role. Accepts an Idempotency-Key.
+         * Send a webhook.test event to this endpoint now and return the delivery with its attempt
+         * @description Send a webhook.test event to this endpoint now and return the delivery with its attempt. Needs the admin role.
          */
-        post: operations["postAdminRerate"];
+        post: operations["postWebhooksByIdTest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Deliveries to this endpoint, newest first, each with its attempts (time, status code, duration, error)
+         * @description Deliveries to this endpoint, newest first, each with its attempts (time, status code, duration, error). Needs the admin role.
+         */
+        get: operations["getWebhooksByIdDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/{id}/deliveries/{deliveryId}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Make a delivery due again now (whatever its status, unless it is being attempted)
+         * @description Make a delivery due again now (whatever its status, unless it is being attempted). Needs the admin role.
+         */
+        post: operations["postWebhooksByIdDeliveriesByDeliveryIdRetry"];
         delete?: never;
         options?: never;
         head?: never;
@@ -705,6 +837,176 @@ export interface components {
              * @example 2026-11-24T12:00:00.000Z
              */
             createdAt: string;
+        };
+        AdjustResponse: {
+            userId: string;
+            /**
+             * @description The signed adjustment
+             * @example 12.5
+             */
+            credits: number;
+            reason: string;
+            allocation: components["schemas"]["Allocation"] & unknown;
+            /**
+             * @description Of the new credits, what paid unpaid usage (SETTLE_UNPAID_ON_GRANT)
+             * @example 12.5
+             */
+            settledCredits: number;
+            balance: components["schemas"]["Balance"];
+        };
+        AdjustRequest: {
+            userId: string;
+            /**
+             * @description Credits, positive (add a lot) or negative (take from available lots); at most 6 decimals, |credits| <= 1000000000
+             * @example -2.5
+             */
+            credits: number | string;
+            /**
+             * @description Why: written to the ledger with the acting user (1-1000 characters)
+             * @example duplicate charge
+             */
+            reason: string;
+            /**
+             * Format: date-time
+             * @description Expiry of the lot a positive adjustment adds (must be in the future)
+             */
+            expiresAt?: string;
+        };
+        RevokeResponse: {
+            allocationId: string;
+            userId: string;
+            /**
+             * @description Voided now
+             * @example 12.5
+             */
+            revokedCredits: number;
+            /**
+             * @description Held by active sessions in this lot: not revocable
+             * @example 12.5
+             */
+            heldCredits: number;
+            allocation: components["schemas"]["Allocation"];
+        };
+        RevokeRequest: {
+            /**
+             * @description Why: written to the ledger with the acting user (1-1000 characters)
+             * @example duplicate charge
+             */
+            reason: string;
+            /**
+             * @description Revoke only this much (default: all that is left)
+             * @example 12.5
+             */
+            credits?: number | string;
+        };
+        CreditSchedule: {
+            id: string;
+            userId: string;
+            /**
+             * @description Credits, up to 6 decimal places
+             * @example 12.5
+             */
+            credits: number;
+            /** @enum {string} */
+            period: "day" | "week" | "month";
+            timezone: string;
+            expireAtPeriodEnd: boolean;
+            expiresInDays: number | null;
+            /**
+             * @description Credits, up to 6 decimal places
+             * @example 12.5
+             */
+            rolloverCapCredits: number | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            startAt: string;
+            /**
+             * Format: date-time
+             * @description Start of the next period to be granted
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            nextPeriodStart: string;
+            createdBy: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            deletedAt: string | null;
+        };
+        CreateScheduleRequest: {
+            userId: string;
+            /**
+             * @description Credits: a number or decimal string with at most 6 decimal places, 0 to 1,000,000,000
+             * @example 12.5
+             */
+            credits: number | string;
+            /**
+             * @description Calendar period in the time zone; weeks start on Monday
+             * @enum {string}
+             */
+            period: "day" | "week" | "month";
+            /**
+             * @description IANA time zone of the periods (default UTC)
+             * @example Europe/Berlin
+             */
+            timezone?: string;
+            /** @description Each grant expires when its period ends */
+            expireAtPeriodEnd?: boolean;
+            /** @description Each grant expires this many days after its period starts */
+            expiresInDays?: number;
+            /**
+             * @description At each new period, credits left in this schedule’s earlier grants above this cap are revoked
+             * @example 12.5
+             */
+            rolloverCapCredits?: number | string;
+            /**
+             * Format: date-time
+             * @description First period: the one containing startAt (default now)
+             */
+            startAt?: string;
+        };
+        CreditSchedulePage: {
+            data: components["schemas"]["CreditSchedule"][];
+            nextCursor: string | null;
+        };
+        RerateResponse: {
+            /** @description Records re-rated (or that would be, with dryRun) */
+            records: number;
+            /**
+             * @description Sum of the cost increases (charged, or left unpaid where credits ran out)
+             * @example 12.5
+             */
+            creditsCharged: number;
+            /**
+             * @description Sum of the cost decreases (unpaid lowered first, then returned to lots)
+             * @example 12.5
+             */
+            creditsRefunded: number;
+            dryRun: boolean;
+        };
+        RerateRequest: {
+            modelId: string;
+            fromPriceVersion: number;
+            toPriceVersion: number;
+            /**
+             * Format: date-time
+             * @description Records created at or after this instant
+             */
+            from: string;
+            /**
+             * Format: date-time
+             * @description Records created at or before this instant
+             */
+            to: string;
+            /** @description Report what would change, change nothing */
+            dryRun?: boolean;
         };
         ModelPrice: {
             modelId: string;
@@ -1178,67 +1480,6 @@ export interface components {
             data: components["schemas"]["UsageRecord"][];
             nextCursor: string | null;
         };
-        AdjustResponse: {
-            userId: string;
-            /**
-             * @description The signed adjustment
-             * @example 12.5
-             */
-            credits: number;
-            reason: string;
-            allocation: components["schemas"]["Allocation"] & unknown;
-            /**
-             * @description Of the new credits, what paid unpaid usage (SETTLE_UNPAID_ON_GRANT)
-             * @example 12.5
-             */
-            settledCredits: number;
-            balance: components["schemas"]["Balance"];
-        };
-        AdjustRequest: {
-            userId: string;
-            /**
-             * @description Credits, positive (add a lot) or negative (take from available lots); at most 6 decimals, |credits| <= 1000000000
-             * @example -2.5
-             */
-            credits: number | string;
-            /**
-             * @description Why: written to the ledger with the acting user (1-1000 characters)
-             * @example duplicate charge
-             */
-            reason: string;
-            /**
-             * Format: date-time
-             * @description Expiry of the lot a positive adjustment adds (must be in the future)
-             */
-            expiresAt?: string;
-        };
-        RevokeResponse: {
-            allocationId: string;
-            userId: string;
-            /**
-             * @description Voided now
-             * @example 12.5
-             */
-            revokedCredits: number;
-            /**
-             * @description Held by active sessions in this lot: not revocable
-             * @example 12.5
-             */
-            heldCredits: number;
-            allocation: components["schemas"]["Allocation"];
-        };
-        RevokeRequest: {
-            /**
-             * @description Why: written to the ledger with the acting user (1-1000 characters)
-             * @example duplicate charge
-             */
-            reason: string;
-            /**
-             * @description Revoke only this much (default: all that is left)
-             * @example 12.5
-             */
-            credits?: number | string;
-        };
         RefundResponse: components["schemas"]["UsageRecord"] & {
             /**
              * @description Of this refund: unpaid credits written off
@@ -1263,36 +1504,34 @@ export interface components {
              */
             credits?: number | string;
         };
-        CreditSchedule: {
+        Event: {
+            /** @example evt_42 */
             id: string;
-            userId: string;
-            /**
-             * @description Credits, up to 6 decimal places
-             * @example 12.5
-             */
-            credits: number;
             /** @enum {string} */
-            period: "day" | "week" | "month";
-            timezone: string;
-            expireAtPeriodEnd: boolean;
-            expiresInDays: number | null;
-            /**
-             * @description Credits, up to 6 decimal places
-             * @example 12.5
-             */
-            rolloverCapCredits: number | null;
+            type: "credits.granted" | "credits.adjusted" | "credits.low" | "credits.depleted" | "credits.expiring" | "credits.expired" | "session.expired" | "session.overage" | "usage.refunded" | "budget.threshold" | "webhook.disabled" | "webhook.test";
             /**
              * Format: date-time
              * @example 2026-11-24T12:00:00.000Z
              */
-            startAt: string;
-            /**
-             * Format: date-time
-             * @description Start of the next period to be granted
-             * @example 2026-11-24T12:00:00.000Z
-             */
-            nextPeriodStart: string;
-            createdBy: string;
+            createdAt: string;
+            userId: string | null;
+            orgId?: string;
+            data: {
+                [key: string]: unknown;
+            };
+        };
+        CreatedWebhook: components["schemas"]["Webhook"] & {
+            /** @description The signing secret (whsec_...), shown only in this response */
+            secret: string;
+        };
+        Webhook: {
+            id: string;
+            url: string;
+            events: string[];
+            description: string | null;
+            enabled: boolean;
+            disabledReason: string | null;
+            consecutiveFailures: number;
             /**
              * Format: date-time
              * @example 2026-11-24T12:00:00.000Z
@@ -1302,75 +1541,44 @@ export interface components {
              * Format: date-time
              * @example 2026-11-24T12:00:00.000Z
              */
-            deletedAt: string | null;
+            updatedAt: string;
         };
-        CreateScheduleRequest: {
-            userId: string;
-            /**
-             * @description Credits: a number or decimal string with at most 6 decimal places, 0 to 1,000,000,000
-             * @example 12.5
-             */
-            credits: number | string;
-            /**
-             * @description Calendar period in the time zone; weeks start on Monday
-             * @enum {string}
-             */
-            period: "day" | "week" | "month";
-            /**
-             * @description IANA time zone of the periods (default UTC)
-             * @example Europe/Berlin
-             */
-            timezone?: string;
-            /** @description Each grant expires when its period ends */
-            expireAtPeriodEnd?: boolean;
-            /** @description Each grant expires this many days after its period starts */
-            expiresInDays?: number;
-            /**
-             * @description At each new period, credits left in this schedule’s earlier grants above this cap are revoked
-             * @example 12.5
-             */
-            rolloverCapCredits?: number | string;
+        WebhookDelivery: {
+            id: string;
+            webhookId: string;
+            eventId: string;
+            eventType: string;
+            /** @enum {string} */
+            status: "pending" | "delivering" | "succeeded" | "failed";
+            attemptCount: number;
             /**
              * Format: date-time
-             * @description First period: the one containing startAt (default now)
+             * @example 2026-11-24T12:00:00.000Z
              */
-            startAt?: string;
-        };
-        CreditSchedulePage: {
-            data: components["schemas"]["CreditSchedule"][];
-            nextCursor: string | null;
-        };
-        RerateResponse: {
-            /** @description Records re-rated (or that would be, with dryRun) */
-            records: number;
-            /**
-             * @description Sum of the cost increases (charged, or left unpaid where credits ran out)
-             * @example 12.5
-             */
-            creditsCharged: number;
-            /**
-             * @description Sum of the cost decreases (unpaid lowered first, then returned to lots)
-             * @example 12.5
-             */
-            creditsRefunded: number;
-            dryRun: boolean;
-        };
-        RerateRequest: {
-            modelId: string;
-            fromPriceVersion: number;
-            toPriceVersion: number;
+            nextAttemptAt: string | null;
+            lastStatusCode: number | null;
+            lastError: string | null;
             /**
              * Format: date-time
-             * @description Records created at or after this instant
+             * @example 2026-11-24T12:00:00.000Z
              */
-            from: string;
+            createdAt: string;
             /**
              * Format: date-time
-             * @description Records created at or before this instant
+             * @example 2026-11-24T12:00:00.000Z
              */
-            to: string;
-            /** @description Report what would change, change nothing */
-            dryRun?: boolean;
+            deliveredAt: string | null;
+            attempts: {
+                /**
+                 * Format: date-time
+                 * @example 2026-11-24T12:00:00.000Z
+                 */
+                attemptedAt: string;
+                statusCode: number | null;
+                durationMs: number;
+                error: string | null;
+                success: boolean;
+            }[];
         };
     };
     responses: never;
@@ -2158,6 +2366,587 @@ export interface operations {
             };
         };
     };
+    postCreditsAdjust: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdjustRequest"];
+            };
+        };
+        responses: {
+            /** @description Negative adjustment made */
+            200: {
+                headers: {
+                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdjustResponse"];
+                };
+            };
+            /** @description Positive adjustment: a new lot */
+            201: {
+                headers: {
+                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdjustResponse"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The available credits do not cover a negative adjustment (nothing changed) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Negative adjustment of a user never seen */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postCreditsAllocationsByIdRevoke: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RevokeRequest"];
+            };
+        };
+        responses: {
+            /** @description Revoked */
+            200: {
+                headers: {
+                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RevokeResponse"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown allocation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getCreditsSchedules: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                /** @description Only this user’s schedules */
+                userId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of schedules */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditSchedulePage"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postCreditsSchedules: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateScheduleRequest"];
+            };
+        };
+        responses: {
+            /** @description The schedule */
+            201: {
+                headers: {
+                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditSchedule"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteCreditsSchedulesById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stopped schedule (deletedAt set) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreditSchedule"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown or already deleted schedule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     getAdminReconcile: {
         parameters: {
             query?: never;
@@ -2210,6 +2999,129 @@ export interface operations {
             };
             /** @description `FORBIDDEN`: the role is too low for this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postAdminRerate: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RerateRequest"];
+            };
+        };
+        responses: {
+            /** @description What changed (or would, with dryRun) */
+            200: {
+                headers: {
+                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RerateResponse"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3448,292 +4360,6 @@ export interface operations {
             };
         };
     };
-    postCreditsAdjust: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
-                "Idempotency-Key"?: string;
-            };
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["AdjustRequest"];
-            };
-        };
-        responses: {
-            /** @description Negative adjustment made */
-            200: {
-                headers: {
-                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
-                    "Idempotent-Replayed"?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["AdjustResponse"];
-                };
-            };
-            /** @description Positive adjustment: a new lot */
-            201: {
-                headers: {
-                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
-                    "Idempotent-Replayed"?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["AdjustResponse"];
-                };
-            };
-            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The available credits do not cover a negative adjustment (nothing changed) */
-            402: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `FORBIDDEN`: the role is too low for this route */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Negative adjustment of a user never seen */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After": string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After": string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-        };
-    };
-    postCreditsAllocationsByIdRevoke: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
-                "Idempotency-Key"?: string;
-            };
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["RevokeRequest"];
-            };
-        };
-        responses: {
-            /** @description Revoked */
-            200: {
-                headers: {
-                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
-                    "Idempotent-Replayed"?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RevokeResponse"];
-                };
-            };
-            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `FORBIDDEN`: the role is too low for this route */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Unknown allocation */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
-            429: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After": string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
-            503: {
-                headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After": string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-        };
-    };
     postUsageRecordsByIdRefund: {
         parameters: {
             query?: never;
@@ -3868,13 +4494,14 @@ export interface operations {
             };
         };
     };
-    getCreditsSchedules: {
+    getEvents: {
         parameters: {
             query?: {
-                limit?: number;
-                cursor?: string;
-                /** @description Only this user’s schedules */
+                type?: "credits.granted" | "credits.adjusted" | "credits.low" | "credits.depleted" | "credits.expiring" | "credits.expired" | "session.expired" | "session.overage" | "usage.refunded" | "budget.threshold" | "webhook.disabled" | "webhook.test";
                 userId?: string;
+                after?: string;
+                cursor?: string;
+                limit?: number;
             };
             header?: never;
             path?: never;
@@ -3882,13 +4509,16 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A page of schedules */
+            /** @description A page of events */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CreditSchedulePage"];
+                    "application/json": {
+                        data: components["schemas"]["Event"][];
+                        nextCursor: string | null;
+                    };
                 };
             };
             /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
@@ -3951,31 +4581,121 @@ export interface operations {
             };
         };
     };
-    postCreditsSchedules: {
+    getWebhooks: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Endpoints */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Webhook"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postWebhooks: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["CreateScheduleRequest"];
+                "application/json": {
+                    /** @example https://billing.example.com/webhooks/accounting */
+                    url: string;
+                    /**
+                     * @example [
+                     *       "credits.low",
+                     *       "credits.depleted"
+                     *     ]
+                     */
+                    events: ("*" | ("credits.granted" | "credits.adjusted" | "credits.low" | "credits.depleted" | "credits.expiring" | "credits.expired" | "session.expired" | "session.overage" | "usage.refunded" | "budget.threshold" | "webhook.disabled"))[];
+                    description?: string;
+                };
             };
         };
         responses: {
-            /** @description The schedule */
+            /** @description The endpoint and its secret */
             201: {
                 headers: {
-                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
-                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CreditSchedule"];
+                    "application/json": components["schemas"]["CreatedWebhook"];
                 };
             };
             /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
@@ -4005,15 +4725,6 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
             /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
             413: {
                 headers: {
@@ -4025,15 +4736,6 @@ export interface operations {
             };
             /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
             415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4074,7 +4776,7 @@ export interface operations {
             };
         };
     };
-    deleteCreditsSchedulesById: {
+    getWebhooksById: {
         parameters: {
             query?: never;
             header?: never;
@@ -4085,13 +4787,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The stopped schedule (deletedAt set) */
+            /** @description The endpoint */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CreditSchedule"];
+                    "application/json": components["schemas"]["Webhook"];
                 };
             };
             /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
@@ -4121,7 +4823,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Unknown or already deleted schedule */
+            /** @description `NOT_FOUND`: unknown user, session or route (or one that belongs to someone else) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4163,31 +4865,127 @@ export interface operations {
             };
         };
     };
-    postAdminRerate: {
+    deleteWebhooksById: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
-                "Idempotency-Key"?: string;
+            header?: never;
+            path: {
+                id: string;
             };
-            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `NOT_FOUND`: unknown user, session or route (or one that belongs to someone else) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patchWebhooksById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
             cookie?: never;
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["RerateRequest"];
+                "application/json": {
+                    /** @example https://billing.example.com/webhooks/accounting */
+                    url?: string;
+                    /**
+                     * @example [
+                     *       "credits.low",
+                     *       "credits.depleted"
+                     *     ]
+                     */
+                    events?: ("*" | ("credits.granted" | "credits.adjusted" | "credits.low" | "credits.depleted" | "credits.expiring" | "credits.expired" | "session.expired" | "session.overage" | "usage.refunded" | "budget.threshold" | "webhook.disabled"))[];
+                    description?: string | null;
+                    enabled?: boolean;
+                };
             };
         };
         responses: {
-            /** @description What changed (or would, with dryRun) */
+            /** @description The endpoint */
             200: {
                 headers: {
-                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
-                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["RerateResponse"];
+                    "application/json": components["schemas"]["Webhook"];
                 };
             };
             /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
@@ -4217,8 +5015,8 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
-            409: {
+            /** @description `NOT_FOUND`: unknown user, session or route (or one that belongs to someone else) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4244,8 +5042,283 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
-            422: {
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postWebhooksByIdTest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The test delivery */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `NOT_FOUND`: unknown user, session or route (or one that belongs to someone else) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWebhooksByIdDeliveries: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                status?: "pending" | "delivering" | "succeeded" | "failed";
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deliveries */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["WebhookDelivery"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `NOT_FOUND`: unknown user, session or route (or one that belongs to someone else) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postWebhooksByIdDeliveriesByDeliveryIdRetry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                deliveryId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The delivery, due now */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `NOT_FOUND`: unknown user, session or route (or one that belongs to someone else) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `CONFLICT`: the request conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

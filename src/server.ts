@@ -83,7 +83,9 @@ export async function startServer(config: Config = loadConfigOrExit()): Promise<
     },
     app,
   );
-  const jobs = startBackgroundJobs(services, config.SWEEPER_INTERVAL_MS, logger);
+  // The ledger's event functions read LOW_BALANCE_THRESHOLDS from the database (issue 15).
+  await services.events.syncSettings();
+  const jobs = startBackgroundJobs(services, config.SWEEPER_INTERVAL_MS, logger, config.WEBHOOK_DISPATCH_INTERVAL_MS);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => reject(listenProblem(error, config)));

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { z } from 'zod';
+import { parseCredits } from '../lib/money';
 
 /**
  * Every setting the service reads, validated once at boot. A missing or malformed value stops the
@@ -80,6 +81,18 @@ export const envSchema = z.object({
   SHUTDOWN_DELAY_MS: int(0, 600_000).default(0),
   // Worker processes (node:cluster) sharing the port; 1 runs the service in this process.
   WEB_CONCURRENCY: int(1, 64).default(1),
+  // --- Events and webhooks (issue 15) ---
+  LOW_BALANCE_THRESHOLDS: z.string().default(''),
+  EXPIRING_NOTICE_DAYS: int(1, 365).default(7),
+  EVENT_RETENTION_DAYS: int(1, 3650).default(30),
+  WEBHOOK_SECRET_KEY: optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional()),
+  WEBHOOK_ALLOW_PRIVATE: bool.default(false),
+  WEBHOOK_TIMEOUT_MS: int(100, 60_000).default(10_000),
+  WEBHOOK_RETRY_BASE_MS: int(10, 3_600_000).default(5_000),
+  WEBHOOK_RETRY_HOURS: z.coerce.number().min(0).max(720).default(24),
+  WEBHOOK_ENDPOINT_CONCURRENCY: int(1, 100).default(4),
+  WEBHOOK_DISABLE_AFTER_FAILURES: int(0, 1_000_000).default(200),
+  WEBHOOK_DISPATCH_INTERVAL_MS: int(0, 3_600_000).default(1_000),
 });
 
 const SECRET_VARIABLES = new Set(['DATABASE_URL', 'DATABASE_REPLICA_URL', 'REDIS_URL', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'METRICS_TOKEN']);
@@ -90,6 +103,10 @@ export interface Config extends Env {
   /** True when no DATABASE_URL was given and the service runs its own PostgreSQL. */
   embeddedDatabase: boolean;
   jwt: { algorithm: 'HS256' | 'RS256'; key: crypto.KeyObject; issuer?: string; audience?: string };
+  /** LOW_BALANCE_THRESHOLDS in micro-credits, ascending, without duplicates. */
+  lowBalanceThresholds: bigint[];
+  /** 32-byte AES key that encrypts webhook signing secrets at rest (from WEBHOOK_SECRET_KEY or the JWT secret). */
+  webhookSecretKey: Buffer;
 }
 
 export class ConfigError extends Error {
@@ -151,6 +168,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     key = crypto.createSecretKey(Buffer.from(secret, 'utf8'));
   }
 
+  // Webhook secrets are encrypted with a key derived (HKDF) from WEBHOOK_SECRET_KEY, else from the HS256
+  // JWT secret. An RS256 deployment has no shared secret to fall back on and must set the key.
+  let keyMaterial = values.WEBHOOK_SECRET_KEY;
+  if (!keyMaterial && values.JWT_ALGORITHM === 'HS256') keyMaterial = key.export().toString('utf8');
+  if (!keyMaterial) throw new ConfigError('WEBHOOK_SECRET_KEY', 'is required when JWT_ALGORITHM=RS256 (at least 32 characters)');
+  const webhookSecretKey = Buffer.from(crypto.hkdfSync('sha256', keyMaterial, 'accounting-service', 'webhook-secrets', 32));
+
+  const lowBalanceThresholds = parseThresholds(values.LOW_BALANCE_THRESHOLDS);
+  if (values.EVENT_RETENTION_DAYS < values.EXPIRING_NOTICE_DAYS) {
+    // A pruned credits.expiring event would let the same lot be announced again.
+    throw new ConfigError('EVENT_RETENTION_DAYS', 'must be at least EXPIRING_NOTICE_DAYS');
+  }
+
   if (values.SHUTDOWN_DELAY_MS >= values.SHUTDOWN_GRACE_MS && values.SHUTDOWN_DELAY_MS > 0) {
     throw new ConfigError('SHUTDOWN_DELAY_MS', `must be less than SHUTDOWN_GRACE_MS (${values.SHUTDOWN_GRACE_MS}), got ${values.SHUTDOWN_DELAY_MS}`);
   }
@@ -170,5 +200,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...values,
     embeddedDatabase,
     jwt: { algorithm: values.JWT_ALGORITHM, key, issuer: values.JWT_ISSUER, audience: values.JWT_AUDIENCE },
+    lowBalanceThresholds,
+    webhookSecretKey,
   };
+}
+
+/** "10, 5,1.5" → micro-credits [1500000n, 5000000n, 10000000n]; each a positive amount of credits. */
+function parseThresholds(text: string): bigint[] {
+  const values = new Set<bigint>();
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const parsed = parseCredits(part);
+    if (!parsed.ok || parsed.value <= 0n) {
+      throw new ConfigError('LOW_BALANCE_THRESHOLDS', `must be comma-separated positive credits ("${part}" is not)`);
+    }
+    values.add(parsed.value);
+  }
+  return [...values].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }

@@ -83,6 +83,21 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // Webhooks (issue 15): every attempt by outcome, and how long after its event a delivery first succeeded.
+  readonly webhookDeliveries = new Counter({
+    name: 'webhook_deliveries_total',
+    help: 'Webhook delivery attempts by outcome (success, http_error, timeout, network_error, gave_up)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly webhookLag = new Histogram({
+    name: 'webhook_delivery_lag_seconds',
+    help: 'Time from an event being written to its first successful delivery to an endpoint',
+    buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400],
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean; prefix?: string } = {}) {
     const sources = this.sources;
     new Gauge({

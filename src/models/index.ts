@@ -16,6 +16,13 @@ import { defineUsageTotal, type UsageTotalAttributes } from './usage-total.model
 import { defineUsageUserDaily, type UsageUserDailyAttributes } from './usage-user-daily.model';
 import { defineUsageUserWeekly, type UsageUserWeeklyAttributes } from './usage-user-weekly.model';
 import { defineUserAccount, type UserAccountAttributes } from './user-account.model';
+// Events and webhooks (issue 15).
+import { defineEvent, type EventAttributes } from './event.model';
+import { defineEventSettings, type EventSettingsAttributes } from './event-settings.model';
+import { defineUserEventState, type UserEventStateAttributes } from './user-event-state.model';
+import { defineWebhookAttempt, type WebhookAttemptAttributes } from './webhook-attempt.model';
+import { defineWebhookDelivery, type WebhookDeliveryAttributes } from './webhook-delivery.model';
+import { defineWebhookEndpoint, type WebhookEndpointAttributes } from './webhook-endpoint.model';
 
 export type { Row, RowModel } from './columns';
 export type { CreditAllocationAttributes } from './credit-allocation.model';
@@ -49,6 +56,13 @@ export interface Models {
   SessionStatusCount: RowModel<SessionStatusCountAttributes>;
   CreditSchedule: RowModel<CreditScheduleAttributes>;
   CreditScheduleGrant: RowModel<CreditScheduleGrantAttributes>;
+  // Events and webhooks (issue 15).
+  Event: RowModel<EventAttributes>;
+  EventSettings: RowModel<EventSettingsAttributes>;
+  UserEventState: RowModel<UserEventStateAttributes>;
+  WebhookEndpoint: RowModel<WebhookEndpointAttributes>;
+  WebhookDelivery: RowModel<WebhookDeliveryAttributes>;
+  WebhookAttempt: RowModel<WebhookAttemptAttributes>;
 }
 
 export function defineModels(sequelize: Sequelize): Models {
@@ -69,6 +83,13 @@ export function defineModels(sequelize: Sequelize): Models {
     SessionStatusCount: defineSessionStatusCount(sequelize),
     CreditSchedule: defineCreditSchedule(sequelize),
     CreditScheduleGrant: defineCreditScheduleGrant(sequelize),
+    // Events and webhooks (issue 15).
+    Event: defineEvent(sequelize),
+    EventSettings: defineEventSettings(sequelize),
+    UserEventState: defineUserEventState(sequelize),
+    WebhookEndpoint: defineWebhookEndpoint(sequelize),
+    WebhookDelivery: defineWebhookDelivery(sequelize),
+    WebhookAttempt: defineWebhookAttempt(sequelize),
   };
   associate(models);
   return models;

@@ -5,6 +5,7 @@ import type { Services } from '../services';
 import { adminRoutes } from './admin.routes';
 import { correctionRoutes } from './correction.routes';
 import { creditRoutes } from './credit.routes';
+import { eventRoutes, webhookRoutes } from './event.routes';
 import { healthRoutes } from './health.routes';
 import { modelRoutes } from './model.routes';
 import { routerFor, type RouteChain, type RouteSpec } from './route-table';
@@ -30,6 +31,8 @@ export function apiAreas(services: Services): ApiArea[] {
     { mount: '/models', specs: modelRoutes(services) },
     { mount: '/streaming-sessions', specs: streamingSessionRoutes(services) },
     { mount: '/usage', specs: [...usageRoutes(services), ...correctionsUnder('/usage')] },
+    { mount: '/events', specs: eventRoutes(services) },
+    { mount: '/webhooks', specs: webhookRoutes(services) },
   ];
 }
 

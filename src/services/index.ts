@@ -8,6 +8,9 @@ import { PriceService } from './price.service';
 import { StreamingSessionService } from './streaming-session.service';
 import { UsageService } from './usage.service';
 import { UserAccountService } from './user-account.service';
+import { EventService } from './event.service';
+import { WebhookDispatcher } from './webhook-dispatcher';
+import { WebhookService } from './webhook.service';
 
 export interface Services {
   users: UserAccountService;
@@ -19,6 +22,10 @@ export interface Services {
   corrections: CorrectionService;
   /** Business counters (credits moved, sweeper runs); services count what they complete. */
   metrics: Metrics;
+  // Events and webhooks (issue 15).
+  events: EventService;
+  webhooks: WebhookService;
+  dispatcher: WebhookDispatcher;
 }
 
 /** The composition root for business logic: every service gets its collaborators here, nowhere else. */
@@ -30,5 +37,24 @@ export function createServices(db: Database, config: Config, metrics = new Metri
   const sessions = new StreamingSessionService(db, credits, prices, config, idempotency, metrics, users);
   const usage = new UsageService(db, credits, prices, idempotency, metrics);
   const corrections = new CorrectionService(db, credits, idempotency, { settleUnpaidOnGrant: config.SETTLE_UNPAID_ON_GRANT }, metrics);
-  return { users, idempotency, prices, credits, sessions, usage, corrections, metrics };
+  const events = new EventService(db, {
+    lowBalanceThresholds: config.lowBalanceThresholds,
+    expiringNoticeDays: config.EXPIRING_NOTICE_DAYS,
+    retentionDays: config.EVENT_RETENTION_DAYS,
+  });
+  const dispatcher = new WebhookDispatcher(db, dispatcherOptions(config), metrics);
+  const webhooks = new WebhookService(db, events, dispatcher, { allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, secretKey: config.webhookSecretKey });
+  return { users, idempotency, prices, credits, sessions, usage, corrections, metrics, events, webhooks, dispatcher };
+}
+
+export function dispatcherOptions(config: Config) {
+  return {
+    timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+    retryBaseMs: config.WEBHOOK_RETRY_BASE_MS,
+    retryHours: config.WEBHOOK_RETRY_HOURS,
+    concurrencyPerEndpoint: config.WEBHOOK_ENDPOINT_CONCURRENCY,
+    disableAfterFailures: config.WEBHOOK_DISABLE_AFTER_FAILURES,
+    allowPrivate: config.WEBHOOK_ALLOW_PRIVATE,
+    secretKey: config.webhookSecretKey,
+  };
 }

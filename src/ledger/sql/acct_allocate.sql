@@ -11,5 +11,6 @@ BEGIN
   PERFORM 1 FROM user_accounts WHERE id = p_user FOR UPDATE;
   new_id := acct_grant(p_user, p_amount,
                        coalesce(p_expires_at, now() + make_interval(days => p_expires_in_days)), p_actor, p_note);
+  PERFORM acct_event_granted(new_id);  -- events (issue 15): credits.granted, low-balance state
   RETURN QUERY SELECT * FROM credit_allocations WHERE id = new_id;
 END $$;

@@ -20,5 +20,6 @@ BEGIN
     drawn := 0;
   END IF;
   available_before := available;
+  PERFORM acct_event_balance(p_user);  -- events (issue 15): credits.low / credits.depleted
   RETURN NEXT;
 END $$;

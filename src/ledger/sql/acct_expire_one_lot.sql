@@ -27,6 +27,7 @@ BEGIN
     UPDATE credit_allocations SET remaining_credits = 0 WHERE id = claimed.id;
     INSERT INTO credit_transactions (user_id, type, amount, allocation_id, actor_id, note)
     VALUES (claimed.user_id, 'expire', left_over, claimed.id, 'system', 'allocation expired');
+    PERFORM acct_event_lot_expired(claimed.user_id, claimed.id, left_over);  -- events (issue 15)
   END IF;
   expired_allocation_id := claimed.id;
   expired_user_id := claimed.user_id;

@@ -34,6 +34,7 @@ BEGIN
   IF drawn <> charged THEN
     RAISE EXCEPTION 'acct_record_charged_usage: drew % of %', drawn, charged;
   END IF;
+  PERFORM acct_event_balance(p_user);  -- events (issue 15): credits.low / credits.depleted
   RETURN QUERY SELECT new_id, r.created_at, charged, p_credits - charged, available - charged
                  FROM usage_records r WHERE r.id = new_id;
 END $$;

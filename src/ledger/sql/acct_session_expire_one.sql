@@ -48,5 +48,6 @@ BEGIN
      SET status = 'expired', used_credits = v_charge, refunded_credits = allocated_credits - v_charge,
          unpaid_credits = 0, end_reason = 'expired', ended_at = now(), updated_at = now()
    WHERE id = s.id;
+  PERFORM acct_event_session_expired(s.user_id, s.id, s.model_id, s.allocated_credits, v_charge, p_policy);  -- events (issue 15)
   RETURN s.id;
 END $$;

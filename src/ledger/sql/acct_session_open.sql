@@ -30,6 +30,7 @@ BEGIN
       IF acct_draw(p_user, p_estimate, 'hold', p_session, NULL, p_user) <> p_estimate THEN
         RAISE EXCEPTION 'acct_session_open: hold of % for session % not covered', p_estimate, p_session;
       END IF;
+      PERFORM acct_event_balance(p_user);  -- events (issue 15): credits.low / credits.depleted
       RETURN acct_session_result_of('created', v_available - p_estimate, s);
     END IF;
     -- Another user inserted the same id concurrently (we waited for it to commit).

@@ -115,5 +115,6 @@ BEGIN
          end_reason = coalesce(p_reason, end_reason), ended_at = now(), updated_at = now()
    WHERE id = p_session
   RETURNING * INTO s;
+  PERFORM acct_event_settled(v_owner, p_session, v_final, s.model_id, v_cost, v_unpaid);  -- events (issue 15)
   RETURN acct_session_result_of('settled', NULL, s);
 END $$;

@@ -212,10 +212,30 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Current price of every model, in credits per 1M tokens
-         * @description Current price of every model, in credits per 1M tokens. Any authenticated caller.
+         * The price version of every model in effect now, in credits per 1M tokens of each kind
+         * @description The price version of every model in effect now, in credits per 1M tokens of each kind. Any authenticated caller.
          */
         get: operations["getModels"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/models/{modelId}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every price version of a model, oldest first, including those that take effect later
+         * @description Every price version of a model, oldest first, including those that take effect later. Any authenticated caller.
+         */
+        get: operations["getModelsByModelIdVersions"];
         put?: never;
         post?: never;
         delete?: never;
@@ -233,8 +253,8 @@ export interface paths {
         };
         get?: never;
         /**
-         * Set a model’s price: a new version effective now (earlier versions are kept)
-         * @description Set a model’s price: a new version effective now (earlier versions are kept). Needs the admin role.
+         * Set a model’s price: a new version, effective now or at effectiveFrom (earlier versions are kept)
+         * @description Set a model’s price: a new version, effective now or at effectiveFrom (earlier versions are kept). Needs the admin role.
          */
         put: operations["putModelsByModelId"];
         post?: never;
@@ -552,6 +572,18 @@ export interface components {
             createdAt: string;
             note: string | null;
         };
+        /** @description A provider's own usage object instead of token counts; the service maps it to the token kinds */
+        ProviderUsage: {
+            /**
+             * @description Which provider usage object `usage` is
+             * @enum {string}
+             */
+            format: "openai.chat" | "openai.responses" | "anthropic" | "gemini" | "bedrock.converse";
+            /** @description The provider's usage object, unchanged (Gemini: its usageMetadata) */
+            usage: {
+                [key: string]: unknown;
+            };
+        };
         LedgerEntry: {
             id: string;
             /** @enum {string} */
@@ -594,12 +626,36 @@ export interface components {
              * @example 12.5
              */
             cachedInputPricePer1M: number;
+            /**
+             * @description Own price, or the one it falls back to (input)
+             * @example 12.5
+             */
+            cacheWritePricePer1M: number;
+            /**
+             * @description Own price, or the one it falls back to (cacheWrite)
+             * @example 12.5
+             */
+            cacheWrite1hPricePer1M: number;
+            /**
+             * @description Own price, or the one it falls back to (output)
+             * @example 12.5
+             */
+            reasoningPricePer1M: number;
             priceVersion: number;
             /**
              * Format: date-time
              * @example 2026-11-24T12:00:00.000Z
              */
             effectiveFrom: string;
+        };
+        ModelPriceVersions: {
+            modelId: string;
+            data: (components["schemas"]["ModelPrice"] & {
+                /** @description The version in effect now */
+                inEffect: boolean;
+            })[];
+            /** @description Always null: every version is in one page */
+            nextCursor: unknown;
         };
         StreamingSession: {
             sessionId: string;
@@ -633,10 +689,37 @@ export interface components {
              */
             sessionId?: string;
             modelId: string;
-            /** @example 1200 */
+            /**
+             * @description Estimated prompt tokens (parts included)
+             * @example 1200
+             */
             estimatedInputTokens?: number;
-            /** @example 1200 */
+            /**
+             * @description Estimated completion tokens (reasoning included)
+             * @example 1200
+             */
             estimatedOutputTokens?: number;
+            /**
+             * @description Part of the input tokens read from the prompt cache
+             * @example 1200
+             */
+            cachedInputTokens?: number;
+            /**
+             * @description Part of the input tokens written to the prompt cache
+             * @example 1200
+             */
+            cacheWriteTokens?: number;
+            /**
+             * @description Part of the input tokens written to a 1-hour prompt cache (where priced apart)
+             * @example 1200
+             */
+            cacheWrite1hTokens?: number;
+            /**
+             * @description Part of the output tokens spent on reasoning
+             * @example 1200
+             */
+            reasoningTokens?: number;
+            providerUsage?: components["schemas"]["ProviderUsage"];
             /**
              * @description Instead of token estimates: the credits to hold
              * @example 12.5
@@ -673,15 +756,37 @@ export interface components {
         FinalizeSessionRequest: {
             /** @example 6f1c2d3e-1111-4aaa-8bbb-123456789abc */
             sessionId: string;
-            /** @example 1200 */
-            actualInputTokens: number;
-            /** @example 1200 */
-            actualOutputTokens: number;
             /**
-             * @description Part of the input served from the prompt cache
+             * @description All prompt tokens (parts included); required unless providerUsage is given
+             * @example 1200
+             */
+            actualInputTokens?: number;
+            /**
+             * @description All completion tokens (reasoning included); required unless providerUsage is given
+             * @example 1200
+             */
+            actualOutputTokens?: number;
+            /**
+             * @description Part of the input tokens read from the prompt cache
              * @example 1200
              */
             cachedInputTokens?: number;
+            /**
+             * @description Part of the input tokens written to the prompt cache
+             * @example 1200
+             */
+            cacheWriteTokens?: number;
+            /**
+             * @description Part of the input tokens written to a 1-hour prompt cache (where priced apart)
+             * @example 1200
+             */
+            cacheWrite1hTokens?: number;
+            /**
+             * @description Part of the output tokens spent on reasoning
+             * @example 1200
+             */
+            reasoningTokens?: number;
+            providerUsage?: components["schemas"]["ProviderUsage"];
         };
         AbortSessionRequest: {
             /** @example 6f1c2d3e-1111-4aaa-8bbb-123456789abc */
@@ -693,6 +798,27 @@ export interface components {
             actualInputTokens?: number;
             /** @example 1200 */
             actualOutputTokens?: number;
+            /**
+             * @description Part of the input tokens read from the prompt cache
+             * @example 1200
+             */
+            cachedInputTokens?: number;
+            /**
+             * @description Part of the input tokens written to the prompt cache
+             * @example 1200
+             */
+            cacheWriteTokens?: number;
+            /**
+             * @description Part of the input tokens written to a 1-hour prompt cache (where priced apart)
+             * @example 1200
+             */
+            cacheWrite1hTokens?: number;
+            /**
+             * @description Part of the output tokens spent on reasoning
+             * @example 1200
+             */
+            reasoningTokens?: number;
+            providerUsage?: components["schemas"]["ProviderUsage"];
             reason?: string;
         };
         ActiveStreamingSession: {
@@ -754,6 +880,9 @@ export interface components {
             inputTokens: number;
             outputTokens: number;
             cachedInputTokens: number;
+            cacheWriteTokens: number;
+            cacheWrite1hTokens: number;
+            reasoningTokens: number;
             /**
              * @description Credits, up to 6 decimal places
              * @example 12.5
@@ -775,9 +904,22 @@ export interface components {
             recordedBy: string | null;
             /**
              * Format: date-time
+             * @description When the usage happened (the same as occurredAt)
              * @example 2026-11-24T12:00:00.000Z
              */
             createdAt: string;
+            /**
+             * Format: date-time
+             * @description When the usage happened: the day statistics count it on
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            occurredAt: string;
+            /**
+             * Format: date-time
+             * @description When the service wrote the record
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            recordedAt: string;
         };
         RecordUsageRequest: {
             /** @example chat */
@@ -790,15 +932,42 @@ export interface components {
              */
             credits?: number | string;
             modelId?: string;
-            /** @example 1200 */
+            /**
+             * @description All prompt tokens (cached and cache-write tokens included)
+             * @example 1200
+             */
             inputTokens?: number;
-            /** @example 1200 */
+            /**
+             * @description All completion tokens (reasoning tokens included)
+             * @example 1200
+             */
             outputTokens?: number;
             /**
-             * @description Part of inputTokens served from the prompt cache
+             * @description Part of the input tokens read from the prompt cache
              * @example 1200
              */
             cachedInputTokens?: number;
+            /**
+             * @description Part of the input tokens written to the prompt cache
+             * @example 1200
+             */
+            cacheWriteTokens?: number;
+            /**
+             * @description Part of the input tokens written to a 1-hour prompt cache (where priced apart)
+             * @example 1200
+             */
+            cacheWrite1hTokens?: number;
+            /**
+             * @description Part of the output tokens spent on reasoning
+             * @example 1200
+             */
+            reasoningTokens?: number;
+            providerUsage?: components["schemas"]["ProviderUsage"];
+            /**
+             * Format: date-time
+             * @description When the usage happened (default now; at most 35 days ago): priced at the version in effect then and counted on that day
+             */
+            occurredAt?: string;
             /**
              * @description A JSON object stored with the record: at most 50 keys and 4096 bytes serialized
              * @example {
@@ -841,6 +1010,9 @@ export interface components {
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
+                cacheWriteTokens: number;
+                cacheWrite1hTokens: number;
+                reasoningTokens: number;
             };
             byService: {
                 service: string;
@@ -859,6 +1031,9 @@ export interface components {
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
+                cacheWriteTokens: number;
+                cacheWrite1hTokens: number;
+                reasoningTokens: number;
             }[];
             byModel: {
                 /** @description null for usage recorded as credits without a model */
@@ -877,6 +1052,9 @@ export interface components {
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
+                cacheWriteTokens: number;
+                cacheWrite1hTokens: number;
+                reasoningTokens: number;
             }[];
             /** @description Every UTC day of the range, oldest first, zeros included */
             daily: {
@@ -921,6 +1099,9 @@ export interface components {
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
+                cacheWriteTokens: number;
+                cacheWrite1hTokens: number;
+                reasoningTokens: number;
                 /** @description Users with usage in the range */
                 activeUsers: number;
             };
@@ -995,6 +1176,9 @@ export interface components {
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
+                cacheWriteTokens: number;
+                cacheWrite1hTokens: number;
+                reasoningTokens: number;
             }[];
             daily: {
                 /**
@@ -1342,15 +1526,37 @@ export interface operations {
                      */
                     credits?: number | string;
                     modelId?: string;
-                    /** @example 1200 */
+                    /**
+                     * @description All prompt tokens (cached and cache-write tokens included)
+                     * @example 1200
+                     */
                     inputTokens?: number;
-                    /** @example 1200 */
+                    /**
+                     * @description All completion tokens (reasoning tokens included)
+                     * @example 1200
+                     */
                     outputTokens?: number;
                     /**
-                     * @description Part of inputTokens served from the prompt cache
+                     * @description Part of the input tokens read from the prompt cache
                      * @example 1200
                      */
                     cachedInputTokens?: number;
+                    /**
+                     * @description Part of the input tokens written to the prompt cache
+                     * @example 1200
+                     */
+                    cacheWriteTokens?: number;
+                    /**
+                     * @description Part of the input tokens written to a 1-hour prompt cache (where priced apart)
+                     * @example 1200
+                     */
+                    cacheWrite1hTokens?: number;
+                    /**
+                     * @description Part of the output tokens spent on reasoning
+                     * @example 1200
+                     */
+                    reasoningTokens?: number;
+                    providerUsage?: components["schemas"]["ProviderUsage"];
                 };
             };
         };
@@ -1456,15 +1662,37 @@ export interface operations {
             content: {
                 "application/json": {
                     modelId: string;
-                    /** @example 1200 */
-                    inputTokens: number;
-                    /** @example 1200 */
-                    outputTokens: number;
                     /**
-                     * @description Part of inputTokens served from the prompt cache
+                     * @description All prompt tokens (cached and cache-write tokens included)
+                     * @example 1200
+                     */
+                    inputTokens?: number;
+                    /**
+                     * @description All completion tokens (reasoning tokens included)
+                     * @example 1200
+                     */
+                    outputTokens?: number;
+                    /**
+                     * @description Part of the input tokens read from the prompt cache
                      * @example 1200
                      */
                     cachedInputTokens?: number;
+                    /**
+                     * @description Part of the input tokens written to the prompt cache
+                     * @example 1200
+                     */
+                    cacheWriteTokens?: number;
+                    /**
+                     * @description Part of the input tokens written to a 1-hour prompt cache (where priced apart)
+                     * @example 1200
+                     */
+                    cacheWrite1hTokens?: number;
+                    /**
+                     * @description Part of the output tokens spent on reasoning
+                     * @example 1200
+                     */
+                    reasoningTokens?: number;
+                    providerUsage?: components["schemas"]["ProviderUsage"];
                 };
             };
         };
@@ -1483,10 +1711,10 @@ export interface operations {
                          * @example 12.5
                          */
                         credits: number;
-                        /** @description Each part rounded up on its own, so the parts may exceed the total by up to 2 micro-credits */
+                        /** @description Cost of each token kind, each rounded up on its own, so the parts may exceed the total by up to 5 micro-credits */
                         breakdown: {
                             /**
-                             * @description Credits, up to 6 decimal places
+                             * @description Uncached input tokens
                              * @example 12.5
                              */
                             input: number;
@@ -1499,7 +1727,22 @@ export interface operations {
                              * @description Credits, up to 6 decimal places
                              * @example 12.5
                              */
+                            cacheWrite: number;
+                            /**
+                             * @description Credits, up to 6 decimal places
+                             * @example 12.5
+                             */
+                            cacheWrite1h: number;
+                            /**
+                             * @description Output tokens other than reasoning
+                             * @example 12.5
+                             */
                             output: number;
+                            /**
+                             * @description Credits, up to 6 decimal places
+                             * @example 12.5
+                             */
+                            reasoning: number;
                         };
                     };
                 };
@@ -1950,6 +2193,86 @@ export interface operations {
             };
         };
     };
+    getModelsByModelIdVersions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                modelId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Versions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelPriceVersions"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `NOT_FOUND`: unknown user, session or route (or one that belongs to someone else) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     putModelsByModelId: {
         parameters: {
             query?: never;
@@ -1968,15 +2291,35 @@ export interface operations {
                      */
                     inputPricePer1M: number | string;
                     /**
-                     * @description Credits per 1M output tokens
+                     * @description Credits per 1M output tokens (and reasoning tokens without their own price)
                      * @example 12.5
                      */
                     outputPricePer1M: number | string;
                     /**
-                     * @description Credits per 1M cached input tokens; defaults to inputPricePer1M
+                     * @description Credits per 1M cached input tokens (cache reads); default inputPricePer1M
                      * @example 12.5
                      */
                     cachedInputPricePer1M?: number | string;
+                    /**
+                     * @description Credits per 1M tokens written to the prompt cache; default inputPricePer1M
+                     * @example 12.5
+                     */
+                    cacheWritePricePer1M?: number | string;
+                    /**
+                     * @description Credits per 1M tokens written to a 1-hour prompt cache; default cacheWritePricePer1M
+                     * @example 12.5
+                     */
+                    cacheWrite1hPricePer1M?: number | string;
+                    /**
+                     * @description Credits per 1M reasoning tokens; default outputPricePer1M
+                     * @example 12.5
+                     */
+                    reasoningPricePer1M?: number | string;
+                    /**
+                     * Format: date-time
+                     * @description When this version takes effect (now or later; default now)
+                     */
+                    effectiveFrom?: string;
                 };
             };
         };

@@ -88,6 +88,36 @@ export const actualOf = (body: FinalizeSessionBody | AbortSessionBody) => usageO
 /** Does an abort body say what was streamed? */
 export const abortHasCounts = (body: AbortSessionBody) => countFieldsGiven(body, ACTUAL).length > 0 || body.providerUsage !== undefined;
 
+/** extend: a new TTL and/or a larger hold (in output tokens at the session's price, or in credits). */
+export function extendSessionBody(maxTtlSeconds: number) {
+  return z
+    .object({
+      sessionId,
+      ttlSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(maxTtlSeconds)
+        .optional()
+        .openapi({ description: `expiresAt becomes now + ttlSeconds (at most ${maxTtlSeconds})` }),
+      additionalOutputTokens: tokenCount
+        .min(1)
+        .optional()
+        .openapi({ description: "Grow the hold by the cost of this many output tokens at the session's price version" }),
+      additionalCredits: positiveCreditsInput.optional().openapi({ description: 'Grow the hold by this many credits' }),
+    })
+    .strict()
+    .superRefine((body, ctx) => {
+      if (body.additionalOutputTokens !== undefined && body.additionalCredits !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['additionalCredits'], message: 'give either additionalOutputTokens or additionalCredits, not both' });
+      } else if (body.ttlSeconds === undefined && body.additionalOutputTokens === undefined && body.additionalCredits === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['ttlSeconds'], message: 'give ttlSeconds, additionalOutputTokens or additionalCredits' });
+      }
+    })
+    .openapi('ExtendSessionRequest');
+}
+export type ExtendSessionBody = z.infer<ReturnType<typeof extendSessionBody>>;
+
 export const sessionStatus = z.enum(['active', 'completed', 'aborted', 'expired']);
 
 export const sessionResponse = z

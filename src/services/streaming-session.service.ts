@@ -13,6 +13,7 @@ import {
   actualOf,
   estimateOf,
   type AbortSessionBody,
+  type ExtendSessionBody,
   type FinalizeSessionBody,
   type InitializeSessionBody,
 } from '../schemas/streaming-session.schemas';
@@ -53,7 +54,7 @@ export interface ActiveSessionView extends Omit<SessionView, 'status'> {
 
 /** One row of the acct_session_result type (migrations/20261124002000_streaming_sessions.up.sql). */
 interface SessionResultRow {
-  outcome: 'created' | 'replayed' | 'reused' | 'conflict' | 'insufficient' | 'settled' | 'not_active' | 'not_found';
+  outcome: 'created' | 'replayed' | 'reused' | 'conflict' | 'insufficient' | 'settled' | 'not_active' | 'not_found' | 'extended';
   available_credits: string | null;
   id: string;
   user_id: string;
@@ -198,6 +199,45 @@ export class StreamingSessionService {
     const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
     const cost = costAt(price, tokens).total;
     return this.settle(caller, 'abort', body.sessionId, pricing, cost, tokens, body.reason ?? null, idem);
+  }
+
+  /**
+   * POST /extend: a new TTL and/or a larger hold for an active session, atomically (acct_session_extend).
+   * 402 leaves the hold as it was; an ended session is SESSION_NOT_ACTIVE; another user's is NOT_FOUND.
+   */
+  async extend(caller: Caller, body: ExtendSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SessionView>> {
+    let additional: Micro | null = body.additionalCredits ?? null;
+    if (body.additionalOutputTokens !== undefined) {
+      const pricing = await this.pricingOf(body.sessionId);
+      if (!pricing) throw sessionNotFound();
+      const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
+      additional = costAt(price, { inputTokens: 0, outputTokens: body.additionalOutputTokens }).total;
+    }
+    const bind = [body.sessionId, caller.userId, caller.role === 'admin', body.ttlSeconds ?? null, additional?.toString() ?? null];
+    return this.run(idem, async (tx) => {
+      const row = await this.statement(
+        'acct_session_extend',
+        `SELECT * FROM acct_session_extend($1, $2, $3::boolean, $4::integer, $5::bigint)`,
+        bind,
+        tx,
+      );
+      switch (row.outcome) {
+        case 'extended':
+          if (additional && additional > 0n) afterCommit(tx, () => this.metrics.recordCredits('held', additional));
+          return { status: 200, body: sessionView(row) };
+        case 'insufficient':
+          throw new AppError('INSUFFICIENT_CREDITS', 'Available credits do not cover the larger hold; the session is unchanged', {
+            requiredCredits: toCredits(additional ?? 0n),
+            availableCredits: toCredits(fromDb(row.available_credits)),
+          });
+        case 'not_found':
+          throw sessionNotFound();
+        case 'not_active':
+          throw new AppError('SESSION_NOT_ACTIVE', `Session is already ${row.status}`, { sessionId: body.sessionId, status: row.status });
+        default:
+          throw new Error(`acct_session_extend: unexpected outcome ${row.outcome}`);
+      }
+    });
   }
 
   /** GET /active: the caller's active sessions, oldest first. */

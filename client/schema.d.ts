@@ -224,6 +224,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/models/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import a price list in LiteLLM’s shape: a new version only for models whose prices changed
+         * @description Import a price list in LiteLLM’s shape: a new version only for models whose prices changed. Needs the admin role.
+         */
+        post: operations["postModelsImport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/models/{modelId}/versions": {
         parameters: {
             query?: never;
@@ -667,6 +687,38 @@ export interface components {
              * @example 2026-11-24T12:00:00.000Z
              */
             effectiveFrom: string;
+        };
+        ImportPricesResult: {
+            /** @description Models whose prices changed (or are new): the version created (with dryRun: that would be created) */
+            created: {
+                modelId: string;
+                priceVersion: number;
+            }[];
+            /** @description Models whose latest version already has these prices */
+            unchanged: number;
+            /** @description Entries without usable token prices */
+            skipped: {
+                modelId: string;
+                reason: string;
+            }[];
+        };
+        ImportPricesRequest: {
+            /**
+             * @description LiteLLM's model_prices_and_context_window.json shape
+             * @enum {string}
+             */
+            format: "litellm";
+            /**
+             * @description Credits per US dollar, e.g. 100 for 1 credit = 0.01 USD
+             * @example 12.5
+             */
+            creditsPerUsd: number | string;
+            /** @description Model id -> entry with input_cost_per_token, output_cost_per_token, cache_read_input_token_cost, ... (USD per token) */
+            prices: {
+                [key: string]: unknown;
+            };
+            /** @description Report what would be created; write nothing */
+            dryRun?: boolean;
         };
         ModelPriceVersions: {
             modelId: string;
@@ -2189,6 +2241,106 @@ export interface operations {
             };
             /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postModelsImport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImportPricesRequest"];
+            };
+        };
+        responses: {
+            /** @description What was created, left unchanged and skipped */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportPricesResult"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

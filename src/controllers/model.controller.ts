@@ -1,5 +1,6 @@
 import type { RequestHandler } from 'express';
-import { toModelPriceJson, type PutPriceBody } from '../schemas/model.schemas';
+import { parseLiteLlm } from '../metering/litellm';
+import { toModelPriceJson, type ImportPricesBody, type PutPriceBody } from '../schemas/model.schemas';
 import { inEffect, type PriceService } from '../services/price.service';
 
 export class ModelController {
@@ -20,6 +21,14 @@ export class ModelController {
       data: versions.map((price) => ({ ...toModelPriceJson(price), inEffect: price === current })),
       nextCursor: null,
     });
+  };
+
+  /** POST /api/models/import (admin): a LiteLLM price list; only changed models get a version. */
+  import: RequestHandler = async (req, res) => {
+    const body = req.valid.body as ImportPricesBody;
+    const { entries, skipped } = parseLiteLlm(body.prices, body.creditsPerUsd);
+    const result = await this.prices.importPrices(entries, req.auth!.userId, body.dryRun ?? false);
+    res.json({ created: result.created, unchanged: result.unchanged, skipped });
   };
 
   /** PUT /api/models/:modelId (admin): a new price version, effective now or at effectiveFrom. 201 when the model is new. */

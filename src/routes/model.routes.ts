@@ -1,5 +1,13 @@
 import { ModelController } from '../controllers/model.controller';
-import { modelIdParams, modelListResponse, modelPriceSchema, modelVersionsResponse, putPriceBody } from '../schemas/model.schemas';
+import {
+  importPricesBody,
+  importPricesResponse,
+  modelIdParams,
+  modelListResponse,
+  modelPriceSchema,
+  modelVersionsResponse,
+  putPriceBody,
+} from '../schemas/model.schemas';
 import type { Services } from '../services';
 import type { RouteSpec } from './route-table';
 
@@ -15,6 +23,17 @@ export function modelRoutes(services: Services): RouteSpec[] {
       access: 'user',
       responses: { 200: { description: 'Prices', schema: modelListResponse } },
       handler: controller.list,
+    },
+    {
+      method: 'post',
+      path: '/api/models/import',
+      summary: 'Import a price list in LiteLLM\u2019s shape: a new version only for models whose prices changed',
+      tags: ['Models'],
+      access: 'admin',
+      request: { body: importPricesBody },
+      responses: { 200: { description: 'What was created, left unchanged and skipped', schema: importPricesResponse } },
+      errors: ['VALIDATION_ERROR'],
+      handler: controller.import,
     },
     {
       method: 'get',

@@ -1,6 +1,6 @@
 import { toCredits } from '../lib/money';
 import { kindPrices, type ModelPrice } from '../services/price.service';
-import { creditsInput, creditsOutput, modelId, timestamp, z } from './common';
+import { creditsInput, creditsOutput, modelId, positiveCreditsInput, timestamp, z } from './common';
 
 export const modelIdParams = z.object({ modelId });
 
@@ -54,6 +54,29 @@ export const modelVersionsResponse = z
     nextCursor: z.null().openapi({ description: 'Always null: every version is in one page' }),
   })
   .openapi('ModelPriceVersions');
+
+export const importPricesBody = z
+  .object({
+    format: z.literal('litellm').openapi({ description: "LiteLLM's model_prices_and_context_window.json shape" }),
+    creditsPerUsd: positiveCreditsInput.openapi({ description: 'Credits per US dollar, e.g. 100 for 1 credit = 0.01 USD' }),
+    prices: z
+      .record(z.string(), z.unknown())
+      .openapi({ description: 'Model id -> entry with input_cost_per_token, output_cost_per_token, cache_read_input_token_cost, ... (USD per token)' }),
+    dryRun: z.boolean().optional().openapi({ description: 'Report what would be created; write nothing' }),
+  })
+  .strict()
+  .openapi('ImportPricesRequest');
+export type ImportPricesBody = z.infer<typeof importPricesBody>;
+
+export const importPricesResponse = z
+  .object({
+    created: z.array(z.object({ modelId: z.string(), priceVersion: z.number().int() })).openapi({
+      description: 'Models whose prices changed (or are new): the version created (with dryRun: that would be created)',
+    }),
+    unchanged: z.number().int().openapi({ description: 'Models whose latest version already has these prices' }),
+    skipped: z.array(z.object({ modelId: z.string(), reason: z.string() })).openapi({ description: 'Entries without usable token prices' }),
+  })
+  .openapi('ImportPricesResult');
 
 export const toModelPriceJson = (price: ModelPrice): z.infer<typeof modelPriceSchema> => {
   const kinds = kindPrices(price);

@@ -169,6 +169,58 @@ export class PriceService {
     return { price, created: price.priceVersion === 1 };
   }
 
+  /**
+   * Imports a price list: a new version (effective now) for each model whose prices differ from its latest
+   * version, nothing for the others, so importing the same list twice creates nothing. One transaction,
+   * with the same per-model advisory locks as setPrice (taken in model order, so imports never deadlock).
+   * dryRun reports what would be created and writes nothing.
+   */
+  async importPrices(
+    entries: { modelId: string; price: NewPrice }[],
+    actorId: string,
+    dryRun: boolean,
+  ): Promise<{ created: { modelId: string; priceVersion: number }[]; unchanged: number }> {
+    if (entries.length === 0) return { created: [], unchanged: 0 };
+    const rows = entries.map(({ modelId, price }) => {
+      const [input, output, cached, cacheWrite, cacheWrite1h, reasoning] = priceBind(price);
+      return { model_id: modelId, input, output, cached, cache_write: cacheWrite, cache_write_1h: cacheWrite1h, reasoning };
+    });
+    const created = await this.db.transaction(async (tx) => {
+      await this.db.query(
+        `SELECT count(pg_advisory_xact_lock(hashtext('model_prices'), hashtext(m))) AS locked
+           FROM (SELECT m FROM unnest($1::text[]) AS m ORDER BY m) AS ordered`,
+        [rows.map((r) => r.model_id)],
+        tx,
+      );
+      const changed = `
+        WITH input AS (
+          SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(model_id text, input bigint, output bigint, cached bigint,
+                                                           cache_write bigint, cache_write_1h bigint, reasoning bigint)),
+        latest AS (
+          SELECT DISTINCT ON (model_id) * FROM model_prices WHERE model_id IN (SELECT model_id FROM input)
+           ORDER BY model_id, price_version DESC)
+        SELECT i.*, coalesce(l.price_version, 0) + 1 AS price_version
+          FROM input i LEFT JOIN latest l USING (model_id)
+         WHERE l.model_id IS NULL
+            OR (l.input_price_per_1m, l.output_price_per_1m, l.cached_input_price_per_1m, l.cache_write_price_per_1m,
+                l.cache_write_1h_price_per_1m, l.reasoning_price_per_1m)
+               IS DISTINCT FROM (i.input, i.output, i.cached, i.cache_write, i.cache_write_1h, i.reasoning)`;
+      const sql = dryRun
+        ? `SELECT model_id, price_version FROM (${changed}) c ORDER BY model_id`
+        : `INSERT INTO model_prices (model_id, price_version, input_price_per_1m, output_price_per_1m, cached_input_price_per_1m,
+                                     cache_write_price_per_1m, cache_write_1h_price_per_1m, reasoning_price_per_1m, created_by)
+           SELECT model_id, price_version, input, output, cached, cache_write, cache_write_1h, reasoning, $2
+             FROM (${changed}) c ORDER BY model_id
+           RETURNING model_id, price_version`;
+      return this.db.query<{ model_id: string; price_version: number }>(sql, dryRun ? [JSON.stringify(rows)] : [JSON.stringify(rows), actorId], tx);
+    });
+    if (!dryRun && created.length > 0) this.invalidate();
+    return {
+      created: created.map((r) => ({ modelId: r.model_id, priceVersion: r.price_version })).sort((a, b) => a.modelId.localeCompare(b.modelId)),
+      unchanged: entries.length - created.length,
+    };
+  }
+
   /** Forgets cached prices (after a price change in this process). */
   invalidate(): void {
     this.cache = null;

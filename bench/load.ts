@@ -34,10 +34,13 @@ const nextSessionId = (prefix: string) => `${prefix}-${runId}-${(sequence++).toS
 const opened: { sessionId: string; auth: string }[] = [];
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
+// BENCH_TOKEN_KINDS=all: every token kind in initialize and finalize (to compare with plain input/output).
+const PARTS =
+  process.env.BENCH_TOKEN_KINDS === 'all' ? { cachedInputTokens: 300, cacheWriteTokens: 100, cacheWrite1hTokens: 50, reasoningTokens: 200 } : {};
 const initializeBody = (sessionId: string) =>
-  JSON.stringify({ sessionId, modelId: MODEL_ID, estimatedInputTokens: ESTIMATED_INPUT_TOKENS, estimatedOutputTokens: ESTIMATED_OUTPUT_TOKENS });
+  JSON.stringify({ sessionId, modelId: MODEL_ID, estimatedInputTokens: ESTIMATED_INPUT_TOKENS, estimatedOutputTokens: ESTIMATED_OUTPUT_TOKENS, ...PARTS });
 const finalizeBody = (sessionId: string) =>
-  JSON.stringify({ sessionId, actualInputTokens: ACTUAL_INPUT_TOKENS, actualOutputTokens: ACTUAL_OUTPUT_TOKENS });
+  JSON.stringify({ sessionId, actualInputTokens: ACTUAL_INPUT_TOKENS, actualOutputTokens: ACTUAL_OUTPUT_TOKENS, ...PARTS });
 
 type Ctx = { sessionId?: string; auth?: string };
 type Req = autocannon.Request;

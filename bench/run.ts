@@ -246,7 +246,7 @@ async function main(): Promise<number> {
     log(`service: node ${[...productionNodeFlags(), ...options.nodeArgs].join(' ')} dist/src/server.js`);
     log(`service (pid ${service.pid}) on ${serviceUrl}, baseline (pid ${baseline.pid}) on ${baselineUrl}; logs in ${path.relative(ROOT, logDir)}`);
 
-    const loader = new Loader(forkNode('load generator', path.join(__dirname, 'load.js'), { ...baseEnv, BENCH_USER_COUNT: String(userCount) }));
+    const loader = new Loader(forkNode('load generator', path.join(__dirname, 'load.js'), { ...baseEnv, BENCH_USER_COUNT: String(userCount), BENCH_TOKEN_KINDS: process.env.BENCH_TOKEN_KINDS ?? '' }));
     const signedUsers = await loader.ready();
     const { default: jwt } = await import('jsonwebtoken');
     const probeAuth = `Bearer ${jwt.sign({ sub: userId(1), role: 'user' }, BENCH_JWT_SECRET, { algorithm: 'HS256', expiresIn: '1h' })}`;

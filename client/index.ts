@@ -19,6 +19,29 @@ export type SettledStreamingSession = Schemas['SettledStreamingSession'];
 export type InitializeSessionRequest = Schemas['InitializeSessionRequest'];
 export type FinalizeSessionRequest = Schemas['FinalizeSessionRequest'];
 export type AbortSessionRequest = Schemas['AbortSessionRequest'];
+export type ExtendSessionRequest = Schemas['ExtendSessionRequest'];
+
+/** How a heartbeat keeps a session alive while a stream runs. */
+export interface HeartbeatOptions {
+  /** Time between extends (default 60 s). Keep it well under ttlSeconds. */
+  intervalMs?: number;
+  /** Each beat sets expiresAt to now + ttlSeconds (default 300). */
+  ttlSeconds?: number;
+  /** Each beat also grows the hold by this many output tokens (or credits), for streams longer than estimated. */
+  additionalOutputTokens?: number;
+  additionalCredits?: number;
+  /** Stop after this many beats (default 1,000): a forgotten heartbeat cannot run forever. */
+  maxBeats?: number;
+  /** Called after each successful beat with the session as extended. */
+  onBeat?: (session: StreamingSession) => void;
+  /** Called when a beat fails; a 402 or an ended session stops the heartbeat, other errors are retried next beat. */
+  onError?: (error: unknown) => void;
+}
+
+export interface Heartbeat {
+  /** Stops beating and waits for a beat in flight. */
+  stop(): Promise<void>;
+}
 export type ApiError = Schemas['Error']['error'];
 /** An outbox event: the body of every webhook and an item of GET /api/events (docs/events.md). */
 export type AccountingEvent = Schemas['Event'];
@@ -176,9 +199,61 @@ export class AccountingClient {
   }
 
   /**
+   * Gives an active session a new TTL and/or a larger hold. Each call is its own operation: pass the same
+   * idempotencyKey to retry one safely (the default is fresh per call and reused by this call's retries).
+   */
+  extend(body: ExtendSessionRequest, idempotencyKey: string = `extend:${body.sessionId}:${crypto.randomUUID()}`): Promise<StreamingSession> {
+    return this.call('post', '/api/streaming-sessions/extend', { body, idempotencyKey });
+  }
+
+  /**
+   * Extends a session every `intervalMs` while a long stream or agent runs, instead of holding a huge
+   * estimate up front. Stops on stop(), after maxBeats, or when the service says the session cannot be
+   * extended (402, ended, unknown).
+   */
+  heartbeat(sessionId: string, options: HeartbeatOptions = {}): Heartbeat {
+    const intervalMs = options.intervalMs ?? 60_000;
+    const maxBeats = options.maxBeats ?? 1_000;
+    let beats = 0;
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let inFlight: Promise<void> = Promise.resolve();
+    const beat = async () => {
+      try {
+        const session = await this.extend({
+          sessionId,
+          ttlSeconds: options.ttlSeconds ?? 300,
+          ...(options.additionalOutputTokens !== undefined ? { additionalOutputTokens: options.additionalOutputTokens } : {}),
+          ...(options.additionalCredits !== undefined ? { additionalCredits: options.additionalCredits } : {}),
+        });
+        options.onBeat?.(session);
+      } catch (error) {
+        options.onError?.(error);
+        if (error instanceof AccountingError && [402, 404, 409].includes(error.status)) stopped = true;
+      }
+    };
+    const schedule = () => {
+      if (stopped || beats >= maxBeats) return;
+      timer = setTimeout(() => {
+        beats++;
+        inFlight = beat().then(schedule);
+      }, intervalMs);
+    };
+    schedule();
+    return {
+      stop: async () => {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+        await inFlight;
+      },
+    };
+  }
+
+  /**
    * The whole flow around one streamed model call: initialize, run `stream`, then finalize with the
    * usage it returns. If `stream` throws, the session is aborted, charging the usage reported so far
-   * through `session.report(...)`, and the error is rethrown.
+   * through `session.report(...)`, and the error is rethrown. With `heartbeat`, the session is extended
+   * while `stream` runs (see heartbeat()).
    */
   async withStreamingSession(
     request: InitializeSessionRequest,
@@ -186,17 +261,24 @@ export class AccountingClient {
       actualInputTokens: number;
       actualOutputTokens: number;
       cachedInputTokens?: number;
+      cacheWriteTokens?: number;
+      cacheWrite1hTokens?: number;
+      reasoningTokens?: number;
     }>,
+    options: { heartbeat?: HeartbeatOptions } = {},
   ): Promise<{ session: StreamingSession; result: SettledStreamingSession }> {
     const session = await this.initialize(request);
     let reported: { actualInputTokens?: number; actualOutputTokens?: number } = {};
     let usage: Awaited<ReturnType<typeof stream>>;
+    const heartbeat = options.heartbeat ? this.heartbeat(session.sessionId, options.heartbeat) : null;
     try {
       usage = await stream({ ...session, report: (u) => (reported = { ...reported, ...u }) });
     } catch (error) {
+      await heartbeat?.stop();
       await this.abort({ sessionId: session.sessionId, ...reported, reason: String((error as Error)?.message ?? error).slice(0, 200) });
       throw error;
     }
+    await heartbeat?.stop();
     const result = await this.finalize({ sessionId: session.sessionId, ...usage });
     return { session, result };
   }

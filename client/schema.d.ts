@@ -316,10 +316,50 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Current price of every model, in credits per 1M tokens
-         * @description Current price of every model, in credits per 1M tokens. Any authenticated caller.
+         * The price version of every model in effect now, in credits per 1M tokens of each kind
+         * @description The price version of every model in effect now, in credits per 1M tokens of each kind. Any authenticated caller.
          */
         get: operations["getModels"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/models/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import a price list in LiteLLM’s shape: a new version only for models whose prices changed
+         * @description Import a price list in LiteLLM’s shape: a new version only for models whose prices changed. Needs the admin role.
+         */
+        post: operations["postModelsImport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/models/{modelId}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every price version of a model, oldest first, including those that take effect later
+         * @description Every price version of a model, oldest first, including those that take effect later. Any authenticated caller.
+         */
+        get: operations["getModelsByModelIdVersions"];
         put?: never;
         post?: never;
         delete?: never;
@@ -337,8 +377,8 @@ export interface paths {
         };
         get?: never;
         /**
-         * Set a model’s price: a new version effective now (earlier versions are kept)
-         * @description Set a model’s price: a new version effective now (earlier versions are kept). Needs the admin role.
+         * Set a model’s price: a new version, effective now or at effectiveFrom (earlier versions are kept)
+         * @description Set a model’s price: a new version, effective now or at effectiveFrom (earlier versions are kept). Needs the admin role.
          */
         put: operations["putModelsByModelId"];
         post?: never;
@@ -382,6 +422,26 @@ export interface paths {
          * @description Capture the real cost, release the rest of the hold, record the usage. Any authenticated caller. Accepts an Idempotency-Key.
          */
         post: operations["postStreamingSessionsFinalize"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/streaming-sessions/extend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Keep a long stream alive: a new TTL and/or a larger hold (all or nothing)
+         * @description Keep a long stream alive: a new TTL and/or a larger hold (all or nothing). Any authenticated caller. Accepts an Idempotency-Key.
+         */
+        post: operations["postStreamingSessionsExtend"];
         delete?: never;
         options?: never;
         head?: never;
@@ -813,6 +873,18 @@ export interface components {
             createdAt: string;
             note: string | null;
         };
+        /** @description A provider's own usage object instead of token counts; the service maps it to the token kinds */
+        ProviderUsage: {
+            /**
+             * @description Which provider usage object `usage` is
+             * @enum {string}
+             */
+            format: "openai.chat" | "openai.responses" | "anthropic" | "gemini" | "bedrock.converse";
+            /** @description The provider's usage object, unchanged (Gemini: its usageMetadata) */
+            usage: {
+                [key: string]: unknown;
+            };
+        };
         LedgerEntry: {
             id: string;
             /** @enum {string} */
@@ -1025,12 +1097,68 @@ export interface components {
              * @example 12.5
              */
             cachedInputPricePer1M: number;
+            /**
+             * @description Own price, or the one it falls back to (input)
+             * @example 12.5
+             */
+            cacheWritePricePer1M: number;
+            /**
+             * @description Own price, or the one it falls back to (cacheWrite)
+             * @example 12.5
+             */
+            cacheWrite1hPricePer1M: number;
+            /**
+             * @description Own price, or the one it falls back to (output)
+             * @example 12.5
+             */
+            reasoningPricePer1M: number;
             priceVersion: number;
             /**
              * Format: date-time
              * @example 2026-11-24T12:00:00.000Z
              */
             effectiveFrom: string;
+        };
+        ImportPricesResult: {
+            /** @description Models whose prices changed (or are new): the version created (with dryRun: that would be created) */
+            created: {
+                modelId: string;
+                priceVersion: number;
+            }[];
+            /** @description Models whose latest version already has these prices */
+            unchanged: number;
+            /** @description Entries without usable token prices */
+            skipped: {
+                modelId: string;
+                reason: string;
+            }[];
+        };
+        ImportPricesRequest: {
+            /**
+             * @description LiteLLM's model_prices_and_context_window.json shape
+             * @enum {string}
+             */
+            format: "litellm";
+            /**
+             * @description Credits per US dollar, e.g. 100 for 1 credit = 0.01 USD
+             * @example 12.5
+             */
+            creditsPerUsd: number | string;
+            /** @description Model id -> entry with input_cost_per_token, output_cost_per_token, cache_read_input_token_cost, ... (USD per token) */
+            prices: {
+                [key: string]: unknown;
+            };
+            /** @description Report what would be created; write nothing */
+            dryRun?: boolean;
+        };
+        ModelPriceVersions: {
+            modelId: string;
+            data: (components["schemas"]["ModelPrice"] & {
+                /** @description The version in effect now */
+                inEffect: boolean;
+            })[];
+            /** @description Always null: every version is in one page */
+            nextCursor: unknown;
         };
         StreamingSession: {
             sessionId: string;
@@ -1064,10 +1192,37 @@ export interface components {
              */
             sessionId?: string;
             modelId: string;
-            /** @example 1200 */
+            /**
+             * @description Estimated prompt tokens (parts included)
+             * @example 1200
+             */
             estimatedInputTokens?: number;
-            /** @example 1200 */
+            /**
+             * @description Estimated completion tokens (reasoning included)
+             * @example 1200
+             */
             estimatedOutputTokens?: number;
+            /**
+             * @description Part of the input tokens read from the prompt cache
+             * @example 1200
+             */
+            cachedInputTokens?: number;
+            /**
+             * @description Part of the input tokens written to the prompt cache
+             * @example 1200
+             */
+            cacheWriteTokens?: number;
+            /**
+             * @description Part of the input tokens written to a 1-hour prompt cache (where priced apart)
+             * @example 1200
+             */
+            cacheWrite1hTokens?: number;
+            /**
+             * @description Part of the output tokens spent on reasoning
+             * @example 1200
+             */
+            reasoningTokens?: number;
+            providerUsage?: components["schemas"]["ProviderUsage"];
             /**
              * @description Instead of token estimates: the credits to hold
              * @example 12.5
@@ -1104,15 +1259,53 @@ export interface components {
         FinalizeSessionRequest: {
             /** @example 6f1c2d3e-1111-4aaa-8bbb-123456789abc */
             sessionId: string;
-            /** @example 1200 */
-            actualInputTokens: number;
-            /** @example 1200 */
-            actualOutputTokens: number;
             /**
-             * @description Part of the input served from the prompt cache
+             * @description All prompt tokens (parts included); required unless providerUsage is given
+             * @example 1200
+             */
+            actualInputTokens?: number;
+            /**
+             * @description All completion tokens (reasoning included); required unless providerUsage is given
+             * @example 1200
+             */
+            actualOutputTokens?: number;
+            /**
+             * @description Part of the input tokens read from the prompt cache
              * @example 1200
              */
             cachedInputTokens?: number;
+            /**
+             * @description Part of the input tokens written to the prompt cache
+             * @example 1200
+             */
+            cacheWriteTokens?: number;
+            /**
+             * @description Part of the input tokens written to a 1-hour prompt cache (where priced apart)
+             * @example 1200
+             */
+            cacheWrite1hTokens?: number;
+            /**
+             * @description Part of the output tokens spent on reasoning
+             * @example 1200
+             */
+            reasoningTokens?: number;
+            providerUsage?: components["schemas"]["ProviderUsage"];
+        };
+        ExtendSessionRequest: {
+            /** @example 6f1c2d3e-1111-4aaa-8bbb-123456789abc */
+            sessionId: string;
+            /** @description expiresAt becomes now + ttlSeconds (at most 86400) */
+            ttlSeconds?: number;
+            /**
+             * @description Grow the hold by the cost of this many output tokens at the session's price version
+             * @example 1200
+             */
+            additionalOutputTokens?: number;
+            /**
+             * @description Grow the hold by this many credits
+             * @example 12.5
+             */
+            additionalCredits?: number | string;
         };
         AbortSessionRequest: {
             /** @example 6f1c2d3e-1111-4aaa-8bbb-123456789abc */
@@ -1124,6 +1317,27 @@ export interface components {
             actualInputTokens?: number;
             /** @example 1200 */
             actualOutputTokens?: number;
+            /**
+             * @description Part of the input tokens read from the prompt cache
+             * @example 1200
+             */
+            cachedInputTokens?: number;
+            /**
+             * @description Part of the input tokens written to the prompt cache
+             * @example 1200
+             */
+            cacheWriteTokens?: number;
+            /**
+             * @description Part of the input tokens written to a 1-hour prompt cache (where priced apart)
+             * @example 1200
+             */
+            cacheWrite1hTokens?: number;
+            /**
+             * @description Part of the output tokens spent on reasoning
+             * @example 1200
+             */
+            reasoningTokens?: number;
+            providerUsage?: components["schemas"]["ProviderUsage"];
             reason?: string;
         };
         ActiveStreamingSession: {
@@ -1185,6 +1399,9 @@ export interface components {
             inputTokens: number;
             outputTokens: number;
             cachedInputTokens: number;
+            cacheWriteTokens: number;
+            cacheWrite1hTokens: number;
+            reasoningTokens: number;
             /**
              * @description Credits, up to 6 decimal places
              * @example 12.5
@@ -1211,9 +1428,22 @@ export interface components {
             recordedBy: string | null;
             /**
              * Format: date-time
+             * @description When the usage happened (the same as occurredAt)
              * @example 2026-11-24T12:00:00.000Z
              */
             createdAt: string;
+            /**
+             * Format: date-time
+             * @description When the usage happened: the day statistics count it on
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            occurredAt: string;
+            /**
+             * Format: date-time
+             * @description When the service wrote the record
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            recordedAt: string;
         };
         RecordUsageRequest: {
             /** @example chat */
@@ -1226,15 +1456,42 @@ export interface components {
              */
             credits?: number | string;
             modelId?: string;
-            /** @example 1200 */
+            /**
+             * @description All prompt tokens (cached and cache-write tokens included)
+             * @example 1200
+             */
             inputTokens?: number;
-            /** @example 1200 */
+            /**
+             * @description All completion tokens (reasoning tokens included)
+             * @example 1200
+             */
             outputTokens?: number;
             /**
-             * @description Part of inputTokens served from the prompt cache
+             * @description Part of the input tokens read from the prompt cache
              * @example 1200
              */
             cachedInputTokens?: number;
+            /**
+             * @description Part of the input tokens written to the prompt cache
+             * @example 1200
+             */
+            cacheWriteTokens?: number;
+            /**
+             * @description Part of the input tokens written to a 1-hour prompt cache (where priced apart)
+             * @example 1200
+             */
+            cacheWrite1hTokens?: number;
+            /**
+             * @description Part of the output tokens spent on reasoning
+             * @example 1200
+             */
+            reasoningTokens?: number;
+            providerUsage?: components["schemas"]["ProviderUsage"];
+            /**
+             * Format: date-time
+             * @description When the usage happened (default now; at most 35 days ago): priced at the version in effect then and counted on that day
+             */
+            occurredAt?: string;
             /**
              * @description A JSON object stored with the record: at most 50 keys and 4096 bytes serialized
              * @example {
@@ -1282,6 +1539,9 @@ export interface components {
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
+                cacheWriteTokens: number;
+                cacheWrite1hTokens: number;
+                reasoningTokens: number;
             };
             byService: {
                 service: string;
@@ -1305,6 +1565,9 @@ export interface components {
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
+                cacheWriteTokens: number;
+                cacheWrite1hTokens: number;
+                reasoningTokens: number;
             }[];
             byModel: {
                 /** @description null for usage recorded as credits without a model */
@@ -1328,6 +1591,9 @@ export interface components {
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
+                cacheWriteTokens: number;
+                cacheWrite1hTokens: number;
+                reasoningTokens: number;
             }[];
             /** @description Every UTC day of the range, oldest first, zeros included */
             daily: {
@@ -1377,6 +1643,9 @@ export interface components {
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
+                cacheWriteTokens: number;
+                cacheWrite1hTokens: number;
+                reasoningTokens: number;
                 /** @description Users with usage in the range */
                 activeUsers: number;
             };
@@ -1461,6 +1730,9 @@ export interface components {
                 inputTokens: number;
                 outputTokens: number;
                 cachedInputTokens: number;
+                cacheWriteTokens: number;
+                cacheWrite1hTokens: number;
+                reasoningTokens: number;
             }[];
             daily: {
                 /**
@@ -1908,15 +2180,37 @@ export interface operations {
                      */
                     credits?: number | string;
                     modelId?: string;
-                    /** @example 1200 */
+                    /**
+                     * @description All prompt tokens (cached and cache-write tokens included)
+                     * @example 1200
+                     */
                     inputTokens?: number;
-                    /** @example 1200 */
+                    /**
+                     * @description All completion tokens (reasoning tokens included)
+                     * @example 1200
+                     */
                     outputTokens?: number;
                     /**
-                     * @description Part of inputTokens served from the prompt cache
+                     * @description Part of the input tokens read from the prompt cache
                      * @example 1200
                      */
                     cachedInputTokens?: number;
+                    /**
+                     * @description Part of the input tokens written to the prompt cache
+                     * @example 1200
+                     */
+                    cacheWriteTokens?: number;
+                    /**
+                     * @description Part of the input tokens written to a 1-hour prompt cache (where priced apart)
+                     * @example 1200
+                     */
+                    cacheWrite1hTokens?: number;
+                    /**
+                     * @description Part of the output tokens spent on reasoning
+                     * @example 1200
+                     */
+                    reasoningTokens?: number;
+                    providerUsage?: components["schemas"]["ProviderUsage"];
                 };
             };
         };
@@ -2022,15 +2316,37 @@ export interface operations {
             content: {
                 "application/json": {
                     modelId: string;
-                    /** @example 1200 */
-                    inputTokens: number;
-                    /** @example 1200 */
-                    outputTokens: number;
                     /**
-                     * @description Part of inputTokens served from the prompt cache
+                     * @description All prompt tokens (cached and cache-write tokens included)
+                     * @example 1200
+                     */
+                    inputTokens?: number;
+                    /**
+                     * @description All completion tokens (reasoning tokens included)
+                     * @example 1200
+                     */
+                    outputTokens?: number;
+                    /**
+                     * @description Part of the input tokens read from the prompt cache
                      * @example 1200
                      */
                     cachedInputTokens?: number;
+                    /**
+                     * @description Part of the input tokens written to the prompt cache
+                     * @example 1200
+                     */
+                    cacheWriteTokens?: number;
+                    /**
+                     * @description Part of the input tokens written to a 1-hour prompt cache (where priced apart)
+                     * @example 1200
+                     */
+                    cacheWrite1hTokens?: number;
+                    /**
+                     * @description Part of the output tokens spent on reasoning
+                     * @example 1200
+                     */
+                    reasoningTokens?: number;
+                    providerUsage?: components["schemas"]["ProviderUsage"];
                 };
             };
         };
@@ -2049,10 +2365,10 @@ export interface operations {
                          * @example 12.5
                          */
                         credits: number;
-                        /** @description Each part rounded up on its own, so the parts may exceed the total by up to 2 micro-credits */
+                        /** @description Cost of each token kind, each rounded up on its own, so the parts may exceed the total by up to 5 micro-credits */
                         breakdown: {
                             /**
-                             * @description Credits, up to 6 decimal places
+                             * @description Uncached input tokens
                              * @example 12.5
                              */
                             input: number;
@@ -2065,7 +2381,22 @@ export interface operations {
                              * @description Credits, up to 6 decimal places
                              * @example 12.5
                              */
+                            cacheWrite: number;
+                            /**
+                             * @description Credits, up to 6 decimal places
+                             * @example 12.5
+                             */
+                            cacheWrite1h: number;
+                            /**
+                             * @description Output tokens other than reasoning
+                             * @example 12.5
+                             */
                             output: number;
+                            /**
+                             * @description Credits, up to 6 decimal places
+                             * @example 12.5
+                             */
+                            reasoning: number;
                         };
                     };
                 };
@@ -3222,6 +3553,186 @@ export interface operations {
             };
         };
     };
+    postModelsImport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImportPricesRequest"];
+            };
+        };
+        responses: {
+            /** @description What was created, left unchanged and skipped */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportPricesResult"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getModelsByModelIdVersions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                modelId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Versions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelPriceVersions"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `NOT_FOUND`: unknown user, session or route (or one that belongs to someone else) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     putModelsByModelId: {
         parameters: {
             query?: never;
@@ -3240,15 +3751,35 @@ export interface operations {
                      */
                     inputPricePer1M: number | string;
                     /**
-                     * @description Credits per 1M output tokens
+                     * @description Credits per 1M output tokens (and reasoning tokens without their own price)
                      * @example 12.5
                      */
                     outputPricePer1M: number | string;
                     /**
-                     * @description Credits per 1M cached input tokens; defaults to inputPricePer1M
+                     * @description Credits per 1M cached input tokens (cache reads); default inputPricePer1M
                      * @example 12.5
                      */
                     cachedInputPricePer1M?: number | string;
+                    /**
+                     * @description Credits per 1M tokens written to the prompt cache; default inputPricePer1M
+                     * @example 12.5
+                     */
+                    cacheWritePricePer1M?: number | string;
+                    /**
+                     * @description Credits per 1M tokens written to a 1-hour prompt cache; default cacheWritePricePer1M
+                     * @example 12.5
+                     */
+                    cacheWrite1hPricePer1M?: number | string;
+                    /**
+                     * @description Credits per 1M reasoning tokens; default outputPricePer1M
+                     * @example 12.5
+                     */
+                    reasoningPricePer1M?: number | string;
+                    /**
+                     * Format: date-time
+                     * @description When this version takes effect (now or later; default now)
+                     */
+                    effectiveFrom?: string;
                 };
             };
         };
@@ -3521,6 +4052,138 @@ export interface operations {
             };
             /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `NOT_FOUND`: unknown user, session or route (or one that belongs to someone else) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SESSION_NOT_ACTIVE`: the session is already finalized, aborted or expired; `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postStreamingSessionsExtend: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExtendSessionRequest"];
+            };
+        };
+        responses: {
+            /** @description The session as extended */
+            200: {
+                headers: {
+                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamingSession"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INSUFFICIENT_CREDITS`: not enough available credits (details: requiredCredits, availableCredits); nothing was held */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,22 +1,51 @@
 import type { RequestHandler } from 'express';
-import { toModelPriceJson, type PutPriceBody } from '../schemas/model.schemas';
-import type { PriceService } from '../services/price.service';
+import { parseLiteLlm } from '../metering/litellm';
+import { toModelPriceJson, type ImportPricesBody, type PutPriceBody } from '../schemas/model.schemas';
+import { inEffect, type PriceService } from '../services/price.service';
 
 export class ModelController {
   constructor(private readonly prices: PriceService) {}
 
-  /** GET /api/models: the current price of every model. */
+  /** GET /api/models: the version of every model in effect now. */
   list: RequestHandler = async (_req, res) => {
     res.json((await this.prices.list()).map(toModelPriceJson));
   };
 
-  /** PUT /api/models/:modelId (admin): a new price version, effective now. 201 when the model is new. */
+  /** GET /api/models/:modelId/versions: every version, oldest first, marking the one in effect now. */
+  versions: RequestHandler = async (req, res) => {
+    const modelId = req.valid.params.modelId as string;
+    const versions = await this.prices.versions(modelId);
+    const current = inEffect(versions, new Date());
+    res.json({
+      modelId,
+      data: versions.map((price) => ({ ...toModelPriceJson(price), inEffect: price === current })),
+      nextCursor: null,
+    });
+  };
+
+  /** POST /api/models/import (admin): a LiteLLM price list; only changed models get a version. */
+  import: RequestHandler = async (req, res) => {
+    const body = req.valid.body as ImportPricesBody;
+    const { entries, skipped } = parseLiteLlm(body.prices, body.creditsPerUsd);
+    const result = await this.prices.importPrices(entries, req.auth!.userId, body.dryRun ?? false);
+    res.json({ created: result.created, unchanged: result.unchanged, skipped });
+  };
+
+  /** PUT /api/models/:modelId (admin): a new price version, effective now or at effectiveFrom. 201 when the model is new. */
   put: RequestHandler = async (req, res) => {
     const body = req.valid.body as PutPriceBody;
     const { price, created } = await this.prices.setPrice(
       req.valid.params.modelId as string,
-      { inputPer1M: body.inputPricePer1M, outputPer1M: body.outputPricePer1M, cachedInputPer1M: body.cachedInputPricePer1M ?? body.inputPricePer1M },
+      {
+        inputPer1M: body.inputPricePer1M,
+        outputPer1M: body.outputPricePer1M,
+        cachedInputPer1M: body.cachedInputPricePer1M ?? body.inputPricePer1M,
+        cacheWritePer1M: body.cacheWritePricePer1M ?? null,
+        cacheWrite1hPer1M: body.cacheWrite1hPricePer1M ?? null,
+        reasoningPer1M: body.reasoningPricePer1M ?? null,
+      },
       req.auth!.userId,
+      body.effectiveFrom === undefined ? undefined : new Date(body.effectiveFrom),
     );
     res.status(created ? 201 : 200).json(toModelPriceJson(price));
   };

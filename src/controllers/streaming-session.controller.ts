@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import { idempotencyOf, send } from '../middleware/idempotency.middleware';
-import type { AbortSessionBody, FinalizeSessionBody, InitializeSessionBody } from '../schemas/streaming-session.schemas';
+import type { AbortSessionBody, ExtendSessionBody, FinalizeSessionBody, InitializeSessionBody } from '../schemas/streaming-session.schemas';
 import type { StreamingSessionService } from '../services/streaming-session.service';
 
 type Page = { limit: number; cursor?: string };
@@ -18,6 +18,10 @@ export class StreamingSessionController {
 
   abort: RequestHandler = async (req, res) => {
     send(res, await this.sessions.abort(req.auth!, req.valid.body as AbortSessionBody, idempotencyOf(req)));
+  };
+
+  extend: RequestHandler = async (req, res) => {
+    send(res, await this.sessions.extend(req.auth!, req.valid.body as ExtendSessionBody, idempotencyOf(req)));
   };
 
   active: RequestHandler = async (req, res) => {

@@ -38,7 +38,8 @@ export function parseCredits(input: unknown): { ok: true; value: Micro } | { ok:
   return { ok: true, value };
 }
 
-function numberToPlainString(n: number): string {
+/** A JS number in plain decimal notation (no exponent), read through its shortest round-trip form. */
+export function numberToPlainString(n: number): string {
   const s = String(n);
   if (!/e/i.test(s)) return s;
   // 1e-7 or 1e21: expand exponent notation without going through floating point arithmetic.

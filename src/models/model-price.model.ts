@@ -1,5 +1,5 @@
 import type { Sequelize } from 'sequelize';
-import { bigint, integer, nullableText, type RowModel, tableOptions, text, timestamp } from './columns';
+import { bigint, integer, nullableBigint, nullableText, type RowModel, tableOptions, text, timestamp } from './columns';
 
 /** One price version of a model, in micro-credits per 1M tokens (model_prices; versions are never edited). */
 export interface ModelPriceAttributes {
@@ -8,6 +8,10 @@ export interface ModelPriceAttributes {
   inputPricePer1m: string;
   outputPricePer1m: string;
   cachedInputPricePer1m: string;
+  /** null: billed at the parent kind's price (cacheWrite -> input, cacheWrite1h -> cacheWrite, reasoning -> output). */
+  cacheWritePricePer1m: string | null;
+  cacheWrite1hPricePer1m: string | null;
+  reasoningPricePer1m: string | null;
   effectiveFrom: Date;
   createdBy: string | null;
 }
@@ -21,6 +25,9 @@ export function defineModelPrice(sequelize: Sequelize): RowModel<ModelPriceAttri
       inputPricePer1m: { ...bigint(), field: 'input_price_per_1m' },
       outputPricePer1m: { ...bigint(), field: 'output_price_per_1m' },
       cachedInputPricePer1m: { ...bigint(), field: 'cached_input_price_per_1m' },
+      cacheWritePricePer1m: { ...nullableBigint(), field: 'cache_write_price_per_1m' },
+      cacheWrite1hPricePer1m: { ...nullableBigint(), field: 'cache_write_1h_price_per_1m' },
+      reasoningPricePer1m: { ...nullableBigint(), field: 'reasoning_price_per_1m' },
       effectiveFrom: timestamp(),
       createdBy: nullableText(),
     },

@@ -22,6 +22,9 @@ export interface StreamingSessionAttributes {
   actualInputTokens: string | null;
   actualOutputTokens: string | null;
   cachedInputTokens: string | null;
+  cacheWriteTokens: string | null;
+  cacheWrite1hTokens: string | null;
+  reasoningTokens: string | null;
   endReason: string | null;
   requestHash: string;
   expiresAt: Date;
@@ -50,6 +53,9 @@ export function defineStreamingSession(sequelize: Sequelize): RowModel<Streaming
       actualInputTokens: nullableBigint(),
       actualOutputTokens: nullableBigint(),
       cachedInputTokens: nullableBigint(),
+      cacheWriteTokens: { ...nullableBigint(), field: 'cache_write_tokens' },
+      cacheWrite1hTokens: { ...nullableBigint(), field: 'cache_write_1h_tokens' },
+      reasoningTokens: nullableBigint(),
       endReason: nullableText(),
       requestHash: text(),
       expiresAt: timestamp(),

@@ -13,6 +13,9 @@ export interface UsageDailySystemAttributes {
   inputTokens: string;
   outputTokens: string;
   cachedInputTokens: string;
+  cacheWriteTokens: string;
+  cacheWrite1hTokens: string;
+  reasoningTokens: string;
 }
 
 export function defineUsageDailySystem(sequelize: Sequelize): RowModel<UsageDailySystemAttributes> {
@@ -29,6 +32,9 @@ export function defineUsageDailySystem(sequelize: Sequelize): RowModel<UsageDail
       inputTokens: bigint(),
       outputTokens: bigint(),
       cachedInputTokens: bigint(),
+      cacheWriteTokens: { ...bigint(), field: 'cache_write_tokens' },
+      cacheWrite1hTokens: { ...bigint(), field: 'cache_write_1h_tokens' },
+      reasoningTokens: bigint(),
     },
     { ...tableOptions, tableName: 'usage_daily_system' },
   );

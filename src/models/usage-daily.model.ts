@@ -16,6 +16,9 @@ export interface UsageDailyAttributes {
   inputTokens: string;
   outputTokens: string;
   cachedInputTokens: string;
+  cacheWriteTokens: string;
+  cacheWrite1hTokens: string;
+  reasoningTokens: string;
 }
 
 export function defineUsageDaily(sequelize: Sequelize): RowModel<UsageDailyAttributes> {
@@ -34,6 +37,9 @@ export function defineUsageDaily(sequelize: Sequelize): RowModel<UsageDailyAttri
       inputTokens: bigint(),
       outputTokens: bigint(),
       cachedInputTokens: bigint(),
+      cacheWriteTokens: { ...bigint(), field: 'cache_write_tokens' },
+      cacheWrite1hTokens: { ...bigint(), field: 'cache_write_1h_tokens' },
+      reasoningTokens: bigint(),
     },
     { ...tableOptions, tableName: 'usage_daily' },
   );

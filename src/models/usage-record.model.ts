@@ -1,5 +1,5 @@
 import { DataTypes, type Sequelize } from 'sequelize';
-import { bigint, nullableText, type RowModel, tableOptions, text, timestamp } from './columns';
+import { bigint, nullableText, nullableTimestamp, type RowModel, tableOptions, text, timestamp } from './columns';
 
 /** One usage event, charged when recorded (usage_records). `credits = charged + unpaid`. */
 export interface UsageRecordAttributes {
@@ -13,6 +13,9 @@ export interface UsageRecordAttributes {
   inputTokens: string;
   outputTokens: string;
   cachedInputTokens: string;
+  cacheWriteTokens: string;
+  cacheWrite1hTokens: string;
+  reasoningTokens: string;
   credits: string;
   chargedCredits: string;
   unpaidCredits: string;
@@ -20,7 +23,10 @@ export interface UsageRecordAttributes {
   refundedCredits: string;
   metadata: Record<string, unknown> | null;
   recordedBy: string | null;
+  /** When the usage happened (occurredAt; it may be up to 35 days before it was recorded). */
   createdAt: Date;
+  /** When it was recorded (null for records from before occurredAt existed). */
+  recordedAt: Date | null;
 }
 
 export function defineUsageRecord(sequelize: Sequelize): RowModel<UsageRecordAttributes> {
@@ -37,6 +43,9 @@ export function defineUsageRecord(sequelize: Sequelize): RowModel<UsageRecordAtt
       inputTokens: bigint(),
       outputTokens: bigint(),
       cachedInputTokens: bigint(),
+      cacheWriteTokens: { ...bigint(), field: 'cache_write_tokens' },
+      cacheWrite1hTokens: { ...bigint(), field: 'cache_write_1h_tokens' },
+      reasoningTokens: bigint(),
       credits: bigint(),
       chargedCredits: bigint(),
       unpaidCredits: bigint(),
@@ -44,6 +53,7 @@ export function defineUsageRecord(sequelize: Sequelize): RowModel<UsageRecordAtt
       metadata: { type: DataTypes.JSONB, allowNull: true },
       recordedBy: nullableText(),
       createdAt: timestamp(),
+      recordedAt: nullableTimestamp(),
     },
     { ...tableOptions, tableName: 'usage_records' },
   );

@@ -1,5 +1,13 @@
 import { ModelController } from '../controllers/model.controller';
-import { modelIdParams, modelListResponse, modelPriceSchema, putPriceBody } from '../schemas/model.schemas';
+import {
+  importPricesBody,
+  importPricesResponse,
+  modelIdParams,
+  modelListResponse,
+  modelPriceSchema,
+  modelVersionsResponse,
+  putPriceBody,
+} from '../schemas/model.schemas';
 import type { Services } from '../services';
 import type { RouteSpec } from './route-table';
 
@@ -10,16 +18,38 @@ export function modelRoutes(services: Services): RouteSpec[] {
     {
       method: 'get',
       path: '/api/models',
-      summary: 'Current price of every model, in credits per 1M tokens',
+      summary: 'The price version of every model in effect now, in credits per 1M tokens of each kind',
       tags: ['Models'],
       access: 'user',
       responses: { 200: { description: 'Prices', schema: modelListResponse } },
       handler: controller.list,
     },
     {
+      method: 'post',
+      path: '/api/models/import',
+      summary: 'Import a price list in LiteLLM\u2019s shape: a new version only for models whose prices changed',
+      tags: ['Models'],
+      access: 'admin',
+      request: { body: importPricesBody },
+      responses: { 200: { description: 'What was created, left unchanged and skipped', schema: importPricesResponse } },
+      errors: ['VALIDATION_ERROR'],
+      handler: controller.import,
+    },
+    {
+      method: 'get',
+      path: '/api/models/:modelId/versions',
+      summary: 'Every price version of a model, oldest first, including those that take effect later',
+      tags: ['Models'],
+      access: 'user',
+      request: { params: modelIdParams },
+      responses: { 200: { description: 'Versions', schema: modelVersionsResponse } },
+      errors: ['VALIDATION_ERROR', 'NOT_FOUND'],
+      handler: controller.versions,
+    },
+    {
       method: 'put',
       path: '/api/models/:modelId',
-      summary: 'Set a model\u2019s price: a new version effective now (earlier versions are kept)',
+      summary: 'Set a model\u2019s price: a new version, effective now or at effectiveFrom (earlier versions are kept)',
       tags: ['Models'],
       access: 'admin',
       request: { params: modelIdParams, body: putPriceBody },

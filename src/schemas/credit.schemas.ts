@@ -1,4 +1,5 @@
 import { toCredits } from '../lib/money';
+import { countFieldsGiven, partFields, refineCounts, usageOf } from '../metering/body';
 import {
   creditsOutput,
   modelId,
@@ -18,43 +19,58 @@ export const EXPIRING_SOON_DAYS = 7;
 
 export const userIdParams = z.object({ userId });
 
-const tokensShape = {
-  modelId,
-  inputTokens: tokenCount,
-  outputTokens: tokenCount,
-  cachedInputTokens: tokenCount.optional().openapi({ description: 'Part of inputTokens served from the prompt cache' }),
-};
+const WHOLES = { input: 'inputTokens', output: 'outputTokens' };
 
-const cachedWithinInput = (body: { inputTokens?: number; cachedInputTokens?: number }) =>
-  body.cachedInputTokens === undefined || body.inputTokens === undefined || body.cachedInputTokens <= body.inputTokens;
-const cachedWithinInputIssue = { message: 'must not exceed inputTokens', path: ['cachedInputTokens'] };
-
-/** Either `{credits}` or `{modelId, inputTokens, outputTokens[, cachedInputTokens]}`. */
+/**
+ * Either `{credits}` or `{modelId, inputTokens, outputTokens[, parts]}` or `{modelId, providerUsage}`.
+ * Parts (cachedInputTokens, cacheWriteTokens, cacheWrite1hTokens, reasoningTokens) are inside their wholes.
+ */
 export const checkBody = z
   .object({
     credits: positiveCreditsInput.optional(),
-    modelId: tokensShape.modelId.optional(),
-    inputTokens: tokenCount.optional(),
-    outputTokens: tokenCount.optional(),
-    cachedInputTokens: tokensShape.cachedInputTokens,
+    modelId: modelId.optional(),
+    inputTokens: tokenCount.optional().openapi({ description: 'All prompt tokens (cached and cache-write tokens included)' }),
+    outputTokens: tokenCount.optional().openapi({ description: 'All completion tokens (reasoning tokens included)' }),
+    ...partFields,
   })
   .strict()
   .superRefine((body, ctx) => {
-    const tokenFields = (['modelId', 'inputTokens', 'outputTokens', 'cachedInputTokens'] as const).filter((k) => body[k] !== undefined);
+    const tokenFields = (['modelId', ...countFieldsGiven(body, WHOLES), 'providerUsage'] as const).filter(
+      (k) => body[k as keyof typeof body] !== undefined,
+    );
     if (body.credits !== undefined) {
       if (tokenFields.length > 0) ctx.addIssue({ code: 'custom', message: 'give either credits or modelId with token counts, not both', path: ['credits'] });
       return;
     }
-    for (const field of ['modelId', 'inputTokens', 'outputTokens'] as const) {
+    const required = body.providerUsage === undefined ? (['modelId', 'inputTokens', 'outputTokens'] as const) : (['modelId'] as const);
+    for (const field of required) {
       if (body[field] === undefined) ctx.addIssue({ code: 'custom', message: 'is required unless credits is given', path: [field] });
     }
+    refineCounts(body, ctx, WHOLES);
   })
-  .refine(cachedWithinInput, cachedWithinInputIssue)
-  .openapi({ description: 'Either `credits`, or `modelId` + `inputTokens` + `outputTokens` (+ `cachedInputTokens`)' });
+  .openapi({ description: 'Either `credits`, or `modelId` + `inputTokens` + `outputTokens` (+ parts), or `modelId` + `providerUsage`' });
 export type CheckBody = z.infer<typeof checkBody>;
 
-export const calculateBody = z.object(tokensShape).strict().refine(cachedWithinInput, cachedWithinInputIssue);
+export const calculateBody = z
+  .object({
+    modelId,
+    inputTokens: tokenCount.optional().openapi({ description: 'All prompt tokens (cached and cache-write tokens included)' }),
+    outputTokens: tokenCount.optional().openapi({ description: 'All completion tokens (reasoning tokens included)' }),
+    ...partFields,
+  })
+  .strict()
+  .superRefine((body, ctx) => {
+    if (body.providerUsage === undefined) {
+      for (const field of ['inputTokens', 'outputTokens'] as const) {
+        if (body[field] === undefined) ctx.addIssue({ code: 'custom', message: 'is required (or give providerUsage)', path: [field] });
+      }
+    }
+    refineCounts(body, ctx, WHOLES);
+  });
 export type CalculateBody = z.infer<typeof calculateBody>;
+
+/** The token usage of a validated check/calculate body. */
+export const usageOfBody = (body: CheckBody | CalculateBody) => usageOf(body, WHOLES);
 
 export const allocateBody = z
   .object({
@@ -114,9 +130,18 @@ export const calculateResponse = z.object({
   modelId: z.string(),
   priceVersion: z.number().int(),
   credits: creditsOutput.openapi({ description: 'Exact cost rounded up once to the micro-credit' }),
-  breakdown: z.object({ input: creditsOutput, cachedInput: creditsOutput, output: creditsOutput }).openapi({
-    description: 'Each part rounded up on its own, so the parts may exceed the total by up to 2 micro-credits',
-  }),
+  breakdown: z
+    .object({
+      input: creditsOutput.openapi({ description: 'Uncached input tokens' }),
+      cachedInput: creditsOutput,
+      cacheWrite: creditsOutput,
+      cacheWrite1h: creditsOutput,
+      output: creditsOutput.openapi({ description: 'Output tokens other than reasoning' }),
+      reasoning: creditsOutput,
+    })
+    .openapi({
+      description: 'Cost of each token kind, each rounded up on its own, so the parts may exceed the total by up to 5 micro-credits',
+    }),
 });
 
 export const allocateResponse = z.object({ allocation: allocationSchema, balance: balanceSchema });

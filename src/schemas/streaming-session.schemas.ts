@@ -1,3 +1,4 @@
+import { countFieldsGiven, partFields, refineCounts, usageOf } from '../metering/body';
 import { creditsOutput, modelId, page, positiveCreditsInput, timestamp, tokenCount, userId, z } from './common';
 
 /** A client-chosen session id: its permanent idempotency id. Printable ASCII, like Idempotency-Key. */
@@ -5,6 +6,9 @@ export const sessionId = z
   .string()
   .regex(/^[\x21-\x7e]{1,255}$/, 'must be 1-255 printable ASCII characters')
   .openapi({ example: '6f1c2d3e-1111-4aaa-8bbb-123456789abc' });
+
+const ESTIMATE = { input: 'estimatedInputTokens', output: 'estimatedOutputTokens' };
+const ACTUAL = { input: 'actualInputTokens', output: 'actualOutputTokens' };
 
 /**
  * initialize: a model plus either token estimates (priced at the model's current price) or an explicit
@@ -15,8 +19,9 @@ export function initializeSessionBody(maxTtlSeconds: number) {
     .object({
       sessionId: sessionId.optional().openapi({ description: 'Your id for the session (default: a new UUID). Retrying with the same id and body returns the same session.' }),
       modelId,
-      estimatedInputTokens: tokenCount.optional(),
-      estimatedOutputTokens: tokenCount.optional(),
+      estimatedInputTokens: tokenCount.optional().openapi({ description: 'Estimated prompt tokens (parts included)' }),
+      estimatedOutputTokens: tokenCount.optional().openapi({ description: 'Estimated completion tokens (reasoning included)' }),
+      ...partFields,
       estimatedCredits: positiveCreditsInput
         .optional()
         .openapi({ description: 'Instead of token estimates: the credits to hold' }),
@@ -30,14 +35,16 @@ export function initializeSessionBody(maxTtlSeconds: number) {
     })
     .strict()
     .superRefine((body, ctx) => {
-      const hasTokens = body.estimatedInputTokens !== undefined || body.estimatedOutputTokens !== undefined;
+      const hasTokens = countFieldsGiven(body, ESTIMATE).length > 0 || body.providerUsage !== undefined;
       if (body.estimatedCredits !== undefined && hasTokens) {
         ctx.addIssue({ code: 'custom', path: ['estimatedCredits'], message: 'give either estimatedCredits or token estimates, not both' });
-      } else if (body.estimatedCredits === undefined) {
+        return;
+      } else if (body.estimatedCredits === undefined && body.providerUsage === undefined) {
         for (const field of ['estimatedInputTokens', 'estimatedOutputTokens'] as const) {
           if (body[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'is required (or give estimatedCredits)' });
         }
       }
+      refineCounts(body, ctx, ESTIMATE);
     })
     .openapi('InitializeSessionRequest');
 }
@@ -46,14 +53,18 @@ export type InitializeSessionBody = z.infer<ReturnType<typeof initializeSessionB
 export const finalizeSessionBody = z
   .object({
     sessionId,
-    actualInputTokens: tokenCount,
-    actualOutputTokens: tokenCount,
-    cachedInputTokens: tokenCount.optional().openapi({ description: 'Part of the input served from the prompt cache' }),
+    actualInputTokens: tokenCount.optional().openapi({ description: 'All prompt tokens (parts included); required unless providerUsage is given' }),
+    actualOutputTokens: tokenCount.optional().openapi({ description: 'All completion tokens (reasoning included); required unless providerUsage is given' }),
+    ...partFields,
   })
   .strict()
-  .refine((b) => b.cachedInputTokens === undefined || b.cachedInputTokens <= b.actualInputTokens, {
-    path: ['cachedInputTokens'],
-    message: 'must not exceed actualInputTokens',
+  .superRefine((body, ctx) => {
+    if (body.providerUsage === undefined) {
+      for (const field of ['actualInputTokens', 'actualOutputTokens'] as const) {
+        if (body[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'is required (or give providerUsage)' });
+      }
+    }
+    refineCounts(body, ctx, ACTUAL);
   })
   .openapi('FinalizeSessionRequest');
 export type FinalizeSessionBody = z.infer<typeof finalizeSessionBody>;
@@ -63,11 +74,49 @@ export const abortSessionBody = z
     sessionId,
     actualInputTokens: tokenCount.optional().openapi({ description: 'Tokens streamed before the abort (charged)' }),
     actualOutputTokens: tokenCount.optional(),
+    ...partFields,
     reason: z.string().min(1).max(500).optional(),
   })
   .strict()
+  .superRefine((body, ctx) => refineCounts(body, ctx, ACTUAL))
   .openapi('AbortSessionRequest');
 export type AbortSessionBody = z.infer<typeof abortSessionBody>;
+
+/** Token usage of a validated body (providerUsage mapped; absent counts 0). */
+export const estimateOf = (body: InitializeSessionBody) => usageOf(body, ESTIMATE);
+export const actualOf = (body: FinalizeSessionBody | AbortSessionBody) => usageOf(body, ACTUAL);
+/** Does an abort body say what was streamed? */
+export const abortHasCounts = (body: AbortSessionBody) => countFieldsGiven(body, ACTUAL).length > 0 || body.providerUsage !== undefined;
+
+/** extend: a new TTL and/or a larger hold (in output tokens at the session's price, or in credits). */
+export function extendSessionBody(maxTtlSeconds: number) {
+  return z
+    .object({
+      sessionId,
+      ttlSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(maxTtlSeconds)
+        .optional()
+        .openapi({ description: `expiresAt becomes now + ttlSeconds (at most ${maxTtlSeconds})` }),
+      additionalOutputTokens: tokenCount
+        .min(1)
+        .optional()
+        .openapi({ description: "Grow the hold by the cost of this many output tokens at the session's price version" }),
+      additionalCredits: positiveCreditsInput.optional().openapi({ description: 'Grow the hold by this many credits' }),
+    })
+    .strict()
+    .superRefine((body, ctx) => {
+      if (body.additionalOutputTokens !== undefined && body.additionalCredits !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['additionalCredits'], message: 'give either additionalOutputTokens or additionalCredits, not both' });
+      } else if (body.ttlSeconds === undefined && body.additionalOutputTokens === undefined && body.additionalCredits === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['ttlSeconds'], message: 'give ttlSeconds, additionalOutputTokens or additionalCredits' });
+      }
+    })
+    .openapi('ExtendSessionRequest');
+}
+export type ExtendSessionBody = z.infer<ReturnType<typeof extendSessionBody>>;
 
 export const sessionStatus = z.enum(['active', 'completed', 'aborted', 'expired']);
 

@@ -9,6 +9,13 @@ import {
   userId,
   z,
 } from './common';
+import { countFieldsGiven, partFields, refineCounts, usageOf } from '../metering/body';
+import { emptyUsage } from '../metering/tokens';
+
+/** How far back a late usage event may be recorded, and how far ahead of the clock (skew) it may lie. */
+export const OCCURRED_AT_MAX_AGE_DAYS = 35;
+export const OCCURRED_AT_MAX_SKEW_MS = 5 * 60_000;
+const WHOLES = { input: 'inputTokens', output: 'outputTokens' };
 
 /** Largest metadata object accepted on a usage record: serialized size and number of top-level keys. */
 export const METADATA_MAX_BYTES = 4096;
@@ -52,17 +59,34 @@ export const recordUsageBody = z
     operation: label.openapi({ example: 'completion' }),
     credits: creditsInput.optional(),
     modelId: modelId.optional(),
-    inputTokens: tokenCount.optional(),
-    outputTokens: tokenCount.optional(),
-    cachedInputTokens: tokenCount.optional().openapi({ description: 'Part of inputTokens served from the prompt cache' }),
+    inputTokens: tokenCount.optional().openapi({ description: 'All prompt tokens (cached and cache-write tokens included)' }),
+    outputTokens: tokenCount.optional().openapi({ description: 'All completion tokens (reasoning tokens included)' }),
+    ...partFields,
+    occurredAt: z.iso
+      .datetime({ offset: true })
+      .superRefine((value, ctx) => {
+        const ms = Date.parse(value);
+        const now = Date.now();
+        if (ms < now - OCCURRED_AT_MAX_AGE_DAYS * 86_400_000) {
+          ctx.addIssue({ code: 'custom', message: `must be at most ${OCCURRED_AT_MAX_AGE_DAYS} days ago` });
+        } else if (ms > now + OCCURRED_AT_MAX_SKEW_MS) {
+          ctx.addIssue({ code: 'custom', message: 'must not be later than now (plus 5 minutes of clock skew)' });
+        }
+      })
+      .optional()
+      .openapi({
+        description: `When the usage happened (default now; at most ${OCCURRED_AT_MAX_AGE_DAYS} days ago): priced at the version in effect then and counted on that day`,
+      }),
     metadata: metadata.optional(),
     userId: userId.optional().openapi({ description: 'Whose usage this is (supervisor and admin only; default: the caller)' }),
   })
   .strict()
   .superRefine((body, ctx) => {
-    const tokenFields = (['modelId', 'inputTokens', 'outputTokens', 'cachedInputTokens'] as const).filter(
-      (field) => body[field] !== undefined,
-    );
+    const tokenFields = [
+      ...(body.modelId !== undefined ? ['modelId'] : []),
+      ...countFieldsGiven(body, WHOLES),
+      ...(body.providerUsage !== undefined ? ['providerUsage'] : []),
+    ];
     if (body.credits !== undefined) {
       if (tokenFields.length > 0) {
         ctx.addIssue({
@@ -77,15 +101,17 @@ export const recordUsageBody = z
       ctx.addIssue({ code: 'custom', path: ['credits'], message: 'give either credits or modelId with inputTokens and outputTokens' });
       return;
     }
-    for (const field of ['modelId', 'inputTokens', 'outputTokens'] as const) {
+    const required = body.providerUsage === undefined ? (['modelId', 'inputTokens', 'outputTokens'] as const) : (['modelId'] as const);
+    for (const field of required) {
       if (body[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'is required when credits are computed from tokens' });
     }
-    if (body.cachedInputTokens !== undefined && body.inputTokens !== undefined && body.cachedInputTokens > body.inputTokens) {
-      ctx.addIssue({ code: 'custom', path: ['cachedInputTokens'], message: 'must not exceed inputTokens' });
-    }
+    refineCounts(body, ctx, WHOLES);
   })
   .openapi('RecordUsageRequest');
 export type RecordUsageBody = z.infer<typeof recordUsageBody>;
+
+/** The token counts of a validated record body (all zero for a credits-only record). */
+export const recordTokensOf = (body: RecordUsageBody) => (body.credits !== undefined ? emptyUsage() : usageOf(body, WHOLES));
 
 export const usageRecord = z
   .object({
@@ -99,13 +125,18 @@ export const usageRecord = z
     inputTokens: z.number().int(),
     outputTokens: z.number().int(),
     cachedInputTokens: z.number().int(),
+    cacheWriteTokens: z.number().int(),
+    cacheWrite1hTokens: z.number().int(),
+    reasoningTokens: z.number().int(),
     credits: creditsOutput,
     chargedCredits: creditsOutput,
     unpaidCredits: creditsOutput,
     refundedCredits: creditsOutput.openapi({ description: 'Refunded so far (unpaid forgiven + charged returned); credits = charged + unpaid + refunded' }),
     metadata: z.record(z.string(), z.unknown()).nullable(),
     recordedBy: z.string().nullable(),
-    createdAt: timestamp,
+    createdAt: timestamp.openapi({ description: 'When the usage happened (the same as occurredAt)' }),
+    occurredAt: timestamp.openapi({ description: 'When the usage happened: the day statistics count it on' }),
+    recordedAt: timestamp.openapi({ description: 'When the service wrote the record' }),
   })
   .openapi('UsageRecord');
 
@@ -207,6 +238,9 @@ const tokenTotals = {
   inputTokens: z.number().int(),
   outputTokens: z.number().int(),
   cachedInputTokens: z.number().int(),
+  cacheWriteTokens: z.number().int(),
+  cacheWrite1hTokens: z.number().int(),
+  reasoningTokens: z.number().int(),
 };
 const usageTotals = z.object({
   requests: z.number().int(),

@@ -16,6 +16,7 @@ import {
   type Lot,
   type LedgerType,
   type TransactionsQuery,
+  usageOfBody,
 } from '../schemas/credit.schemas';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
 import { costAt, type PriceService } from './price.service';
@@ -184,11 +185,7 @@ export class CreditService {
   async check(userId: string, body: CheckBody): Promise<{ sufficient: boolean; required: Micro; available: Micro }> {
     const required =
       body.credits ??
-      costAt(await this.prices.current(body.modelId!), {
-        inputTokens: body.inputTokens!,
-        outputTokens: body.outputTokens!,
-        cachedInputTokens: body.cachedInputTokens,
-      }).total;
+      costAt(await this.prices.current(body.modelId!), usageOfBody(body)).total;
     const available = await this.availableCredits(userId);
     return { sufficient: available >= required, required, available };
   }
@@ -196,7 +193,8 @@ export class CreditService {
   /** Cost of tokens at the model's current price, rounded up to the micro-credit. */
   async calculate(body: CalculateBody) {
     const price = await this.prices.current(body.modelId);
-    const cost = costAt(price, body);
+    const tokens = usageOfBody(body);
+    const cost = costAt(price, tokens);
     return {
       modelId: price.modelId,
       priceVersion: price.priceVersion,
@@ -204,7 +202,10 @@ export class CreditService {
       breakdown: {
         input: toCredits(cost.breakdown.input),
         cachedInput: toCredits(cost.breakdown.cachedInput),
+        cacheWrite: toCredits(cost.breakdown.cacheWrite),
+        cacheWrite1h: toCredits(cost.breakdown.cacheWrite1h),
         output: toCredits(cost.breakdown.output),
+        reasoning: toCredits(cost.breakdown.reasoning),
       },
     };
   }

@@ -7,7 +7,16 @@ import { Metrics } from '../lib/metrics';
 import { fromDb, toCredits, type Micro } from '../lib/money';
 import type { Role } from '../models';
 import { decodeCursor, encodeCursor } from '../schemas/common';
-import type { AbortSessionBody, FinalizeSessionBody, InitializeSessionBody } from '../schemas/streaming-session.schemas';
+import type { TokenUsage } from '../metering/tokens';
+import {
+  abortHasCounts,
+  actualOf,
+  estimateOf,
+  type AbortSessionBody,
+  type ExtendSessionBody,
+  type FinalizeSessionBody,
+  type InitializeSessionBody,
+} from '../schemas/streaming-session.schemas';
 import type { CreditService } from './credit.service';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
 import { costAt, type PriceService } from './price.service';
@@ -45,7 +54,7 @@ export interface ActiveSessionView extends Omit<SessionView, 'status'> {
 
 /** One row of the acct_session_result type (migrations/20261124002000_streaming_sessions.up.sql). */
 interface SessionResultRow {
-  outcome: 'created' | 'replayed' | 'reused' | 'conflict' | 'insufficient' | 'settled' | 'not_active' | 'not_found';
+  outcome: 'created' | 'replayed' | 'reused' | 'conflict' | 'insufficient' | 'settled' | 'not_active' | 'not_found' | 'extended';
   available_credits: string | null;
   id: string;
   user_id: string;
@@ -114,12 +123,14 @@ export class StreamingSessionService {
     const price = await this.prices.current(body.modelId);
     let estimate: Micro;
     let estimatedInputCredits: Micro | null = null;
+    let tokens: TokenUsage | null = null;
     if (body.estimatedCredits !== undefined) {
       estimate = body.estimatedCredits;
     } else {
-      const tokens = { inputTokens: body.estimatedInputTokens!, outputTokens: body.estimatedOutputTokens! };
+      tokens = estimateOf(body);
       estimate = costAt(price, tokens).total;
-      estimatedInputCredits = costAt(price, { inputTokens: tokens.inputTokens, outputTokens: 0 }).total;
+      // The prompt side alone (for the charge_estimated_input expiry policy).
+      estimatedInputCredits = costAt(price, { ...tokens, outputTokens: 0, reasoningTokens: 0 }).total;
     }
     const id = body.sessionId ?? crypto.randomUUID();
     const ttl = body.ttlSeconds ?? this.config.SESSION_TTL_SECONDS;
@@ -129,11 +140,11 @@ export class StreamingSessionService {
       caller.userId,
       price.modelId,
       price.priceVersion,
-      body.estimatedInputTokens ?? null,
-      body.estimatedOutputTokens ?? null,
+      tokens?.inputTokens ?? null,
+      tokens?.outputTokens ?? null,
       estimate.toString(),
       estimatedInputCredits?.toString() ?? null,
-      initializeHash(body),
+      initializeHash(body, tokens),
       ttl,
     ];
 
@@ -173,11 +184,7 @@ export class StreamingSessionService {
   async finalize(caller: Caller, body: FinalizeSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SettledView>> {
     const pricing = await this.pricingOf(body.sessionId);
     if (!pricing) throw sessionNotFound();
-    const tokens = {
-      inputTokens: body.actualInputTokens,
-      outputTokens: body.actualOutputTokens,
-      cachedInputTokens: body.cachedInputTokens ?? 0,
-    };
+    const tokens = actualOf(body);
     const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
     const cost = costAt(price, tokens).total;
     return this.settle(caller, 'finalize', body.sessionId, pricing, cost, tokens, null, idem);
@@ -185,14 +192,52 @@ export class StreamingSessionService {
 
   /** POST /abort: captures what was streamed (when token counts are given) and releases the rest. */
   async abort(caller: Caller, body: AbortSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SettledView>> {
-    const streamed = body.actualInputTokens !== undefined || body.actualOutputTokens !== undefined;
-    if (!streamed) return this.settle(caller, 'abort', body.sessionId, null, null, null, body.reason ?? null, idem);
+    if (!abortHasCounts(body)) return this.settle(caller, 'abort', body.sessionId, null, null, null, body.reason ?? null, idem);
     const pricing = await this.pricingOf(body.sessionId);
     if (!pricing) throw sessionNotFound();
-    const tokens = { inputTokens: body.actualInputTokens ?? 0, outputTokens: body.actualOutputTokens ?? 0, cachedInputTokens: 0 };
+    const tokens = actualOf(body);
     const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
     const cost = costAt(price, tokens).total;
     return this.settle(caller, 'abort', body.sessionId, pricing, cost, tokens, body.reason ?? null, idem);
+  }
+
+  /**
+   * POST /extend: a new TTL and/or a larger hold for an active session, atomically (acct_session_extend).
+   * 402 leaves the hold as it was; an ended session is SESSION_NOT_ACTIVE; another user's is NOT_FOUND.
+   */
+  async extend(caller: Caller, body: ExtendSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SessionView>> {
+    let additional: Micro | null = body.additionalCredits ?? null;
+    if (body.additionalOutputTokens !== undefined) {
+      const pricing = await this.pricingOf(body.sessionId);
+      if (!pricing) throw sessionNotFound();
+      const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
+      additional = costAt(price, { inputTokens: 0, outputTokens: body.additionalOutputTokens }).total;
+    }
+    const bind = [body.sessionId, caller.userId, caller.role === 'admin', body.ttlSeconds ?? null, additional?.toString() ?? null];
+    return this.run(idem, async (tx) => {
+      const row = await this.statement(
+        'acct_session_extend',
+        `SELECT * FROM acct_session_extend($1, $2, $3::boolean, $4::integer, $5::bigint)`,
+        bind,
+        tx,
+      );
+      switch (row.outcome) {
+        case 'extended':
+          if (additional && additional > 0n) afterCommit(tx, () => this.metrics.recordCredits('held', additional));
+          return { status: 200, body: sessionView(row) };
+        case 'insufficient':
+          throw new AppError('INSUFFICIENT_CREDITS', 'Available credits do not cover the larger hold; the session is unchanged', {
+            requiredCredits: toCredits(additional ?? 0n),
+            availableCredits: toCredits(fromDb(row.available_credits)),
+          });
+        case 'not_found':
+          throw sessionNotFound();
+        case 'not_active':
+          throw new AppError('SESSION_NOT_ACTIVE', `Session is already ${row.status}`, { sessionId: body.sessionId, status: row.status });
+        default:
+          throw new Error(`acct_session_extend: unexpected outcome ${row.outcome}`);
+      }
+    });
   }
 
   /** GET /active: the caller's active sessions, oldest first. */
@@ -230,7 +275,7 @@ export class StreamingSessionService {
     sessionId: string,
     pricing: { modelId: string; priceVersion: number } | null,
     cost: Micro | null,
-    tokens: { inputTokens: number; outputTokens: number; cachedInputTokens: number } | null,
+    tokens: TokenUsage | null,
     reason: string | null,
     idem?: IdempotencyContext,
   ): Promise<ServiceResponse<SettledView>> {
@@ -246,11 +291,15 @@ export class StreamingSessionService {
       tokens?.outputTokens ?? null,
       tokens?.cachedInputTokens ?? null,
       reason,
+      tokens?.cacheWriteTokens ?? null,
+      tokens?.cacheWrite1hTokens ?? null,
+      tokens?.reasoningTokens ?? null,
     ];
     return this.run(idem, async (tx) => {
       const row = await this.statement(
         'acct_session_settle',
-        `SELECT * FROM acct_session_settle($1, $2, $3::boolean, $4, $5, $6::integer, $7::bigint, $8::bigint, $9::bigint, $10::bigint, $11)`,
+        `SELECT * FROM acct_session_settle($1, $2, $3::boolean, $4, $5, $6::integer, $7::bigint, $8::bigint, $9::bigint, $10::bigint, $11,
+                                           $12::bigint, $13::bigint, $14::bigint)`,
         bind,
         tx,
       );
@@ -380,14 +429,20 @@ export class StreamingSessionService {
   }
 }
 
-/** What makes two initialize requests "the same": everything but the id, normalized (1 = "1.000000"). */
-function initializeHash(body: InitializeSessionBody): string {
+/**
+ * What makes two initialize requests "the same": everything but the id, normalized (1 = "1.000000";
+ * providerUsage as the counts it maps to). Parts are appended only when present, so hashes of requests
+ * without them are unchanged.
+ */
+function initializeHash(body: InitializeSessionBody, tokens: TokenUsage | null): string {
+  const parts = tokens ? [tokens.cachedInputTokens, tokens.cacheWriteTokens, tokens.cacheWrite1hTokens, tokens.reasoningTokens] : [];
   const canonical = JSON.stringify([
     body.modelId,
-    body.estimatedInputTokens ?? null,
-    body.estimatedOutputTokens ?? null,
+    tokens?.inputTokens ?? null,
+    tokens?.outputTokens ?? null,
     body.estimatedCredits?.toString() ?? null,
     body.ttlSeconds ?? null,
+    ...(parts.some((n) => n > 0) ? [parts] : []),
   ]);
   return crypto.createHash('sha256').update(canonical).digest('hex');
 }

@@ -4,7 +4,7 @@ import { Metrics } from '../lib/metrics';
 import { countFromDb, formatCredits, fromDb, toCredits, type Micro } from '../lib/money';
 import type { Role } from '../models';
 import { decodeCursor, encodeCursor } from '../schemas/common';
-import { resolveDayRange, TOP_USERS, type DayRange, type RecordUsageBody, type RecordsQuery, type StatsQuery } from '../schemas/usage.schemas';
+import { recordTokensOf, resolveDayRange, TOP_USERS, type DayRange, type RecordUsageBody, type RecordsQuery, type StatsQuery } from '../schemas/usage.schemas';
 import type { CreditService } from './credit.service';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
 import { costAt, type PriceService } from './price.service';
@@ -25,13 +25,20 @@ export interface UsageRecordView {
   inputTokens: number;
   outputTokens: number;
   cachedInputTokens: number;
+  cacheWriteTokens: number;
+  cacheWrite1hTokens: number;
+  reasoningTokens: number;
   credits: number;
   chargedCredits: number;
   unpaidCredits: number;
   refundedCredits: number;
   metadata: Record<string, unknown> | null;
   recordedBy: string | null;
+  /** When the usage happened (occurredAt): the day it is counted on. */
   createdAt: string;
+  occurredAt: string;
+  /** When the service wrote the record. */
+  recordedAt: string;
 }
 
 export interface RecordUsageResult {
@@ -52,6 +59,9 @@ export interface RecordRow {
   input_tokens: string;
   output_tokens: string;
   cached_input_tokens: string;
+  cache_write_tokens: string;
+  cache_write_1h_tokens: string;
+  reasoning_tokens: string;
   credits: string;
   charged_credits: string;
   unpaid_credits: string;
@@ -59,6 +69,7 @@ export interface RecordRow {
   metadata: Record<string, unknown> | null;
   recorded_by: string | null;
   created_at: Date;
+  recorded_at: Date | null;
   /** created_at in microseconds since the epoch: the exact cursor key (a JS Date keeps only ms). */
   created_us: string;
 }
@@ -72,6 +83,9 @@ interface SumColumns {
   input_tokens: string | null;
   output_tokens: string | null;
   cached_input_tokens: string | null;
+  cache_write_tokens: string | null;
+  cache_write_1h_tokens: string | null;
+  reasoning_tokens: string | null;
 }
 
 const sums = (row: SumColumns) => ({
@@ -82,23 +96,29 @@ const sums = (row: SumColumns) => ({
   inputTokens: countFromDb(row.input_tokens),
   outputTokens: countFromDb(row.output_tokens),
   cachedInputTokens: countFromDb(row.cached_input_tokens),
+  cacheWriteTokens: countFromDb(row.cache_write_tokens),
+  cacheWrite1hTokens: countFromDb(row.cache_write_1h_tokens),
+  reasoningTokens: countFromDb(row.reasoning_tokens),
 });
 
 const SUM_SQL = `sum(requests)::text AS requests, sum(credits)::text AS credits, sum(unpaid_credits)::text AS unpaid,
        sum(refunded_credits)::text AS refunded,
        sum(input_tokens)::text AS input_tokens, sum(output_tokens)::text AS output_tokens,
-       sum(cached_input_tokens)::text AS cached_input_tokens`;
+       sum(cached_input_tokens)::text AS cached_input_tokens, sum(cache_write_tokens)::text AS cache_write_tokens,
+       sum(cache_write_1h_tokens)::text AS cache_write_1h_tokens, sum(reasoning_tokens)::text AS reasoning_tokens`;
 
 export const RECORD_COLUMNS = `id::text, user_id, session_id, service, operation, model_id, price_version, input_tokens::text,
-       output_tokens::text, cached_input_tokens::text, credits::text, charged_credits::text, unpaid_credits::text, refunded_credits::text,
-       metadata, recorded_by, created_at, (extract(epoch FROM created_at) * 1000000)::bigint::text AS created_us`;
+       output_tokens::text, cached_input_tokens::text, cache_write_tokens::text, cache_write_1h_tokens::text,
+       reasoning_tokens::text, credits::text, charged_credits::text, unpaid_credits::text, refunded_credits::text,
+       metadata, recorded_by, created_at, recorded_at, (extract(epoch FROM created_at) * 1000000)::bigint::text AS created_us`;
 
 /** Rows fetched per page while streaming a CSV export. */
 const CSV_PAGE_SIZE = 1000;
 
 export const CSV_COLUMNS = [
   'id', 'created_at', 'user_id', 'service', 'operation', 'model_id', 'price_version', 'input_tokens', 'output_tokens',
-  'cached_input_tokens', 'credits', 'charged_credits', 'unpaid_credits', 'refunded_credits', 'session_id', 'recorded_by', 'metadata',
+  'cached_input_tokens', 'cache_write_tokens', 'cache_write_1h_tokens', 'reasoning_tokens', 'credits', 'charged_credits',
+  'unpaid_credits', 'refunded_credits', 'session_id', 'recorded_by', 'metadata', 'recorded_at',
 ] as const;
 
 /**
@@ -155,33 +175,32 @@ export class UsageService {
     const userId = this.targetOf(caller, body.userId);
     let credits: Micro;
     let priceVersion: number | null = null;
+    const tokens = recordTokensOf(body);
+    // A late event is priced at the version in effect when it happened.
+    const occurredAt = body.occurredAt === undefined ? null : new Date(body.occurredAt);
     if (body.credits !== undefined) {
       credits = body.credits;
     } else {
-      const price = await this.prices.current(body.modelId!);
+      const price = occurredAt ? await this.prices.at(body.modelId!, occurredAt) : await this.prices.current(body.modelId!);
       priceVersion = price.priceVersion;
-      credits = costAt(price, {
-        inputTokens: body.inputTokens!,
-        outputTokens: body.outputTokens!,
-        cachedInputTokens: body.cachedInputTokens,
-      }).total;
+      credits = costAt(price, tokens).total;
     }
     const modelId = body.modelId ?? null;
-    const inputTokens = body.inputTokens ?? 0;
-    const outputTokens = body.outputTokens ?? 0;
-    const cachedInputTokens = body.cachedInputTokens ?? 0;
+    const { inputTokens, outputTokens, cachedInputTokens, cacheWriteTokens, cacheWrite1hTokens, reasoningTokens } = tokens;
     const metadata = body.metadata ?? null;
 
     return this.idempotency.run(idem, async (tx) => {
       const [row] = await this.db.query<{
         usage_record_id: string;
         created_at: Date;
+        recorded_at: Date;
         charged_credits: string;
         unpaid_credits: string;
         available_credits: string;
       }>(
-        `SELECT usage_record_id::text, created_at, charged_credits::text, unpaid_credits::text, available_credits::text
-           FROM acct_record_charged_usage($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11)`,
+        `SELECT usage_record_id::text, created_at, now() AS recorded_at, charged_credits::text, unpaid_credits::text,
+                available_credits::text
+           FROM acct_record_charged_usage($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15::timestamptz)`,
         [
           userId,
           body.service,
@@ -194,6 +213,10 @@ export class UsageService {
           credits.toString(),
           metadata === null ? null : JSON.stringify(metadata),
           caller.userId,
+          cacheWriteTokens,
+          cacheWrite1hTokens,
+          reasoningTokens,
+          body.occurredAt ?? null,
         ],
         tx,
       );
@@ -214,6 +237,9 @@ export class UsageService {
         inputTokens,
         outputTokens,
         cachedInputTokens,
+        cacheWriteTokens,
+        cacheWrite1hTokens,
+        reasoningTokens,
         credits: toCredits(credits),
         chargedCredits: toCredits(charged),
         unpaidCredits: toCredits(unpaid),
@@ -221,6 +247,8 @@ export class UsageService {
         metadata,
         recordedBy: caller.userId,
         createdAt: row.created_at.toISOString(),
+        occurredAt: row.created_at.toISOString(),
+        recordedAt: row.recorded_at.toISOString(),
       };
       return {
         status: 201,
@@ -501,6 +529,9 @@ export function recordView(row: RecordRow): UsageRecordView {
     inputTokens: countFromDb(row.input_tokens),
     outputTokens: countFromDb(row.output_tokens),
     cachedInputTokens: countFromDb(row.cached_input_tokens),
+    cacheWriteTokens: countFromDb(row.cache_write_tokens),
+    cacheWrite1hTokens: countFromDb(row.cache_write_1h_tokens),
+    reasoningTokens: countFromDb(row.reasoning_tokens),
     credits: toCredits(fromDb(row.credits)),
     chargedCredits: toCredits(fromDb(row.charged_credits)),
     unpaidCredits: toCredits(fromDb(row.unpaid_credits)),
@@ -508,6 +539,8 @@ export function recordView(row: RecordRow): UsageRecordView {
     metadata: row.metadata,
     recordedBy: row.recorded_by,
     createdAt: row.created_at.toISOString(),
+    occurredAt: row.created_at.toISOString(),
+    recordedAt: (row.recorded_at ?? row.created_at).toISOString(),
   };
 }
 
@@ -523,6 +556,9 @@ function csvLine(row: RecordRow): string {
     row.input_tokens,
     row.output_tokens,
     row.cached_input_tokens,
+    row.cache_write_tokens,
+    row.cache_write_1h_tokens,
+    row.reasoning_tokens,
     formatCredits(fromDb(row.credits)),
     formatCredits(fromDb(row.charged_credits)),
     formatCredits(fromDb(row.unpaid_credits)),
@@ -530,6 +566,7 @@ function csvLine(row: RecordRow): string {
     csvField(row.session_id),
     csvField(row.recorded_by),
     csvField(row.metadata === null ? null : JSON.stringify(row.metadata)),
+    (row.recorded_at ?? row.created_at).toISOString(),
   ];
   return fields.join(',') + '\r\n';
 }

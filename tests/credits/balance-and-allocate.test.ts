@@ -142,7 +142,7 @@ describe('POST /api/credits/calculate', () => {
     expect(res.status).toBe(200);
     expect(calculateResponse.safeParse(res.body).success).toBe(true);
     // 600k uncached x 250/1M + 400k cached x 125/1M + 1M output x 1000/1M
-    expect(res.body).toEqual({ modelId: 'gpt-4o', priceVersion: 1, credits: 1200, breakdown: { input: 150, cachedInput: 50, output: 1000 } });
+    expect(res.body).toEqual({ modelId: 'gpt-4o', priceVersion: 1, credits: 1200, breakdown: { input: 150, cachedInput: 50, cacheWrite: 0, cacheWrite1h: 0, output: 1000, reasoning: 0 } });
   });
 
   test('When the exact cost has a fraction of a micro-credit, then it is rounded up', async () => {

@@ -27,6 +27,9 @@ describe('GET /api/models', () => {
       inputPricePer1M: 250,
       outputPricePer1M: 1000,
       cachedInputPricePer1M: 125,
+      cacheWritePricePer1M: 250,
+      cacheWrite1hPricePer1M: 250,
+      reasoningPricePer1M: 1000,
       priceVersion: 1,
       effectiveFrom: expect.any(String),
     });

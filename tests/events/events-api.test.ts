@@ -2,10 +2,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import request from 'supertest';
+import { allEventsVisible, count } from '../support/db';
 import { verifyWebhook, WebhookVerificationError } from '../../client';
 import { loadConfig } from '../../src/config';
 import { createTestContext, type TestContext } from '../support/context';
-import { count } from '../support/db';
 import { TEST_JWT_SECRET, userWithRole } from '../support/tokens';
 import { Receiver } from './receiver';
 
@@ -28,7 +28,10 @@ describe('event log API', () => {
     await ctx.close();
   });
 
-  const get = (auth: string, query: Record<string, unknown> = {}) => request(ctx.app).get('/api/events').query(query).set('Authorization', auth);
+  const get = async (auth: string, query: Record<string, unknown> = {}) => {
+    await allEventsVisible(ctx.db);
+    return request(ctx.app).get('/api/events').query(query).set('Authorization', auth);
+  };
 
   it('When a user lists events, then only their own, oldest first; another user\u2019s id is 403, even for a supervisor', async () => {
     const own = await get(alice.auth);
@@ -78,7 +81,8 @@ describe('event log API', () => {
     try {
       await ctx.db.query(`SELECT acct_event_emit('credits.low', $1, '{}'::jsonb)`, [alice.id], t);
       await request(ctx.app).post('/api/credits/allocate').set('Authorization', admin.auth).send({ userId: alice.id, credits: 6 });
-      const during = (await get(alice.auth)).body.data;
+      // Read without waiting for the horizon: this test holds it back on purpose.
+      const during = (await request(ctx.app).get('/api/events').set('Authorization', alice.auth)).body.data;
       expect(during).toHaveLength(5); // the later, committed grant waits behind the open transaction
     } finally {
       await t.commit();

@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { createTestContext, type TestContext } from '../support/context';
-import { count } from '../support/db';
+import { allEventsVisible, count } from '../support/db';
 import { userWithRole } from '../support/tokens';
 import { addTestModel, TEST_MODEL } from '../sessions/support';
 
@@ -24,6 +24,7 @@ describe('events outbox', () => {
   const spend = (user: { auth: string }, credits: number | string) =>
     request(ctx.app).post('/api/usage/record').set('Authorization', user.auth).send({ service: 'chat', operation: 'completion', credits });
   const eventsOf = async (userId: string, type?: string) => {
+    await allEventsVisible(ctx.db);
     const res = await request(ctx.app).get('/api/events').query({ userId, limit: 500, ...(type ? { type } : {}) }).set('Authorization', admin.auth);
     expect(res.status).toBe(200);
     return res.body.data as Array<{ id: string; type: string; userId: string; createdAt: string; data: Record<string, unknown> }>;

@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { allEventsVisible } from '../support/db';
 import { createDatabase, type Database } from '../../src/db/database';
 import { Metrics } from '../../src/lib/metrics';
 import { dispatcherOptions } from '../../src/services';
@@ -102,6 +103,7 @@ describe('webhooks', () => {
     expect(grant.status).toBe(201);
     await ctx.services.dispatcher.runUntilIdle();
 
+    await allEventsVisible(ctx.db);
     const [event] = (await request(ctx.app).get('/api/events').query({ userId: user.id }).set('Authorization', admin.auth)).body.data;
     const mine = r.received.filter((x) => x.body.userId === user.id);
     expect(r.invalid).toBe(0);
@@ -305,6 +307,7 @@ describe('webhooks: auto-disable and private targets', () => {
 
     const endpoint = await request(ctx.app).get(`/api/webhooks/${created.body.id}`).set('Authorization', admin.auth);
     expect(endpoint.body).toEqual(expect.objectContaining({ enabled: false, consecutiveFailures: 3, disabledReason: expect.stringContaining('private or loopback') }));
+    await allEventsVisible(ctx.db);
     const events = await request(ctx.app).get('/api/events').query({ type: 'webhook.disabled' }).set('Authorization', admin.auth);
     expect(events.body.data).toEqual([
       expect.objectContaining({ type: 'webhook.disabled', userId: null, data: expect.objectContaining({ webhookId: created.body.id, consecutiveFailures: 3 }) }),

@@ -29,3 +29,20 @@ export async function count(db: Database, table: string, where = 'true', bind: u
   const [row] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${table} WHERE ${where}`, bind);
   return Number(row.n);
 }
+
+/**
+ * GET /api/events shows an event once every older writing transaction on the server has ended (so a cursor
+ * never skips one that commits late). Other test files write on the same server at the same time, so tests
+ * wait for that horizon to pass their committed events before reading the log (bounded, 30 s).
+ */
+export async function allEventsVisible(db: Database): Promise<void> {
+  const until = Date.now() + 30_000;
+  for (;;) {
+    const [row] = await db.query<{ hidden: string }>(
+      `SELECT count(*) AS hidden FROM events WHERE txid >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint`,
+    );
+    if (Number(row.hidden) === 0) return;
+    if (Date.now() > until) throw new Error(`${row.hidden} committed events stayed hidden behind an older open transaction`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

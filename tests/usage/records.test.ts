@@ -103,6 +103,9 @@ describe('GET /api/usage/records', () => {
           inputTokens: 10,
           outputTokens: 20,
           cachedInputTokens: 0,
+          cacheWriteTokens: 0,
+          cacheWrite1hTokens: 0,
+          reasoningTokens: 0,
           credits: 1.5,
           chargedCredits: 0,
           unpaidCredits: 1.5,
@@ -110,6 +113,8 @@ describe('GET /api/usage/records', () => {
           metadata: { a: 1 },
           recordedBy: 'test',
           createdAt: '2026-08-05T12:00:00.000Z',
+          occurredAt: '2026-08-05T12:00:00.000Z',
+          recordedAt: expect.any(String),
         },
       ],
       nextCursor: null,
@@ -204,13 +209,14 @@ describe('GET /api/usage/records?format=csv', () => {
     const rows = parseCsv(res.body as string);
     expect(rows[0]).toEqual([
       'id', 'created_at', 'user_id', 'service', 'operation', 'model_id', 'price_version', 'input_tokens', 'output_tokens',
-      'cached_input_tokens', 'credits', 'charged_credits', 'unpaid_credits', 'refunded_credits', 'session_id', 'recorded_by', 'metadata',
+      'cached_input_tokens', 'cache_write_tokens', 'cache_write_1h_tokens', 'reasoning_tokens', 'credits', 'charged_credits',
+      'unpaid_credits', 'refunded_credits', 'session_id', 'recorded_by', 'metadata', 'recorded_at',
     ]);
     expect(rows.slice(1)).toEqual([
-      [second, '2026-09-02T00:00:00.000Z', ian.id, 'chat', 'completion', 'gpt-4o', '', '7', '9', '0', '1.5', '0', '1.5', '0', '', 'test', ''],
-      [first, '2026-09-01T00:00:00.000Z', ian.id, 'search', 'query', '', '', '0', '0', '0', '0.000001', '0', '0.000001', '0', '', 'test', expect.any(String)],
+      [second, '2026-09-02T00:00:00.000Z', ian.id, 'chat', 'completion', 'gpt-4o', '', '7', '9', '0', '0', '0', '0', '1.5', '0', '1.5', '0', '', 'test', '', expect.any(String)],
+      [first, '2026-09-01T00:00:00.000Z', ian.id, 'search', 'query', '', '', '0', '0', '0', '0', '0', '0', '0.000001', '0', '0.000001', '0', '', 'test', expect.any(String), expect.any(String)],
     ]);
-    expect(JSON.parse(rows[2][16])).toEqual(tricky);
+    expect(JSON.parse(rows[2][19])).toEqual(tricky);
   });
 
   test('When the range holds more records than one page, then the CSV still has each exactly once, in order', async () => {

@@ -33,6 +33,9 @@ interface Expected {
   input: number;
   output: number;
   cached: number;
+  cw: number;
+  cw1h: number;
+  reasoning: number;
 }
 
 /** The truth, straight from usage_records: sums over records whose UTC day is in [fromDay, toDay]. */
@@ -40,7 +43,9 @@ async function rawSums(where: string, bind: unknown[], groupBy?: string) {
   return ctx.db.query<Expected & { key: string | null }>(
     `SELECT ${groupBy ?? 'NULL'} AS key, count(*)::int AS requests, coalesce(sum(credits - refunded_credits), 0)::text AS credits,
             coalesce(sum(unpaid_credits), 0)::text AS unpaid, coalesce(sum(refunded_credits), 0)::text AS refunded, coalesce(sum(input_tokens), 0)::int AS input,
-            coalesce(sum(output_tokens), 0)::int AS output, coalesce(sum(cached_input_tokens), 0)::int AS cached
+            coalesce(sum(output_tokens), 0)::int AS output, coalesce(sum(cached_input_tokens), 0)::int AS cached,
+            coalesce(sum(cache_write_tokens), 0)::int AS cw, coalesce(sum(cache_write_1h_tokens), 0)::int AS cw1h,
+            coalesce(sum(reasoning_tokens), 0)::int AS reasoning
        FROM usage_records WHERE ${where} ${groupBy ? `GROUP BY ${groupBy}` : ''}`,
     bind,
   );
@@ -55,6 +60,9 @@ const asStats = (row: Expected) => ({
   inputTokens: row.input,
   outputTokens: row.output,
   cachedInputTokens: row.cached,
+  cacheWriteTokens: row.cw,
+  cacheWrite1hTokens: row.cw1h,
+  reasoningTokens: row.reasoning,
 });
 
 describe('rollups against raw records (property)', () => {
@@ -260,10 +268,10 @@ describe('day granularity', () => {
     expect(res.body.daily[0]).toEqual({ date: utcDay(Date.parse(today) - 29 * DAY), requests: 0, credits: 0 });
     expect(res.body.to).toBe(`${today}T23:59:59.999Z`);
     expect(res.body.byService).toEqual([
-      { service: 'chat', operation: 'c', requests: 1, credits: 1.5, unpaidCredits: 0, refundedCredits: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0 },
+      { service: 'chat', operation: 'c', requests: 1, credits: 1.5, unpaidCredits: 0, refundedCredits: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, reasoningTokens: 0 },
     ]);
     expect(res.body.byModel).toEqual([
-      { modelId: null, requests: 1, credits: 1.5, unpaidCredits: 0, refundedCredits: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0 },
+      { modelId: null, requests: 1, credits: 1.5, unpaidCredits: 0, refundedCredits: 0, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, cacheWrite1hTokens: 0, reasoningTokens: 0 },
     ]);
   });
 });

@@ -30,8 +30,10 @@ BEGIN
     INSERT INTO credit_transactions (user_id, type, amount, allocation_id, session_id, usage_record_id, actor_id)
     VALUES (p_user, p_kind, take, lot.id, p_session, p_usage_record, p_actor);
     IF p_kind = 'hold' THEN
-      INSERT INTO session_holds (session_id, allocation_id, user_id, held_credits)
-      VALUES (p_session, lot.id, p_user, take);
+      -- A session's hold may grow later (acct_session_extend) from a lot it already holds from.
+      INSERT INTO session_holds AS h (session_id, allocation_id, user_id, held_credits)
+      VALUES (p_session, lot.id, p_user, take)
+      ON CONFLICT (session_id, allocation_id) DO UPDATE SET held_credits = h.held_credits + EXCLUDED.held_credits;
     END IF;
     still_needed := still_needed - take;
     EXIT WHEN still_needed = 0;

@@ -2,11 +2,16 @@
 -- Records usage and charges it in one round trip. Creates the user if unknown (usage that happened is
 -- always recorded), locks the user row first, charges what the live lots cover (kind 'charge', ledger
 -- rows linked to the record) and stores the rest as unpaid. Never fails for lack of credits.
--- p_credits is the full cost in micro-credits. Returns the record id and time, what was charged and
--- left unpaid, and the credits available afterwards.
+-- p_credits is the full cost in micro-credits; p_occurred_at when the usage happened (NULL: now), which
+-- decides the day it is counted on. Returns the record id and time, what was charged and left unpaid,
+-- and the credits available afterwards.
+DROP FUNCTION IF EXISTS acct_record_charged_usage(text, text, text, text, integer, bigint, bigint, bigint, bigint,
+                                                  jsonb, text);
 CREATE OR REPLACE FUNCTION acct_record_charged_usage(
   p_user text, p_service text, p_operation text, p_model text, p_price_version integer,
-  p_input bigint, p_output bigint, p_cached bigint, p_credits bigint, p_metadata jsonb, p_actor text
+  p_input bigint, p_output bigint, p_cached bigint, p_credits bigint, p_metadata jsonb, p_actor text,
+  p_cache_write bigint DEFAULT 0, p_cache_write_1h bigint DEFAULT 0, p_reasoning bigint DEFAULT 0,
+  p_occurred_at timestamptz DEFAULT NULL
 ) RETURNS TABLE (usage_record_id bigint, created_at timestamptz, charged_credits bigint, unpaid_credits bigint,
                  available_credits bigint)
 LANGUAGE plpgsql AS $$
@@ -29,7 +34,8 @@ BEGIN
   available := acct_available(p_user);
   charged := least(p_credits, available);
   new_id := acct_record_usage(p_user, NULL, p_service, p_operation, p_model, p_price_version, p_input, p_output,
-                              p_cached, p_credits, charged, p_credits - charged, p_metadata, p_actor);
+                              p_cached, p_credits, charged, p_credits - charged, p_metadata, p_actor,
+                              p_cache_write, p_cache_write_1h, p_reasoning, p_occurred_at);
   drawn := acct_draw(p_user, charged, 'charge', NULL, new_id, p_actor);
   IF drawn <> charged THEN
     RAISE EXCEPTION 'acct_record_charged_usage: drew % of %', drawn, charged;

@@ -4,10 +4,14 @@
 -- settled | replayed (already ended the same way) | not_active (ended another way) | not_found (unknown, or
 -- another user's and the caller is not an admin). An expired session is settled late: the real cost minus
 -- what expiry charged is charged (or refunded when lower), and its one usage record is corrected.
+-- Token kinds: p_input is the whole prompt (p_cached, p_cache_write, p_cache_write_1h are parts of it),
+-- p_output the whole completion (p_reasoning is part of it).
+DROP FUNCTION IF EXISTS acct_session_settle(text, text, boolean, text, text, integer, bigint, bigint, bigint, bigint, text);
 CREATE OR REPLACE FUNCTION acct_session_settle(
   p_session text, p_caller text, p_is_admin boolean, p_action text,
   p_model text, p_price_version integer, p_cost bigint,
-  p_input bigint, p_output bigint, p_cached bigint, p_reason text
+  p_input bigint, p_output bigint, p_cached bigint, p_reason text,
+  p_cache_write bigint DEFAULT NULL, p_cache_write_1h bigint DEFAULT NULL, p_reasoning bigint DEFAULT NULL
 ) RETURNS acct_session_result LANGUAGE plpgsql AS $$
 DECLARE
   s streaming_sessions%ROWTYPE;
@@ -25,6 +29,9 @@ DECLARE
   v_input bigint;
   v_output bigint;
   v_cached bigint;
+  v_cw bigint;
+  v_cw1h bigint;
+  v_reasoning bigint;
   v_meta jsonb;
 BEGIN
   IF p_action NOT IN ('finalize', 'abort') THEN
@@ -63,7 +70,8 @@ BEGIN
     END IF;
     v_usage := acct_record_usage(v_owner, p_session, 'streaming', 'session', s.model_id, s.price_version,
                                  coalesce(p_input, 0), coalesce(p_output, 0), coalesce(p_cached, 0),
-                                 v_cost, v_cost - v_unpaid, v_unpaid, v_meta, p_caller);
+                                 v_cost, v_cost - v_unpaid, v_unpaid, v_meta, p_caller,
+                                 coalesce(p_cache_write, 0), coalesce(p_cache_write_1h, 0), coalesce(p_reasoning, 0));
     IF acct_hold_resolve(p_session, v_owner, v_capture, v_usage, p_caller) <> v_capture THEN
       RAISE EXCEPTION 'acct_session_settle: legs of session % do not cover %', p_session, v_capture;
     END IF;
@@ -82,9 +90,13 @@ BEGIN
     v_input := CASE WHEN p_cost IS NULL THEN u.input_tokens ELSE coalesce(p_input, 0) END;
     v_output := CASE WHEN p_cost IS NULL THEN u.output_tokens ELSE coalesce(p_output, 0) END;
     v_cached := CASE WHEN p_cost IS NULL THEN u.cached_input_tokens ELSE coalesce(p_cached, 0) END;
+    v_cw := CASE WHEN p_cost IS NULL THEN u.cache_write_tokens ELSE coalesce(p_cache_write, 0) END;
+    v_cw1h := CASE WHEN p_cost IS NULL THEN u.cache_write_1h_tokens ELSE coalesce(p_cache_write_1h, 0) END;
+    v_reasoning := CASE WHEN p_cost IS NULL THEN u.reasoning_tokens ELSE coalesce(p_reasoning, 0) END;
     v_meta := v_meta || jsonb_build_object('expiredBefore', true, 'expiryCharged', v_prior::text);
     UPDATE usage_records
        SET input_tokens = v_input, output_tokens = v_output, cached_input_tokens = v_cached,
+           cache_write_tokens = v_cw, cache_write_1h_tokens = v_cw1h, reasoning_tokens = v_reasoning,
            credits = v_cost, charged_credits = v_cost - v_unpaid, unpaid_credits = v_unpaid,
            metadata = coalesce(u.metadata, '{}'::jsonb) || v_meta, recorded_by = p_caller
      WHERE id = u.id;
@@ -94,7 +106,10 @@ BEGIN
            unpaid_credits = unpaid_credits + (v_unpaid - u.unpaid_credits),
            input_tokens = input_tokens + (v_input - u.input_tokens),
            output_tokens = output_tokens + (v_output - u.output_tokens),
-           cached_input_tokens = cached_input_tokens + (v_cached - u.cached_input_tokens)
+           cached_input_tokens = cached_input_tokens + (v_cached - u.cached_input_tokens),
+           cache_write_tokens = cache_write_tokens + (v_cw - u.cache_write_tokens),
+           cache_write_1h_tokens = cache_write_1h_tokens + (v_cw1h - u.cache_write_1h_tokens),
+           reasoning_tokens = reasoning_tokens + (v_reasoning - u.reasoning_tokens)
      WHERE user_id = u.user_id AND day = (u.created_at AT TIME ZONE 'UTC')::date AND service = u.service
        AND operation = u.operation AND model_id = coalesce(u.model_id, '');
     v_usage := u.id;
@@ -112,6 +127,9 @@ BEGIN
          actual_input_tokens = CASE WHEN p_cost IS NULL THEN actual_input_tokens ELSE p_input END,
          actual_output_tokens = CASE WHEN p_cost IS NULL THEN actual_output_tokens ELSE p_output END,
          cached_input_tokens = CASE WHEN p_cost IS NULL THEN cached_input_tokens ELSE p_cached END,
+         cache_write_tokens = CASE WHEN p_cost IS NULL THEN cache_write_tokens ELSE p_cache_write END,
+         cache_write_1h_tokens = CASE WHEN p_cost IS NULL THEN cache_write_1h_tokens ELSE p_cache_write_1h END,
+         reasoning_tokens = CASE WHEN p_cost IS NULL THEN reasoning_tokens ELSE p_reasoning END,
          end_reason = coalesce(p_reason, end_reason), ended_at = now(), updated_at = now()
    WHERE id = p_session
   RETURNING * INTO s;

@@ -11,18 +11,23 @@ BEGIN
     PERFORM acct_usage_fold(NEW.user_id, NEW.day, NEW.model_id, NEW.requests - OLD.requests,
                             NEW.credits - OLD.credits, NEW.unpaid_credits - OLD.unpaid_credits,
                             NEW.input_tokens - OLD.input_tokens, NEW.output_tokens - OLD.output_tokens,
-                            NEW.cached_input_tokens - OLD.cached_input_tokens);
+                            NEW.cached_input_tokens - OLD.cached_input_tokens,
+                            NEW.cache_write_tokens - OLD.cache_write_tokens,
+                            NEW.cache_write_1h_tokens - OLD.cache_write_1h_tokens,
+                            NEW.reasoning_tokens - OLD.reasoning_tokens);
     PERFORM acct_usage_fold_refunded(NEW.user_id, NEW.day, NEW.model_id, NEW.refunded_credits - OLD.refunded_credits);
     RETURN NULL;
   END IF;
   IF TG_OP IN ('UPDATE', 'DELETE') THEN
     PERFORM acct_usage_fold(OLD.user_id, OLD.day, OLD.model_id, -OLD.requests, -OLD.credits, -OLD.unpaid_credits,
-                            -OLD.input_tokens, -OLD.output_tokens, -OLD.cached_input_tokens);
+                            -OLD.input_tokens, -OLD.output_tokens, -OLD.cached_input_tokens,
+                            -OLD.cache_write_tokens, -OLD.cache_write_1h_tokens, -OLD.reasoning_tokens);
     PERFORM acct_usage_fold_refunded(OLD.user_id, OLD.day, OLD.model_id, -OLD.refunded_credits);
   END IF;
   IF TG_OP IN ('UPDATE', 'INSERT') THEN
     PERFORM acct_usage_fold(NEW.user_id, NEW.day, NEW.model_id, NEW.requests, NEW.credits, NEW.unpaid_credits,
-                            NEW.input_tokens, NEW.output_tokens, NEW.cached_input_tokens);
+                            NEW.input_tokens, NEW.output_tokens, NEW.cached_input_tokens,
+                            NEW.cache_write_tokens, NEW.cache_write_1h_tokens, NEW.reasoning_tokens);
     PERFORM acct_usage_fold_refunded(NEW.user_id, NEW.day, NEW.model_id, NEW.refunded_credits);
   END IF;
   RETURN NULL;

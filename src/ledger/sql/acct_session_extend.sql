@@ -1,0 +1,47 @@
+-- acct_session_extend: extends an active session (issue 13, long streams). Sets expires_at to now +
+-- p_ttl_seconds (when given) and/or grows the hold by p_additional micro-credits, drawn from the owner's
+-- live lots like the first hold (new legs, or more on the legs it already has). All or nothing: when the
+-- available credits do not cover p_additional, nothing changes (outcome 'insufficient' with what is
+-- available). Outcomes: extended | insufficient | not_active (ended) | not_found (unknown, or another
+-- user's and the caller is not an admin). Lock order as everywhere: user row, then session, then lots.
+CREATE OR REPLACE FUNCTION acct_session_extend(
+  p_session text, p_caller text, p_is_admin boolean, p_ttl_seconds integer, p_additional bigint
+) RETURNS acct_session_result LANGUAGE plpgsql AS $$
+DECLARE
+  s streaming_sessions%ROWTYPE;
+  v_owner text;
+  v_available bigint;
+  v_additional bigint := coalesce(p_additional, 0);
+BEGIN
+  IF v_additional < 0 THEN
+    RAISE EXCEPTION 'acct_session_extend: negative amount %', v_additional;
+  END IF;
+  -- The owner never changes, so it can be read before taking the owner's lock.
+  SELECT user_id INTO v_owner FROM streaming_sessions WHERE id = p_session;
+  IF NOT FOUND OR (NOT p_is_admin AND v_owner <> p_caller) THEN
+    RETURN acct_session_result_of('not_found', NULL, NULL::streaming_sessions);
+  END IF;
+  PERFORM acct_lock_user(v_owner);
+  SELECT * INTO s FROM streaming_sessions WHERE id = p_session FOR UPDATE;
+  IF s.status <> 'active' THEN
+    RETURN acct_session_result_of('not_active', NULL, s);
+  END IF;
+
+  IF v_additional > 0 THEN
+    v_available := acct_available(v_owner);
+    IF v_available < v_additional THEN
+      RETURN acct_session_result_of('insufficient', v_available, s);
+    END IF;
+    IF acct_draw(v_owner, v_additional, 'hold', p_session, NULL, p_caller) <> v_additional THEN
+      RAISE EXCEPTION 'acct_session_extend: hold of % for session % not covered', v_additional, p_session;
+    END IF;
+  END IF;
+
+  UPDATE streaming_sessions
+     SET allocated_credits = allocated_credits + v_additional,
+         expires_at = CASE WHEN p_ttl_seconds IS NULL THEN expires_at ELSE now() + make_interval(secs => p_ttl_seconds) END,
+         updated_at = now()
+   WHERE id = p_session
+  RETURNING * INTO s;
+  RETURN acct_session_result_of('extended', v_available, s);
+END $$;

@@ -1,5 +1,8 @@
 import type { Sequelize } from 'sequelize';
 import type { RowModel } from './columns';
+import { type BudgetAttributes, defineBudget } from './budget.model';
+import { type BudgetChargeAttributes, defineBudgetCharge } from './budget-charge.model';
+import { type BudgetCounterAttributes, defineBudgetCounter } from './budget-counter.model';
 import { type CreditAllocationAttributes, defineCreditAllocation } from './credit-allocation.model';
 import { type CreditTransactionAttributes, defineCreditTransaction } from './credit-transaction.model';
 import { defineIdempotencyKey, type IdempotencyKeyAttributes } from './idempotency-key.model';
@@ -16,6 +19,7 @@ import { defineUsageUserWeekly, type UsageUserWeeklyAttributes } from './usage-u
 import { defineUserAccount, type UserAccountAttributes } from './user-account.model';
 
 export type { Row, RowModel } from './columns';
+export type { BudgetAttributes, BudgetPeriod } from './budget.model';
 export type { CreditAllocationAttributes } from './credit-allocation.model';
 export type { CreditTransactionAttributes, LedgerType } from './credit-transaction.model';
 export type { IdempotencyKeyAttributes } from './idempotency-key.model';
@@ -45,6 +49,9 @@ export interface Models {
   UsageUserDaily: RowModel<UsageUserDailyAttributes>;
   UsageUserWeekly: RowModel<UsageUserWeeklyAttributes>;
   SessionStatusCount: RowModel<SessionStatusCountAttributes>;
+  Budget: RowModel<BudgetAttributes>;
+  BudgetCounter: RowModel<BudgetCounterAttributes>;
+  BudgetCharge: RowModel<BudgetChargeAttributes>;
 }
 
 export function defineModels(sequelize: Sequelize): Models {
@@ -63,6 +70,9 @@ export function defineModels(sequelize: Sequelize): Models {
     UsageUserDaily: defineUsageUserDaily(sequelize),
     UsageUserWeekly: defineUsageUserWeekly(sequelize),
     SessionStatusCount: defineSessionStatusCount(sequelize),
+    Budget: defineBudget(sequelize),
+    BudgetCounter: defineBudgetCounter(sequelize),
+    BudgetCharge: defineBudgetCharge(sequelize),
   };
   associate(models);
   return models;

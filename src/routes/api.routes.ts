@@ -3,6 +3,7 @@ import { HealthController, type Lifecycle } from '../controllers/health.controll
 import type { Database } from '../db/database';
 import type { Services } from '../services';
 import { adminRoutes } from './admin.routes';
+import { budgetRoutes, userOrgRoutes } from './budget.routes';
 import { creditRoutes } from './credit.routes';
 import { healthRoutes } from './health.routes';
 import { modelRoutes } from './model.routes';
@@ -26,6 +27,8 @@ export function apiAreas(services: Services): ApiArea[] {
     { mount: '/models', specs: modelRoutes(services) },
     { mount: '/streaming-sessions', specs: streamingSessionRoutes(services) },
     { mount: '/usage', specs: usageRoutes(services) },
+    { mount: '/budgets', specs: budgetRoutes(services) },
+    { mount: '/users', specs: userOrgRoutes(services) },
   ];
 }
 

@@ -10,7 +10,7 @@ export type Access = 'public' | 'user' | 'supervisor' | 'admin';
  * OpenAPI document is generated from the same object, so the docs cannot drift from what is enforced.
  */
 export interface RouteSpec {
-  method: 'get' | 'post' | 'put' | 'delete';
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
   /** Express-style path, e.g. `/api/credits/balance/:userId`. */
   path: string;
   summary: string;

@@ -1,4 +1,5 @@
 import { toCredits } from '../lib/money';
+import { budgetExceededDetails, budgetStatusSchema, toBudgetStatusJson, type BudgetStatusRow } from './budget.schemas';
 import {
   creditsOutput,
   modelId,
@@ -104,10 +105,20 @@ export const balanceSchema = z
       before: timestamp.openapi({ description: `Now + ${EXPIRING_SOON_DAYS} days` }),
     }),
     allocations: z.array(allocationSchema).openapi({ description: 'Unexpired allocations with credits left, in consumption order' }),
+    orgId: z.string().nullable().openapi({ description: 'The user\u2019s organization' }),
+    budgets: z.array(budgetStatusSchema).openapi({ description: 'The budgets that apply to the user (own and org), current period' }),
   })
   .openapi('Balance');
 
-export const checkResponse = z.object({ sufficient: z.boolean(), requiredCredits: creditsOutput, availableCredits: creditsOutput });
+export const checkResponse = z.object({
+  sufficient: z.boolean(),
+  requiredCredits: creditsOutput,
+  availableCredits: creditsOutput,
+  limitedBy: budgetExceededDetails
+    .extend({ code: z.literal('BUDGET_EXCEEDED') })
+    .optional()
+    .openapi({ description: 'Present when a budget would be exceeded (then sufficient is false)' }),
+});
 
 export const calculateResponse = z.object({
   modelId: z.string(),
@@ -171,6 +182,8 @@ export interface Lot {
 
 export interface Balance {
   userId: string;
+  orgId: string | null;
+  budgets: BudgetStatusRow[];
   available: bigint;
   reserved: bigint;
   expiringSoon: { credits: bigint; before: Date };
@@ -193,4 +206,6 @@ export const toBalanceJson = (balance: Balance): z.infer<typeof balanceSchema> =
   reservedCredits: toCredits(balance.reserved),
   expiringSoon: { credits: toCredits(balance.expiringSoon.credits), before: balance.expiringSoon.before.toISOString() },
   allocations: balance.allocations.map(toAllocationJson),
+  orgId: balance.orgId,
+  budgets: balance.budgets.map(toBudgetStatusJson),
 });

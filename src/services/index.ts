@@ -1,6 +1,7 @@
 import type { Config } from '../config';
 import type { Database } from '../db/database';
 import { Metrics } from '../lib/metrics';
+import { BudgetService } from './budget.service';
 import { CreditService } from './credit.service';
 import { IdempotencyService } from './idempotency.service';
 import { PriceService } from './price.service';
@@ -15,6 +16,7 @@ export interface Services {
   credits: CreditService;
   sessions: StreamingSessionService;
   usage: UsageService;
+  budgets: BudgetService;
   /** Business counters (credits moved, sweeper runs); services count what they complete. */
   metrics: Metrics;
 }
@@ -24,8 +26,9 @@ export function createServices(db: Database, config: Config, metrics = new Metri
   const users = new UserAccountService(db, config.USER_CACHE_TTL_MS);
   const idempotency = new IdempotencyService(db, config.IDEMPOTENCY_KEY_TTL_HOURS);
   const prices = new PriceService(db, config.PRICE_CACHE_TTL_MS);
-  const credits = new CreditService(db, users, idempotency, prices, metrics);
+  const budgets = new BudgetService(db, users, prices);
+  const credits = new CreditService(db, users, idempotency, prices, metrics, budgets);
   const sessions = new StreamingSessionService(db, credits, prices, config, idempotency, metrics, users);
   const usage = new UsageService(db, credits, prices, idempotency, metrics);
-  return { users, idempotency, prices, credits, sessions, usage, metrics };
+  return { users, idempotency, prices, credits, sessions, usage, budgets, metrics };
 }

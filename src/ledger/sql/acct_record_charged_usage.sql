@@ -19,6 +19,8 @@ BEGIN
   IF p_credits < 0 THEN
     RAISE EXCEPTION 'acct_record_charged_usage: negative credits %', p_credits;
   END IF;
+  -- Budgets (docs/budgets.md): their counter rows are locked before the user row.
+  PERFORM acct_budget_lock(p_user, NULL, p_model, now());
   PERFORM 1 FROM user_accounts WHERE id = p_user FOR UPDATE;
   IF NOT FOUND THEN
     INSERT INTO user_accounts (id) VALUES (p_user) ON CONFLICT (id) DO NOTHING;
@@ -30,6 +32,8 @@ BEGIN
   charged := least(p_credits, available);
   new_id := acct_record_usage(p_user, NULL, p_service, p_operation, p_model, p_price_version, p_input, p_output,
                               p_cached, p_credits, charged, p_credits - charged, p_metadata, p_actor);
+  -- A user's own record is refused (P0B01, all rolled back) when a budget would be exceeded.
+  PERFORM acct_budget_charge(p_user, new_id, p_model, p_credits, now(), p_actor = p_user);
   drawn := acct_draw(p_user, charged, 'charge', NULL, new_id, p_actor);
   IF drawn <> charged THEN
     RAISE EXCEPTION 'acct_record_charged_usage: drew % of %', drawn, charged;

@@ -12,6 +12,8 @@ DROP FUNCTION IF EXISTS acct_budget_settle(text, text, bigint);
 DROP FUNCTION IF EXISTS acct_budget_lock_session(text, text);
 DROP FUNCTION IF EXISTS acct_budget_try_lock_session(text, text);
 DROP FUNCTION IF EXISTS acct_budget_status(text, text, timestamptz);
+DROP FUNCTION IF EXISTS acct_budget_lock_record(bigint);
+DROP FUNCTION IF EXISTS acct_budget_refund_record(bigint, bigint);
 DROP FUNCTION IF EXISTS acct_budget_reconcile();
 DROP TABLE IF EXISTS budget_charges;
 DROP TABLE IF EXISTS budget_counters;

@@ -301,4 +301,22 @@ describe('enforcement', () => {
     const fin = await api.post('/api/streaming-sessions/finalize', user.auth, { sessionId: s.body.sessionId, actualInputTokens: 1000, actualOutputTokens: 0 });
     expect(fin.status).toBe(200);
   });
+
+  test('When a refunded record\u2019s amount is taken back, then the spend of the period it counted in goes down, never below zero', async () => {
+    const user = await userWithCredits(100);
+    const budget = (await createBudget({ scope: { userId: user.id }, period: 'day', limitCredits: 5 })).body;
+    const rec = await api.post('/api/usage/record', user.auth, { service: 'chat', operation: 'completion', credits: 4 });
+    const recordId = rec.body.usageRecord.id as string;
+    expect(await counterOf(ctx.db, budget.id)).toEqual({ spent: micro(4), held: 0n });
+    expect((await api.post('/api/usage/record', user.auth, { service: 'chat', operation: 'completion', credits: 2 })).status).toBe(402);
+
+    await ctx.db.transaction(async (tx) => {
+      await ctx.db.query(`SELECT acct_budget_lock_record($1::bigint)`, [recordId], tx);
+      await ctx.db.query(`SELECT acct_budget_refund_record($1::bigint, $2::bigint)`, [recordId, micro(3).toString()], tx);
+    });
+    expect(await counterOf(ctx.db, budget.id)).toEqual({ spent: micro(1), held: 0n });
+    expect((await api.post('/api/usage/record', user.auth, { service: 'chat', operation: 'completion', credits: 2 })).status).toBe(201);
+    await ctx.db.query(`SELECT acct_budget_refund_record($1::bigint, $2::bigint)`, [recordId, micro(50).toString()]);
+    expect(await counterOf(ctx.db, budget.id)).toEqual({ spent: micro(2), held: 0n });
+  });
 });

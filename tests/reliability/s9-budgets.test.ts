@@ -1,9 +1,9 @@
 import { checkLedger, deadlockCount } from './harness/checks';
 import { startCluster, type Cluster } from './harness/cluster';
 import { figure } from './harness/figures';
-import { api } from './harness/http';
+import { api, call } from './harness/http';
 import { Tally } from './harness/load';
-import { allocate, initialize } from './harness/ops';
+import { allocate, MODEL } from './harness/ops';
 import { tokenFor } from '../support/tokens';
 
 /**
@@ -35,16 +35,26 @@ test('When 1000 initializes from 20 users of one org race across 3 instances for
 
   const tally = new Tally();
   const acceptedBy = urls().map(() => 0);
+  let timeouts = 0;
   await Promise.all(
     Array.from({ length: 1000 }, async (_, i) => {
       const instance = i % INSTANCES;
       const user = users[i % users.length];
-      // 503 is back-pressure ("nothing was changed"): retry the same sessionId like a real client.
+      const body = { sessionId: `s9-race-${i}`, modelId: MODEL, estimatedCredits: 1 };
+      // All 1000 queue on one org counter row: allow a long wait. 503 (back-pressure, nothing changed) and
+      // no answer at all are retried with the same sessionId, which replays a hold that was made (200).
       for (let attempt = 1; ; attempt++) {
-        const res = await initialize(urls()[instance], user.token, { sessionId: `s9-race-${i}`, estimatedCredits: 1 });
-        if (res.status !== 503 || attempt === 10) {
+        const res = await call(urls()[instance], {
+          method: 'POST',
+          path: '/api/streaming-sessions/initialize',
+          body,
+          headers: { Authorization: `Bearer ${user.token}` },
+          timeoutMs: 60_000,
+        });
+        if (res.status === 0) timeouts++;
+        if ((res.status !== 503 && res.status !== 0) || attempt === 10) {
           tally.add(res);
-          if (res.status === 201) acceptedBy[instance]++;
+          if (res.status === 201 || res.status === 200) acceptedBy[instance]++;
           return;
         }
         await new Promise((r) => setTimeout(r, 1000 * Number(res.headers['retry-after'] ?? 1) * Math.random()));
@@ -60,8 +70,8 @@ test('When 1000 initializes from 20 users of one org race across 3 instances for
   const deadlocks = (await deadlockCount(cluster.pg)) - deadlocksBefore;
   const ledger = await checkLedger(cluster.pg, { url: urls()[0], adminToken: admin.token });
 
-  if (tally.count((s) => s !== 201 && s !== 402)) console.error(`1000 initializes: ${tally.summary()}`, [...tally.samples.entries()]);
-  expect(tally.count((s) => s === 201)).toBe(100);
+  if (tally.count((s) => s !== 201 && s !== 200 && s !== 402)) console.error(`1000 initializes: ${tally.summary()}`, [...tally.samples.entries()]);
+  expect(tally.count((s) => s === 201 || s === 200)).toBe(100);
   expect(tally.count((s) => s === 402)).toBe(900);
   expect(tally.serverErrors).toBe(0);
   expect(counter).toEqual({ held: '100000000', spent: '0' });
@@ -69,7 +79,7 @@ test('When 1000 initializes from 20 users of one org race across 3 instances for
   expect(deadlocks).toBe(0);
   expect(ledger.problems).toEqual([]);
   figure(
-    `scenario 9: org budget of 100 holds, 20 users, 1000 initializes over ${INSTANCES} instances: accepted=${tally.count((s) => s === 201)} ` +
-      `(per instance ${acceptedBy.join('/')}), 402=${tally.count((s) => s === 402)}, 5xx=${tally.serverErrors}, deadlocks=${deadlocks}; reconcile ok`,
+    `scenario 9: org budget of 100 holds, 20 users, 1000 initializes over ${INSTANCES} instances: accepted=${tally.count((s) => s === 201 || s === 200)} ` +
+      `(per instance ${acceptedBy.join('/')}), 402=${tally.count((s) => s === 402)}, 5xx=${tally.serverErrors}, deadlocks=${deadlocks}, client retries after no answer=${timeouts}; reconcile ok`,
   );
 });

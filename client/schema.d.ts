@@ -760,6 +760,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/budgets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Budgets of a user (?userId=) or an organization (?orgId=), or all, oldest first
+         * @description Budgets of a user (?userId=) or an organization (?orgId=), or all, oldest first. Needs the supervisor role (or admin).
+         */
+        get: operations["getBudgets"];
+        put?: never;
+        /**
+         * Create a budget: a spend cap for a user or an organization per day, week or month of a time zone
+         * @description Create a budget: a spend cap for a user or an organization per day, week or month of a time zone. Needs the supervisor role (or admin).
+         */
+        post: operations["postBudgets"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/budgets/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The budgets that apply to the caller (or, for supervisors and admins, to ?userId= or ?orgId=) in their current period
+         * @description The budgets that apply to the caller (or, for supervisors and admins, to ?userId= or ?orgId=) in their current period. Any authenticated caller.
+         */
+        get: operations["getBudgetsStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/budgets/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a budget and its counters (credits are untouched)
+         * @description Delete a budget and its counters (credits are untouched). Needs the supervisor role (or admin).
+         */
+        delete: operations["deleteBudgetsById"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a budget’s limit (spent and held stay; the next decision uses the new limit)
+         * @description Change a budget’s limit (spent and held stay; the next decision uses the new limit). Needs the supervisor role (or admin).
+         */
+        patch: operations["patchBudgetsById"];
+        trace?: never;
+    };
+    "/api/users/{userId}/org": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set a user’s organization (null: none); a token carrying the org claim overrides it
+         * @description Set a user’s organization (null: none); a token carrying the org claim overrides it. Needs the supervisor role (or admin).
+         */
+        put: operations["putUsersByUserIdOrg"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/openapi.json": {
         parameters: {
             query?: never;
@@ -847,6 +935,10 @@ export interface components {
             };
             /** @description Unexpired allocations with credits left, in consumption order */
             allocations: components["schemas"]["Allocation"][];
+            /** @description The user’s organization */
+            orgId: string | null;
+            /** @description The budgets that apply to the user (own and org), current period */
+            budgets: components["schemas"]["BudgetStatus"][];
         };
         Allocation: {
             id: string;
@@ -872,6 +964,78 @@ export interface components {
              */
             createdAt: string;
             note: string | null;
+        };
+        BudgetStatus: {
+            budgetId: string;
+            scope: {
+                userId: string;
+            } | {
+                orgId: string;
+            };
+            /** @enum {string} */
+            period: "day" | "week" | "month";
+            modelId: string | null;
+            /**
+             * @description Credits, up to 6 decimal places
+             * @example 12.5
+             */
+            limitCredits: number;
+            /**
+             * @description Captured or charged in the current period
+             * @example 12.5
+             */
+            spentCredits: number;
+            /**
+             * @description Held by active sessions opened in the current period
+             * @example 12.5
+             */
+            heldCredits: number;
+            /**
+             * @description limit - spent - held, at least 0
+             * @example 12.5
+             */
+            remainingCredits: number;
+            /**
+             * Format: date-time
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            periodStart: string;
+            /**
+             * Format: date-time
+             * @description Start of the next period
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            resetsAt: string;
+        };
+        BudgetExceededDetails: {
+            budgetId: string;
+            scope: {
+                userId: string;
+            } | {
+                orgId: string;
+            };
+            /** @enum {string} */
+            period: "day" | "week" | "month";
+            /**
+             * @description Credits, up to 6 decimal places
+             * @example 12.5
+             */
+            limitCredits: number;
+            /**
+             * @description Credits, up to 6 decimal places
+             * @example 12.5
+             */
+            spentCredits: number;
+            /**
+             * @description Credits, up to 6 decimal places
+             * @example 12.5
+             */
+            heldCredits: number;
+            /**
+             * Format: date-time
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            resetsAt: string;
         };
         /** @description A provider's own usage object instead of token counts; the service maps it to the token kinds */
         ProviderUsage: {
@@ -1852,6 +2016,36 @@ export interface components {
                 success: boolean;
             }[];
         };
+        Budget: {
+            id: string;
+            /** @description Same as id */
+            budgetId: string;
+            scope: {
+                userId: string;
+            } | {
+                orgId: string;
+            };
+            /** @enum {string} */
+            period: "day" | "week" | "month";
+            /**
+             * @description Credits, up to 6 decimal places
+             * @example 12.5
+             */
+            limitCredits: number;
+            modelId: string | null;
+            timezone: string;
+            createdBy: string | null;
+            /**
+             * Format: date-time
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-24T12:00:00.000Z
+             */
+            updatedAt: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -1968,6 +2162,7 @@ export interface operations {
                         username: string | null;
                         /** @enum {string} */
                         role: "user" | "supervisor" | "admin";
+                        orgId: string | null;
                         /** Format: date-time */
                         createdAt: string;
                     };
@@ -2233,6 +2428,11 @@ export interface operations {
                          * @example 12.5
                          */
                         availableCredits: number;
+                        /** @description Present when a budget would be exceeded (then sufficient is false) */
+                        limitedBy?: components["schemas"]["BudgetExceededDetails"] & {
+                            /** @enum {string} */
+                            code: "BUDGET_EXCEEDED";
+                        };
                     };
                 };
             };
@@ -5982,6 +6182,610 @@ export interface operations {
             };
             /** @description `CONFLICT`: the request conflicts with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getBudgets: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                userId?: string;
+                orgId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Budgets */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Budget"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    postBudgets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Exactly one of `{userId}` or `{orgId}` */
+                    scope: {
+                        userId: string;
+                    } | {
+                        orgId: string;
+                    };
+                    /** @enum {string} */
+                    period: "day" | "week" | "month";
+                    /**
+                     * @description Credits: a number or decimal string with at most 6 decimal places, 0 to 1,000,000,000
+                     * @example 12.5
+                     */
+                    limitCredits: number | string;
+                    /** @description Only spend on this model counts (default: all models) */
+                    modelId?: string;
+                    /**
+                     * @description Default UTC
+                     * @example Europe/Berlin
+                     */
+                    timezone?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The budget */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budget"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `UNKNOWN_MODEL`: the model has no price; `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getBudgetsStatus: {
+        parameters: {
+            query?: {
+                /** @description Another user (supervisor, admin) */
+                userId?: string;
+                /** @description An organization (supervisor, admin) */
+                orgId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Budget status */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["BudgetStatus"][];
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `NOT_FOUND`: unknown user, session or route (or one that belongs to someone else) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteBudgetsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown budget */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    patchBudgetsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Credits: a number or decimal string with at most 6 decimal places, 0 to 1,000,000,000
+                     * @example 12.5
+                     */
+                    limitCredits: number | string;
+                };
+            };
+        };
+        responses: {
+            /** @description The budget */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budget"];
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown budget */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `RATE_LIMITED`: too many requests; wait Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `INTERNAL`: unexpected error (no internals are revealed; quote the requestId) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putUsersByUserIdOrg: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The organization, or null to remove the user from theirs */
+                    orgId: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description The user and their organization */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        userId: string;
+                        orgId: string | null;
+                    };
+                };
+            };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems); `INVALID_JSON`: the body is not parsable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `FORBIDDEN`: the role is too low for this route */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

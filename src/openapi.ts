@@ -13,6 +13,8 @@ const ERROR_MEANING: Record<ErrorCode, string> = {
   UNKNOWN_MODEL: 'the model has no price',
   UNAUTHENTICATED: 'missing, malformed, expired or wrongly signed token',
   INSUFFICIENT_CREDITS: 'not enough available credits (details: requiredCredits, availableCredits); nothing was held',
+  BUDGET_EXCEEDED:
+    'a budget that applies would be exceeded (details: budgetId, scope, period, limitCredits, spentCredits, heldCredits, resetsAt); nothing was held or recorded',
   FORBIDDEN: 'the role is too low for this route',
   NOT_FOUND: 'unknown user, session or route (or one that belongs to someone else)',
   SESSION_NOT_ACTIVE: 'the session is already finalized, aborted or expired',
@@ -34,6 +36,7 @@ const TAG_DESCRIPTIONS: Record<string, string> = {
   'Streaming sessions': 'Two-phase holds around a streamed model call: initialize, then finalize or abort',
   Usage: 'Usage records and statistics',
   Admin: 'Reconciliation and system-wide views',
+  Budgets: 'Spend caps per user or organization, per calendar period (docs/budgets.md)',
 };
 
 const bearerSecurity = [{ bearerAuth: [] as string[] }];

@@ -45,6 +45,8 @@ export const envSchema = z.object({
   JWT_PUBLIC_KEY: optionalString,
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,
+  // The claim naming the user's organization (budgets, docs/budgets.md); when a token carries it, it wins.
+  JWT_ORG_CLAIM: z.string().trim().min(1).max(100).default('org'),
   SESSION_TTL_SECONDS: int(10, 86_400).default(900),
   SESSION_MAX_TTL_SECONDS: int(10, 7 * 86_400).default(86_400),
   SESSION_EXPIRY_POLICY: oneOf(['release', 'charge_estimated_input', 'charge_estimate']).default('charge_estimated_input'),
@@ -102,7 +104,7 @@ export type Env = z.infer<typeof envSchema>;
 export interface Config extends Env {
   /** True when no DATABASE_URL was given and the service runs its own PostgreSQL. */
   embeddedDatabase: boolean;
-  jwt: { algorithm: 'HS256' | 'RS256'; key: crypto.KeyObject; issuer?: string; audience?: string };
+  jwt: { algorithm: 'HS256' | 'RS256'; key: crypto.KeyObject; issuer?: string; audience?: string; orgClaim: string };
   /** LOW_BALANCE_THRESHOLDS in micro-credits, ascending, without duplicates. */
   lowBalanceThresholds: bigint[];
   /** 32-byte AES key that encrypts webhook signing secrets at rest (from WEBHOOK_SECRET_KEY or the JWT secret). */
@@ -199,7 +201,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     ...values,
     embeddedDatabase,
-    jwt: { algorithm: values.JWT_ALGORITHM, key, issuer: values.JWT_ISSUER, audience: values.JWT_AUDIENCE },
+    jwt: {
+      algorithm: values.JWT_ALGORITHM,
+      key,
+      issuer: values.JWT_ISSUER,
+      audience: values.JWT_AUDIENCE,
+      orgClaim: values.JWT_ORG_CLAIM,
+    },
     lowBalanceThresholds,
     webhookSecretKey,
   };

@@ -20,7 +20,12 @@ export class CreditController {
   /** POST /api/credits/check */
   check: RequestHandler = async (req, res) => {
     const result = await this.credits.check(req.auth!.userId, req.valid.body as CheckBody);
-    res.json({ sufficient: result.sufficient, requiredCredits: toCredits(result.required), availableCredits: toCredits(result.available) });
+    res.json({
+      sufficient: result.sufficient,
+      requiredCredits: toCredits(result.required),
+      availableCredits: toCredits(result.available),
+      ...(result.limitedBy ? { limitedBy: result.limitedBy } : {}),
+    });
   };
 
   /** POST /api/credits/calculate */

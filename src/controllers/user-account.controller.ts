@@ -14,6 +14,7 @@ export class UserAccountController {
       email: account.email,
       username: account.username,
       role: account.role,
+      orgId: account.orgId,
       createdAt: account.createdAt,
     });
   };

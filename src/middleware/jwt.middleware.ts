@@ -9,6 +9,11 @@ const ROLES: readonly Role[] = ['user', 'supervisor', 'admin'];
 const RANK: Record<Role, number> = { user: 0, supervisor: 1, admin: 2 };
 
 const unauthenticated = (message: string) => new AppError('UNAUTHENTICATED', message);
+// 1-255 characters, none of them a control character or an unpaired surrogate.
+// eslint-disable-next-line no-control-regex
+const NOT_PRINTABLE = /[\u0000-\u001f\u007f]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const isPrintableId = (value: unknown): value is string =>
+  typeof value === 'string' && value.length >= 1 && value.length <= 255 && !NOT_PRINTABLE.test(value);
 const optionalClaim = (value: unknown) => (typeof value === 'string' && value.length <= 320 ? value : null);
 
 /**
@@ -42,12 +47,16 @@ export function authenticateJWT(jwtConfig: Config['jwt'], users: UserAccountServ
     }
     const role = claims.role ?? 'user';
     if (!ROLES.includes(role)) return next(unauthenticated('Token has an unknown role'));
+    // The org claim is optional; when present it must be an id like any other (1-255 printable characters).
+    const org: unknown = claims[jwtConfig.orgClaim];
+    if (org !== undefined && org !== null && !isPrintableId(org)) return next(unauthenticated('Token has an invalid org claim'));
 
     req.auth = {
       userId: claims.sub,
       role,
       email: optionalClaim(claims.email),
       username: optionalClaim(claims.username),
+      orgId: typeof org === 'string' ? org : null,
     };
     if (!mirror) return next();
     try {

@@ -1,5 +1,8 @@
 import type { Sequelize } from 'sequelize';
 import type { RowModel } from './columns';
+import { type BudgetAttributes, defineBudget } from './budget.model';
+import { type BudgetChargeAttributes, defineBudgetCharge } from './budget-charge.model';
+import { type BudgetCounterAttributes, defineBudgetCounter } from './budget-counter.model';
 import { type CreditAllocationAttributes, defineCreditAllocation } from './credit-allocation.model';
 import { type CreditScheduleAttributes, defineCreditSchedule } from './credit-schedule.model';
 import { type CreditScheduleGrantAttributes, defineCreditScheduleGrant } from './credit-schedule-grant.model';
@@ -25,6 +28,7 @@ import { defineWebhookDelivery, type WebhookDeliveryAttributes } from './webhook
 import { defineWebhookEndpoint, type WebhookEndpointAttributes } from './webhook-endpoint.model';
 
 export type { Row, RowModel } from './columns';
+export type { BudgetAttributes, BudgetPeriod } from './budget.model';
 export type { CreditAllocationAttributes } from './credit-allocation.model';
 export type { CreditTransactionAttributes, LedgerType } from './credit-transaction.model';
 export type { IdempotencyKeyAttributes } from './idempotency-key.model';
@@ -63,6 +67,9 @@ export interface Models {
   WebhookEndpoint: RowModel<WebhookEndpointAttributes>;
   WebhookDelivery: RowModel<WebhookDeliveryAttributes>;
   WebhookAttempt: RowModel<WebhookAttemptAttributes>;
+  Budget: RowModel<BudgetAttributes>;
+  BudgetCounter: RowModel<BudgetCounterAttributes>;
+  BudgetCharge: RowModel<BudgetChargeAttributes>;
 }
 
 export function defineModels(sequelize: Sequelize): Models {
@@ -90,6 +97,9 @@ export function defineModels(sequelize: Sequelize): Models {
     WebhookEndpoint: defineWebhookEndpoint(sequelize),
     WebhookDelivery: defineWebhookDelivery(sequelize),
     WebhookAttempt: defineWebhookAttempt(sequelize),
+    Budget: defineBudget(sequelize),
+    BudgetCounter: defineBudgetCounter(sequelize),
+    BudgetCharge: defineBudgetCharge(sequelize),
   };
   associate(models);
   return models;

@@ -9,6 +9,8 @@ export interface UserAccountAttributes {
   email: string | null;
   username: string | null;
   role: Role;
+  /** The user's organization (token claim JWT_ORG_CLAIM, or PUT /api/users/:userId/org); budgets may cap it. */
+  orgId: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -21,6 +23,7 @@ export function defineUserAccount(sequelize: Sequelize): RowModel<UserAccountAtt
       email: nullableText(),
       username: nullableText(),
       role: text(),
+      orgId: nullableText(),
       createdAt: timestamp(),
       updatedAt: timestamp(),
     },

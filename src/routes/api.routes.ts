@@ -3,6 +3,7 @@ import { HealthController, type Lifecycle } from '../controllers/health.controll
 import type { Database } from '../db/database';
 import type { Services } from '../services';
 import { adminRoutes } from './admin.routes';
+import { budgetRoutes, userOrgRoutes } from './budget.routes';
 import { correctionRoutes } from './correction.routes';
 import { creditRoutes } from './credit.routes';
 import { eventRoutes, webhookRoutes } from './event.routes';
@@ -33,6 +34,8 @@ export function apiAreas(services: Services): ApiArea[] {
     { mount: '/usage', specs: [...usageRoutes(services), ...correctionsUnder('/usage')] },
     { mount: '/events', specs: eventRoutes(services) },
     { mount: '/webhooks', specs: webhookRoutes(services) },
+    { mount: '/budgets', specs: budgetRoutes(services) },
+    { mount: '/users', specs: userOrgRoutes(services) },
   ];
 }
 

@@ -8,6 +8,7 @@ export const accountSchema = z.object({
   email: z.string().nullable(),
   username: z.string().nullable(),
   role: z.enum(['user', 'supervisor', 'admin']),
+  orgId: z.string().nullable(),
   createdAt: z.string().datetime(),
 });
 

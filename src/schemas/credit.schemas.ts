@@ -1,5 +1,6 @@
 import { toCredits } from '../lib/money';
 import { countFieldsGiven, partFields, refineCounts, usageOf } from '../metering/body';
+import { budgetExceededDetails, budgetStatusSchema, toBudgetStatusJson, type BudgetStatusRow } from './budget.schemas';
 import {
   creditsOutput,
   modelId,
@@ -121,10 +122,20 @@ export const balanceSchema = z
       before: timestamp.openapi({ description: `Now + ${EXPIRING_SOON_DAYS} days` }),
     }),
     allocations: z.array(allocationSchema).openapi({ description: 'Unexpired allocations with credits left, in consumption order' }),
+    orgId: z.string().nullable().openapi({ description: 'The user\u2019s organization' }),
+    budgets: z.array(budgetStatusSchema).openapi({ description: 'The budgets that apply to the user (own and org), current period' }),
   })
   .openapi('Balance');
 
-export const checkResponse = z.object({ sufficient: z.boolean(), requiredCredits: creditsOutput, availableCredits: creditsOutput });
+export const checkResponse = z.object({
+  sufficient: z.boolean(),
+  requiredCredits: creditsOutput,
+  availableCredits: creditsOutput,
+  limitedBy: budgetExceededDetails
+    .extend({ code: z.literal('BUDGET_EXCEEDED') })
+    .optional()
+    .openapi({ description: 'Present when a budget would be exceeded (then sufficient is false)' }),
+});
 
 export const calculateResponse = z.object({
   modelId: z.string(),
@@ -202,6 +213,8 @@ export interface Lot {
 
 export interface Balance {
   userId: string;
+  orgId: string | null;
+  budgets: BudgetStatusRow[];
   available: bigint;
   reserved: bigint;
   unpaid: bigint;
@@ -226,4 +239,6 @@ export const toBalanceJson = (balance: Balance): z.infer<typeof balanceSchema> =
   unpaidCredits: toCredits(balance.unpaid),
   expiringSoon: { credits: toCredits(balance.expiringSoon.credits), before: balance.expiringSoon.before.toISOString() },
   allocations: balance.allocations.map(toAllocationJson),
+  orgId: balance.orgId,
+  budgets: balance.budgets.map(toBudgetStatusJson),
 });

@@ -19,8 +19,10 @@ import {
   usageOfBody,
 } from '../schemas/credit.schemas';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
+import type { BudgetService } from './budget.service';
 import { costAt, type PriceService } from './price.service';
 import { mirrorBind, mirrorCte, type TokenUser, type UserAccountService } from './user-account.service';
+import { budgetStatusJsonSql, type BudgetStatusRow } from '../schemas/budget.schemas';
 
 export interface Caller {
   userId: string;
@@ -89,6 +91,7 @@ export class CreditService {
     private readonly idempotency: IdempotencyService,
     private readonly prices: PriceService,
     private readonly metrics: Metrics = new Metrics(),
+    private readonly budgets?: BudgetService,
     /** New credits pay the oldest unpaid usage first (SETTLE_UNPAID_ON_GRANT; src/ledger/sql/acct_settle_unpaid.sql). */
     private readonly settleUnpaidOnGrant = true,
   ) {}
@@ -139,19 +142,23 @@ export class CreditService {
 
   /** The balance of a user (zero everywhere for a user without lots). One statement, one snapshot. */
   async getBalance(userId: string, tx?: Transaction, mirror?: TokenUser | null): Promise<Balance> {
-    const sql = `${mirror ? mirrorCte(3) : ''}SELECT r.reserved, r.unpaid, r.soon_before, a.*
+    // The org: the token's (it wins, and the mirror in the same statement is not visible to it) or the stored one.
+    const org = `${mirror ? 'coalesce($7::text, ' : '('}(SELECT u.org_id FROM user_accounts u WHERE u.id = $1))`;
+    const sql = `${mirror ? mirrorCte(3) : ''}SELECT r.reserved, r.unpaid, r.soon_before, r.org_id, r.budgets, a.*
          FROM (SELECT now() + make_interval(days => $2) AS soon_before,
                       (SELECT coalesce(sum(h.held_credits - h.captured_credits - h.released_credits), 0)
                          FROM streaming_sessions s JOIN session_holds h ON h.session_id = s.id
                         WHERE s.user_id = $1 AND s.status = 'active') AS reserved,
                       -- Through the partial index of unpaid records: empty for a user without debt.
                       (SELECT coalesce(sum(u.unpaid_credits), 0) FROM usage_records u
-                        WHERE u.user_id = $1 AND u.unpaid_credits > 0) AS unpaid) r
+                        WHERE u.user_id = $1 AND u.unpaid_credits > 0) AS unpaid,
+                      o.org_id, ${budgetStatusJsonSql('$1', 'o.org_id')} AS budgets
+                 FROM (SELECT ${org} AS org_id) o) r
          LEFT JOIN credit_allocations a
            ON a.user_id = $1 AND a.remaining_credits > 0 AND (a.expires_at IS NULL OR a.expires_at > now())
         ORDER BY a.expires_at NULLS LAST, a.id`;
     const bind = [userId, EXPIRING_SOON_DAYS, ...(mirror ? mirrorBind(mirror) : [])];
-    type Row = LotRow & { reserved: string; unpaid: string; soon_before: Date };
+    type Row = LotRow & { reserved: string; unpaid: string; soon_before: Date; org_id: string | null; budgets: BudgetStatusRow[] };
     // Outside a transaction: a prepared statement, parsed once per connection. A read plus an idempotent
     // mirror, so it may be rerun after a connection lost mid-statement.
     const rows = tx
@@ -162,6 +169,8 @@ export class CreditService {
     const sum = (lots: Lot[]) => lots.reduce((total, lot) => total + lot.remaining, 0n);
     return {
       userId,
+      orgId: rows[0].org_id,
+      budgets: rows[0].budgets,
       available: sum(allocations),
       reserved: fromDb(rows[0].reserved),
       unpaid: fromDb(rows[0].unpaid),
@@ -182,11 +191,14 @@ export class CreditService {
   }
 
   /** Would `credits` (or the cost of these tokens at the current price) be covered right now? */
-  async check(userId: string, body: CheckBody): Promise<{ sufficient: boolean; required: Micro; available: Micro }> {
+  async check(userId: string, body: CheckBody): Promise<{ sufficient: boolean; required: Micro; available: Micro; limitedBy?: object }> {
     const required =
       body.credits ??
       costAt(await this.prices.current(body.modelId!), usageOfBody(body)).total;
     const available = await this.availableCredits(userId);
+    // Budgets (docs/budgets.md): the same test initialize makes, as a read.
+    const refusal = this.budgets ? await this.budgets.refusal(userId, body.modelId ?? null, required) : null;
+    if (refusal) return { sufficient: false, required, available, limitedBy: { code: 'BUDGET_EXCEEDED', ...refusal } };
     return { sufficient: available >= required, required, available };
   }
 
@@ -311,6 +323,20 @@ export class CreditService {
         expected: toCredits(fromDb(row.expected)),
         actual: toCredits(fromDb(row.actual)),
       }));
+    // Budget counters against the charges that built them (acct_budget_reconcile; docs/budgets.md).
+    const budgetRows = await this.db.query<{ budget_id: string; session_id: string | null; kind: string; expected: string; actual: string }>(
+      `SELECT budget_id::text, session_id, kind, expected::text, actual::text FROM acct_budget_reconcile() ORDER BY budget_id, kind`,
+    );
+    for (const row of budgetRows) {
+      discrepancies.push({
+        userId: null,
+        allocationId: null,
+        sessionId: row.session_id,
+        kind: `${row.kind}:${row.budget_id}`,
+        expected: toCredits(fromDb(row.expected)),
+        actual: toCredits(fromDb(row.actual)),
+      });
+    }
     return {
       ok: discrepancies.length === 0,
       checkedUsers: countFromDb(rows[0].users),

@@ -1,6 +1,7 @@
 import type { Config } from '../config';
 import type { Database } from '../db/database';
 import { Metrics } from '../lib/metrics';
+import { BudgetService } from './budget.service';
 import { CorrectionService } from './correction.service';
 import { CreditService } from './credit.service';
 import { IdempotencyService } from './idempotency.service';
@@ -20,6 +21,7 @@ export interface Services {
   sessions: StreamingSessionService;
   usage: UsageService;
   corrections: CorrectionService;
+  budgets: BudgetService;
   /** Business counters (credits moved, sweeper runs); services count what they complete. */
   metrics: Metrics;
   // Events and webhooks (issue 15).
@@ -33,7 +35,8 @@ export function createServices(db: Database, config: Config, metrics = new Metri
   const users = new UserAccountService(db, config.USER_CACHE_TTL_MS);
   const idempotency = new IdempotencyService(db, config.IDEMPOTENCY_KEY_TTL_HOURS);
   const prices = new PriceService(db, config.PRICE_CACHE_TTL_MS);
-  const credits = new CreditService(db, users, idempotency, prices, metrics, config.SETTLE_UNPAID_ON_GRANT);
+  const budgets = new BudgetService(db, users, prices);
+  const credits = new CreditService(db, users, idempotency, prices, metrics, budgets, config.SETTLE_UNPAID_ON_GRANT);
   const sessions = new StreamingSessionService(db, credits, prices, config, idempotency, metrics, users);
   const usage = new UsageService(db, credits, prices, idempotency, metrics);
   const corrections = new CorrectionService(db, credits, idempotency, { settleUnpaidOnGrant: config.SETTLE_UNPAID_ON_GRANT }, metrics);
@@ -44,7 +47,7 @@ export function createServices(db: Database, config: Config, metrics = new Metri
   });
   const dispatcher = new WebhookDispatcher(db, dispatcherOptions(config), metrics);
   const webhooks = new WebhookService(db, events, dispatcher, { allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, secretKey: config.webhookSecretKey });
-  return { users, idempotency, prices, credits, sessions, usage, corrections, metrics, events, webhooks, dispatcher };
+  return { users, idempotency, prices, credits, sessions, usage, corrections, budgets, metrics, events, webhooks, dispatcher };
 }
 
 export function dispatcherOptions(config: Config) {

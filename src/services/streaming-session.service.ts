@@ -17,6 +17,7 @@ import {
   type FinalizeSessionBody,
   type InitializeSessionBody,
 } from '../schemas/streaming-session.schemas';
+import { refusingBudgets } from './budget.service';
 import type { CreditService } from './credit.service';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
 import { costAt, type PriceService } from './price.service';
@@ -151,11 +152,12 @@ export class StreamingSessionService {
     // The route skips the auth middleware's mirror upsert (mirrorsUser): unless this process mirrored these
     // claims lately, the statement that opens the session mirrors the caller too — one round trip for both.
     const mirror = this.users && 'email' in caller ? this.users.pendingMirror(caller) : null;
-    if (mirror) bind.push(mirror.email, mirror.username, mirror.role);
+    if (mirror) bind.push(mirror.email, mirror.username, mirror.role, mirror.orgId ?? null);
     const name = mirror ? 'acct_session_open_as' : 'acct_session_open';
     const casts = '$1, $2, $3, $4::integer, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9, $10::integer';
-    const response = await this.run(idem, async (tx) => {
-      const row = await this.statement(name, `SELECT * FROM ${name}(${casts}${mirror ? ', $11, $12, $13' : ''})`, bind, tx);
+    // A budget refusal is raised inside the statement (BUDGET_EXCEEDED; nothing held).
+    const response = await refusingBudgets(() => this.run(idem, async (tx) => {
+      const row = await this.statement(name, `SELECT * FROM ${name}(${casts}${mirror ? ', $11, $12, $13, $14' : ''})`, bind, tx);
       switch (row.outcome) {
         case 'created':
         case 'replayed':
@@ -174,7 +176,7 @@ export class StreamingSessionService {
         default:
           throw new Error(`acct_session_open: unexpected outcome ${row.outcome}`);
       }
-    });
+    }));
     // Only once committed: inside an idempotency transaction the mirror could still roll back.
     if (mirror) this.users!.markSynced(mirror);
     return response;

@@ -5,6 +5,7 @@ import { countFromDb, formatCredits, fromDb, toCredits, type Micro } from '../li
 import type { Role } from '../models';
 import { decodeCursor, encodeCursor } from '../schemas/common';
 import { recordTokensOf, resolveDayRange, TOP_USERS, type DayRange, type RecordUsageBody, type RecordsQuery, type StatsQuery } from '../schemas/usage.schemas';
+import { refusingBudgets } from './budget.service';
 import type { CreditService } from './credit.service';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
 import { costAt, type PriceService } from './price.service';
@@ -189,7 +190,8 @@ export class UsageService {
     const { inputTokens, outputTokens, cachedInputTokens, cacheWriteTokens, cacheWrite1hTokens, reasoningTokens } = tokens;
     const metadata = body.metadata ?? null;
 
-    return this.idempotency.run(idem, async (tx) => {
+    // A user's own record is refused inside the statement when a budget would be exceeded (BUDGET_EXCEEDED).
+    return refusingBudgets(() => this.idempotency.run(idem, async (tx) => {
       const [row] = await this.db.query<{
         usage_record_id: string;
         created_at: Date;
@@ -259,7 +261,7 @@ export class UsageService {
           availableCredits: toCredits(fromDb(row.available_credits)),
         },
       };
-    });
+    }));
   }
 
   /**

@@ -7,6 +7,8 @@ export interface TokenUser {
   email: string | null;
   username: string | null;
   role: Role;
+  /** The token's org claim (JWT_ORG_CLAIM); null when the token carries none (the stored org is kept). */
+  orgId?: string | null;
 }
 
 const MAX_CACHED_USERS = 50_000;
@@ -17,22 +19,26 @@ const MAX_CACHED_USERS = 50_000;
  * WAL flush at commit. Also usable as a data-modifying CTE in front of a read (see mirrorCte).
  */
 export function mirrorSql(first: number): string {
-  const [id, email, username, role] = [0, 1, 2, 3].map((i) => `$${first + i}`);
-  return `INSERT INTO user_accounts AS u (id, email, username, role)
-  SELECT ${id}::text, ${email}::text, ${username}::text, ${role}::text
+  const [id, email, username, role, org] = [0, 1, 2, 3, 4].map((i) => `$${first + i}`);
+  // The org ($first+4) is written only when the token names one: a token without it keeps the stored org.
+  return `INSERT INTO user_accounts AS u (id, email, username, role, org_id)
+  SELECT ${id}::text, ${email}::text, ${username}::text, ${role}::text, ${org}::text
    WHERE NOT EXISTS (SELECT 1 FROM user_accounts c
                       WHERE c.id = ${id}::text
-                        AND (c.email, c.username, c.role) IS NOT DISTINCT FROM (${email}::text, ${username}::text, ${role}::text))
-  ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, username = EXCLUDED.username, role = EXCLUDED.role, updated_at = now()
-   WHERE (u.email, u.username, u.role) IS DISTINCT FROM (EXCLUDED.email, EXCLUDED.username, EXCLUDED.role)`;
+                        AND (c.email, c.username, c.role) IS NOT DISTINCT FROM (${email}::text, ${username}::text, ${role}::text)
+                        AND (${org}::text IS NULL OR c.org_id = ${org}::text))
+  ON CONFLICT (id) DO UPDATE SET email = EXCLUDED.email, username = EXCLUDED.username, role = EXCLUDED.role,
+                                 org_id = coalesce(EXCLUDED.org_id, u.org_id), updated_at = now()
+   WHERE (u.email, u.username, u.role, coalesce(EXCLUDED.org_id, u.org_id))
+         IS DISTINCT FROM (EXCLUDED.email, EXCLUDED.username, EXCLUDED.role, u.org_id)`;
 }
 
 /** `WITH mirrored AS (...)` for a read that mirrors its caller in the same statement (one round trip). */
 export const mirrorCte = (first: number) => `WITH mirrored AS (${mirrorSql(first)} RETURNING 1)
 `;
-export const mirrorBind = (user: TokenUser) => [user.userId, user.email, user.username, user.role];
+export const mirrorBind = (user: TokenUser) => [user.userId, user.email, user.username, user.role, user.orgId ?? null];
 
-const cacheKeyOf = (user: TokenUser) => JSON.stringify([user.userId, user.email, user.username, user.role]);
+const cacheKeyOf = (user: TokenUser) => JSON.stringify([user.userId, user.email, user.username, user.role, user.orgId ?? null]);
 
 /**
  * Mirrors token users into user_accounts. Every authenticated request would otherwise write a row, so

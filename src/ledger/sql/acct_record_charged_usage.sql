@@ -24,6 +24,8 @@ BEGIN
   IF p_credits < 0 THEN
     RAISE EXCEPTION 'acct_record_charged_usage: negative credits %', p_credits;
   END IF;
+  -- Budgets (docs/budgets.md): their counter rows are locked before the user row.
+  PERFORM acct_budget_lock(p_user, NULL, p_model, coalesce(p_occurred_at, now()));
   PERFORM 1 FROM user_accounts WHERE id = p_user FOR UPDATE;
   IF NOT FOUND THEN
     INSERT INTO user_accounts (id) VALUES (p_user) ON CONFLICT (id) DO NOTHING;
@@ -36,6 +38,9 @@ BEGIN
   new_id := acct_record_usage(p_user, NULL, p_service, p_operation, p_model, p_price_version, p_input, p_output,
                               p_cached, p_credits, charged, p_credits - charged, p_metadata, p_actor,
                               p_cache_write, p_cache_write_1h, p_reasoning, p_occurred_at);
+  -- A user's own record is refused (P0B01, all rolled back) when a budget would be exceeded. A late event
+  -- (occurredAt) counts in the budget period it belongs to.
+  PERFORM acct_budget_charge(p_user, new_id, p_model, p_credits, coalesce(p_occurred_at, now()), p_actor = p_user);
   drawn := acct_draw(p_user, charged, 'charge', NULL, new_id, p_actor);
   IF drawn <> charged THEN
     RAISE EXCEPTION 'acct_record_charged_usage: drew % of %', drawn, charged;

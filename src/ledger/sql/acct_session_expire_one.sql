@@ -12,16 +12,22 @@ DECLARE
   v_input bigint := 0;
   v_output bigint := 0;
   v_usage bigint;
+  v_cand record;
 BEGIN
   IF p_policy NOT IN ('release', 'charge_estimated_input', 'charge_estimate') THEN
     RAISE EXCEPTION 'acct_session_expire_one: unknown policy %', p_policy;
   END IF;
-  SELECT ss.id INTO v_id
-    FROM streaming_sessions ss JOIN user_accounts ua ON ua.id = ss.user_id
-   WHERE ss.status = 'active' AND ss.expires_at < now()
-   ORDER BY ss.expires_at
-   LIMIT 1
-     FOR UPDATE OF ua, ss SKIP LOCKED;
+  -- Budget counters come before the user row (docs/budgets.md): try a few overdue sessions, each by taking
+  -- its counters then claiming it with its owner, all SKIP LOCKED, so the sweeper never waits.
+  FOR v_cand IN SELECT ss.id, ss.user_id FROM streaming_sessions ss
+                 WHERE ss.status = 'active' AND ss.expires_at < now() ORDER BY ss.expires_at LIMIT 20 LOOP
+    CONTINUE WHEN NOT acct_budget_try_lock_session(v_cand.user_id, v_cand.id);
+    SELECT ss.id INTO v_id
+      FROM streaming_sessions ss JOIN user_accounts ua ON ua.id = ss.user_id
+     WHERE ss.id = v_cand.id AND ss.status = 'active' AND ss.expires_at < now()
+       FOR UPDATE OF ua, ss SKIP LOCKED;
+    EXIT WHEN v_id IS NOT NULL;
+  END LOOP;
   IF v_id IS NULL THEN
     RETURN NULL;
   END IF;
@@ -48,6 +54,7 @@ BEGIN
      SET status = 'expired', used_credits = v_charge, refunded_credits = allocated_credits - v_charge,
          unpaid_credits = 0, end_reason = 'expired', ended_at = now(), updated_at = now()
    WHERE id = s.id;
+  PERFORM acct_budget_settle(s.user_id, s.id, v_charge); -- the hold leaves the budgets; what expiry charged is spent
   PERFORM acct_event_session_expired(s.user_id, s.id, s.model_id, s.allocated_credits, v_charge, p_policy);  -- events (issue 15)
   RETURN s.id;
 END $$;

@@ -11,10 +11,13 @@ DECLARE
   s streaming_sessions%ROWTYPE;
   v_available bigint;
 BEGIN
+  -- Budgets (docs/budgets.md): their counter rows are locked before the user row.
+  PERFORM acct_budget_lock(p_user, NULL, p_model, now());
   PERFORM acct_lock_user(p_user);
 
   SELECT * INTO s FROM streaming_sessions WHERE id = p_session;
   IF NOT FOUND THEN
+    PERFORM acct_budget_admit(p_user, p_model, p_estimate, now()); -- raises P0B01 BUDGET_EXCEEDED
     v_available := acct_available(p_user);
     IF v_available < p_estimate THEN
       RETURN acct_session_result_of('insufficient', v_available, NULL::streaming_sessions);
@@ -30,6 +33,7 @@ BEGIN
       IF acct_draw(p_user, p_estimate, 'hold', p_session, NULL, p_user) <> p_estimate THEN
         RAISE EXCEPTION 'acct_session_open: hold of % for session % not covered', p_estimate, p_session;
       END IF;
+      PERFORM acct_budget_hold(p_user, p_session, p_model, p_estimate, now());
       PERFORM acct_event_balance(p_user);  -- events (issue 15): credits.low / credits.depleted
       RETURN acct_session_result_of('created', v_available - p_estimate, s);
     END IF;

@@ -44,6 +44,7 @@ BEGIN
   IF NOT FOUND OR (NOT p_is_admin AND v_owner <> p_caller) THEN
     RETURN acct_session_result_of('not_found', NULL, NULL::streaming_sessions);
   END IF;
+  PERFORM acct_budget_lock_session(v_owner, p_session); -- budget counters before the user row
   PERFORM acct_lock_user(v_owner);
   SELECT * INTO s FROM streaming_sessions WHERE id = p_session FOR UPDATE;
 
@@ -133,6 +134,7 @@ BEGIN
          end_reason = coalesce(p_reason, end_reason), ended_at = now(), updated_at = now()
    WHERE id = p_session
   RETURNING * INTO s;
+  PERFORM acct_budget_settle(v_owner, p_session, v_cost); -- held -> spent on the budgets the hold counted in
   PERFORM acct_event_settled(v_owner, p_session, v_final, s.model_id, v_cost, v_unpaid);  -- events (issue 15)
   RETURN acct_session_result_of('settled', NULL, s);
 END $$;

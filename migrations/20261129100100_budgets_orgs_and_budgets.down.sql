@@ -1,0 +1,22 @@
+-- The budget functions go with their tables (their files in src/ledger/sql are applied again on the next up).
+DROP FUNCTION IF EXISTS acct_budget_period_start(text, text, timestamptz);
+DROP FUNCTION IF EXISTS acct_budget_period_end(text, text, timestamptz);
+DROP FUNCTION IF EXISTS acct_budget_applicable(text, text, text);
+DROP FUNCTION IF EXISTS acct_budget_counter(bigint, timestamptz);
+DROP FUNCTION IF EXISTS acct_budget_lock(text, text, text, timestamptz);
+DROP FUNCTION IF EXISTS acct_budget_refusal(text, text, text, bigint, timestamptz, boolean);
+DROP FUNCTION IF EXISTS acct_budget_admit(text, text, bigint, timestamptz);
+DROP FUNCTION IF EXISTS acct_budget_hold(text, text, text, bigint, timestamptz);
+DROP FUNCTION IF EXISTS acct_budget_charge(text, bigint, text, bigint, timestamptz, boolean);
+DROP FUNCTION IF EXISTS acct_budget_settle(text, text, bigint);
+DROP FUNCTION IF EXISTS acct_budget_lock_session(text, text);
+DROP FUNCTION IF EXISTS acct_budget_try_lock_session(text, text);
+DROP FUNCTION IF EXISTS acct_budget_status(text, text, timestamptz);
+DROP FUNCTION IF EXISTS acct_budget_lock_record(bigint);
+DROP FUNCTION IF EXISTS acct_budget_refund_record(bigint, bigint);
+DROP FUNCTION IF EXISTS acct_budget_reconcile();
+DROP TABLE IF EXISTS budget_charges;
+DROP TABLE IF EXISTS budget_counters;
+DROP TABLE IF EXISTS budgets;
+DROP INDEX IF EXISTS user_accounts_org_id_idx;
+ALTER TABLE user_accounts DROP COLUMN IF EXISTS org_id;

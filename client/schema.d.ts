@@ -682,6 +682,8 @@ export interface components {
              * @example 1200
              */
             cachedInputTokens?: number;
+            /** @description Whose session (admin only; default: the caller). Another user's session is NOT_FOUND for everyone else. */
+            userId?: string;
         };
         AbortSessionRequest: {
             /** @example 6f1c2d3e-1111-4aaa-8bbb-123456789abc */
@@ -694,6 +696,8 @@ export interface components {
             /** @example 1200 */
             actualOutputTokens?: number;
             reason?: string;
+            /** @description Whose session (admin only; default: the caller). Another user's session is NOT_FOUND for everyone else. */
+            userId?: string;
         };
         ActiveStreamingSession: {
             sessionId: string;
@@ -723,6 +727,7 @@ export interface components {
             createdAt: string;
         };
         ActiveStreamingSessionWithUser: components["schemas"]["ActiveStreamingSession"] & {
+            /** @description 1-255 printable characters */
             userId: string;
         };
         RecordUsageResponse: {
@@ -1242,6 +1247,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description 1-255 printable characters */
                 userId: string;
             };
             cookie?: never;
@@ -1586,6 +1592,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /** @description 1-255 printable characters */
                     userId: string;
                     /**
                      * @description Credits: a number or decimal string with at most 6 decimal places, 0 to 1,000,000,000
@@ -2142,7 +2149,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `CONFLICT`: the request conflicts with the current state; `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
+            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2823,6 +2830,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description 1-255 printable characters */
                 userId: string;
             };
             cookie?: never;

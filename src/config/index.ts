@@ -31,6 +31,8 @@ export const envSchema = z.object({
   JWT_PUBLIC_KEY: optionalString,
   JWT_ISSUER: optionalString,
   JWT_AUDIENCE: optionalString,
+  // Seconds of clock skew allowed between the token issuer and this service when checking exp/nbf.
+  JWT_CLOCK_TOLERANCE_SECONDS: int(0, 300).default(5),
   SESSION_TTL_SECONDS: int(10, 86_400).default(900),
   SESSION_MAX_TTL_SECONDS: int(10, 7 * 86_400).default(86_400),
   SESSION_EXPIRY_POLICY: z.enum(['release', 'charge_estimated_input', 'charge_estimate']).default('charge_estimated_input'),
@@ -70,7 +72,7 @@ export type Env = z.infer<typeof envSchema>;
 export interface Config extends Env {
   /** True when no DATABASE_URL was given and the service runs its own PostgreSQL. */
   embeddedDatabase: boolean;
-  jwt: { algorithm: 'HS256' | 'RS256'; key: crypto.KeyObject; issuer?: string; audience?: string };
+  jwt: { algorithm: 'HS256' | 'RS256'; key: crypto.KeyObject; issuer?: string; audience?: string; clockToleranceSeconds: number };
 }
 
 export class ConfigError extends Error {
@@ -139,6 +141,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     ...values,
     embeddedDatabase,
-    jwt: { algorithm: values.JWT_ALGORITHM, key, issuer: values.JWT_ISSUER, audience: values.JWT_AUDIENCE },
+    jwt: {
+      algorithm: values.JWT_ALGORITHM,
+      key,
+      issuer: values.JWT_ISSUER,
+      audience: values.JWT_AUDIENCE,
+      clockToleranceSeconds: values.JWT_CLOCK_TOLERANCE_SECONDS,
+    },
   };
 }

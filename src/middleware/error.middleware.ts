@@ -23,6 +23,17 @@ export function toAppError(error: unknown): AppError {
   if (pgErrorCode(error) === '55P03') {
     return new AppError('SERVICE_UNAVAILABLE', 'The account is busy; nothing was changed. Retry later.');
   }
+  // Backstop: PostgreSQL data exceptions (class 22: bad encoding, out-of-range casts, overflow) come from
+  // input the edge should have refused. The statement failed, so nothing changed: a 400, never a 500.
+  if (pgErrorCode(error)?.startsWith('22')) {
+    return new AppError('VALIDATION_ERROR', 'The request holds a value the database cannot store; nothing was changed');
+  }
+  if (error instanceof URIError && e?.status === 400) {
+    // The router could not percent-decode a path parameter (e.g. %ED%A0%80, a lone surrogate in UTF-8).
+    return new AppError('VALIDATION_ERROR', 'The request is not valid', {
+      problems: [{ location: 'params', path: '', message: 'is not valid percent-encoded UTF-8' }],
+    });
+  }
   if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
     return new AppError('VALIDATION_ERROR', 'The request could not be read');
   }

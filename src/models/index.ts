@@ -160,8 +160,9 @@ export function defineModels(sequelize: Sequelize): Models {
   const StreamingSession = sequelize.define<Row<StreamingSessionAttributes>>(
     'StreamingSession',
     {
+      // Session ids are scoped to their user: the key is (user_id, id).
+      userId: { ...text(), primaryKey: true },
       id: { ...text(), primaryKey: true },
-      userId: text(),
       modelId: text(),
       priceVersion: { type: DataTypes.INTEGER, allowNull: false },
       status: text(),
@@ -187,9 +188,9 @@ export function defineModels(sequelize: Sequelize): Models {
   const SessionHold = sequelize.define<Row<SessionHoldAttributes>>(
     'SessionHold',
     {
+      userId: { ...text(), primaryKey: true },
       sessionId: { ...text(), primaryKey: true },
       allocationId: { ...bigint(), primaryKey: true },
-      userId: text(),
       heldCredits: bigint(),
       capturedCredits: bigint(),
       releasedCredits: bigint(),

@@ -6,6 +6,11 @@ export const sessionId = z
   .regex(/^[\x21-\x7e]{1,255}$/, 'must be 1-255 printable ASCII characters')
   .openapi({ example: '6f1c2d3e-1111-4aaa-8bbb-123456789abc' });
 
+/** Session ids are scoped to their user: an admin names the owner to settle another user's session. */
+const sessionOwner = userId
+  .optional()
+  .openapi({ description: "Whose session (admin only; default: the caller). Another user's session is NOT_FOUND for everyone else." });
+
 /**
  * initialize: a model plus either token estimates (priced at the model's current price) or an explicit
  * credit estimate. ttlSeconds is bounded by SESSION_MAX_TTL_SECONDS, so the schema is built from config.
@@ -49,6 +54,7 @@ export const finalizeSessionBody = z
     actualInputTokens: tokenCount,
     actualOutputTokens: tokenCount,
     cachedInputTokens: tokenCount.optional().openapi({ description: 'Part of the input served from the prompt cache' }),
+    userId: sessionOwner,
   })
   .strict()
   .refine((b) => b.cachedInputTokens === undefined || b.cachedInputTokens <= b.actualInputTokens, {
@@ -64,6 +70,7 @@ export const abortSessionBody = z
     actualInputTokens: tokenCount.optional().openapi({ description: 'Tokens streamed before the abort (charged)' }),
     actualOutputTokens: tokenCount.optional(),
     reason: z.string().min(1).max(500).optional(),
+    userId: sessionOwner,
   })
   .strict()
   .openapi('AbortSessionRequest');

@@ -4,7 +4,7 @@ import { AppError, forbidden, notFound } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { countFromDb, fromDb, toCredits, type Micro } from '../lib/money';
 import type { Role } from '../models';
-import { decodeCursor, encodeCursor } from '../schemas/common';
+import { cursorBigint, decodeCursor, encodeCursor, invalidCursor } from '../schemas/common';
 import {
   EXPIRING_SOON_DAYS,
   toAllocationJson,
@@ -138,7 +138,7 @@ export class CreditService {
     const sql = `${mirror ? mirrorCte(3) : ''}SELECT r.reserved, r.soon_before, a.*
          FROM (SELECT now() + make_interval(days => $2) AS soon_before,
                       (SELECT coalesce(sum(h.held_credits - h.captured_credits - h.released_credits), 0)
-                         FROM streaming_sessions s JOIN session_holds h ON h.session_id = s.id
+                         FROM streaming_sessions s JOIN session_holds h ON h.user_id = s.user_id AND h.session_id = s.id
                         WHERE s.user_id = $1 AND s.status = 'active') AS reserved) r
          LEFT JOIN credit_allocations a
            ON a.user_id = $1 AND a.remaining_credits > 0 AND (a.expires_at IS NULL OR a.expires_at > now())
@@ -352,9 +352,8 @@ export class CreditService {
   private ledgerCursor(cursor: string | undefined): string | null {
     const keys = decodeCursor(cursor);
     if (keys === undefined) return null;
-    if (keys.length === 1 && typeof keys[0] === 'string' && /^\d{1,18}$/.test(keys[0])) return keys[0];
-    throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
-      problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
-    });
+    const id = keys.length === 1 ? cursorBigint(keys[0]) : null;
+    if (id === null) throw invalidCursor();
+    return id;
   }
 }

@@ -6,7 +6,8 @@ import { AppError } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { fromDb, toCredits, type Micro } from '../lib/money';
 import type { Role } from '../models';
-import { decodeCursor, encodeCursor } from '../schemas/common';
+import { cursorPgTime, decodeCursor, encodeCursor, invalidCursor } from '../schemas/common';
+import { idProblem } from '../schemas/text';
 import type { AbortSessionBody, FinalizeSessionBody, InitializeSessionBody } from '../schemas/streaming-session.schemas';
 import type { CreditService } from './credit.service';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
@@ -45,7 +46,7 @@ export interface ActiveSessionView extends Omit<SessionView, 'status'> {
 
 /** One row of the acct_session_result type (migrations/20261124002000_streaming_sessions.up.sql). */
 interface SessionResultRow {
-  outcome: 'created' | 'replayed' | 'reused' | 'conflict' | 'insufficient' | 'settled' | 'not_active' | 'not_found';
+  outcome: 'created' | 'replayed' | 'reused' | 'insufficient' | 'settled' | 'not_active' | 'not_found';
   available_credits: string | null;
   id: string;
   user_id: string;
@@ -75,9 +76,6 @@ interface ActiveRow {
 
 const SWEEPER_ACTOR = 'system:session-sweeper';
 const MAX_CACHED_PRICINGS = 100_000;
-
-// created_at as PostgreSQL prints it in UTC: exact to the microsecond, unlike a JS Date.
-const CURSOR_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?\+00$/;
 
 const sessionNotFound = () => new AppError('NOT_FOUND', 'Session not found');
 
@@ -148,7 +146,7 @@ export class StreamingSessionService {
       switch (row.outcome) {
         case 'created':
         case 'replayed':
-          this.remember(row.id, row.model_id, row.price_version);
+          this.remember(row.user_id, row.id, row.model_id, row.price_version);
           if (row.outcome === 'created') afterCommit(tx, () => this.metrics.recordCredits('held', fromDb(row.allocated_credits)));
           return { status: row.outcome === 'created' ? 201 : 200, body: sessionView(row) };
         case 'insufficient':
@@ -158,8 +156,6 @@ export class StreamingSessionService {
           });
         case 'reused':
           throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This sessionId was used with a different request');
-        case 'conflict':
-          throw new AppError('CONFLICT', 'This sessionId cannot be used');
         default:
           throw new Error(`acct_session_open: unexpected outcome ${row.outcome}`);
       }
@@ -171,7 +167,8 @@ export class StreamingSessionService {
 
   /** POST /finalize: captures the real cost at the session's price version, releases the rest. */
   async finalize(caller: Caller, body: FinalizeSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SettledView>> {
-    const pricing = await this.pricingOf(body.sessionId);
+    const owner = ownerOf(caller, body.userId);
+    const pricing = await this.pricingOf(owner, body.sessionId);
     if (!pricing) throw sessionNotFound();
     const tokens = {
       inputTokens: body.actualInputTokens,
@@ -180,19 +177,20 @@ export class StreamingSessionService {
     };
     const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
     const cost = costAt(price, tokens).total;
-    return this.settle(caller, 'finalize', body.sessionId, pricing, cost, tokens, null, idem);
+    return this.settle(caller, owner, 'finalize', body.sessionId, pricing, cost, tokens, null, idem);
   }
 
   /** POST /abort: captures what was streamed (when token counts are given) and releases the rest. */
   async abort(caller: Caller, body: AbortSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SettledView>> {
+    const owner = ownerOf(caller, body.userId);
     const streamed = body.actualInputTokens !== undefined || body.actualOutputTokens !== undefined;
-    if (!streamed) return this.settle(caller, 'abort', body.sessionId, null, null, null, body.reason ?? null, idem);
-    const pricing = await this.pricingOf(body.sessionId);
+    if (!streamed) return this.settle(caller, owner, 'abort', body.sessionId, null, null, null, body.reason ?? null, idem);
+    const pricing = await this.pricingOf(owner, body.sessionId);
     if (!pricing) throw sessionNotFound();
     const tokens = { inputTokens: body.actualInputTokens ?? 0, outputTokens: body.actualOutputTokens ?? 0, cachedInputTokens: 0 };
     const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
     const cost = costAt(price, tokens).total;
-    return this.settle(caller, 'abort', body.sessionId, pricing, cost, tokens, body.reason ?? null, idem);
+    return this.settle(caller, owner, 'abort', body.sessionId, pricing, cost, tokens, body.reason ?? null, idem);
   }
 
   /** GET /active: the caller's active sessions, oldest first. */
@@ -213,19 +211,20 @@ export class StreamingSessionService {
   async expireOverdue(limit = 100): Promise<number> {
     let expired = 0;
     while (expired < limit) {
-      const [row] = await this.db.query<{ id: string | null }>(`SELECT acct_session_expire_one($1, $2) AS id`, [
-        this.config.SESSION_EXPIRY_POLICY,
-        SWEEPER_ACTOR,
-      ]);
-      if (!row?.id) break;
+      const [row] = await this.db.query<{ expired_user_id: string; expired_session_id: string }>(
+        `SELECT * FROM acct_session_expire_one($1, $2)`,
+        [this.config.SESSION_EXPIRY_POLICY, SWEEPER_ACTOR],
+      );
+      if (!row) break;
       expired++;
-      await this.countExpiry(row.id);
+      await this.countExpiry(row.expired_user_id, row.expired_session_id);
     }
     return expired;
   }
 
   private async settle(
     caller: Caller,
+    owner: string,
     action: 'finalize' | 'abort',
     sessionId: string,
     pricing: { modelId: string; priceVersion: number } | null,
@@ -246,11 +245,12 @@ export class StreamingSessionService {
       tokens?.outputTokens ?? null,
       tokens?.cachedInputTokens ?? null,
       reason,
+      owner,
     ];
     return this.run(idem, async (tx) => {
       const row = await this.statement(
         'acct_session_settle',
-        `SELECT * FROM acct_session_settle($1, $2, $3::boolean, $4, $5, $6::integer, $7::bigint, $8::bigint, $9::bigint, $10::bigint, $11)`,
+        `SELECT * FROM acct_session_settle($1, $2, $3::boolean, $4, $5, $6::integer, $7::bigint, $8::bigint, $9::bigint, $10::bigint, $11, $12)`,
         bind,
         tx,
       );
@@ -260,7 +260,7 @@ export class StreamingSessionService {
           if (row.outcome === 'settled') afterCommit(tx, () => this.countSettlement(row));
           // An ended session needs its pricing no more (a replay reads it again): the cache then holds the
           // sessions this process has open, not its whole history.
-          this.pricing.delete(sessionId);
+          this.pricing.delete(pricingKey(owner, sessionId));
           return { status: 200, body: settledView(row) };
         case 'not_found':
           throw sessionNotFound();
@@ -309,30 +309,30 @@ export class StreamingSessionService {
   }
 
   /** Metrics of an expired session (read after its own committed statement; only the sweeper pays this). */
-  private async countExpiry(sessionId: string): Promise<void> {
+  private async countExpiry(userId: string, sessionId: string): Promise<void> {
     this.metrics.sessionsExpired.inc();
     const [row] = await this.db.query<SessionResultRow>(
-      `SELECT allocated_credits, used_credits, refunded_credits, unpaid_credits FROM streaming_sessions WHERE id = $1`,
-      [sessionId],
+      `SELECT allocated_credits, used_credits, refunded_credits, unpaid_credits FROM streaming_sessions WHERE user_id = $1 AND id = $2`,
+      [userId, sessionId],
     );
     if (row) this.countSettlement(row);
   }
 
-  private async pricingOf(sessionId: string): Promise<{ modelId: string; priceVersion: number } | null> {
-    const cached = this.pricing.get(sessionId);
+  private async pricingOf(owner: string, sessionId: string): Promise<{ modelId: string; priceVersion: number } | null> {
+    const cached = this.pricing.get(pricingKey(owner, sessionId));
     if (cached) return cached;
     const [row] = await this.db.query<{ model_id: string; price_version: number }>(
-      `SELECT model_id, price_version FROM streaming_sessions WHERE id = $1`,
-      [sessionId],
+      `SELECT model_id, price_version FROM streaming_sessions WHERE user_id = $1 AND id = $2`,
+      [owner, sessionId],
     );
     if (!row) return null;
-    this.remember(sessionId, row.model_id, row.price_version);
+    this.remember(owner, sessionId, row.model_id, row.price_version);
     return { modelId: row.model_id, priceVersion: row.price_version };
   }
 
-  private remember(sessionId: string, modelId: string, priceVersion: number): void {
+  private remember(owner: string, sessionId: string, modelId: string, priceVersion: number): void {
     if (this.pricing.size >= MAX_CACHED_PRICINGS) this.pricing.clear();
-    this.pricing.set(sessionId, { modelId, priceVersion });
+    this.pricing.set(pricingKey(owner, sessionId), { modelId, priceVersion });
   }
 
   private async listActiveWhere(limit: number, cursor: string | undefined, userId: string | undefined) {
@@ -344,20 +344,21 @@ export class StreamingSessionService {
       where.push(`user_id = $${bind.length}`);
     }
     if (after) {
-      if (after.length !== 2 || typeof after[0] !== 'string' || !CURSOR_TIME.test(after[0]) || typeof after[1] !== 'string') {
-        throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
-          problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
-        });
-      }
-      bind.push(after[0], after[1]);
-      where.push(`(created_at, id) > ($${bind.length - 1}::timestamptz, $${bind.length})`);
+      // created_at as PostgreSQL prints it in UTC (exact to the microsecond, unlike a JS Date), then the key.
+      const valid =
+        after.length === 3 &&
+        cursorPgTime(after[0]) !== null &&
+        after.slice(1).every((key) => typeof key === 'string' && idProblem(key) === null);
+      if (!valid) throw invalidCursor();
+      bind.push(after[0], after[1], after[2]);
+      where.push(`(created_at, user_id, id) > ($${bind.length - 2}::timestamptz, $${bind.length - 1}, $${bind.length})`);
     }
     const rows = await this.db.query<ActiveRow>(
       `SELECT id, user_id, model_id, price_version, estimated_credits, allocated_credits, expires_at, created_at,
               created_at::text AS created_key
          FROM streaming_sessions
         WHERE ${where.join(' AND ')}
-        ORDER BY created_at, id
+        ORDER BY created_at, user_id, id
         LIMIT $1`,
       bind,
     );
@@ -375,10 +376,21 @@ export class StreamingSessionService {
         expiresAt: row.expires_at.toISOString(),
         createdAt: row.created_at.toISOString(),
       })),
-      nextCursor: rows.length > limit && last ? encodeCursor([last.created_key, last.id]) : null,
+      nextCursor: rows.length > limit && last ? encodeCursor([last.created_key, last.user_id, last.id]) : null,
     };
   }
 }
+
+/** Whose session a finalize/abort is about: the caller's, or (admins only) the user the body names. */
+function ownerOf(caller: Caller, requested: string | undefined): string {
+  if (requested === undefined || requested === caller.userId) return caller.userId;
+  // Anyone else naming another user gets what a foreign session id gets: not found (nothing is revealed).
+  if (caller.role !== 'admin') throw sessionNotFound();
+  return requested;
+}
+
+/** Session ids are unique per user only, so caches key them by owner and id. */
+const pricingKey = (owner: string, sessionId: string) => JSON.stringify([owner, sessionId]);
 
 /** What makes two initialize requests "the same": everything but the id, normalized (1 = "1.000000"). */
 function initializeHash(body: InitializeSessionBody): string {

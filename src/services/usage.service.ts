@@ -3,7 +3,7 @@ import { AppError, forbidden, notFound } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { countFromDb, formatCredits, fromDb, toCredits, type Micro } from '../lib/money';
 import type { Role } from '../models';
-import { decodeCursor, encodeCursor } from '../schemas/common';
+import { cursorBigint, cursorEpochMicros, decodeCursor, encodeCursor, invalidCursor } from '../schemas/common';
 import { resolveDayRange, TOP_USERS, type DayRange, type RecordUsageBody, type RecordsQuery, type StatsQuery } from '../schemas/usage.schemas';
 import type { CreditService } from './credit.service';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
@@ -293,7 +293,7 @@ export class UsageService {
          )
          SELECT lots.allocated::text, lots.available::text,
                 (SELECT coalesce(sum(h.held_credits - h.captured_credits - h.released_credits), 0)
-                   FROM streaming_sessions s JOIN session_holds h ON h.session_id = s.id
+                   FROM streaming_sessions s JOIN session_holds h ON h.user_id = s.user_id AND h.session_id = s.id
                   WHERE s.status = 'active')::text AS reserved,
                 totals.consumed::text, totals.unpaid::text,
                 (SELECT coalesce(sum(amount), 0) FROM credit_transactions WHERE type = 'expire')::text AS expired,
@@ -475,10 +475,10 @@ function dailySeries(range: DayRange, rows: (SumColumns & { day: string })[]) {
 function cursorKeys(cursor: string | undefined): [string, string] | undefined {
   const keys = decodeCursor(cursor);
   if (keys === undefined) return undefined;
-  if (keys.length === 2 && keys.every((k) => typeof k === 'string' && /^-?\d{1,19}$/.test(k))) return keys as [string, string];
-  throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
-    problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
-  });
+  const createdUs = keys.length === 2 ? cursorEpochMicros(keys[0]) : null;
+  const id = keys.length === 2 ? cursorBigint(keys[1]) : null;
+  if (createdUs === null || id === null) throw invalidCursor();
+  return [createdUs, id];
 }
 
 function recordView(row: RecordRow): UsageRecordView {

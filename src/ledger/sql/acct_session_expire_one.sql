@@ -1,13 +1,17 @@
 -- acct_session_expire_one: current definition (first created in migrations/20261124002000_streaming_sessions.up.sql).
--- Expires one overdue active session, or returns NULL when there is none to claim. The session is claimed
+-- Expires one overdue active session. The session is claimed
 -- together with its owner's row, both with SKIP LOCKED: a sweeper never waits for a lock, so several
 -- instances can sweep at once without double releases or deadlocks, and the owner's row is held before the
 -- session's changes. p_policy: release (charge nothing) | charge_estimated_input (the estimated input
 -- tokens at the session's price, capped at the hold; nothing for credits-only estimates) | charge_estimate.
-CREATE OR REPLACE FUNCTION acct_session_expire_one(p_policy text, p_actor text) RETURNS text LANGUAGE plpgsql AS $$
+-- Returns the expired session's key (user_id, id); no row when there was nothing to claim.
+DROP FUNCTION IF EXISTS acct_session_expire_one(text, text);
+CREATE OR REPLACE FUNCTION acct_session_expire_one(p_policy text, p_actor text)
+RETURNS TABLE (expired_user_id text, expired_session_id text) LANGUAGE plpgsql AS $$
 DECLARE
   s streaming_sessions%ROWTYPE;
   v_id text;
+  v_user text;
   v_charge bigint;
   v_input bigint := 0;
   v_output bigint := 0;
@@ -16,16 +20,16 @@ BEGIN
   IF p_policy NOT IN ('release', 'charge_estimated_input', 'charge_estimate') THEN
     RAISE EXCEPTION 'acct_session_expire_one: unknown policy %', p_policy;
   END IF;
-  SELECT ss.id INTO v_id
+  SELECT ss.user_id, ss.id INTO v_user, v_id
     FROM streaming_sessions ss JOIN user_accounts ua ON ua.id = ss.user_id
    WHERE ss.status = 'active' AND ss.expires_at < now()
    ORDER BY ss.expires_at
    LIMIT 1
      FOR UPDATE OF ua, ss SKIP LOCKED;
   IF v_id IS NULL THEN
-    RETURN NULL;
+    RETURN;
   END IF;
-  SELECT * INTO s FROM streaming_sessions WHERE id = v_id;
+  SELECT * INTO s FROM streaming_sessions ss WHERE ss.user_id = v_user AND ss.id = v_id;
 
   IF p_policy = 'charge_estimate' THEN
     v_charge := s.allocated_credits;
@@ -47,6 +51,8 @@ BEGIN
   UPDATE streaming_sessions
      SET status = 'expired', used_credits = v_charge, refunded_credits = allocated_credits - v_charge,
          unpaid_credits = 0, end_reason = 'expired', ended_at = now(), updated_at = now()
-   WHERE id = s.id;
-  RETURN s.id;
+   WHERE streaming_sessions.user_id = s.user_id AND streaming_sessions.id = s.id;
+  expired_user_id := s.user_id;
+  expired_session_id := s.id;
+  RETURN NEXT;
 END $$;

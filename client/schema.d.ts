@@ -511,6 +511,11 @@ export interface components {
              * @example 12.5
              */
             reservedCredits: number;
+            /**
+             * @description Recorded usage that no credits covered yet (a debt; see UNPAID_LIMIT_CREDITS)
+             * @example 12.5
+             */
+            unpaidCredits: number;
             expiringSoon: {
                 /**
                  * @description Credits, up to 6 decimal places
@@ -1971,17 +1976,17 @@ export interface operations {
                 "application/json": {
                     /**
                      * @description Credits per 1M uncached input tokens
-                     * @example 12.5
+                     * @example 2.5
                      */
                     inputPricePer1M: number | string;
                     /**
                      * @description Credits per 1M output tokens
-                     * @example 12.5
+                     * @example 2.5
                      */
                     outputPricePer1M: number | string;
                     /**
                      * @description Credits per 1M cached input tokens; defaults to inputPricePer1M
-                     * @example 12.5
+                     * @example 2.5
                      */
                     cachedInputPricePer1M?: number | string;
                 };
@@ -2140,7 +2145,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `INSUFFICIENT_CREDITS`: not enough available credits (details: requiredCredits, availableCredits); nothing was held */
+            /** @description `UNPAID_LIMIT`: the user's unpaid credits are above UNPAID_LIMIT_CREDITS (details: unpaidCredits); nothing was written; `INSUFFICIENT_CREDITS`: not enough available credits (details: requiredCredits, availableCredits); nothing was held */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -2661,6 +2666,15 @@ export interface operations {
             };
             /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `UNPAID_LIMIT`: the user's unpaid credits are above UNPAID_LIMIT_CREDITS (details: unpaidCredits); nothing was written */
+            402: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -13,6 +13,7 @@ const ERROR_MEANING: Record<ErrorCode, string> = {
   UNKNOWN_MODEL: 'the model has no price',
   UNAUTHENTICATED: 'missing, malformed, expired or wrongly signed token',
   INSUFFICIENT_CREDITS: 'not enough available credits (details: requiredCredits, availableCredits); nothing was held',
+  UNPAID_LIMIT: 'the user\'s unpaid credits are above UNPAID_LIMIT_CREDITS (details: unpaidCredits); nothing was written',
   FORBIDDEN: 'the role is too low for this route',
   NOT_FOUND: 'unknown user, session or route (or one that belongs to someone else)',
   SESSION_NOT_ACTIVE: 'the session is already finalized, aborted or expired',

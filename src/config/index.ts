@@ -33,6 +33,19 @@ export const envSchema = z.object({
   JWT_AUDIENCE: optionalString,
   // Seconds of clock skew allowed between the token issuer and this service when checking exp/nbf.
   JWT_CLOCK_TOLERANCE_SECONDS: int(0, 300).default(5),
+  // Debt bound (API.md, Usage): while a user's unpaid credits are above this, their initialize and own usage
+  // records are refused with 402 UNPAID_LIMIT. Unset: unlimited.
+  UNPAID_LIMIT_CREDITS: optionalString.pipe(
+    z
+      .string()
+      .regex(/^\d{1,13}(\.\d{1,6})?$/, 'must be credits with at most 6 decimals (at most 9,000,000,000,000)')
+      .transform((v) => {
+        const [whole, frac = ''] = v.split('.');
+        return BigInt(whole) * 1_000_000n + BigInt(frac.padEnd(6, '0'));
+      })
+      .refine((micro) => micro <= 9_000_000_000_000_000_000n, 'must be at most 9,000,000,000,000')
+      .optional(),
+  ),
   SESSION_TTL_SECONDS: int(10, 86_400).default(900),
   SESSION_MAX_TTL_SECONDS: int(10, 7 * 86_400).default(86_400),
   SESSION_EXPIRY_POLICY: z.enum(['release', 'charge_estimated_input', 'charge_estimate']).default('charge_estimated_input'),

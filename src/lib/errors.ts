@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'UNKNOWN_MODEL'
   | 'UNAUTHENTICATED'
   | 'INSUFFICIENT_CREDITS'
+  | 'UNPAID_LIMIT'
   | 'FORBIDDEN'
   | 'NOT_FOUND'
   | 'SESSION_NOT_ACTIVE'

@@ -63,6 +63,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly sweeperItemFailures = new Counter({
+    name: 'accounting_sweeper_item_failures_total',
+    help: 'Items (sessions, lots) whose expiry failed and were put in backoff, by job',
+    labelNames: ['job'] as const,
+    registers: [this.registry],
+  });
+
   readonly sessionsExpired = new Counter({
     name: 'accounting_sessions_expired_total',
     help: 'Streaming sessions expired by the sweeper',
@@ -105,6 +112,7 @@ export class Metrics {
     for (const movement of CREDIT_MOVEMENTS) this.credits.get(movement)!.inc(0);
     this.sweeperRuns.inc({ outcome: 'ok' }, 0);
     this.sweeperRuns.inc({ outcome: 'error' }, 0);
+    for (const job of ['session_expiry', 'lot_expiry']) this.sweeperItemFailures.inc({ job }, 0);
     // Process metrics (CPU, memory, event loop lag) only in real processes: they install global
     // observers, and tests build many apps per process.
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: options.prefix });

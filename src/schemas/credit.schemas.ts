@@ -99,6 +99,7 @@ export const balanceSchema = z
     userId: z.string(),
     availableCredits: creditsOutput,
     reservedCredits: creditsOutput.openapi({ description: 'Held by active streaming sessions' }),
+    unpaidCredits: creditsOutput.openapi({ description: 'Recorded usage that no credits covered yet (a debt; see UNPAID_LIMIT_CREDITS)' }),
     expiringSoon: z.object({
       credits: creditsOutput,
       before: timestamp.openapi({ description: `Now + ${EXPIRING_SOON_DAYS} days` }),
@@ -173,6 +174,7 @@ export interface Balance {
   userId: string;
   available: bigint;
   reserved: bigint;
+  unpaid: bigint;
   expiringSoon: { credits: bigint; before: Date };
   allocations: Lot[];
 }
@@ -191,6 +193,7 @@ export const toBalanceJson = (balance: Balance): z.infer<typeof balanceSchema> =
   userId: balance.userId,
   availableCredits: toCredits(balance.available),
   reservedCredits: toCredits(balance.reserved),
+  unpaidCredits: toCredits(balance.unpaid),
   expiringSoon: { credits: toCredits(balance.expiringSoon.credits), before: balance.expiringSoon.before.toISOString() },
   allocations: balance.allocations.map(toAllocationJson),
 });

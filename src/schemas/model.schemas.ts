@@ -1,14 +1,19 @@
-import { toCredits } from '../lib/money';
+import { MAX_PRICE_PER_1M_MICRO, toCredits } from '../lib/money';
 import type { ModelPrice } from '../services/price.service';
 import { creditsInput, creditsOutput, modelId, timestamp, z } from './common';
 
 export const modelIdParams = z.object({ modelId });
 
+/** A price per 1M tokens: at most 1,000,000 credits (API.md, Conventions "Bounds"). */
+const priceInput = creditsInput
+  .refine((micro) => micro <= MAX_PRICE_PER_1M_MICRO, 'must not exceed 1000000 credits per 1M tokens')
+  .openapi({ description: 'Credits per 1M tokens: at most 1,000,000, up to 6 decimal places', example: 2.5 });
+
 export const putPriceBody = z
   .object({
-    inputPricePer1M: creditsInput.openapi({ description: 'Credits per 1M uncached input tokens' }),
-    outputPricePer1M: creditsInput.openapi({ description: 'Credits per 1M output tokens' }),
-    cachedInputPricePer1M: creditsInput
+    inputPricePer1M: priceInput.openapi({ description: 'Credits per 1M uncached input tokens' }),
+    outputPricePer1M: priceInput.openapi({ description: 'Credits per 1M output tokens' }),
+    cachedInputPricePer1M: priceInput
       .optional()
       .openapi({ description: 'Credits per 1M cached input tokens; defaults to inputPricePer1M' }),
   })

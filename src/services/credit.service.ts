@@ -1,10 +1,11 @@
 import type { Transaction } from 'sequelize';
-import type { Database } from '../db/database';
+import { isConnectionError, isPoolExhausted, type Database } from '../db/database';
 import { AppError, forbidden, notFound } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { countFromDb, fromDb, toCredits, type Micro } from '../lib/money';
 import type { Role } from '../models';
 import { cursorBigint, decodeCursor, encodeCursor, invalidCursor } from '../schemas/common';
+import { SweeperBackoff, type SweepFailureLog } from './sweeper-backoff';
 import {
   EXPIRING_SOON_DAYS,
   toAllocationJson,
@@ -135,16 +136,18 @@ export class CreditService {
 
   /** The balance of a user (zero everywhere for a user without lots). One statement, one snapshot. */
   async getBalance(userId: string, tx?: Transaction, mirror?: TokenUser | null): Promise<Balance> {
-    const sql = `${mirror ? mirrorCte(3) : ''}SELECT r.reserved, r.soon_before, a.*
+    const sql = `${mirror ? mirrorCte(3) : ''}SELECT r.reserved, r.unpaid, r.soon_before, a.*
          FROM (SELECT now() + make_interval(days => $2) AS soon_before,
                       (SELECT coalesce(sum(h.held_credits - h.captured_credits - h.released_credits), 0)
                          FROM streaming_sessions s JOIN session_holds h ON h.user_id = s.user_id AND h.session_id = s.id
-                        WHERE s.user_id = $1 AND s.status = 'active') AS reserved) r
+                        WHERE s.user_id = $1 AND s.status = 'active') AS reserved,
+                      (SELECT coalesce(sum(unpaid_credits), 0) FROM usage_records
+                        WHERE user_id = $1 AND unpaid_credits > 0) AS unpaid) r
          LEFT JOIN credit_allocations a
            ON a.user_id = $1 AND a.remaining_credits > 0 AND (a.expires_at IS NULL OR a.expires_at > now())
         ORDER BY a.expires_at NULLS LAST, a.id`;
     const bind = [userId, EXPIRING_SOON_DAYS, ...(mirror ? mirrorBind(mirror) : [])];
-    type Row = LotRow & { reserved: string; soon_before: Date };
+    type Row = LotRow & { reserved: string; unpaid: string; soon_before: Date };
     // Outside a transaction: a prepared statement, parsed once per connection. A read plus an idempotent
     // mirror, so it may be rerun after a connection lost mid-statement.
     const rows = tx
@@ -157,6 +160,7 @@ export class CreditService {
       userId,
       available: sum(allocations),
       reserved: fromDb(rows[0].reserved),
+      unpaid: fromDb(rows[0].unpaid),
       expiringSoon: {
         credits: sum(allocations.filter((lot) => lot.expiresAt !== null && lot.expiresAt <= soonBefore)),
         before: soonBefore,
@@ -312,17 +316,43 @@ export class CreditService {
    * Balances never depend on this having run; it keeps the ledger telling the whole story. A regular
    * sweep only looks at the last hour of expiries; a full sweep runs at start and hourly.
    */
-  async expireLots(maxLots = 1000): Promise<number> {
+  async expireLots(maxLots = 1000, log?: SweepFailureLog): Promise<number> {
     const now = Date.now();
     const full = now - this.lastFullExpirySweep >= EXPIRY_SWEEP_WINDOW_MS;
     const notBefore = full ? null : new Date(now - EXPIRY_SWEEP_WINDOW_MS);
+    const backoff = new SweeperBackoff(this.db, this.metrics);
     let expired = 0;
-    for (let i = 0; i < maxLots; i++) {
-      const rows = await this.db.query<{ expired_credits: string }>(`SELECT * FROM acct_expire_one_lot($1)`, [notBefore]);
-      if (rows.length === 0) break;
-      const expiredCredits = fromDb(rows[0].expired_credits);
-      this.metrics.recordCredits('expired', expiredCredits);
-      if (expiredCredits > 0n) expired++;
+    let tried = 0;
+    while (tried < maxLots) {
+      // Candidates in expiry order, skipping lots whose expiry failed lately (sweeper_backoff).
+      const candidates = await this.db.query<{ id: string; failing: boolean }>(
+        `SELECT a.id::text AS id,
+                EXISTS (SELECT 1 FROM sweeper_backoff b WHERE b.job = 'lot_expiry' AND b.item = a.id::text) AS failing
+           FROM credit_allocations a
+          WHERE a.expires_at <= now() AND a.remaining_credits > 0
+            AND ($1::timestamptz IS NULL OR a.expires_at >= $1::timestamptz)
+            AND ${SweeperBackoff.notWaiting('lot_expiry', 'a.id::text')}
+          ORDER BY a.expires_at, a.id
+          LIMIT $2`,
+        [notBefore, Math.min(100, maxLots - tried)],
+      );
+      let progressed = 0;
+      for (const candidate of candidates) {
+        tried++;
+        try {
+          const rows = await this.db.query<{ expired_credits: string }>(`SELECT * FROM acct_expire_one_lot($1, $2::bigint)`, [notBefore, candidate.id]);
+          if (candidate.failing) await backoff.succeeded('lot_expiry', candidate.id);
+          if (rows.length === 0) continue; // its user is busy (SKIP LOCKED): next tick
+          progressed++;
+          const expiredCredits = fromDb(rows[0].expired_credits);
+          this.metrics.recordCredits('expired', expiredCredits);
+          if (expiredCredits > 0n) expired++;
+        } catch (error) {
+          if (isConnectionError(error) || isPoolExhausted(error)) throw error;
+          await backoff.failed('lot_expiry', candidate.id, error, log);
+        }
+      }
+      if (progressed === 0) break;
     }
     if (full) this.lastFullExpirySweep = now;
     return expired;

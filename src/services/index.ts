@@ -26,6 +26,6 @@ export function createServices(db: Database, config: Config, metrics = new Metri
   const prices = new PriceService(db, config.PRICE_CACHE_TTL_MS);
   const credits = new CreditService(db, users, idempotency, prices, metrics);
   const sessions = new StreamingSessionService(db, credits, prices, config, idempotency, metrics, users);
-  const usage = new UsageService(db, credits, prices, idempotency, metrics);
+  const usage = new UsageService(db, credits, prices, idempotency, metrics, config.UNPAID_LIMIT_CREDITS);
   return { users, idempotency, prices, credits, sessions, usage, metrics };
 }

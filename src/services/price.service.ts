@@ -1,6 +1,6 @@
 import type { Database } from '../db/database';
 import { AppError } from '../lib/errors';
-import { costOfTokens, fromDb, type Micro } from '../lib/money';
+import { costOfTokens, formatCredits, fromDb, MAX_REQUEST_COST_MICRO, type Micro } from '../lib/money';
 
 export interface ModelPrice {
   modelId: string;
@@ -155,4 +155,17 @@ export function costAt(price: ModelPrice, tokens: TokenCounts): Cost {
       output: costOfTokens(BigInt(tokens.outputTokens), price.outputPer1M),
     },
   };
+}
+
+/**
+ * One request's cost is at most 1,000,000,000 credits (API.md, Conventions "Bounds"): what keeps every
+ * per-record amount far inside bigint and makes rollup growth per request bounded. Above it the request is a
+ * VALIDATION_ERROR naming the token fields that produced the cost; nothing is written.
+ */
+export function assertRequestCost(cost: Micro, fields: string[]): void {
+  if (cost <= MAX_REQUEST_COST_MICRO) return;
+  const message = `the cost of these tokens (${formatCredits(cost)} credits) exceeds the limit of 1000000000 credits for one request`;
+  throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
+    problems: fields.map((path) => ({ location: 'body', path, message })),
+  });
 }

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import type { Transaction } from 'sequelize';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
+import { isConnectionError, isPoolExhausted } from '../db/database';
 import { AppError } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { fromDb, toCredits, type Micro } from '../lib/money';
@@ -10,8 +11,9 @@ import { cursorPgTime, decodeCursor, encodeCursor, invalidCursor } from '../sche
 import { idProblem } from '../schemas/text';
 import type { AbortSessionBody, FinalizeSessionBody, InitializeSessionBody } from '../schemas/streaming-session.schemas';
 import type { CreditService } from './credit.service';
+import { SweeperBackoff, type SweepFailureLog } from './sweeper-backoff';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
-import { costAt, type PriceService } from './price.service';
+import { assertRequestCost, costAt, type PriceService } from './price.service';
 import type { TokenUser, UserAccountService } from './user-account.service';
 
 export interface Caller {
@@ -117,6 +119,7 @@ export class StreamingSessionService {
     } else {
       const tokens = { inputTokens: body.estimatedInputTokens!, outputTokens: body.estimatedOutputTokens! };
       estimate = costAt(price, tokens).total;
+      assertRequestCost(estimate, ['estimatedInputTokens', 'estimatedOutputTokens']);
       estimatedInputCredits = costAt(price, { inputTokens: tokens.inputTokens, outputTokens: 0 }).total;
     }
     const id = body.sessionId ?? crypto.randomUUID();
@@ -134,15 +137,18 @@ export class StreamingSessionService {
       initializeHash(body),
       ttl,
     ];
+    const unpaidLimit = this.config.UNPAID_LIMIT_CREDITS?.toString() ?? null;
 
     // The route skips the auth middleware's mirror upsert (mirrorsUser): unless this process mirrored these
     // claims lately, the statement that opens the session mirrors the caller too — one round trip for both.
     const mirror = this.users && 'email' in caller ? this.users.pendingMirror(caller) : null;
     if (mirror) bind.push(mirror.email, mirror.username, mirror.role);
+    bind.push(unpaidLimit);
     const name = mirror ? 'acct_session_open_as' : 'acct_session_open';
     const casts = '$1, $2, $3, $4::integer, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9, $10::integer';
+    const more = mirror ? ', $11, $12, $13, $14::bigint' : ', $11::bigint';
     const response = await this.run(idem, async (tx) => {
-      const row = await this.statement(name, `SELECT * FROM ${name}(${casts}${mirror ? ', $11, $12, $13' : ''})`, bind, tx);
+      const row = await this.statement(name, `SELECT * FROM ${name}(${casts}${more})`, bind, tx);
       switch (row.outcome) {
         case 'created':
         case 'replayed':
@@ -177,6 +183,7 @@ export class StreamingSessionService {
     };
     const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
     const cost = costAt(price, tokens).total;
+    assertRequestCost(cost, ['actualInputTokens', 'actualOutputTokens']);
     return this.settle(caller, owner, 'finalize', body.sessionId, pricing, cost, tokens, null, idem);
   }
 
@@ -190,6 +197,7 @@ export class StreamingSessionService {
     const tokens = { inputTokens: body.actualInputTokens ?? 0, outputTokens: body.actualOutputTokens ?? 0, cachedInputTokens: 0 };
     const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
     const cost = costAt(price, tokens).total;
+    assertRequestCost(cost, ['actualInputTokens', 'actualOutputTokens']);
     return this.settle(caller, owner, 'abort', body.sessionId, pricing, cost, tokens, body.reason ?? null, idem);
   }
 
@@ -208,16 +216,40 @@ export class StreamingSessionService {
    * is its own autocommit statement), under SESSION_EXPIRY_POLICY. Safe to run in many instances at once.
    * Returns how many it expired; stops early when nothing (claimable) is left.
    */
-  async expireOverdue(limit = 100): Promise<number> {
+  async expireOverdue(limit = 100, log?: SweepFailureLog): Promise<number> {
+    const backoff = new SweeperBackoff(this.db, this.metrics);
+    const item = 'json_build_array(ss.user_id, ss.id)::text';
     let expired = 0;
     while (expired < limit) {
-      const [row] = await this.db.query<{ expired_user_id: string; expired_session_id: string }>(
-        `SELECT * FROM acct_session_expire_one($1, $2)`,
-        [this.config.SESSION_EXPIRY_POLICY, SWEEPER_ACTOR],
+      // Candidates oldest first, skipping sessions whose expiry failed lately (sweeper_backoff).
+      const candidates = await this.db.query<{ user_id: string; id: string; item: string; failing: boolean }>(
+        `SELECT ss.user_id, ss.id, ${item} AS item,
+                EXISTS (SELECT 1 FROM sweeper_backoff b WHERE b.job = 'session_expiry' AND b.item = ${item}) AS failing
+           FROM streaming_sessions ss
+          WHERE ss.status = 'active' AND ss.expires_at < now() AND ${SweeperBackoff.notWaiting('session_expiry', item)}
+          ORDER BY ss.expires_at
+          LIMIT $1`,
+        [Math.min(100, limit - expired)],
       );
-      if (!row) break;
-      expired++;
-      await this.countExpiry(row.expired_user_id, row.expired_session_id);
+      let progressed = 0;
+      for (const candidate of candidates) {
+        try {
+          const [row] = await this.db.query<{ expired_user_id: string; expired_session_id: string }>(
+            `SELECT * FROM acct_session_expire_one($1, $2, $3, $4)`,
+            [this.config.SESSION_EXPIRY_POLICY, SWEEPER_ACTOR, candidate.user_id, candidate.id],
+          );
+          if (candidate.failing) await backoff.succeeded('session_expiry', candidate.item);
+          if (!row) continue; // another sweeper has it, or it ended meanwhile
+          expired++;
+          progressed++;
+          await this.countExpiry(row.expired_user_id, row.expired_session_id);
+        } catch (error) {
+          // The database itself is gone: the whole run fails and is retried on the next tick.
+          if (isConnectionError(error) || isPoolExhausted(error)) throw error;
+          await backoff.failed('session_expiry', candidate.item, error, log);
+        }
+      }
+      if (progressed === 0) break;
     }
     return expired;
   }

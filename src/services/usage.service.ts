@@ -1,13 +1,13 @@
 import type { Database } from '../db/database';
 import { AppError, forbidden, notFound } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
-import { countFromDb, formatCredits, fromDb, toCredits, type Micro } from '../lib/money';
+import { countFromDb, formatCredits, fromDb, toCredits, tokenSumFromDb, type Micro } from '../lib/money';
 import type { Role } from '../models';
 import { cursorBigint, cursorEpochMicros, decodeCursor, encodeCursor, invalidCursor } from '../schemas/common';
 import { resolveDayRange, TOP_USERS, type DayRange, type RecordUsageBody, type RecordsQuery, type StatsQuery } from '../schemas/usage.schemas';
 import type { CreditService } from './credit.service';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
-import { costAt, type PriceService } from './price.service';
+import { assertRequestCost, costAt, type PriceService } from './price.service';
 
 export interface Caller {
   userId: string;
@@ -75,9 +75,9 @@ const sums = (row: SumColumns) => ({
   requests: countFromDb(row.requests),
   credits: toCredits(fromDb(row.credits)),
   unpaidCredits: toCredits(fromDb(row.unpaid)),
-  inputTokens: countFromDb(row.input_tokens),
-  outputTokens: countFromDb(row.output_tokens),
-  cachedInputTokens: countFromDb(row.cached_input_tokens),
+  inputTokens: tokenSumFromDb(row.input_tokens),
+  outputTokens: tokenSumFromDb(row.output_tokens),
+  cachedInputTokens: tokenSumFromDb(row.cached_input_tokens),
 });
 
 const SUM_SQL = `sum(requests)::text AS requests, sum(credits)::text AS credits, sum(unpaid_credits)::text AS unpaid,
@@ -138,6 +138,7 @@ export class UsageService {
     private readonly prices: PriceService,
     private readonly idempotency: IdempotencyService,
     private readonly metrics: Metrics = new Metrics(),
+    private readonly unpaidLimit?: Micro,
   ) {}
 
   /**
@@ -160,6 +161,7 @@ export class UsageService {
         outputTokens: body.outputTokens!,
         cachedInputTokens: body.cachedInputTokens,
       }).total;
+      assertRequestCost(credits, ['inputTokens', 'outputTokens']);
     }
     const modelId = body.modelId ?? null;
     const inputTokens = body.inputTokens ?? 0;
@@ -176,7 +178,7 @@ export class UsageService {
         available_credits: string;
       }>(
         `SELECT usage_record_id::text, created_at, charged_credits::text, unpaid_credits::text, available_credits::text
-           FROM acct_record_charged_usage($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11)`,
+           FROM acct_record_charged_usage($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12::bigint)`,
         [
           userId,
           body.service,
@@ -189,6 +191,8 @@ export class UsageService {
           credits.toString(),
           metadata === null ? null : JSON.stringify(metadata),
           caller.userId,
+          // UNPAID_LIMIT applies to a user's own records; supervisors' and admins' records are never refused.
+          caller.role === 'user' ? (this.unpaidLimit?.toString() ?? null) : null,
         ],
         tx,
       );

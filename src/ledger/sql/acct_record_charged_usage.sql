@@ -4,9 +4,13 @@
 -- rows linked to the record) and stores the rest as unpaid. Never fails for lack of credits.
 -- p_credits is the full cost in micro-credits. Returns the record id and time, what was charged and
 -- left unpaid, and the credits available afterwards.
+-- p_unpaid_limit: UNPAID_LIMIT_CREDITS in micro-credits for a user's own record (NULL: never refused, as for
+-- records made by supervisors and admins).
+DROP FUNCTION IF EXISTS acct_record_charged_usage(text, text, text, text, integer, bigint, bigint, bigint, bigint, jsonb, text);
 CREATE OR REPLACE FUNCTION acct_record_charged_usage(
   p_user text, p_service text, p_operation text, p_model text, p_price_version integer,
-  p_input bigint, p_output bigint, p_cached bigint, p_credits bigint, p_metadata jsonb, p_actor text
+  p_input bigint, p_output bigint, p_cached bigint, p_credits bigint, p_metadata jsonb, p_actor text,
+  p_unpaid_limit bigint DEFAULT NULL
 ) RETURNS TABLE (usage_record_id bigint, created_at timestamptz, charged_credits bigint, unpaid_credits bigint,
                  available_credits bigint)
 LANGUAGE plpgsql AS $$
@@ -26,6 +30,7 @@ BEGIN
   END IF;
   -- With the user locked no other movement can change the lots, and now() is fixed for the transaction,
   -- so acct_draw sees exactly this availability.
+  PERFORM acct_assert_unpaid_within(p_user, p_unpaid_limit);
   available := acct_available(p_user);
   charged := least(p_credits, available);
   new_id := acct_record_usage(p_user, NULL, p_service, p_operation, p_model, p_price_version, p_input, p_output,

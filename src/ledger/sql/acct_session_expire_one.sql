@@ -4,9 +4,12 @@
 -- instances can sweep at once without double releases or deadlocks, and the owner's row is held before the
 -- session's changes. p_policy: release (charge nothing) | charge_estimated_input (the estimated input
 -- tokens at the session's price, capped at the hold; nothing for credits-only estimates) | charge_estimate.
--- Returns the expired session's key (user_id, id); no row when there was nothing to claim.
+-- Returns the expired session's key (user_id, id); no row when there was nothing to claim. With p_user and
+-- p_session it expires that session only (if still active, overdue and not locked): the sweeper walks its
+-- candidates one by one, so one session that fails to expire does not block the others (issue 12).
 DROP FUNCTION IF EXISTS acct_session_expire_one(text, text);
-CREATE OR REPLACE FUNCTION acct_session_expire_one(p_policy text, p_actor text)
+CREATE OR REPLACE FUNCTION acct_session_expire_one(p_policy text, p_actor text, p_user text DEFAULT NULL,
+                                                   p_session text DEFAULT NULL)
 RETURNS TABLE (expired_user_id text, expired_session_id text) LANGUAGE plpgsql AS $$
 DECLARE
   s streaming_sessions%ROWTYPE;
@@ -23,6 +26,7 @@ BEGIN
   SELECT ss.user_id, ss.id INTO v_user, v_id
     FROM streaming_sessions ss JOIN user_accounts ua ON ua.id = ss.user_id
    WHERE ss.status = 'active' AND ss.expires_at < now()
+     AND (p_session IS NULL OR (ss.user_id = p_user AND ss.id = p_session))
    ORDER BY ss.expires_at
    LIMIT 1
      FOR UPDATE OF ua, ss SKIP LOCKED;

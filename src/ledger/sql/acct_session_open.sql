@@ -2,10 +2,13 @@
 -- Opens a session and holds its estimate. Session ids are scoped to their user (key (user_id, id)): another
 -- user's session with the same id is invisible here. Outcomes: created | replayed (same request hash) |
 -- reused (other request) | insufficient (nothing written; available_credits says what there is).
+-- p_unpaid_limit (UNPAID_LIMIT_CREDITS in micro-credits, NULL: none) refuses a new session while the user's
+-- unpaid credits are above it, before credits are looked at (UNPAID_LIMIT comes before INSUFFICIENT_CREDITS).
+DROP FUNCTION IF EXISTS acct_session_open(text, text, text, integer, bigint, bigint, bigint, bigint, text, integer);
 CREATE OR REPLACE FUNCTION acct_session_open(
   p_session text, p_user text, p_model text, p_price_version integer,
   p_est_input bigint, p_est_output bigint, p_estimate bigint, p_est_input_credits bigint,
-  p_request_hash text, p_ttl_seconds integer
+  p_request_hash text, p_ttl_seconds integer, p_unpaid_limit bigint DEFAULT NULL
 ) RETURNS acct_session_result LANGUAGE plpgsql AS $$
 DECLARE
   s streaming_sessions%ROWTYPE;
@@ -15,6 +18,7 @@ BEGIN
 
   SELECT * INTO s FROM streaming_sessions WHERE user_id = p_user AND id = p_session;
   IF NOT FOUND THEN
+    PERFORM acct_assert_unpaid_within(p_user, p_unpaid_limit);
     v_available := acct_available(p_user);
     IF v_available < p_estimate THEN
       RETURN acct_session_result_of('insufficient', v_available, NULL::streaming_sessions);

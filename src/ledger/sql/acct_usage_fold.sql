@@ -1,7 +1,10 @@
 -- acct_usage_fold: current definition (first created in migrations/20261124003000_usage.up.sql).
 -- Adds signed amounts for one (user, day, model) to the derived rollups.
-CREATE OR REPLACE FUNCTION acct_usage_fold(p_user text, p_day date, p_model text, p_requests bigint, p_credits bigint,
-                                p_unpaid bigint, p_input bigint, p_output bigint, p_cached bigint)
+-- Amounts are numeric like the rollup columns (migrations/20261129100200_hostile-input_numeric_rollups):
+-- sums across users and days must not overflow.
+DROP FUNCTION IF EXISTS acct_usage_fold(text, date, text, bigint, bigint, bigint, bigint, bigint, bigint);
+CREATE OR REPLACE FUNCTION acct_usage_fold(p_user text, p_day date, p_model text, p_requests bigint, p_credits numeric,
+                                p_unpaid numeric, p_input numeric, p_output numeric, p_cached numeric)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   s smallint := acct_usage_shard(p_user);

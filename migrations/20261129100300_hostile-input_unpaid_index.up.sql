@@ -1,0 +1,3 @@
+-- Issue 12: UNPAID_LIMIT_CREDITS and the balance's unpaidCredits read a user's outstanding debt on every
+-- initialize and own usage record. Only records with a debt are indexed, so the read is as small as the debt.
+CREATE INDEX usage_records_unpaid ON usage_records (user_id) INCLUDE (unpaid_credits) WHERE unpaid_credits > 0;

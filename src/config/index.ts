@@ -77,6 +77,8 @@ export const envSchema = z.object({
     .transform((v): boolean | number | string => (v === 'true' ? true : v === 'false' ? false : /^\d+$/.test(v) ? Number(v) : v)),
   METRICS_ENABLED: bool.default(true),
   METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+  // In production /metrics needs METRICS_TOKEN unless this says the endpoint is meant to be public.
+  METRICS_PUBLIC: bool.default(false),
   SHUTDOWN_DELAY_MS: int(0, 600_000).default(0),
 });
 
@@ -145,6 +147,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (values.SESSION_TTL_SECONDS > values.SESSION_MAX_TTL_SECONDS) {
     throw new ConfigError('SESSION_TTL_SECONDS', 'must not exceed SESSION_MAX_TTL_SECONDS');
+  }
+
+  if (values.NODE_ENV === 'production' && values.METRICS_ENABLED && !values.METRICS_TOKEN && !values.METRICS_PUBLIC) {
+    // A public /metrics tells anyone the traffic and money volumes, and each scrape costs database reads.
+    throw new ConfigError('METRICS_TOKEN', 'is required in production (or set METRICS_PUBLIC=true, or METRICS_ENABLED=false)');
   }
 
   if (values.HTTP_HEADERS_TIMEOUT_MS > values.HTTP_REQUEST_TIMEOUT_MS) {

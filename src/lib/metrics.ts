@@ -155,11 +155,21 @@ export function routeLabel(req: { route?: { path?: unknown }; baseUrl?: string }
 }
 
 /** Scrape-time sources backed by the database: active sessions (partial-index count) and pool counters. */
-export function databaseMetricSources(db: Database, poolMax: number): MetricsSources {
+export function databaseMetricSources(db: Database, poolMax: number, cacheMs = 1000): MetricsSources {
+  // Scrapes within cacheMs share one count: a flood of scrapes cannot drain the pool.
+  let cached: { at: number; value: Promise<number> } | null = null;
   return {
-    activeSessions: async () => {
-      const [row] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM streaming_sessions WHERE status = 'active'`);
-      return Number(row.n);
+    activeSessions: () => {
+      const now = Date.now();
+      if (!cached || now - cached.at >= cacheMs) {
+        const value = db
+          .query<{ n: string }>(`SELECT count(*) AS n FROM streaming_sessions WHERE status = 'active'`)
+          .then(([row]) => Number(row.n));
+        // A failed read is not cached: the next scrape tries again.
+        value.catch(() => (cached = null));
+        cached = { at: now, value };
+      }
+      return cached.value;
     },
     pool: () => {
       const pool = (db.sequelize.connectionManager as unknown as { pool?: Partial<Record<'size' | 'available' | 'using' | 'waiting', number>> }).pool;

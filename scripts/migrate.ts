@@ -2,6 +2,7 @@
 import 'dotenv/config';
 import { loadConfig } from '../src/config';
 import { createDatabase } from '../src/db/database';
+import { databaseSslOptions } from '../src/db/ssl';
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres';
 import { createMigrator, migrateToLatest } from '../src/db/migrator';
 
@@ -16,7 +17,7 @@ async function main() {
     statementTimeoutMs: 600_000,
     lockTimeoutMs: 60_000,
     acquireTimeoutMs: 60_000,
-    ssl: config.DATABASE_SSL,
+    ssl: databaseSslOptions(config.DATABASE_SSL, config.DATABASE_SSL_CA),
   });
   try {
     if (process.argv.includes('--down')) {

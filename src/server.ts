@@ -3,6 +3,7 @@ import http from 'node:http';
 import { createApp } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createDatabase } from './db/database';
+import { databaseSslOptions } from './db/ssl';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres';
 import { migrateToLatest } from './db/migrator';
 import { createLogger } from './lib/logger';
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
     statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
     lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
     acquireTimeoutMs: config.DB_ACQUIRE_TIMEOUT_MS,
-    ssl: config.DATABASE_SSL,
+    ssl: databaseSslOptions(config.DATABASE_SSL, config.DATABASE_SSL_CA),
   });
   const applied = await migrateToLatest(db.sequelize, (m) => logger.debug(m));
   if (applied.length) logger.info({ applied }, 'migrations applied');

@@ -20,7 +20,15 @@ export const envSchema = z.object({
   PORT: int(0, 65535).default(3000),
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
   DATABASE_POOL_MAX: int(1, 200).default(10),
-  DATABASE_SSL: bool.default(false),
+  // disable | require (encrypted, unverified) | verify-full (certificate and host name checked). The old
+  // boolean is refused for "true" (it meant an unverified connection) and read as disable for "false".
+  DATABASE_SSL: z
+    .enum(['disable', 'require', 'verify-full', 'false', '0'], {
+      message: 'must be disable, require or verify-full ("true" is no longer accepted: say require or verify-full)',
+    })
+    .default('disable')
+    .transform((v) => (v === 'false' || v === '0' ? 'disable' : v) as 'disable' | 'require' | 'verify-full'),
+  DATABASE_SSL_CA: optionalString,
   DB_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(10_000),
   DB_LOCK_TIMEOUT_MS: int(10, 600_000).default(3_000),
   DB_ACQUIRE_TIMEOUT_MS: int(100, 600_000).default(5_000),
@@ -152,6 +160,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (values.NODE_ENV === 'production' && values.METRICS_ENABLED && !values.METRICS_TOKEN && !values.METRICS_PUBLIC) {
     // A public /metrics tells anyone the traffic and money volumes, and each scrape costs database reads.
     throw new ConfigError('METRICS_TOKEN', 'is required in production (or set METRICS_PUBLIC=true, or METRICS_ENABLED=false)');
+  }
+
+  if (values.DATABASE_SSL_CA && !values.DATABASE_SSL_CA.includes('-----BEGIN') && !fs.existsSync(values.DATABASE_SSL_CA)) {
+    throw new ConfigError('DATABASE_SSL_CA', 'is neither a readable PEM file nor PEM text');
   }
 
   if (values.HTTP_HEADERS_TIMEOUT_MS > values.HTTP_REQUEST_TIMEOUT_MS) {

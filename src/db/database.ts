@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { QueryTypes, Sequelize, type Options, type Transaction } from 'sequelize';
 import { defineModels, type Models } from '../models';
@@ -8,7 +9,8 @@ export interface DatabaseOptions {
   statementTimeoutMs: number;
   lockTimeoutMs: number;
   acquireTimeoutMs: number;
-  ssl?: boolean;
+  /** TLS options from databaseSslOptions (src/db/ssl.ts); false or absent: no TLS. */
+  ssl?: ConnectionOptions | false;
   applicationName?: string;
 }
 
@@ -118,7 +120,7 @@ export function createDatabase(options: DatabaseOptions): Database {
       idle_in_transaction_session_timeout: Math.max(options.statementTimeoutMs * 2, 10_000),
       // Set explicitly rather than trusting the server default: the lock recipe assumes READ COMMITTED.
       options: '-c default_transaction_isolation=read\\ committed -c timezone=UTC',
-      ssl: options.ssl ? { rejectUnauthorized: false } : undefined,
+      ssl: options.ssl || undefined,
       keepAlive: true,
     },
   };

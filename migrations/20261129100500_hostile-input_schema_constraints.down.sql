@@ -1,8 +1,4 @@
 DROP TRIGGER credit_transactions_no_truncate ON credit_transactions;
-ALTER TABLE usage_totals DROP CONSTRAINT usage_totals_non_negative;
-ALTER TABLE usage_user_weekly DROP CONSTRAINT usage_user_weekly_non_negative;
-ALTER TABLE usage_user_daily DROP CONSTRAINT usage_user_daily_non_negative;
-ALTER TABLE usage_daily_system DROP CONSTRAINT usage_daily_system_non_negative;
 ALTER TABLE usage_daily DROP CONSTRAINT usage_daily_non_negative;
 ALTER TABLE streaming_sessions DROP CONSTRAINT streaming_sessions_ended_has_cost;
 ALTER TABLE streaming_sessions DROP CONSTRAINT streaming_sessions_unpaid_within_used;

@@ -24,7 +24,7 @@ test.each([
   ['a session refunding more than it held', `UPDATE streaming_sessions SET refunded_credits = 2000000 WHERE id = 'c-1' AND $1::text IS NOT NULL`],
   ['a session with more unpaid than used', `UPDATE streaming_sessions SET used_credits = 1, unpaid_credits = 2 WHERE id = 'c-1' AND $1::text IS NOT NULL`],
   ['an ended session without its cost', `UPDATE streaming_sessions SET ended_at = now() WHERE id = 'c-1' AND $1::text IS NOT NULL`],
-  ['a negative rollup', `INSERT INTO usage_totals (shard, requests, credits, unpaid_credits) VALUES (99, 0, -1, 0) RETURNING $1::text`],
+  ['a negative rollup', `INSERT INTO usage_daily (user_id, day, service, operation, credits) VALUES ('owner', current_date, 's', 'o', -1) RETURNING $1::text`],
   ['TRUNCATE of the ledger', `TRUNCATE credit_transactions`],
 ])('When a statement writes %s, then PostgreSQL refuses it', async (_name, sql) => {
   await refused(sql, sql.includes('$1') ? [lot] : []);

@@ -916,7 +916,7 @@ export interface components {
              */
             reservedCredits: number;
             /**
-             * @description Usage recorded but not paid (a debt new credits settle first)
+             * @description Recorded usage that no credits covered yet: a debt new credits settle first (see UNPAID_LIMIT_CREDITS)
              * @example 12.5
              */
             unpaidCredits: number;
@@ -1091,6 +1091,7 @@ export interface components {
             balance: components["schemas"]["Balance"];
         };
         AdjustRequest: {
+            /** @description 1-255 printable characters */
             userId: string;
             /**
              * @description Credits, positive (add a lot) or negative (take from available lots); at most 6 decimals, |credits| <= 1000000000
@@ -1177,6 +1178,7 @@ export interface components {
             deletedAt: string | null;
         };
         CreateScheduleRequest: {
+            /** @description 1-255 printable characters */
             userId: string;
             /**
              * @description Credits: a number or decimal string with at most 6 decimal places, 0 to 1,000,000,000
@@ -1454,6 +1456,8 @@ export interface components {
              */
             reasoningTokens?: number;
             providerUsage?: components["schemas"]["ProviderUsage"];
+            /** @description Whose session (admin only; default: the caller). Another user's session is NOT_FOUND for everyone else. */
+            userId?: string;
         };
         ExtendSessionRequest: {
             /** @example 6f1c2d3e-1111-4aaa-8bbb-123456789abc */
@@ -1470,6 +1474,8 @@ export interface components {
              * @example 12.5
              */
             additionalCredits?: number | string;
+            /** @description Whose session (admin only; default: the caller). Another user's session is NOT_FOUND for everyone else. */
+            userId?: string;
         };
         AbortSessionRequest: {
             /** @example 6f1c2d3e-1111-4aaa-8bbb-123456789abc */
@@ -1503,6 +1509,8 @@ export interface components {
             reasoningTokens?: number;
             providerUsage?: components["schemas"]["ProviderUsage"];
             reason?: string;
+            /** @description Whose session (admin only; default: the caller). Another user's session is NOT_FOUND for everyone else. */
+            userId?: string;
         };
         ActiveStreamingSession: {
             sessionId: string;
@@ -1532,6 +1540,7 @@ export interface components {
             createdAt: string;
         };
         ActiveStreamingSessionWithUser: components["schemas"]["ActiveStreamingSession"] & {
+            /** @description 1-255 printable characters */
             userId: string;
         };
         RecordUsageResponse: {
@@ -2275,6 +2284,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description 1-255 printable characters */
                 userId: string;
             };
             cookie?: never;
@@ -2683,6 +2693,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /** @description 1-255 printable characters */
                     userId: string;
                     /**
                      * @description Credits: a number or decimal string with at most 6 decimal places, 0 to 1,000,000,000
@@ -4136,7 +4147,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `INSUFFICIENT_CREDITS`: not enough available credits (details: requiredCredits, availableCredits); nothing was held */
+            /** @description `UNPAID_LIMIT`: the user's unpaid credits are above UNPAID_LIMIT_CREDITS (details: unpaidCredits); nothing was written; `INSUFFICIENT_CREDITS`: not enough available credits (details: requiredCredits, availableCredits); nothing was held */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -4145,7 +4156,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `CONFLICT`: the request conflicts with the current state; `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
+            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4796,6 +4807,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `UNPAID_LIMIT`: the user's unpaid credits are above UNPAID_LIMIT_CREDITS (details: unpaidCredits); nothing was written */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description `FORBIDDEN`: the role is too low for this route */
             403: {
                 headers: {
@@ -4958,6 +4978,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description 1-255 printable characters */
                 userId: string;
             };
             cookie?: never;
@@ -5361,6 +5382,7 @@ export interface operations {
         parameters: {
             query?: {
                 type?: "credits.granted" | "credits.adjusted" | "credits.low" | "credits.depleted" | "credits.expiring" | "credits.expired" | "session.expired" | "session.overage" | "usage.refunded" | "budget.threshold" | "webhook.disabled" | "webhook.test";
+                /** @description 1-255 printable characters */
                 userId?: string;
                 after?: string;
                 cursor?: string;
@@ -6227,6 +6249,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 cursor?: string;
+                /** @description 1-255 printable characters */
                 userId?: string;
                 orgId?: string;
             };
@@ -6320,6 +6343,7 @@ export interface operations {
                 "application/json": {
                     /** @description Exactly one of `{userId}` or `{orgId}` */
                     scope: {
+                        /** @description 1-255 printable characters */
                         userId: string;
                     } | {
                         orgId: string;
@@ -6723,6 +6747,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description 1-255 printable characters */
                 userId: string;
             };
             cookie?: never;

@@ -7,6 +7,7 @@
 import 'dotenv/config';
 import fs from 'node:fs';
 import { loadConfig } from '../src/config';
+import { databaseSslOptions } from '../src/db/ssl';
 import { createDatabase } from '../src/db/database';
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres';
 import { migrateToLatest } from '../src/db/migrator';
@@ -55,7 +56,7 @@ async function main() {
     statementTimeoutMs: 600_000,
     lockTimeoutMs: 60_000,
     acquireTimeoutMs: 60_000,
-    ssl: config.DATABASE_SSL,
+    ssl: databaseSslOptions(config.DATABASE_SSL, config.DATABASE_SSL_CA),
   });
   try {
     await migrateToLatest(db.sequelize);

@@ -12,6 +12,7 @@ import 'dotenv/config';
 import { Client } from 'pg';
 import { loadConfig } from '../src/config';
 import { createDatabase } from '../src/db/database';
+import { databaseSslOptions } from '../src/db/ssl';
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres';
 import { migrateToLatest } from '../src/db/migrator';
 
@@ -201,9 +202,9 @@ async function main() {
     : await startEmbeddedPostgres({ dataDir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT, persistent: true });
   const url = config.DATABASE_URL ?? embedded!.url;
   try {
-    const db = createDatabase({ url, poolMax: 2, statementTimeoutMs: 600_000, lockTimeoutMs: 60_000, acquireTimeoutMs: 60_000, ssl: config.DATABASE_SSL });
+    const db = createDatabase({ url, poolMax: 2, statementTimeoutMs: 600_000, lockTimeoutMs: 60_000, acquireTimeoutMs: 60_000, ssl: databaseSslOptions(config.DATABASE_SSL, config.DATABASE_SSL_CA) });
     await migrateToLatest(db.sequelize).finally(() => db.close());
-    const client = new Client({ connectionString: url, ssl: config.DATABASE_SSL ? { rejectUnauthorized: false } : undefined });
+    const client = new Client({ connectionString: url, ssl: databaseSslOptions(config.DATABASE_SSL, config.DATABASE_SSL_CA) || undefined });
     await client.connect();
     try {
       const result = await seedUsage(client, options);

@@ -15,6 +15,7 @@ const ERROR_MEANING: Record<ErrorCode, string> = {
   INSUFFICIENT_CREDITS: 'not enough available credits (details: requiredCredits, availableCredits); nothing was held',
   BUDGET_EXCEEDED:
     'a budget that applies would be exceeded (details: budgetId, scope, period, limitCredits, spentCredits, heldCredits, resetsAt); nothing was held or recorded',
+  UNPAID_LIMIT: 'the user\'s unpaid credits are above UNPAID_LIMIT_CREDITS (details: unpaidCredits); nothing was written',
   FORBIDDEN: 'the role is too low for this route',
   NOT_FOUND: 'unknown user, session or route (or one that belongs to someone else)',
   SESSION_NOT_ACTIVE: 'the session is already finalized, aborted or expired',

@@ -29,7 +29,15 @@ export const envSchema = z.object({
   DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' }).optional()),
   // At least 2: migrations at boot hold one connection for their lock while another applies them.
   DATABASE_POOL_MAX: int(2, 200).default(10),
-  DATABASE_SSL: bool.default(false),
+  // disable | require (encrypted, unverified) | verify-full (certificate and host name checked). The old
+  // boolean is refused for "true" (it meant an unverified connection) and read as disable for "false".
+  DATABASE_SSL: z
+    .enum(['disable', 'require', 'verify-full', 'false', '0'], {
+      message: 'must be disable, require or verify-full ("true" is no longer accepted: say require or verify-full)',
+    })
+    .default('disable')
+    .transform((v) => (v === 'false' || v === '0' ? 'disable' : v) as 'disable' | 'require' | 'verify-full'),
+  DATABASE_SSL_CA: optionalString,
   // false behind PgBouncer in transaction pooling mode: no named prepared statements, no session settings at connect.
   DATABASE_PREPARED_STATEMENTS: bool.default(true),
   // A streaming replica for statistics, lists and exports, used while its replay lag is under REPLICA_MAX_LAG_MS.
@@ -47,6 +55,21 @@ export const envSchema = z.object({
   JWT_AUDIENCE: optionalString,
   // The claim naming the user's organization (budgets, docs/budgets.md); when a token carries it, it wins.
   JWT_ORG_CLAIM: z.string().trim().min(1).max(100).default('org'),
+  // Seconds of clock skew allowed between the token issuer and this service when checking exp/nbf.
+  JWT_CLOCK_TOLERANCE_SECONDS: int(0, 300).default(5),
+  // Debt bound (API.md, Usage): while a user's unpaid credits are above this, their initialize and own usage
+  // records are refused with 402 UNPAID_LIMIT. Unset: unlimited.
+  UNPAID_LIMIT_CREDITS: optionalString.pipe(
+    z
+      .string()
+      .regex(/^\d{1,13}(\.\d{1,6})?$/, 'must be credits with at most 6 decimals (at most 9,000,000,000,000)')
+      .transform((v) => {
+        const [whole, frac = ''] = v.split('.');
+        return BigInt(whole) * 1_000_000n + BigInt(frac.padEnd(6, '0'));
+      })
+      .refine((micro) => micro <= 9_000_000_000_000_000_000n, 'must be at most 9,000,000,000,000')
+      .optional(),
+  ),
   SESSION_TTL_SECONDS: int(10, 86_400).default(900),
   SESSION_MAX_TTL_SECONDS: int(10, 7 * 86_400).default(86_400),
   SESSION_EXPIRY_POLICY: oneOf(['release', 'charge_estimated_input', 'charge_estimate']).default('charge_estimated_input'),
@@ -80,6 +103,8 @@ export const envSchema = z.object({
     .transform((v): boolean | number | string => (v === 'true' ? true : v === 'false' ? false : /^\d+$/.test(v) ? Number(v) : v)),
   METRICS_ENABLED: bool.default(true),
   METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+  // In production /metrics needs METRICS_TOKEN unless this says the endpoint is meant to be public.
+  METRICS_PUBLIC: bool.default(false),
   SHUTDOWN_DELAY_MS: int(0, 600_000).default(0),
   // Worker processes (node:cluster) sharing the port; 1 runs the service in this process.
   WEB_CONCURRENCY: int(1, 64).default(1),
@@ -91,7 +116,11 @@ export const envSchema = z.object({
   WEBHOOK_ALLOW_PRIVATE: bool.default(false),
   WEBHOOK_TIMEOUT_MS: int(100, 60_000).default(10_000),
   WEBHOOK_RETRY_BASE_MS: int(10, 3_600_000).default(5_000),
-  WEBHOOK_RETRY_HOURS: z.coerce.number().min(0).max(720).default(24),
+  WEBHOOK_RETRY_HOURS: z.coerce
+    .number({ error: 'must be a number of hours from 0 to 720' })
+    .min(0, { error: 'must be a number of hours from 0 to 720' })
+    .max(720, { error: 'must be a number of hours from 0 to 720' })
+    .default(24),
   WEBHOOK_ENDPOINT_CONCURRENCY: int(1, 100).default(4),
   WEBHOOK_DISABLE_AFTER_FAILURES: int(0, 1_000_000).default(200),
   WEBHOOK_DISPATCH_INTERVAL_MS: int(0, 3_600_000).default(1_000),
@@ -104,11 +133,18 @@ export type Env = z.infer<typeof envSchema>;
 export interface Config extends Env {
   /** True when no DATABASE_URL was given and the service runs its own PostgreSQL. */
   embeddedDatabase: boolean;
-  jwt: { algorithm: 'HS256' | 'RS256'; key: crypto.KeyObject; issuer?: string; audience?: string; orgClaim: string };
+  jwt: {
+    algorithm: 'HS256' | 'RS256';
+    key: crypto.KeyObject;
+    issuer?: string;
+    audience?: string;
+    orgClaim: string;
+    clockToleranceSeconds: number;
+  };
   /** LOW_BALANCE_THRESHOLDS in micro-credits, ascending, without duplicates. */
   lowBalanceThresholds: bigint[];
   /** 32-byte AES key that encrypts webhook signing secrets at rest (from WEBHOOK_SECRET_KEY or the JWT secret). */
-  webhookSecretKey: Buffer;
+  webhookSecretKey?: Buffer;
 }
 
 export class ConfigError extends Error {
@@ -171,11 +207,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   // Webhook secrets are encrypted with a key derived (HKDF) from WEBHOOK_SECRET_KEY, else from the HS256
-  // JWT secret. An RS256 deployment has no shared secret to fall back on and must set the key.
+  // JWT secret. An RS256 deployment has no shared secret to fall back on: without WEBHOOK_SECRET_KEY it runs,
+  // and creating a webhook is refused with a message naming the variable (src/services/webhook.service.ts).
   let keyMaterial = values.WEBHOOK_SECRET_KEY;
   if (!keyMaterial && values.JWT_ALGORITHM === 'HS256') keyMaterial = key.export().toString('utf8');
-  if (!keyMaterial) throw new ConfigError('WEBHOOK_SECRET_KEY', 'is required when JWT_ALGORITHM=RS256 (at least 32 characters)');
-  const webhookSecretKey = Buffer.from(crypto.hkdfSync('sha256', keyMaterial, 'accounting-service', 'webhook-secrets', 32));
+  const webhookSecretKey = keyMaterial
+    ? Buffer.from(crypto.hkdfSync('sha256', keyMaterial, 'accounting-service', 'webhook-secrets', 32))
+    : undefined;
 
   const lowBalanceThresholds = parseThresholds(values.LOW_BALANCE_THRESHOLDS);
   if (values.EVENT_RETENTION_DAYS < values.EXPIRING_NOTICE_DAYS) {
@@ -194,6 +232,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('WEB_CONCURRENCY', 'above 1 needs DATABASE_URL (workers cannot share an embedded PostgreSQL)');
   }
 
+  if (values.NODE_ENV === 'production' && values.METRICS_ENABLED && !values.METRICS_TOKEN && !values.METRICS_PUBLIC) {
+    // A public /metrics tells anyone the traffic and money volumes, and each scrape costs database reads.
+    throw new ConfigError('METRICS_TOKEN', 'is required in production (or set METRICS_PUBLIC=true, or METRICS_ENABLED=false)');
+  }
+
+  if (values.DATABASE_SSL_CA && !values.DATABASE_SSL_CA.includes('-----BEGIN') && !fs.existsSync(values.DATABASE_SSL_CA)) {
+    throw new ConfigError('DATABASE_SSL_CA', 'must be a readable PEM file or PEM text');
+  }
+
   if (values.HTTP_HEADERS_TIMEOUT_MS > values.HTTP_REQUEST_TIMEOUT_MS) {
     throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS', `must not exceed HTTP_REQUEST_TIMEOUT_MS (${values.HTTP_REQUEST_TIMEOUT_MS}), got ${values.HTTP_HEADERS_TIMEOUT_MS}`);
   }
@@ -207,6 +254,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       issuer: values.JWT_ISSUER,
       audience: values.JWT_AUDIENCE,
       orgClaim: values.JWT_ORG_CLAIM,
+      clockToleranceSeconds: values.JWT_CLOCK_TOLERANCE_SECONDS,
     },
     lowBalanceThresholds,
     webhookSecretKey,

@@ -1,5 +1,7 @@
+import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { Sequelize, type Options } from 'sequelize';
+import { databaseSslOptions } from '../db/ssl';
 import type { Config } from './index';
 
 /** How the service connects: built from the validated config (src/config/index.ts) by server.ts and scripts. */
@@ -9,7 +11,8 @@ export interface DatabaseOptions {
   statementTimeoutMs: number;
   lockTimeoutMs: number;
   acquireTimeoutMs: number;
-  ssl?: boolean;
+  /** TLS options from databaseSslOptions (src/db/ssl.ts); false or absent: no TLS. */
+  ssl?: ConnectionOptions | false;
   applicationName?: string;
   /**
    * false when a pooler in transaction mode (PgBouncer) stands between the service and PostgreSQL: the hot
@@ -30,7 +33,7 @@ export function databaseOptionsFrom(config: Config, url: string, overrides: Part
     statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
     lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
     acquireTimeoutMs: config.DB_ACQUIRE_TIMEOUT_MS,
-    ssl: config.DATABASE_SSL,
+    ssl: databaseSslOptions(config.DATABASE_SSL, config.DATABASE_SSL_CA),
     preparedStatements: config.DATABASE_PREPARED_STATEMENTS,
     replicaUrl: config.DATABASE_REPLICA_URL,
     replicaMaxLagMs: config.REPLICA_MAX_LAG_MS,
@@ -70,7 +73,7 @@ export function createSequelize(options: DatabaseOptions): Sequelize {
     dialectOptions: {
       application_name: options.applicationName ?? 'accounting-service',
       ...(options.preparedStatements === false ? {} : sessionSettings(options)),
-      ssl: options.ssl ? { rejectUnauthorized: false } : undefined,
+      ssl: options.ssl || undefined,
       keepAlive: true,
     },
   };

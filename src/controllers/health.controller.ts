@@ -7,8 +7,12 @@ export interface Lifecycle {
   draining: boolean;
 }
 
+/** How long one database probe answers /ready: a flood of probes costs one query per second, not one each. */
+export const READY_CACHE_MS = 1000;
+
 export class HealthController {
   private migrationsComplete = false;
+  private probe: { at: number; result: Promise<{ database: string; migrations: string }> } | null = null;
 
   constructor(
     private readonly db: Database,
@@ -20,7 +24,16 @@ export class HealthController {
   };
 
   ready: RequestHandler = async (_req, res) => {
-    const checks = { database: 'unknown', migrations: 'unknown', draining: this.lifecycle.draining };
+    const now = Date.now();
+    // Concurrent and repeated probes within READY_CACHE_MS share one database check.
+    if (!this.probe || now - this.probe.at >= READY_CACHE_MS) this.probe = { at: now, result: this.checkDatabase() };
+    const checks = { ...(await this.probe.result), draining: this.lifecycle.draining };
+    const ready = checks.database === 'ok' && checks.migrations === 'ok' && !this.lifecycle.draining;
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
+  };
+
+  private async checkDatabase(): Promise<{ database: string; migrations: string }> {
+    const checks = { database: 'unknown', migrations: 'unknown' };
     try {
       await this.db.query('SELECT 1');
       checks.database = 'ok';
@@ -29,7 +42,6 @@ export class HealthController {
     } catch {
       checks.database = checks.database === 'ok' ? 'ok' : 'unreachable';
     }
-    const ready = checks.database === 'ok' && checks.migrations === 'ok' && !this.lifecycle.draining;
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks });
-  };
+    return checks;
+  }
 }

@@ -70,6 +70,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly sweeperItemFailures = new Counter({
+    name: 'accounting_sweeper_item_failures_total',
+    help: 'Items (sessions, lots) whose expiry failed and were put in backoff, by job',
+    labelNames: ['job'] as const,
+    registers: [this.registry],
+  });
+
   readonly sessionsExpired = new Counter({
     name: 'accounting_sessions_expired_total',
     help: 'Streaming sessions expired by the sweeper',
@@ -127,6 +134,7 @@ export class Metrics {
     for (const movement of CREDIT_MOVEMENTS) this.credits.get(movement)!.inc(0);
     this.sweeperRuns.inc({ outcome: 'ok' }, 0);
     this.sweeperRuns.inc({ outcome: 'error' }, 0);
+    for (const job of ['session_expiry', 'lot_expiry']) this.sweeperItemFailures.inc({ job }, 0);
     // Process metrics (CPU, memory, event loop lag) only in real processes: they install global
     // observers, and tests build many apps per process.
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: options.prefix });
@@ -169,11 +177,21 @@ export function routeLabel(req: { route?: { path?: unknown }; baseUrl?: string }
 }
 
 /** Scrape-time sources backed by the database: active sessions (partial-index count) and pool counters. */
-export function databaseMetricSources(db: Database, poolMax: number): MetricsSources {
+export function databaseMetricSources(db: Database, poolMax: number, cacheMs = 1000): MetricsSources {
+  // Scrapes within cacheMs share one count: a flood of scrapes cannot drain the pool.
+  let cached: { at: number; value: Promise<number> } | null = null;
   return {
-    activeSessions: async () => {
-      const [row] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM streaming_sessions WHERE status = 'active'`);
-      return Number(row.n);
+    activeSessions: () => {
+      const now = Date.now();
+      if (!cached || now - cached.at >= cacheMs) {
+        const value = db
+          .query<{ n: string }>(`SELECT count(*) AS n FROM streaming_sessions WHERE status = 'active'`)
+          .then(([row]) => Number(row.n));
+        // A failed read is not cached: the next scrape tries again.
+        value.catch(() => (cached = null));
+        cached = { at: now, value };
+      }
+      return cached.value;
     },
     pool: () => {
       const pool = (db.sequelize.connectionManager as unknown as { pool?: Partial<Record<'size' | 'available' | 'using' | 'waiting', number>> }).pool;

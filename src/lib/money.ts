@@ -93,6 +93,20 @@ export function countFromDb(value: string | number | bigint | null | undefined):
   return n;
 }
 
+/**
+ * A token sum (NUMERIC in the rollups) from pg to a JSON number, read exactly from its text. Exact up to
+ * 2^53 tokens; beyond that the nearest double, like toCredits for very large credit sums. Never throws:
+ * a large but legitimate total is not an error.
+ */
+export function tokenSumFromDb(value: string | number | bigint | null | undefined): number {
+  return Number(fromDb(value));
+}
+
+/** Highest price per 1M tokens of one token kind: 1,000,000 credits (API.md, Conventions "Bounds"). */
+export const MAX_PRICE_PER_1M_MICRO = 1_000_000n * MICRO_PER_CREDIT;
+/** Highest cost of one request: 1,000,000,000 credits (API.md, Conventions "Bounds"). */
+export const MAX_REQUEST_COST_MICRO = MAX_CREDITS_MICRO;
+
 /** Cost of tokens at a price in micro-credits per 1M tokens, rounded up to the micro-credit. */
 export function costOfTokens(tokens: bigint | number, pricePer1MMicro: Micro): Micro {
   const product = BigInt(tokens) * pricePer1MMicro;

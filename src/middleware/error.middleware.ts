@@ -2,6 +2,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { isConnectionError, isPoolExhausted, pgErrorCode } from '../db/database';
 import { AppError } from '../lib/errors';
 import { STATUS_OF } from '../lib/http-status';
+import { fromDb, toCredits } from '../lib/money';
 import type { Logger } from '../lib/logger';
 
 /** Turns anything thrown into an AppError. Internals (stacks, SQL, driver messages) never pass through. */
@@ -22,6 +23,25 @@ export function toAppError(error: unknown): AppError {
   }
   if (pgErrorCode(error) === '55P03') {
     return new AppError('SERVICE_UNAVAILABLE', 'The account is busy; nothing was changed. Retry later.');
+  }
+  if (pgErrorCode(error) === 'UL402') {
+    // acct_assert_unpaid_within refused, with the user's unpaid micro-credits as the detail (pg's error
+    // directly from a prepared statement, or wrapped by Sequelize as `original`).
+    const e2 = error as { detail?: string; original?: { detail?: string } };
+    const detail = e2.original?.detail ?? e2.detail;
+    const unpaid = toCredits(fromDb(detail && /^\d+$/.test(detail) ? detail : '0'));
+    return new AppError('UNPAID_LIMIT', 'Unpaid credits are above the limit; pay them before new usage', { unpaidCredits: unpaid });
+  }
+  // Backstop: PostgreSQL data exceptions (class 22: bad encoding, out-of-range casts, overflow) come from
+  // input the edge should have refused. The statement failed, so nothing changed: a 400, never a 500.
+  if (pgErrorCode(error)?.startsWith('22')) {
+    return new AppError('VALIDATION_ERROR', 'The request holds a value the database cannot store; nothing was changed');
+  }
+  if (error instanceof URIError && e?.status === 400) {
+    // The router could not percent-decode a path parameter (e.g. %ED%A0%80, a lone surrogate in UTF-8).
+    return new AppError('VALIDATION_ERROR', 'The request is not valid', {
+      problems: [{ location: 'params', path: '', message: 'is not valid percent-encoded UTF-8' }],
+    });
   }
   if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
     return new AppError('VALIDATION_ERROR', 'The request could not be read');

@@ -3,6 +3,7 @@ import jwt from 'jsonwebtoken';
 import type { Config } from '../config';
 import { AppError, forbidden } from '../lib/errors';
 import type { Role } from '../models';
+import { idProblem, textProblem } from '../schemas/text';
 import type { UserAccountService } from '../services/user-account.service';
 
 const ROLES: readonly Role[] = ['user', 'supervisor', 'admin'];
@@ -14,7 +15,11 @@ const unauthenticated = (message: string) => new AppError('UNAUTHENTICATED', mes
 const NOT_PRINTABLE = /[\u0000-\u001f\u007f]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const isPrintableId = (value: unknown): value is string =>
   typeof value === 'string' && value.length >= 1 && value.length <= 255 && !NOT_PRINTABLE.test(value);
-const optionalClaim = (value: unknown) => (typeof value === 'string' && value.length <= 320 ? value : null);
+// email/username are informational: a claim that is too long or holds control characters is dropped, not stored.
+const optionalClaim = (value: unknown) =>
+  typeof value === 'string' && value.length <= 320 && textProblem(value) === null ? value : null;
+/** Actor ids the service writes itself (sweepers, expiry): no token may claim them. */
+export const isSystemActor = (sub: string) => /^system(:|$)/i.test(sub);
 
 /**
  * Verifies the bearer token (algorithm pinned by config, `exp` required, issuer and audience checked
@@ -26,6 +31,7 @@ export function authenticateJWT(jwtConfig: Config['jwt'], users: UserAccountServ
     algorithms: [jwtConfig.algorithm],
     issuer: jwtConfig.issuer,
     audience: jwtConfig.audience,
+    clockTolerance: jwtConfig.clockToleranceSeconds,
   };
   return async (req, _res, next) => {
     const header = req.headers.authorization;
@@ -42,9 +48,10 @@ export function authenticateJWT(jwtConfig: Config['jwt'], users: UserAccountServ
       return next(unauthenticated(reason));
     }
     if (typeof claims.exp !== 'number') return next(unauthenticated('Token has no expiry (exp)'));
-    if (typeof claims.sub !== 'string' || claims.sub.length === 0 || claims.sub.length > 255) {
-      return next(unauthenticated('Token has no valid subject (sub)'));
+    if (typeof claims.sub !== 'string' || idProblem(claims.sub) !== null) {
+      return next(unauthenticated('Token has no valid subject (sub): it must be 1-255 printable characters'));
     }
+    if (isSystemActor(claims.sub)) return next(unauthenticated('Token subject is in the reserved system namespace'));
     const role = claims.role ?? 'user';
     if (!ROLES.includes(role)) return next(unauthenticated('Token has an unknown role'));
     // The org claim is optional; when present it must be an id like any other (1-255 printable characters).

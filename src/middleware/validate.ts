@@ -1,6 +1,7 @@
 import type { RequestHandler } from 'express';
 import type { ZodError, ZodType } from 'zod';
 import { AppError } from '../lib/errors';
+import { findTextIssues } from '../schemas/text';
 
 export interface ValidationProblem {
   location: 'body' | 'query' | 'params' | 'headers';
@@ -17,7 +18,8 @@ export function problemsOf(location: ValidationProblem['location'], error: ZodEr
 }
 
 /**
- * Parses body, query and params with the route's schemas and reports every problem at once.
+ * Parses body, query and params with the route's schemas and reports every problem at once. Every string
+ * (keys included) is first checked for NUL, C0 controls and lone surrogates (src/schemas/text.ts).
  * Parsed values land on `req.valid`; handlers never read raw input.
  */
 export function validate(schemas: { body?: ZodType; query?: ZodType; params?: ZodType }): RequestHandler {
@@ -26,8 +28,17 @@ export function validate(schemas: { body?: ZodType; query?: ZodType; params?: Zo
     const valid: Express.Request['valid'] = { body: undefined, query: {}, params: {} };
     for (const location of ['params', 'query', 'body'] as const) {
       const schema = schemas[location];
-      if (!schema) continue;
+      if (!schema) {
+        // A route without a schema for this part still refuses hostile text in it (e.g. a stray query string).
+        const raw = location === 'body' ? req.body : req[location];
+        for (const issue of findTextIssues(raw ?? {})) {
+          problems.push({ location, path: issue.path.map(String).join('.'), message: issue.message });
+        }
+        continue;
+      }
       const raw = location === 'body' ? (req.body ?? {}) : req[location];
+      const textIssues = findTextIssues(raw);
+      for (const issue of textIssues) problems.push({ location, path: issue.path.map(String).join('.'), message: issue.message });
       const result = schema.safeParse(raw);
       if (result.success) valid[location] = result.data as never;
       else problems.push(...problemsOf(location, result.error));

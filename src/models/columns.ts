@@ -14,6 +14,8 @@ export const nullableText = () => ({ type: DataTypes.TEXT, allowNull: true });
 export const timestamp = () => ({ type: DataTypes.DATE, allowNull: false });
 export const nullableTimestamp = () => ({ type: DataTypes.DATE, allowNull: true });
 export const day = () => ({ type: DataTypes.DATEONLY, allowNull: false });
+/** Sums across users and days (rollups): NUMERIC, so no sequence of valid requests can overflow them. */
+export const numeric = () => ({ type: DataTypes.DECIMAL, allowNull: false });
 export const boolean = () => ({ type: DataTypes.BOOLEAN, allowNull: false });
 export const nullableInteger = () => ({ type: DataTypes.INTEGER, allowNull: true });
 

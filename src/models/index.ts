@@ -11,6 +11,7 @@ import { defineIdempotencyKey, type IdempotencyKeyAttributes } from './idempoten
 import { defineModelPrice, type ModelPriceAttributes } from './model-price.model';
 import { defineSessionHold, type SessionHoldAttributes } from './session-hold.model';
 import { defineSessionStatusCount, type SessionStatusCountAttributes } from './session-status-count.model';
+import { defineSweeperBackoff, type SweeperBackoffAttributes } from './sweeper-backoff.model';
 import { defineStreamingSession, type StreamingSessionAttributes } from './streaming-session.model';
 import { defineUsageDaily, type UsageDailyAttributes } from './usage-daily.model';
 import { defineUsageDailySystem, type UsageDailySystemAttributes } from './usage-daily-system.model';
@@ -67,6 +68,7 @@ export interface Models {
   WebhookEndpoint: RowModel<WebhookEndpointAttributes>;
   WebhookDelivery: RowModel<WebhookDeliveryAttributes>;
   WebhookAttempt: RowModel<WebhookAttemptAttributes>;
+  SweeperBackoff: RowModel<SweeperBackoffAttributes>;
   Budget: RowModel<BudgetAttributes>;
   BudgetCounter: RowModel<BudgetCounterAttributes>;
   BudgetCharge: RowModel<BudgetChargeAttributes>;
@@ -97,6 +99,7 @@ export function defineModels(sequelize: Sequelize): Models {
     WebhookEndpoint: defineWebhookEndpoint(sequelize),
     WebhookDelivery: defineWebhookDelivery(sequelize),
     WebhookAttempt: defineWebhookAttempt(sequelize),
+    SweeperBackoff: defineSweeperBackoff(sequelize),
     Budget: defineBudget(sequelize),
     BudgetCounter: defineBudgetCounter(sequelize),
     BudgetCharge: defineBudgetCharge(sequelize),
@@ -115,5 +118,6 @@ function associate(m: Models): void {
   m.CreditAllocation.belongsTo(m.UserAccount, { ...byUser, as: 'user' });
   m.StreamingSession.belongsTo(m.UserAccount, { ...byUser, as: 'user' });
   m.UsageRecord.belongsTo(m.UserAccount, { ...byUser, as: 'user' });
-  m.StreamingSession.hasMany(m.SessionHold, { foreignKey: 'sessionId', constraints: false, as: 'holds' });
+  // Holds belong to (user_id, session_id); Sequelize associations take one column, so the join also needs userId.
+  m.StreamingSession.hasMany(m.SessionHold, { foreignKey: 'sessionId', sourceKey: 'id', constraints: false, as: 'holds' });
 }

@@ -15,9 +15,9 @@ export function defineSessionHold(sequelize: Sequelize): RowModel<SessionHoldAtt
   return sequelize.define(
     'SessionHold',
     {
+      userId: { ...text(), primaryKey: true },
       sessionId: { ...text(), primaryKey: true },
       allocationId: { ...bigint(), primaryKey: true },
-      userId: text(),
       heldCredits: bigint(),
       capturedCredits: bigint(),
       releasedCredits: bigint(),

@@ -37,8 +37,9 @@ export function defineStreamingSession(sequelize: Sequelize): RowModel<Streaming
   return sequelize.define(
     'StreamingSession',
     {
+      // Session ids are scoped to their user: the key is (user_id, id).
+      userId: { ...text(), primaryKey: true },
       id: { ...text(), primaryKey: true },
-      userId: text(),
       modelId: text(),
       priceVersion: integer(),
       status: text(),

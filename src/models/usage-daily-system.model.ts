@@ -1,5 +1,5 @@
 import type { Sequelize } from 'sequelize';
-import { bigint, day, type RowModel, smallint, tableOptions, text } from './columns';
+import { bigint, numeric, day, type RowModel, smallint, tableOptions, text } from './columns';
 
 /** System-wide daily rollup per model, split into 16 shards to spread contention (usage_daily_system; fed by a trigger). */
 export interface UsageDailySystemAttributes {
@@ -26,15 +26,15 @@ export function defineUsageDailySystem(sequelize: Sequelize): RowModel<UsageDail
       modelId: { ...text(), primaryKey: true },
       shard: { ...smallint(), primaryKey: true },
       requests: bigint(),
-      credits: bigint(),
-      unpaidCredits: bigint(),
-      refundedCredits: bigint(),
-      inputTokens: bigint(),
-      outputTokens: bigint(),
-      cachedInputTokens: bigint(),
-      cacheWriteTokens: { ...bigint(), field: 'cache_write_tokens' },
-      cacheWrite1hTokens: { ...bigint(), field: 'cache_write_1h_tokens' },
-      reasoningTokens: bigint(),
+      credits: numeric(),
+      unpaidCredits: numeric(),
+      refundedCredits: numeric(),
+      inputTokens: numeric(),
+      outputTokens: numeric(),
+      cachedInputTokens: numeric(),
+      cacheWriteTokens: { ...numeric(), field: 'cache_write_tokens' },
+      cacheWrite1hTokens: { ...numeric(), field: 'cache_write_1h_tokens' },
+      reasoningTokens: numeric(),
     },
     { ...tableOptions, tableName: 'usage_daily_system' },
   );

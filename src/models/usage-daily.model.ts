@@ -1,5 +1,5 @@
 import type { Sequelize } from 'sequelize';
-import { bigint, day, type RowModel, tableOptions, text } from './columns';
+import { bigint, numeric, day, type RowModel, tableOptions, text } from './columns';
 
 /** Per user × UTC day × service × operation × model rollup of usage_records, kept in the same transaction (usage_daily). */
 export interface UsageDailyAttributes {
@@ -31,15 +31,15 @@ export function defineUsageDaily(sequelize: Sequelize): RowModel<UsageDailyAttri
       operation: { ...text(), primaryKey: true },
       modelId: { ...text(), primaryKey: true },
       requests: bigint(),
-      credits: bigint(),
-      unpaidCredits: bigint(),
-      refundedCredits: bigint(),
-      inputTokens: bigint(),
-      outputTokens: bigint(),
-      cachedInputTokens: bigint(),
-      cacheWriteTokens: { ...bigint(), field: 'cache_write_tokens' },
-      cacheWrite1hTokens: { ...bigint(), field: 'cache_write_1h_tokens' },
-      reasoningTokens: bigint(),
+      credits: numeric(),
+      unpaidCredits: numeric(),
+      refundedCredits: numeric(),
+      inputTokens: numeric(),
+      outputTokens: numeric(),
+      cachedInputTokens: numeric(),
+      cacheWriteTokens: { ...numeric(), field: 'cache_write_tokens' },
+      cacheWrite1hTokens: { ...numeric(), field: 'cache_write_1h_tokens' },
+      reasoningTokens: numeric(),
     },
     { ...tableOptions, tableName: 'usage_daily' },
   );

@@ -1,5 +1,5 @@
 import type { Sequelize } from 'sequelize';
-import { bigint, type RowModel, smallint, tableOptions } from './columns';
+import { bigint, numeric, type RowModel, smallint, tableOptions } from './columns';
 
 /** All-time usage totals, one row per shard (usage_totals; fed by a trigger). */
 export interface UsageTotalAttributes {
@@ -16,9 +16,9 @@ export function defineUsageTotal(sequelize: Sequelize): RowModel<UsageTotalAttri
     {
       shard: { ...smallint(), primaryKey: true },
       requests: bigint(),
-      credits: bigint(),
-      unpaidCredits: bigint(),
-      refundedCredits: bigint(),
+      credits: numeric(),
+      unpaidCredits: numeric(),
+      refundedCredits: numeric(),
     },
     { ...tableOptions, tableName: 'usage_totals' },
   );

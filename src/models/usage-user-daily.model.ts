@@ -1,5 +1,5 @@
 import type { Sequelize } from 'sequelize';
-import { bigint, day, type RowModel, tableOptions, text } from './columns';
+import { bigint, numeric, day, type RowModel, tableOptions, text } from './columns';
 
 /** Per user per UTC day totals, for the system stats' top users (usage_user_daily; fed by a trigger). */
 export interface UsageUserDailyAttributes {
@@ -17,8 +17,8 @@ export function defineUsageUserDaily(sequelize: Sequelize): RowModel<UsageUserDa
       day: { ...day(), primaryKey: true },
       userId: { ...text(), primaryKey: true },
       requests: bigint(),
-      credits: bigint(),
-      unpaidCredits: bigint(),
+      credits: numeric(),
+      unpaidCredits: numeric(),
     },
     { ...tableOptions, tableName: 'usage_user_daily' },
   );

@@ -1,5 +1,5 @@
 import type { Sequelize } from 'sequelize';
-import { bigint, day, type RowModel, tableOptions, text } from './columns';
+import { bigint, numeric, day, type RowModel, tableOptions, text } from './columns';
 
 /** Per user per ISO week totals (the week's Monday), so long top-user ranges read weeks, not days (usage_user_weekly). */
 export interface UsageUserWeeklyAttributes {
@@ -17,8 +17,8 @@ export function defineUsageUserWeekly(sequelize: Sequelize): RowModel<UsageUserW
       week: { ...day(), primaryKey: true },
       userId: { ...text(), primaryKey: true },
       requests: bigint(),
-      credits: bigint(),
-      unpaidCredits: bigint(),
+      credits: numeric(),
+      unpaidCredits: numeric(),
     },
     { ...tableOptions, tableName: 'usage_user_weekly' },
   );

@@ -32,7 +32,7 @@ export function streamingSessionRoutes(services: Services): RouteSpec[] {
         201: { description: 'Session opened; the estimate is held', schema: sessionResponse },
         200: { description: 'Same sessionId and body as an earlier request: that session, as it is now', schema: sessionResponse },
       },
-      errors: ['UNKNOWN_MODEL', 'INSUFFICIENT_CREDITS', 'CONFLICT', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
+      errors: ['UNKNOWN_MODEL', 'UNPAID_LIMIT', 'INSUFFICIENT_CREDITS', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
       handler: controller.initialize,
     },
     {

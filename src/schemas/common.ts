@@ -2,6 +2,7 @@ import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { AppError } from '../lib/errors';
 import { parseCredits, type Micro } from '../lib/money';
+import { idProblem } from './text';
 
 // Adds .openapi() to zod schemas; every schema module imports z from here.
 extendZodWithOpenApi(z);
@@ -39,7 +40,16 @@ export const tokenCount = z.number().int().min(0).max(1_000_000_000_000).openapi
 
 export const modelId = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:/-]+$/, 'letters, digits and . _ : / - only');
 
-export const userId = z.string().min(1).max(255);
+/** An id chosen by a caller or the token issuer: 1-255 printable characters (API.md, Conventions "Text"). */
+export const printableId = z
+  .string()
+  .superRefine((value, ctx) => {
+    const problem = idProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .openapi({ minLength: 1, maxLength: 255, description: '1-255 printable characters' });
+
+export const userId = printableId;
 
 /** ISO 8601 timestamp in a response. */
 export const timestamp = z.string().openapi({ format: 'date-time', example: '2026-11-24T12:00:00.000Z' });
@@ -47,7 +57,12 @@ export const timestamp = z.string().openapi({ format: 'date-time', example: '202
 /** ?limit=&cursor= for lists. limit defaults to 50 and may not exceed 500. */
 export const paginationQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.string().min(1).max(512).optional(),
+  cursor: z
+    .string()
+    .min(1)
+    .max(512)
+    .regex(/^[A-Za-z0-9_-]+={0,2}$/, 'is not a cursor this service issued')
+    .optional(),
 });
 
 export const page = <T extends z.ZodType>(item: T) =>
@@ -58,6 +73,11 @@ export function encodeCursor(keys: unknown[]): string {
   return Buffer.from(JSON.stringify(keys)).toString('base64url');
 }
 
+export const invalidCursor = () =>
+  new AppError('VALIDATION_ERROR', 'The request is not valid', {
+    problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
+  });
+
 /** Decodes a cursor from encodeCursor; a cursor that is not one is a VALIDATION_ERROR. */
 export function decodeCursor(cursor: string | undefined): unknown[] | undefined {
   if (cursor === undefined) return undefined;
@@ -67,9 +87,47 @@ export function decodeCursor(cursor: string | undefined): unknown[] | undefined 
   } catch {
     // fall through
   }
-  throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
-    problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
-  });
+  throw invalidCursor();
+}
+
+/*
+ * Cursor keys are checked in code before they reach SQL (API.md: a forged or out-of-range cursor is a 400,
+ * never a 500): a bigint key must fit PostgreSQL's bigint, a time key must be a real instant.
+ */
+const BIGINT_MAX = 2n ** 63n - 1n;
+/** 9999-12-31T23:59:59.999999Z in microseconds since the epoch: the latest instant a cursor may name. */
+const MAX_EPOCH_MICROS = 253_402_300_799_999_999n;
+
+/** A non-negative bigint key as a decimal string (ids), or null when it is not one. */
+export function cursorBigint(value: unknown): string | null {
+  if (typeof value !== 'string' || !/^\d{1,19}$/.test(value)) return null;
+  return BigInt(value) <= BIGINT_MAX ? value : null;
+}
+
+/** Microseconds since the epoch between 1970 and 9999 as a decimal string, or null. */
+export function cursorEpochMicros(value: unknown): string | null {
+  if (typeof value !== 'string' || !/^\d{1,18}$/.test(value)) return null;
+  return BigInt(value) <= MAX_EPOCH_MICROS ? value : null;
+}
+
+const PG_UTC_TIME = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?\+00$/;
+
+/** A timestamptz as PostgreSQL prints it in UTC ("2026-11-24 12:00:00.123456+00") naming a real instant, or null. */
+export function cursorPgTime(value: unknown): string | null {
+  if (typeof value !== 'string') return null;
+  const m = PG_UTC_TIME.exec(value);
+  if (!m) return null;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number);
+  const date = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  const real =
+    year >= 1970 &&
+    date.getUTCFullYear() === year &&
+    date.getUTCMonth() === month - 1 &&
+    date.getUTCDate() === day &&
+    date.getUTCHours() === hour &&
+    date.getUTCMinutes() === minute &&
+    date.getUTCSeconds() === second;
+  return real ? value : null;
 }
 
 export const errorResponse = z

@@ -116,7 +116,7 @@ export const balanceSchema = z
     userId: z.string(),
     availableCredits: creditsOutput,
     reservedCredits: creditsOutput.openapi({ description: 'Held by active streaming sessions' }),
-    unpaidCredits: creditsOutput.openapi({ description: 'Usage recorded but not paid (a debt new credits settle first)' }),
+    unpaidCredits: creditsOutput.openapi({ description: 'Recorded usage that no credits covered yet: a debt new credits settle first (see UNPAID_LIMIT_CREDITS)' }),
     expiringSoon: z.object({
       credits: creditsOutput,
       before: timestamp.openapi({ description: `Now + ${EXPIRING_SOON_DAYS} days` }),

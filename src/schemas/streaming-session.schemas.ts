@@ -9,6 +9,10 @@ export const sessionId = z
 
 const ESTIMATE = { input: 'estimatedInputTokens', output: 'estimatedOutputTokens' };
 const ACTUAL = { input: 'actualInputTokens', output: 'actualOutputTokens' };
+/** Session ids are scoped to their user: an admin names the owner to settle another user's session. */
+const sessionOwner = userId
+  .optional()
+  .openapi({ description: "Whose session (admin only; default: the caller). Another user's session is NOT_FOUND for everyone else." });
 
 /**
  * initialize: a model plus either token estimates (priced at the model's current price) or an explicit
@@ -56,6 +60,7 @@ export const finalizeSessionBody = z
     actualInputTokens: tokenCount.optional().openapi({ description: 'All prompt tokens (parts included); required unless providerUsage is given' }),
     actualOutputTokens: tokenCount.optional().openapi({ description: 'All completion tokens (reasoning included); required unless providerUsage is given' }),
     ...partFields,
+    userId: sessionOwner,
   })
   .strict()
   .superRefine((body, ctx) => {
@@ -76,6 +81,7 @@ export const abortSessionBody = z
     actualOutputTokens: tokenCount.optional(),
     ...partFields,
     reason: z.string().min(1).max(500).optional(),
+    userId: sessionOwner,
   })
   .strict()
   .superRefine((body, ctx) => refineCounts(body, ctx, ACTUAL))
@@ -105,6 +111,7 @@ export function extendSessionBody(maxTtlSeconds: number) {
         .optional()
         .openapi({ description: "Grow the hold by the cost of this many output tokens at the session's price version" }),
       additionalCredits: positiveCreditsInput.optional().openapi({ description: 'Grow the hold by this many credits' }),
+      userId: sessionOwner,
     })
     .strict()
     .superRefine((body, ctx) => {

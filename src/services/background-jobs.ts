@@ -1,5 +1,6 @@
 import type { Logger } from '../lib/logger';
 import type { Services } from './index';
+import type { SweepFailureLog } from './sweeper-backoff';
 
 export interface BackgroundJobs {
   stop(): Promise<void>;
@@ -8,49 +9,67 @@ export interface BackgroundJobs {
 /**
  * Periodic maintenance, safe to run in every instance at once: each job claims its rows with
  * FOR UPDATE SKIP LOCKED (or deletes idempotently), so instances never double-process.
+ * Each job has its own timer and its own in-flight guard (issue 12), so one that fails or runs long never
+ * holds back the others; within a sweeper, an item whose expiry fails is put in backoff (sweeper_backoff)
+ * and the sweeper goes on with the next. The webhook dispatcher runs on its own loop.
  */
 export function startBackgroundJobs(services: Services, intervalMs: number, logger: Logger, webhookIntervalMs = 0): BackgroundJobs {
   const webhooks = startWebhookDispatch(services, webhookIntervalMs, logger);
   if (intervalMs <= 0) return webhooks;
-  let running: Promise<void> | null = null;
   let stopped = false;
+  const logFailure: SweepFailureLog = ({ err, ...item }) =>
+    logger.warn({ err, ...item }, 'sweeper item failed; it is retried with backoff and the others go on');
 
-  const tick = async () => {
-    const expiredSessions = await services.sessions.expireOverdue(500);
-    if (expiredSessions > 0) logger.info({ expiredSessions }, 'overdue streaming sessions expired');
-    const deletedKeys = await services.idempotency.deleteExpired();
-    if (deletedKeys > 0) logger.debug({ deletedKeys }, 'expired idempotency keys deleted');
-    const scheduledGrants = await services.corrections.materializeSchedules();
-    if (scheduledGrants > 0) logger.info({ scheduledGrants }, 'scheduled grants made');
-    const expiredLots = await services.credits.expireLots();
-    if (expiredLots > 0) logger.info({ expiredLots }, 'expired allocations written to the ledger');
+  const jobs = [
+    every('session expiry', async () => {
+      const expiredSessions = await services.sessions.expireOverdue(500, logFailure);
+      if (expiredSessions > 0) logger.info({ expiredSessions }, 'overdue streaming sessions expired');
+    }),
+    every('lot expiry', async () => {
+      const expiredLots = await services.credits.expireLots(1000, logFailure);
+      if (expiredLots > 0) logger.info({ expiredLots }, 'expired allocations written to the ledger');
+    }),
+    every('idempotency key cleanup', async () => {
+      const deletedKeys = await services.idempotency.deleteExpired();
+      if (deletedKeys > 0) logger.debug({ deletedKeys }, 'expired idempotency keys deleted');
+    }),
+    every('scheduled grants', async () => {
+      const scheduledGrants = await services.corrections.materializeSchedules();
+      if (scheduledGrants > 0) logger.info({ scheduledGrants }, 'scheduled grants made');
+    }),
     // Events (issue 15): thresholds the ledger reads, expiry notices, retention.
-    await services.events.syncSettings();
-    const expiringNotices = await services.events.announceExpiring();
-    if (expiringNotices > 0) logger.info({ expiringNotices }, 'credits.expiring events written');
-    const prunedEvents = await services.events.prune();
-    if (prunedEvents > 0) logger.info({ prunedEvents }, 'events past EVENT_RETENTION_DAYS pruned');
-  };
+    every('events', async () => {
+      await services.events.syncSettings();
+      const expiringNotices = await services.events.announceExpiring();
+      if (expiringNotices > 0) logger.info({ expiringNotices }, 'credits.expiring events written');
+      const prunedEvents = await services.events.prune();
+      if (prunedEvents > 0) logger.info({ prunedEvents }, 'events past EVENT_RETENTION_DAYS pruned');
+    }),
+  ];
 
-  const timer = setInterval(() => {
-    if (running || stopped) return;
-    running = tick()
-      .then(() => services.metrics.sweeperRuns.inc({ outcome: 'ok' }))
-      .catch((error) => {
-        services.metrics.sweeperRuns.inc({ outcome: 'error' });
-        logger.warn({ err: error }, 'background job failed; will retry');
-      })
-      .finally(() => {
-        running = null;
-      });
-  }, intervalMs);
-  timer.unref();
+  function every(name: string, work: () => Promise<void>) {
+    const job = { running: null as Promise<void> | null, timer: undefined as NodeJS.Timeout | undefined };
+    job.timer = setInterval(() => {
+      if (job.running || stopped) return;
+      job.running = work()
+        .then(() => services.metrics.sweeperRuns.inc({ outcome: 'ok' }))
+        .catch((error) => {
+          services.metrics.sweeperRuns.inc({ outcome: 'error' });
+          logger.warn({ err: error, job: name }, 'background job failed; will retry');
+        })
+        .finally(() => {
+          job.running = null;
+        });
+    }, intervalMs);
+    job.timer.unref();
+    return job;
+  }
 
   return {
     async stop() {
       stopped = true;
-      clearInterval(timer);
-      await Promise.all([running, webhooks.stop()]);
+      for (const job of jobs) clearInterval(job.timer);
+      await Promise.all([...jobs.map((job) => job.running), webhooks.stop()]);
     },
   };
 }

@@ -237,7 +237,7 @@ export class CorrectionService {
                   u.credits - u.refunded_credits AS reducible
              FROM usage_records u JOIN model_prices p ON p.model_id = u.model_id AND p.price_version = $3
             WHERE u.model_id = $1 AND u.price_version = $2 AND u.created_at BETWEEN $4 AND $5
-              AND NOT EXISTS (SELECT 1 FROM streaming_sessions s WHERE s.id = u.session_id AND s.status = 'expired')
+              AND NOT EXISTS (SELECT 1 FROM streaming_sessions s WHERE s.user_id = u.user_id AND s.id = u.session_id AND s.status = 'expired')
          )
          SELECT count(*)::text AS records, coalesce(sum(diff) FILTER (WHERE diff > 0), 0)::text AS charged,
                 coalesce(sum(least(-diff, reducible)) FILTER (WHERE diff < 0), 0)::text AS refunded

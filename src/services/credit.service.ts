@@ -1,10 +1,11 @@
 import type { Transaction } from 'sequelize';
-import type { Database } from '../db/database';
+import { isConnectionError, isPoolExhausted, type Database } from '../db/database';
 import { AppError, forbidden, notFound } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { countFromDb, fromDb, toCredits, type Micro } from '../lib/money';
 import type { Role } from '../models';
-import { decodeCursor, encodeCursor } from '../schemas/common';
+import { cursorBigint, decodeCursor, encodeCursor, invalidCursor } from '../schemas/common';
+import { SweeperBackoff, type SweepFailureLog } from './sweeper-backoff';
 import {
   EXPIRING_SOON_DAYS,
   toAllocationJson,
@@ -147,7 +148,7 @@ export class CreditService {
     const sql = `${mirror ? mirrorCte(3) : ''}SELECT r.reserved, r.unpaid, r.soon_before, r.org_id, r.budgets, a.*
          FROM (SELECT now() + make_interval(days => $2) AS soon_before,
                       (SELECT coalesce(sum(h.held_credits - h.captured_credits - h.released_credits), 0)
-                         FROM streaming_sessions s JOIN session_holds h ON h.session_id = s.id
+                         FROM streaming_sessions s JOIN session_holds h ON h.user_id = s.user_id AND h.session_id = s.id
                         WHERE s.user_id = $1 AND s.status = 'active') AS reserved,
                       -- Through the partial index of unpaid records: empty for a user without debt.
                       (SELECT coalesce(sum(u.unpaid_credits), 0) FROM usage_records u
@@ -353,17 +354,43 @@ export class CreditService {
    * Balances never depend on this having run; it keeps the ledger telling the whole story. A regular
    * sweep only looks at the last hour of expiries; a full sweep runs at start and hourly.
    */
-  async expireLots(maxLots = 1000): Promise<number> {
+  async expireLots(maxLots = 1000, log?: SweepFailureLog): Promise<number> {
     const now = Date.now();
     const full = now - this.lastFullExpirySweep >= EXPIRY_SWEEP_WINDOW_MS;
     const notBefore = full ? null : new Date(now - EXPIRY_SWEEP_WINDOW_MS);
+    const backoff = new SweeperBackoff(this.db, this.metrics);
     let expired = 0;
-    for (let i = 0; i < maxLots; i++) {
-      const rows = await this.db.query<{ expired_credits: string }>(`SELECT * FROM acct_expire_one_lot($1)`, [notBefore]);
-      if (rows.length === 0) break;
-      const expiredCredits = fromDb(rows[0].expired_credits);
-      this.metrics.recordCredits('expired', expiredCredits);
-      if (expiredCredits > 0n) expired++;
+    let tried = 0;
+    while (tried < maxLots) {
+      // Candidates in expiry order, skipping lots whose expiry failed lately (sweeper_backoff).
+      const candidates = await this.db.query<{ id: string; failing: boolean }>(
+        `SELECT a.id::text AS id,
+                EXISTS (SELECT 1 FROM sweeper_backoff b WHERE b.job = 'lot_expiry' AND b.item = a.id::text) AS failing
+           FROM credit_allocations a
+          WHERE a.expires_at <= now() AND a.remaining_credits > 0
+            AND ($1::timestamptz IS NULL OR a.expires_at >= $1::timestamptz)
+            AND ${SweeperBackoff.notWaiting('lot_expiry', 'a.id::text')}
+          ORDER BY a.expires_at, a.id
+          LIMIT $2`,
+        [notBefore, Math.min(100, maxLots - tried)],
+      );
+      let progressed = 0;
+      for (const candidate of candidates) {
+        tried++;
+        try {
+          const rows = await this.db.query<{ expired_credits: string }>(`SELECT * FROM acct_expire_one_lot($1, $2::bigint)`, [notBefore, candidate.id]);
+          if (candidate.failing) await backoff.succeeded('lot_expiry', candidate.id);
+          if (rows.length === 0) continue; // its user is busy (SKIP LOCKED): next tick
+          progressed++;
+          const expiredCredits = fromDb(rows[0].expired_credits);
+          this.metrics.recordCredits('expired', expiredCredits);
+          if (expiredCredits > 0n) expired++;
+        } catch (error) {
+          if (isConnectionError(error) || isPoolExhausted(error)) throw error;
+          await backoff.failed('lot_expiry', candidate.id, error, log);
+        }
+      }
+      if (progressed === 0) break;
     }
     if (full) this.lastFullExpirySweep = now;
     return expired;
@@ -393,9 +420,8 @@ export class CreditService {
   private ledgerCursor(cursor: string | undefined): string | null {
     const keys = decodeCursor(cursor);
     if (keys === undefined) return null;
-    if (keys.length === 1 && typeof keys[0] === 'string' && /^\d{1,18}$/.test(keys[0])) return keys[0];
-    throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
-      problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
-    });
+    const id = keys.length === 1 ? cursorBigint(keys[0]) : null;
+    if (id === null) throw invalidCursor();
+    return id;
   }
 }

@@ -1,6 +1,6 @@
 import type { Database } from '../db/database';
 import { AppError } from '../lib/errors';
-import { costOfTokens, fromDb, MAX_CREDITS_MICRO, type Micro } from '../lib/money';
+import { costOfTokens, formatCredits, fromDb, MAX_CREDITS_MICRO, type Micro } from '../lib/money';
 import type { TokenUsage } from '../metering/tokens';
 
 /**
@@ -285,8 +285,7 @@ export function kindPrices(price: ModelPrice): PerKind<Micro> {
  * THE pricing function: cost of tokens at a price version, in micro-credits. Parts are taken out of their
  * wholes (uncached input = input - cache reads - cache writes; non-reasoning output = output - reasoning),
  * each kind is priced at its own price (or its parent's), and the exact sum is rounded up once, so the
- * total never exceeds the true cost by a micro-credit or more. Parts exceeding their whole, or a cost above
- * one request's bound (1,000,000,000 credits), are a VALIDATION_ERROR.
+ * total never exceeds the true cost by a micro-credit or more. Parts exceeding their whole are a VALIDATION_ERROR.
  */
 export function costAt(price: ModelPrice, counts: TokenCounts): Cost {
   const cached = BigInt(counts.cachedInputTokens ?? 0);
@@ -310,13 +309,25 @@ export function costAt(price: ModelPrice, counts: TokenCounts): Cost {
     exact += tokens[kind] * prices[kind];
     breakdown[kind] = costOfTokens(tokens[kind], prices[kind]);
   }
+  // The bound on one request's cost is checked where a cost is about to move credits (assertRequestCost):
+  // check and calculate may quote a larger one.
   const total = (exact + 999_999n) / 1_000_000n;
-  if (total > MAX_CREDITS_MICRO) {
-    const outputSide = tokens.output * prices.output + tokens.reasoning * prices.reasoning;
-    throw invalid(outputSide * 2n > exact ? 'outputTokens' : 'inputTokens', 'the cost of these tokens exceeds 1000000000 credits, the most one request may cost');
-  }
   return { total, breakdown, tokens };
 }
 
 const invalid = (path: string, message: string) =>
   new AppError('VALIDATION_ERROR', 'The request is not valid', { problems: [{ location: 'body', path, message }] });
+
+/**
+ * One request's cost is at most 1,000,000,000 credits (API.md, Conventions "Bounds"): what keeps every
+ * per-record amount far inside bigint and makes rollup growth per request bounded. Above it the request is a
+ * VALIDATION_ERROR naming the token fields that produced the cost; nothing is written. (costAt checks the
+ * same bound for costs computed from tokens; this also covers amounts given in credits.)
+ */
+export function assertRequestCost(cost: Micro, fields: string[]): void {
+  if (cost <= MAX_CREDITS_MICRO) return;
+  const message = `the cost of these tokens (${formatCredits(cost)} credits) exceeds the limit of 1000000000 credits for one request`;
+  throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
+    problems: fields.map((path) => ({ location: 'body', path, message })),
+  });
+}

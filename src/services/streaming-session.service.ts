@@ -2,11 +2,13 @@ import crypto from 'node:crypto';
 import type { Transaction } from 'sequelize';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
+import { isConnectionError, isPoolExhausted } from '../db/database';
 import { AppError } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { fromDb, toCredits, type Micro } from '../lib/money';
 import type { Role } from '../models';
-import { decodeCursor, encodeCursor } from '../schemas/common';
+import { cursorPgTime, decodeCursor, encodeCursor, invalidCursor } from '../schemas/common';
+import { idProblem } from '../schemas/text';
 import type { TokenUsage } from '../metering/tokens';
 import {
   abortHasCounts,
@@ -19,8 +21,9 @@ import {
 } from '../schemas/streaming-session.schemas';
 import { refusingBudgets } from './budget.service';
 import type { CreditService } from './credit.service';
+import { SweeperBackoff, type SweepFailureLog } from './sweeper-backoff';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
-import { costAt, type PriceService } from './price.service';
+import { assertRequestCost, costAt, type PriceService } from './price.service';
 import type { TokenUser, UserAccountService } from './user-account.service';
 
 export interface Caller {
@@ -86,9 +89,6 @@ interface ActiveRow {
 const SWEEPER_ACTOR = 'system:session-sweeper';
 const MAX_CACHED_PRICINGS = 100_000;
 
-// created_at as PostgreSQL prints it in UTC: exact to the microsecond, unlike a JS Date.
-const CURSOR_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?\+00$/;
-
 const sessionNotFound = () => new AppError('NOT_FOUND', 'Session not found');
 
 /**
@@ -130,6 +130,7 @@ export class StreamingSessionService {
     } else {
       tokens = estimateOf(body);
       estimate = costAt(price, tokens).total;
+      assertRequestCost(estimate, ['estimatedInputTokens', 'estimatedOutputTokens']);
       // The prompt side alone (for the charge_estimated_input expiry policy).
       estimatedInputCredits = costAt(price, { ...tokens, outputTokens: 0, reasoningTokens: 0 }).total;
     }
@@ -148,20 +149,23 @@ export class StreamingSessionService {
       initializeHash(body, tokens),
       ttl,
     ];
+    const unpaidLimit = this.config.UNPAID_LIMIT_CREDITS?.toString() ?? null;
 
     // The route skips the auth middleware's mirror upsert (mirrorsUser): unless this process mirrored these
     // claims lately, the statement that opens the session mirrors the caller too — one round trip for both.
     const mirror = this.users && 'email' in caller ? this.users.pendingMirror(caller) : null;
     if (mirror) bind.push(mirror.email, mirror.username, mirror.role, mirror.orgId ?? null);
+    bind.push(unpaidLimit);
     const name = mirror ? 'acct_session_open_as' : 'acct_session_open';
     const casts = '$1, $2, $3, $4::integer, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9, $10::integer';
+    const more = mirror ? ', $11, $12, $13, $14, $15::bigint' : ', $11::bigint';
     // A budget refusal is raised inside the statement (BUDGET_EXCEEDED; nothing held).
     const response = await refusingBudgets(() => this.run(idem, async (tx) => {
-      const row = await this.statement(name, `SELECT * FROM ${name}(${casts}${mirror ? ', $11, $12, $13, $14' : ''})`, bind, tx);
+      const row = await this.statement(name, `SELECT * FROM ${name}(${casts}${more})`, bind, tx);
       switch (row.outcome) {
         case 'created':
         case 'replayed':
-          this.remember(row.id, row.model_id, row.price_version);
+          this.remember(row.user_id, row.id, row.model_id, row.price_version);
           if (row.outcome === 'created') afterCommit(tx, () => this.metrics.recordCredits('held', fromDb(row.allocated_credits)));
           return { status: row.outcome === 'created' ? 201 : 200, body: sessionView(row) };
         case 'insufficient':
@@ -171,8 +175,6 @@ export class StreamingSessionService {
           });
         case 'reused':
           throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This sessionId was used with a different request');
-        case 'conflict':
-          throw new AppError('CONFLICT', 'This sessionId cannot be used');
         default:
           throw new Error(`acct_session_open: unexpected outcome ${row.outcome}`);
       }
@@ -184,23 +186,27 @@ export class StreamingSessionService {
 
   /** POST /finalize: captures the real cost at the session's price version, releases the rest. */
   async finalize(caller: Caller, body: FinalizeSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SettledView>> {
-    const pricing = await this.pricingOf(body.sessionId);
+    const owner = ownerOf(caller, body.userId);
+    const pricing = await this.pricingOf(owner, body.sessionId);
     if (!pricing) throw sessionNotFound();
     const tokens = actualOf(body);
     const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
     const cost = costAt(price, tokens).total;
-    return this.settle(caller, 'finalize', body.sessionId, pricing, cost, tokens, null, idem);
+    assertRequestCost(cost, ['actualInputTokens', 'actualOutputTokens']);
+    return this.settle(caller, owner, 'finalize', body.sessionId, pricing, cost, tokens, null, idem);
   }
 
   /** POST /abort: captures what was streamed (when token counts are given) and releases the rest. */
   async abort(caller: Caller, body: AbortSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SettledView>> {
-    if (!abortHasCounts(body)) return this.settle(caller, 'abort', body.sessionId, null, null, null, body.reason ?? null, idem);
-    const pricing = await this.pricingOf(body.sessionId);
+    const owner = ownerOf(caller, body.userId);
+    if (!abortHasCounts(body)) return this.settle(caller, owner, 'abort', body.sessionId, null, null, null, body.reason ?? null, idem);
+    const pricing = await this.pricingOf(owner, body.sessionId);
     if (!pricing) throw sessionNotFound();
     const tokens = actualOf(body);
     const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
     const cost = costAt(price, tokens).total;
-    return this.settle(caller, 'abort', body.sessionId, pricing, cost, tokens, body.reason ?? null, idem);
+    assertRequestCost(cost, ['actualInputTokens', 'actualOutputTokens']);
+    return this.settle(caller, owner, 'abort', body.sessionId, pricing, cost, tokens, body.reason ?? null, idem);
   }
 
   /**
@@ -208,18 +214,19 @@ export class StreamingSessionService {
    * 402 leaves the hold as it was; an ended session is SESSION_NOT_ACTIVE; another user's is NOT_FOUND.
    */
   async extend(caller: Caller, body: ExtendSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SessionView>> {
+    const owner = ownerOf(caller, body.userId);
     let additional: Micro | null = body.additionalCredits ?? null;
     if (body.additionalOutputTokens !== undefined) {
-      const pricing = await this.pricingOf(body.sessionId);
+      const pricing = await this.pricingOf(owner, body.sessionId);
       if (!pricing) throw sessionNotFound();
       const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
       additional = costAt(price, { inputTokens: 0, outputTokens: body.additionalOutputTokens }).total;
     }
-    const bind = [body.sessionId, caller.userId, caller.role === 'admin', body.ttlSeconds ?? null, additional?.toString() ?? null];
+    const bind = [body.sessionId, caller.userId, caller.role === 'admin', body.ttlSeconds ?? null, additional?.toString() ?? null, owner];
     return this.run(idem, async (tx) => {
       const row = await this.statement(
         'acct_session_extend',
-        `SELECT * FROM acct_session_extend($1, $2, $3::boolean, $4::integer, $5::bigint)`,
+        `SELECT * FROM acct_session_extend($1, $2, $3::boolean, $4::integer, $5::bigint, $6)`,
         bind,
         tx,
       );
@@ -257,22 +264,47 @@ export class StreamingSessionService {
    * is its own autocommit statement), under SESSION_EXPIRY_POLICY. Safe to run in many instances at once.
    * Returns how many it expired; stops early when nothing (claimable) is left.
    */
-  async expireOverdue(limit = 100): Promise<number> {
+  async expireOverdue(limit = 100, log?: SweepFailureLog): Promise<number> {
+    const backoff = new SweeperBackoff(this.db, this.metrics);
+    const item = 'json_build_array(ss.user_id, ss.id)::text';
     let expired = 0;
     while (expired < limit) {
-      const [row] = await this.db.query<{ id: string | null }>(`SELECT acct_session_expire_one($1, $2) AS id`, [
-        this.config.SESSION_EXPIRY_POLICY,
-        SWEEPER_ACTOR,
-      ]);
-      if (!row?.id) break;
-      expired++;
-      await this.countExpiry(row.id);
+      // Candidates oldest first, skipping sessions whose expiry failed lately (sweeper_backoff).
+      const candidates = await this.db.query<{ user_id: string; id: string; item: string; failing: boolean }>(
+        `SELECT ss.user_id, ss.id, ${item} AS item,
+                EXISTS (SELECT 1 FROM sweeper_backoff b WHERE b.job = 'session_expiry' AND b.item = ${item}) AS failing
+           FROM streaming_sessions ss
+          WHERE ss.status = 'active' AND ss.expires_at < now() AND ${SweeperBackoff.notWaiting('session_expiry', item)}
+          ORDER BY ss.expires_at
+          LIMIT $1`,
+        [Math.min(100, limit - expired)],
+      );
+      let progressed = 0;
+      for (const candidate of candidates) {
+        try {
+          const [row] = await this.db.query<{ expired_user_id: string; expired_session_id: string }>(
+            `SELECT * FROM acct_session_expire_one($1, $2, $3, $4)`,
+            [this.config.SESSION_EXPIRY_POLICY, SWEEPER_ACTOR, candidate.user_id, candidate.id],
+          );
+          if (candidate.failing) await backoff.succeeded('session_expiry', candidate.item);
+          if (!row) continue; // another sweeper has it, or it ended meanwhile
+          expired++;
+          progressed++;
+          await this.countExpiry(row.expired_user_id, row.expired_session_id);
+        } catch (error) {
+          // The database itself is gone: the whole run fails and is retried on the next tick.
+          if (isConnectionError(error) || isPoolExhausted(error)) throw error;
+          await backoff.failed('session_expiry', candidate.item, error, log);
+        }
+      }
+      if (progressed === 0) break;
     }
     return expired;
   }
 
   private async settle(
     caller: Caller,
+    owner: string,
     action: 'finalize' | 'abort',
     sessionId: string,
     pricing: { modelId: string; priceVersion: number } | null,
@@ -296,12 +328,13 @@ export class StreamingSessionService {
       tokens?.cacheWriteTokens ?? null,
       tokens?.cacheWrite1hTokens ?? null,
       tokens?.reasoningTokens ?? null,
+      owner,
     ];
     return this.run(idem, async (tx) => {
       const row = await this.statement(
         'acct_session_settle',
         `SELECT * FROM acct_session_settle($1, $2, $3::boolean, $4, $5, $6::integer, $7::bigint, $8::bigint, $9::bigint, $10::bigint, $11,
-                                           $12::bigint, $13::bigint, $14::bigint)`,
+                                           $12::bigint, $13::bigint, $14::bigint, $15)`,
         bind,
         tx,
       );
@@ -311,7 +344,7 @@ export class StreamingSessionService {
           if (row.outcome === 'settled') afterCommit(tx, () => this.countSettlement(row));
           // An ended session needs its pricing no more (a replay reads it again): the cache then holds the
           // sessions this process has open, not its whole history.
-          this.pricing.delete(sessionId);
+          this.pricing.delete(pricingKey(owner, sessionId));
           return { status: 200, body: settledView(row) };
         case 'not_found':
           throw sessionNotFound();
@@ -360,30 +393,30 @@ export class StreamingSessionService {
   }
 
   /** Metrics of an expired session (read after its own committed statement; only the sweeper pays this). */
-  private async countExpiry(sessionId: string): Promise<void> {
+  private async countExpiry(userId: string, sessionId: string): Promise<void> {
     this.metrics.sessionsExpired.inc();
     const [row] = await this.db.query<SessionResultRow>(
-      `SELECT allocated_credits, used_credits, refunded_credits, unpaid_credits FROM streaming_sessions WHERE id = $1`,
-      [sessionId],
+      `SELECT allocated_credits, used_credits, refunded_credits, unpaid_credits FROM streaming_sessions WHERE user_id = $1 AND id = $2`,
+      [userId, sessionId],
     );
     if (row) this.countSettlement(row);
   }
 
-  private async pricingOf(sessionId: string): Promise<{ modelId: string; priceVersion: number } | null> {
-    const cached = this.pricing.get(sessionId);
+  private async pricingOf(owner: string, sessionId: string): Promise<{ modelId: string; priceVersion: number } | null> {
+    const cached = this.pricing.get(pricingKey(owner, sessionId));
     if (cached) return cached;
     const [row] = await this.db.query<{ model_id: string; price_version: number }>(
-      `SELECT model_id, price_version FROM streaming_sessions WHERE id = $1`,
-      [sessionId],
+      `SELECT model_id, price_version FROM streaming_sessions WHERE user_id = $1 AND id = $2`,
+      [owner, sessionId],
     );
     if (!row) return null;
-    this.remember(sessionId, row.model_id, row.price_version);
+    this.remember(owner, sessionId, row.model_id, row.price_version);
     return { modelId: row.model_id, priceVersion: row.price_version };
   }
 
-  private remember(sessionId: string, modelId: string, priceVersion: number): void {
+  private remember(owner: string, sessionId: string, modelId: string, priceVersion: number): void {
     if (this.pricing.size >= MAX_CACHED_PRICINGS) this.pricing.clear();
-    this.pricing.set(sessionId, { modelId, priceVersion });
+    this.pricing.set(pricingKey(owner, sessionId), { modelId, priceVersion });
   }
 
   private async listActiveWhere(limit: number, cursor: string | undefined, userId: string | undefined) {
@@ -395,20 +428,21 @@ export class StreamingSessionService {
       where.push(`user_id = $${bind.length}`);
     }
     if (after) {
-      if (after.length !== 2 || typeof after[0] !== 'string' || !CURSOR_TIME.test(after[0]) || typeof after[1] !== 'string') {
-        throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
-          problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
-        });
-      }
-      bind.push(after[0], after[1]);
-      where.push(`(created_at, id) > ($${bind.length - 1}::timestamptz, $${bind.length})`);
+      // created_at as PostgreSQL prints it in UTC (exact to the microsecond, unlike a JS Date), then the key.
+      const valid =
+        after.length === 3 &&
+        cursorPgTime(after[0]) !== null &&
+        after.slice(1).every((key) => typeof key === 'string' && idProblem(key) === null);
+      if (!valid) throw invalidCursor();
+      bind.push(after[0], after[1], after[2]);
+      where.push(`(created_at, user_id, id) > ($${bind.length - 2}::timestamptz, $${bind.length - 1}, $${bind.length})`);
     }
     const rows = await this.db.read<ActiveRow>(
       `SELECT id, user_id, model_id, price_version, estimated_credits, allocated_credits, expires_at, created_at,
               created_at::text AS created_key
          FROM streaming_sessions
         WHERE ${where.join(' AND ')}
-        ORDER BY created_at, id
+        ORDER BY created_at, user_id, id
         LIMIT $1`,
       bind,
     );
@@ -426,10 +460,21 @@ export class StreamingSessionService {
         expiresAt: row.expires_at.toISOString(),
         createdAt: row.created_at.toISOString(),
       })),
-      nextCursor: rows.length > limit && last ? encodeCursor([last.created_key, last.id]) : null,
+      nextCursor: rows.length > limit && last ? encodeCursor([last.created_key, last.user_id, last.id]) : null,
     };
   }
 }
+
+/** Whose session a finalize/abort is about: the caller's, or (admins only) the user the body names. */
+function ownerOf(caller: Caller, requested: string | undefined): string {
+  if (requested === undefined || requested === caller.userId) return caller.userId;
+  // Anyone else naming another user gets what a foreign session id gets: not found (nothing is revealed).
+  if (caller.role !== 'admin') throw sessionNotFound();
+  return requested;
+}
+
+/** Session ids are unique per user only, so caches key them by owner and id. */
+const pricingKey = (owner: string, sessionId: string) => JSON.stringify([owner, sessionId]);
 
 /**
  * What makes two initialize requests "the same": everything but the id, normalized (1 = "1.000000";

@@ -1,14 +1,14 @@
 import type { Database } from '../db/database';
 import { AppError, forbidden, notFound } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
-import { countFromDb, formatCredits, fromDb, toCredits, type Micro } from '../lib/money';
+import { countFromDb, formatCredits, fromDb, toCredits, tokenSumFromDb, type Micro } from '../lib/money';
 import type { Role } from '../models';
-import { decodeCursor, encodeCursor } from '../schemas/common';
+import { cursorBigint, cursorEpochMicros, decodeCursor, encodeCursor, invalidCursor } from '../schemas/common';
 import { recordTokensOf, resolveDayRange, TOP_USERS, type DayRange, type RecordUsageBody, type RecordsQuery, type StatsQuery } from '../schemas/usage.schemas';
 import { refusingBudgets } from './budget.service';
 import type { CreditService } from './credit.service';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
-import { costAt, type PriceService } from './price.service';
+import { assertRequestCost, costAt, type PriceService } from './price.service';
 
 export interface Caller {
   userId: string;
@@ -94,12 +94,12 @@ const sums = (row: SumColumns) => ({
   credits: toCredits(fromDb(row.credits)),
   unpaidCredits: toCredits(fromDb(row.unpaid)),
   refundedCredits: toCredits(fromDb(row.refunded)),
-  inputTokens: countFromDb(row.input_tokens),
-  outputTokens: countFromDb(row.output_tokens),
-  cachedInputTokens: countFromDb(row.cached_input_tokens),
-  cacheWriteTokens: countFromDb(row.cache_write_tokens),
-  cacheWrite1hTokens: countFromDb(row.cache_write_1h_tokens),
-  reasoningTokens: countFromDb(row.reasoning_tokens),
+  inputTokens: tokenSumFromDb(row.input_tokens),
+  outputTokens: tokenSumFromDb(row.output_tokens),
+  cachedInputTokens: tokenSumFromDb(row.cached_input_tokens),
+  cacheWriteTokens: tokenSumFromDb(row.cache_write_tokens),
+  cacheWrite1hTokens: tokenSumFromDb(row.cache_write_1h_tokens),
+  reasoningTokens: tokenSumFromDb(row.reasoning_tokens),
 });
 
 const SUM_SQL = `sum(requests)::text AS requests, sum(credits)::text AS credits, sum(unpaid_credits)::text AS unpaid,
@@ -164,6 +164,7 @@ export class UsageService {
     private readonly prices: PriceService,
     private readonly idempotency: IdempotencyService,
     private readonly metrics: Metrics = new Metrics(),
+    private readonly unpaidLimit?: Micro,
   ) {}
 
   /**
@@ -185,6 +186,7 @@ export class UsageService {
       const price = occurredAt ? await this.prices.at(body.modelId!, occurredAt) : await this.prices.current(body.modelId!);
       priceVersion = price.priceVersion;
       credits = costAt(price, tokens).total;
+      assertRequestCost(credits, ['inputTokens', 'outputTokens']);
     }
     const modelId = body.modelId ?? null;
     const { inputTokens, outputTokens, cachedInputTokens, cacheWriteTokens, cacheWrite1hTokens, reasoningTokens } = tokens;
@@ -202,7 +204,7 @@ export class UsageService {
       }>(
         `SELECT usage_record_id::text, created_at, now() AS recorded_at, charged_credits::text, unpaid_credits::text,
                 available_credits::text
-           FROM acct_record_charged_usage($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15::timestamptz)`,
+           FROM acct_record_charged_usage($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15::timestamptz, $16::bigint)`,
         [
           userId,
           body.service,
@@ -219,6 +221,8 @@ export class UsageService {
           cacheWrite1hTokens,
           reasoningTokens,
           body.occurredAt ?? null,
+          // UNPAID_LIMIT applies to a user's own records; supervisors' and admins' records are never refused.
+          caller.role === 'user' ? (this.unpaidLimit?.toString() ?? null) : null,
         ],
         tx,
       );
@@ -330,7 +334,7 @@ export class UsageService {
          )
          SELECT lots.allocated::text, lots.available::text,
                 (SELECT coalesce(sum(h.held_credits - h.captured_credits - h.released_credits), 0)
-                   FROM streaming_sessions s JOIN session_holds h ON h.session_id = s.id
+                   FROM streaming_sessions s JOIN session_holds h ON h.user_id = s.user_id AND h.session_id = s.id
                   WHERE s.status = 'active')::text AS reserved,
                 totals.consumed::text, totals.unpaid::text, totals.refunded::text,
                 (SELECT coalesce(sum(amount), 0) FROM credit_transactions WHERE type = 'expire')::text AS expired,
@@ -513,10 +517,10 @@ function dailySeries(range: DayRange, rows: (SumColumns & { day: string })[]) {
 function cursorKeys(cursor: string | undefined): [string, string] | undefined {
   const keys = decodeCursor(cursor);
   if (keys === undefined) return undefined;
-  if (keys.length === 2 && keys.every((k) => typeof k === 'string' && /^-?\d{1,19}$/.test(k))) return keys as [string, string];
-  throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
-    problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
-  });
+  const createdUs = keys.length === 2 ? cursorEpochMicros(keys[0]) : null;
+  const id = keys.length === 2 ? cursorBigint(keys[1]) : null;
+  if (createdUs === null || id === null) throw invalidCursor();
+  return [createdUs, id];
 }
 
 export function recordView(row: RecordRow): UsageRecordView {

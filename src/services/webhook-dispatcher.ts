@@ -16,7 +16,8 @@ export interface DispatcherOptions {
   concurrencyPerEndpoint: number;
   disableAfterFailures: number;
   allowPrivate: boolean;
-  secretKey: Buffer;
+  /** Absent: no endpoint can have been created (webhook.service.ts refuses), so nothing is signed. */
+  secretKey?: Buffer;
 }
 
 interface Claimed {
@@ -235,6 +236,7 @@ export class WebhookDispatcher {
         if (!this.options.allowPrivate && isIP(host) && !isPublicAddress(host)) {
           return finish({ success: false, statusCode: null, error: `refused: ${host} is a private or loopback address`, outcome: 'network_error' });
         }
+        if (!this.options.secretKey) throw new Error('WEBHOOK_SECRET_KEY is not set');
         signature = new Webhook(decryptSecret(delivery.secret_encrypted, this.options.secretKey)).sign(messageId, new Date(), body);
       } catch (error) {
         return finish({ success: false, statusCode: null, error: `cannot sign or address the request: ${(error as Error).message}`, outcome: 'network_error' });

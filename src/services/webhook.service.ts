@@ -93,17 +93,21 @@ export class WebhookService {
     private readonly db: Database,
     private readonly events: EventService,
     private readonly dispatcher: WebhookDispatcher,
-    private readonly options: { allowPrivate: boolean; secretKey: Buffer },
+    private readonly options: { allowPrivate: boolean; secretKey?: Buffer },
   ) {}
 
   async create(callerId: string, body: CreateWebhookBody) {
     this.checkUrl(body.url);
+    if (!this.options.secretKey) {
+      throw new AppError('CONFLICT', 'Webhooks need WEBHOOK_SECRET_KEY on this service: with JWT_ALGORITHM=RS256 there is no secret to encrypt their signing secrets with');
+    }
+    const secretKey = this.options.secretKey;
     const secret = generateWebhookSecret();
     const id = `wh_${crypto.randomBytes(12).toString('hex')}`;
     const [row] = await this.db.query<EndpointRow>(
       `INSERT INTO webhook_endpoints (id, url, events, description, secret_encrypted, created_by)
        VALUES ($1, $2, $3::text[], $4, $5, $6) RETURNING ${ENDPOINT_COLUMNS}`,
-      [id, body.url, body.events, body.description ?? null, encryptSecret(secret, this.options.secretKey), callerId],
+      [id, body.url, body.events, body.description ?? null, encryptSecret(secret, secretKey), callerId],
     );
     // The secret is returned here only; afterwards it exists encrypted in the database alone.
     return { ...toWebhookJson(row), secret };

@@ -79,7 +79,7 @@ describe('POST /admin/dev-sign-in', () => {
     const modes: Record<string, string>[] = [
       {}, // the test context: NODE_ENV=test with a DATABASE_URL
       { NODE_ENV: 'development', DATABASE_URL: ctx.databaseUrl, JWT_SECRET: TEST_JWT_SECRET },
-      { NODE_ENV: 'production', JWT_SECRET: TEST_JWT_SECRET },
+      { NODE_ENV: 'production', JWT_SECRET: TEST_JWT_SECRET, METRICS_TOKEN: 'metrics-token-for-console-tests' },
       { NODE_ENV: 'test', JWT_SECRET: TEST_JWT_SECRET },
     ];
     for (const env of modes) {

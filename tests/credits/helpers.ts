@@ -95,6 +95,11 @@ export async function resolveSession(ctx: TestContext, sessionId: string, captur
         tx,
       );
     }
-    await ctx.db.query(`UPDATE streaming_sessions SET status = $2, ended_at = now() WHERE id = $1 RETURNING 1`, [sessionId, status], tx);
+    // An ended session carries its cost (CHECK streaming_sessions_ended_has_cost).
+    await ctx.db.query(`UPDATE streaming_sessions SET status = $2, ended_at = now(), used_credits = $3 WHERE id = $1 RETURNING 1`, [
+      sessionId,
+      status,
+      capture.toString(),
+    ], tx);
   });
 }

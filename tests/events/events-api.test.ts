@@ -156,10 +156,10 @@ describe('events configuration', () => {
     }
   });
 
-  it('When WEBHOOK_SECRET_KEY is unset, then the key derives from the JWT secret; RS256 without it stops the boot', () => {
+  it('When WEBHOOK_SECRET_KEY is unset, then the key derives from the JWT secret (HS256)', () => {
     const derived = loadConfig(base).webhookSecretKey;
     expect(derived).toHaveLength(32);
-    expect(loadConfig({ ...base, WEBHOOK_SECRET_KEY: 'k'.repeat(32) }).webhookSecretKey.equals(derived)).toBe(false);
+    expect(loadConfig({ ...base, WEBHOOK_SECRET_KEY: 'k'.repeat(32) }).webhookSecretKey!.equals(derived!)).toBe(false);
     expect(() => loadConfig({ ...base, WEBHOOK_SECRET_KEY: 'short' })).toThrow(/WEBHOOK_SECRET_KEY/);
     expect(() => loadConfig({ ...base, EVENT_RETENTION_DAYS: '3', EXPIRING_NOTICE_DAYS: '7' })).toThrow(/EVENT_RETENTION_DAYS/);
   });

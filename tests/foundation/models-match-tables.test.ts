@@ -11,6 +11,7 @@ const PG_TYPE: Record<string, string> = {
   JSONB: 'jsonb',
   JSON: 'json',
   BOOLEAN: 'boolean',
+  DECIMAL: 'numeric',
 };
 
 interface Column {

@@ -43,9 +43,9 @@ describe('docker compose instructions', () => {
       expect(first.stdout).toContain('docker compose up --build');
       expect(secretAfterSecond).toBe(secretAfterFirst);
       expect(secretAfterFirst.match(/^JWT_SECRET=/gm)).toHaveLength(1);
-      const { JWT_SECRET } = parseDotenv(secretAfterFirst);
+      const { JWT_SECRET, METRICS_TOKEN } = parseDotenv(secretAfterFirst);
       expect(JWT_SECRET.length).toBeGreaterThanOrEqual(32);
-      expect(() => loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://u@db/x', JWT_SECRET })).not.toThrow();
+      expect(() => loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://u@db/x', JWT_SECRET, METRICS_TOKEN })).not.toThrow();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -68,7 +68,14 @@ describe('docker compose instructions', () => {
     ['s'.repeat(32), 0, 'configuration is valid'],
   ])('When --check-config runs with JWT_SECRET=%p, then it exits %p with one line', async (secret, code, line) => {
     // The database in DATABASE_URL does not exist: the check must not try to reach it.
-    const env = { PATH: process.env.PATH!, NODE_ENV: 'production', DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', JWT_SECRET: secret, PORT: '1' };
+    const env = {
+      PATH: process.env.PATH!,
+      NODE_ENV: 'production',
+      DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none',
+      JWT_SECRET: secret,
+      METRICS_TOKEN: 'm'.repeat(32),
+      PORT: '1',
+    };
     const result = await run(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/server.ts', '--check-config'], { cwd: ROOT, env });
 
     expect(result.code).toBe(code);

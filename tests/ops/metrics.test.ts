@@ -64,6 +64,8 @@ describe('GET /metrics', () => {
         [id, status],
       );
     }
+    // The gauge's database read is shared for a second (issue 12): let an earlier scrape's value lapse.
+    await new Promise((r) => setTimeout(r, 1100));
 
     const text = (await request(ctx.app).get('/metrics')).text;
 

@@ -40,6 +40,7 @@ async function startServer(env: Record<string, string | undefined>): Promise<Ser
     env: {
       PATH: process.env.PATH,
       NODE_ENV: 'production',
+      METRICS_PUBLIC: 'true',
       PORT: '0',
       HOST: '127.0.0.1',
       DATABASE_URL: ctx.databaseUrl,

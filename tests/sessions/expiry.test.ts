@@ -283,11 +283,15 @@ describe('several sweepers at once', () => {
     const { ids } = await openOverdue(10, 10);
     const sweepers = instances(3);
     const toFinalize = ids.filter((_, i) => i % 2 === 0);
+    // Session ids are scoped to their user: the admin names each session's owner.
+    const owners = new Map(
+      (await ctx.db.query<{ id: string; user_id: string }>(`SELECT id, user_id FROM streaming_sessions WHERE id = ANY($1)`, [ids])).map((r) => [r.id, r.user_id]),
+    );
     try {
       const [finalized] = await Promise.all([
         Promise.all(
           toFinalize.map((id) =>
-            ctx.services.sessions.finalize({ userId: 'admin', role: 'admin' }, { sessionId: id, actualInputTokens: 1000, actualOutputTokens: 0 }),
+            ctx.services.sessions.finalize({ userId: 'admin', role: 'admin' }, { sessionId: id, userId: owners.get(id), actualInputTokens: 1000, actualOutputTokens: 0 }),
           ),
         ),
         ...sweepers.map((s) => sweepUntilDone(s.sessions)),

@@ -99,18 +99,17 @@ describe('initialize', () => {
     expect(await availableOf(ctx.db, user.id)).toBe(micro(7));
   });
 
-  test("When a user sends another user's sessionId, then 409 CONFLICT without revealing the session, and nothing is held", async () => {
+  test("When a user sends another user's sessionId, then it opens the user's own session: ids are scoped per user", async () => {
     const owner = await funded(10);
     const other = await funded(10);
     const body = { sessionId: crypto.randomUUID(), modelId: TEST_MODEL, estimatedCredits: 3 };
     await post('initialize', owner.auth, body);
 
-    const res = await post('initialize', other.auth, body);
+    const res = await post('initialize', other.auth, { ...body, estimatedCredits: 2 });
 
-    expect(res.status).toBe(409);
-    expect(res.body.error.code).toBe('CONFLICT');
-    expect(res.body.error.details).toBeUndefined();
-    expect(await availableOf(ctx.db, other.id)).toBe(micro(10));
+    expect(res.status).toBe(201);
+    expect(await availableOf(ctx.db, other.id)).toBe(micro(8));
+    expect(await availableOf(ctx.db, owner.id)).toBe(micro(7));
   });
 
   test('When the same request carries an Idempotency-Key twice, then the second replays the first with Idempotent-Replayed', async () => {
@@ -315,7 +314,7 @@ describe('finalize', () => {
     const admin = userWithRole('admin');
     const init = await post('initialize', owner.auth, { modelId: TEST_MODEL, estimatedCredits: 2 });
 
-    const res = await post('finalize', admin.auth, { sessionId: init.body.sessionId, actualInputTokens: 1000, actualOutputTokens: 0 });
+    const res = await post('finalize', admin.auth, { sessionId: init.body.sessionId, userId: owner.id, actualInputTokens: 1000, actualOutputTokens: 0 });
 
     expect(res.status).toBe(200);
     expect(res.body.usedCredits).toBe(1);
@@ -329,7 +328,7 @@ describe('finalize', () => {
     const admin = userWithRole('admin');
     const init = await post('initialize', owner.auth, { modelId: TEST_MODEL, estimatedCredits: 2 });
 
-    const res = await post('abort', admin.auth, { sessionId: init.body.sessionId, reason: 'stuck' });
+    const res = await post('abort', admin.auth, { sessionId: init.body.sessionId, userId: owner.id, reason: 'stuck' });
 
     expect(res.status).toBe(200);
     expect(await availableOf(ctx.db, owner.id)).toBe(micro(10));
@@ -437,7 +436,7 @@ describe('listing active sessions', () => {
 
     const ours = seen.filter((s) => opened.has(s.sessionId));
     expect(ours).toHaveLength(10);
-    expect(new Set(seen.map((s) => s.sessionId)).size).toBe(seen.length);
+    expect(new Set(seen.map((s) => `${s.userId}\n${s.sessionId}`)).size).toBe(seen.length);
     expect(ours.every((s) => users.some((u) => u.id === s.userId))).toBe(true);
   });
 

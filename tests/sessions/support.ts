@@ -42,42 +42,43 @@ export async function ledgerProblems(db: Database): Promise<unknown[]> {
                         WHEN 'capture' THEN -amount ELSE 0 END) AS held
                    FROM credit_transactions WHERE allocation_id IS NOT NULL GROUP BY allocation_id),
            h AS (SELECT h.allocation_id, sum(h.held_credits - h.captured_credits - h.released_credits) AS held
-                   FROM session_holds h JOIN streaming_sessions s ON s.id = h.session_id
+                   FROM session_holds h JOIN streaming_sessions s ON s.user_id = h.user_id AND s.id = h.session_id
                   WHERE s.status = 'active' GROUP BY h.allocation_id)
       SELECT coalesce(l.allocation_id, h.allocation_id) AS lot, l.held AS ledger, h.held AS legs
         FROM l FULL JOIN h ON h.allocation_id = l.allocation_id
        WHERE coalesce(l.held, 0) <> coalesce(h.held, 0)`,
     legs: `
-      WITH g AS (SELECT session_id, allocation_id,
+      WITH g AS (SELECT user_id, session_id, allocation_id,
                         coalesce(sum(amount) FILTER (WHERE type = 'hold'), 0) AS held,
                         coalesce(sum(amount) FILTER (WHERE type = 'capture'), 0) AS captured,
                         coalesce(sum(amount) FILTER (WHERE type = 'release'), 0) AS released
                    FROM credit_transactions
                   WHERE session_id IS NOT NULL AND type IN ('hold', 'capture', 'release')
-                  GROUP BY session_id, allocation_id)
+                  GROUP BY user_id, session_id, allocation_id)
       SELECT coalesce(h.session_id, g.session_id) AS session, coalesce(h.allocation_id, g.allocation_id) AS lot,
              h.held_credits, h.captured_credits, h.released_credits, g.held, g.captured, g.released
-        FROM session_holds h FULL JOIN g ON g.session_id = h.session_id AND g.allocation_id = h.allocation_id
+        FROM session_holds h FULL JOIN g ON g.user_id = h.user_id AND g.session_id = h.session_id AND g.allocation_id = h.allocation_id
        WHERE h.session_id IS NULL OR g.session_id IS NULL OR h.held_credits <> g.held
           OR h.captured_credits <> g.captured OR h.released_credits <> g.released`,
     legResolution: `
       SELECT h.session_id, h.allocation_id, s.status, h.held_credits, h.captured_credits, h.released_credits
-        FROM session_holds h JOIN streaming_sessions s ON s.id = h.session_id
+        FROM session_holds h JOIN streaming_sessions s ON s.user_id = h.user_id AND s.id = h.session_id
        WHERE (s.status = 'active' AND (h.captured_credits <> 0 OR h.released_credits <> 0))
           OR (s.status <> 'active' AND h.captured_credits + h.released_credits <> h.held_credits)`,
     sessionAllocated: `
       SELECT s.id, s.allocated_credits, coalesce(sum(h.held_credits), 0) AS legs
-        FROM streaming_sessions s LEFT JOIN session_holds h ON h.session_id = s.id
-       GROUP BY s.id HAVING s.allocated_credits <> coalesce(sum(h.held_credits), 0)`,
+        FROM streaming_sessions s LEFT JOIN session_holds h ON h.user_id = s.user_id AND h.session_id = s.id
+       GROUP BY s.user_id, s.id HAVING s.allocated_credits <> coalesce(sum(h.held_credits), 0)`,
     sessionUsage: `
-      WITH paid AS (SELECT session_id, sum(CASE type WHEN 'capture' THEN amount WHEN 'charge' THEN amount
+      WITH paid AS (SELECT user_id, session_id, sum(CASE type WHEN 'capture' THEN amount WHEN 'charge' THEN amount
                                              WHEN 'adjust' THEN -amount ELSE 0 END) AS paid
-                      FROM credit_transactions WHERE session_id IS NOT NULL GROUP BY session_id),
-           records AS (SELECT session_id, count(*) AS n, sum(credits) AS credits, sum(charged_credits) AS charged,
+                      FROM credit_transactions WHERE session_id IS NOT NULL GROUP BY user_id, session_id),
+           records AS (SELECT user_id, session_id, count(*) AS n, sum(credits) AS credits, sum(charged_credits) AS charged,
                               sum(unpaid_credits) AS unpaid
-                         FROM usage_records WHERE session_id IS NOT NULL GROUP BY session_id)
+                         FROM usage_records WHERE session_id IS NOT NULL GROUP BY user_id, session_id)
       SELECT s.id, s.status, s.used_credits, s.unpaid_credits, r.n, r.credits, r.charged, r.unpaid, p.paid
-        FROM streaming_sessions s LEFT JOIN records r ON r.session_id = s.id LEFT JOIN paid p ON p.session_id = s.id
+        FROM streaming_sessions s LEFT JOIN records r ON r.user_id = s.user_id AND r.session_id = s.id
+        LEFT JOIN paid p ON p.user_id = s.user_id AND p.session_id = s.id
        WHERE (s.status = 'active' AND (r.n IS NOT NULL OR coalesce(p.paid, 0) <> 0))
           OR (s.status <> 'active' AND (r.n IS DISTINCT FROM 1 OR r.credits <> s.used_credits
               OR r.unpaid <> s.unpaid_credits OR r.charged <> coalesce(p.paid, 0)))`,

@@ -52,7 +52,7 @@ describe('loadConfig', () => {
     [{ PORT: '70000' }, 'PORT must be an integer port number (1-65535, or 0 for any free port), got "70000"'],
     [{ DATABASE_POOL_MAX: '2.5' }, 'DATABASE_POOL_MAX must be a whole number from 2 to 200, got "2.5"'],
     [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"'],
-    [{ DATABASE_SSL: 'yes' }, 'DATABASE_SSL must be true or false (or 1 or 0), got "yes"'],
+    [{ DATABASE_SSL: 'yes' }, 'DATABASE_SSL must be disable, require or verify-full ("true" is no longer accepted: say require or verify-full), got "yes"'],
     [{ CORS_ORIGINS: 'app.example.com' }, 'CORS_ORIGINS must be a comma-separated list of origins such as https://app.example.com, got "app.example.com"'],
     [{ SHUTDOWN_DELAY_MS: '20000' }, 'SHUTDOWN_DELAY_MS must be less than SHUTDOWN_GRACE_MS (10000), got 20000'],
     // Secrets and URLs that may carry a password are never repeated back.

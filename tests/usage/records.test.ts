@@ -47,6 +47,8 @@ function parseCsv(text: string): string[][] {
 async function bulkRecords(userId: string, n: number, at: string) {
   await ctx.db.query(`INSERT INTO user_accounts (id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1`, [userId]);
   await ctx.db.transaction(async (tx) => {
+    // Arrangement, not the code under test: not bound by the service's statement timeout on a busy machine.
+    await ctx.db.query(`SET LOCAL statement_timeout = '120s'`, [], tx);
     await ctx.db.query(`ALTER TABLE usage_records ALTER COLUMN created_at SET DEFAULT '${at}'::timestamptz`, [], tx);
     await ctx.db.query(
       `SELECT acct_record_usage($1, NULL, 'chat', 'completion', 'gpt-4o', 1, i, i, 0, i, 0, i, NULL, 'test')

@@ -33,7 +33,7 @@ BEGIN
       -- A session's hold may grow later (acct_session_extend) from a lot it already holds from.
       INSERT INTO session_holds AS h (session_id, allocation_id, user_id, held_credits)
       VALUES (p_session, lot.id, p_user, take)
-      ON CONFLICT (session_id, allocation_id) DO UPDATE SET held_credits = h.held_credits + EXCLUDED.held_credits;
+      ON CONFLICT (user_id, session_id, allocation_id) DO UPDATE SET held_credits = h.held_credits + EXCLUDED.held_credits;
     END IF;
     still_needed := still_needed - take;
     EXIT WHEN still_needed = 0;

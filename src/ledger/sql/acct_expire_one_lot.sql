@@ -4,7 +4,10 @@
 -- then locks the lot, writes an 'expire' row for what is left and zeroes it. Returns no row when there is
 -- nothing (claimable) to do. p_not_before bounds the scan to lots that expired since then (NULL: all),
 -- so a regular sweep does not walk every lot that ever expired.
-CREATE OR REPLACE FUNCTION acct_expire_one_lot(p_not_before timestamptz DEFAULT NULL)
+-- p_allocation: expire that lot only (the sweeper walks its candidates one by one, so one lot that fails to
+-- expire does not block the others, issue 12).
+DROP FUNCTION IF EXISTS acct_expire_one_lot(timestamptz);
+CREATE OR REPLACE FUNCTION acct_expire_one_lot(p_not_before timestamptz DEFAULT NULL, p_allocation bigint DEFAULT NULL)
 RETURNS TABLE (expired_allocation_id bigint, expired_user_id text, expired_credits bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -15,6 +18,7 @@ BEGIN
     FROM credit_allocations a JOIN user_accounts u ON u.id = a.user_id
    WHERE a.expires_at <= now() AND a.remaining_credits > 0
      AND (p_not_before IS NULL OR a.expires_at >= p_not_before)
+     AND (p_allocation IS NULL OR a.id = p_allocation)
    ORDER BY a.expires_at, a.id
    LIMIT 1
      FOR UPDATE OF u SKIP LOCKED;

@@ -11,13 +11,13 @@ DECLARE
 BEGIN
   -- Lock in consumption order (the one lot order), then walk backwards.
   PERFORM 1 FROM credit_allocations
-   WHERE id IN (SELECT allocation_id FROM session_holds WHERE session_id = p_session AND captured_credits > 0)
+   WHERE id IN (SELECT allocation_id FROM session_holds WHERE user_id = p_user AND session_id = p_session AND captured_credits > 0)
    ORDER BY expires_at NULLS LAST, id
      FOR UPDATE;
   FOR leg IN
     SELECT h.allocation_id, h.captured_credits, (a.expires_at IS NOT NULL AND a.expires_at <= now()) AS lot_expired
       FROM session_holds h JOIN credit_allocations a ON a.id = h.allocation_id
-     WHERE h.session_id = p_session AND h.captured_credits > 0
+     WHERE h.user_id = p_user AND h.session_id = p_session AND h.captured_credits > 0
      ORDER BY a.expires_at DESC NULLS FIRST, a.id DESC
   LOOP
     EXIT WHEN v_left = 0;

@@ -13,7 +13,7 @@ BEGIN
   FOR leg IN
     SELECT h.allocation_id, h.held_credits, (a.expires_at IS NOT NULL AND a.expires_at <= now()) AS lot_expired
       FROM session_holds h JOIN credit_allocations a ON a.id = h.allocation_id
-     WHERE h.session_id = p_session
+     WHERE h.user_id = p_user AND h.session_id = p_session
      ORDER BY a.expires_at NULLS LAST, a.id
        FOR UPDATE OF a
   LOOP
@@ -36,7 +36,7 @@ BEGIN
       END IF;
     END IF;
     UPDATE session_holds SET captured_credits = v_cap, released_credits = v_rel
-     WHERE session_id = p_session AND allocation_id = leg.allocation_id;
+     WHERE user_id = p_user AND session_id = p_session AND allocation_id = leg.allocation_id;
   END LOOP;
   RETURN p_capture - v_left;
 END $$;

@@ -45,7 +45,7 @@ LANGUAGE sql STABLE AS $$
   ),
   active_held AS (
     SELECT h.allocation_id, sum(h.held_credits - h.captured_credits - h.released_credits) AS held
-      FROM session_holds h JOIN streaming_sessions s ON s.id = h.session_id
+      FROM session_holds h JOIN streaming_sessions s ON s.user_id = h.user_id AND s.id = h.session_id
      WHERE s.status = 'active'
      GROUP BY h.allocation_id
   ),
@@ -59,13 +59,13 @@ LANGUAGE sql STABLE AS $$
       LEFT JOIN active_held ah ON ah.allocation_id = a.id
   ),
   leg_ledger AS (
-    SELECT t.session_id, t.allocation_id,
+    SELECT t.user_id, t.session_id, t.allocation_id,
            coalesce(sum(t.amount) FILTER (WHERE t.type = 'hold'), 0) AS held,
            coalesce(sum(t.amount) FILTER (WHERE t.type = 'capture'), 0) AS captured,
            coalesce(sum(t.amount) FILTER (WHERE t.type = 'release'), 0) AS released
       FROM credit_transactions t
      WHERE t.session_id IS NOT NULL AND t.allocation_id IS NOT NULL AND t.type IN ('hold', 'capture', 'release')
-     GROUP BY t.session_id, t.allocation_id
+     GROUP BY t.user_id, t.session_id, t.allocation_id
   ),
   legs AS (
     SELECT coalesce(h.session_id, g.session_id) AS session_id, coalesce(h.allocation_id, g.allocation_id) AS allocation_id,
@@ -75,8 +75,8 @@ LANGUAGE sql STABLE AS $$
            coalesce(g.held, 0) AS ledger_held, coalesce(g.captured, 0) AS ledger_captured,
            coalesce(g.released, 0) AS ledger_released
       FROM session_holds h
-      FULL JOIN leg_ledger g ON g.session_id = h.session_id AND g.allocation_id = h.allocation_id
-      LEFT JOIN streaming_sessions s ON s.id = coalesce(h.session_id, g.session_id)
+      FULL JOIN leg_ledger g ON g.user_id = h.user_id AND g.session_id = h.session_id AND g.allocation_id = h.allocation_id
+      LEFT JOIN streaming_sessions s ON s.user_id = coalesce(h.user_id, g.user_id) AND s.id = coalesce(h.session_id, g.session_id)
   ),
   lot_user AS (
     SELECT id, user_id FROM credit_allocations

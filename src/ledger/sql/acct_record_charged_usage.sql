@@ -5,13 +5,19 @@
 -- p_credits is the full cost in micro-credits; p_occurred_at when the usage happened (NULL: now), which
 -- decides the day it is counted on. Returns the record id and time, what was charged and left unpaid,
 -- and the credits available afterwards.
+-- p_unpaid_limit: UNPAID_LIMIT_CREDITS in micro-credits for a user's own record (NULL: never refused, as for
+-- records made by supervisors and admins).
 DROP FUNCTION IF EXISTS acct_record_charged_usage(text, text, text, text, integer, bigint, bigint, bigint, bigint,
                                                   jsonb, text);
+DROP FUNCTION IF EXISTS acct_record_charged_usage(text, text, text, text, integer, bigint, bigint, bigint, bigint,
+                                                  jsonb, text, bigint, bigint, bigint, timestamptz);
+DROP FUNCTION IF EXISTS acct_record_charged_usage(text, text, text, text, integer, bigint, bigint, bigint, bigint,
+                                                  jsonb, text, bigint);
 CREATE OR REPLACE FUNCTION acct_record_charged_usage(
   p_user text, p_service text, p_operation text, p_model text, p_price_version integer,
   p_input bigint, p_output bigint, p_cached bigint, p_credits bigint, p_metadata jsonb, p_actor text,
   p_cache_write bigint DEFAULT 0, p_cache_write_1h bigint DEFAULT 0, p_reasoning bigint DEFAULT 0,
-  p_occurred_at timestamptz DEFAULT NULL
+  p_occurred_at timestamptz DEFAULT NULL, p_unpaid_limit bigint DEFAULT NULL
 ) RETURNS TABLE (usage_record_id bigint, created_at timestamptz, charged_credits bigint, unpaid_credits bigint,
                  available_credits bigint)
 LANGUAGE plpgsql AS $$
@@ -33,6 +39,7 @@ BEGIN
   END IF;
   -- With the user locked no other movement can change the lots, and now() is fixed for the transaction,
   -- so acct_draw sees exactly this availability.
+  PERFORM acct_assert_unpaid_within(p_user, p_unpaid_limit);
   available := acct_available(p_user);
   charged := least(p_credits, available);
   new_id := acct_record_usage(p_user, NULL, p_service, p_operation, p_model, p_price_version, p_input, p_output,

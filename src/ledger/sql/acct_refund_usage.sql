@@ -33,7 +33,7 @@ BEGIN
   forgiven := 0;
   returned := 0;
   IF r.session_id IS NOT NULL
-     AND EXISTS (SELECT 1 FROM streaming_sessions s WHERE s.id = r.session_id AND s.status = 'expired') THEN
+     AND EXISTS (SELECT 1 FROM streaming_sessions s WHERE s.user_id = r.user_id AND s.id = r.session_id AND s.status = 'expired') THEN
     outcome := 'session_expired';
     RETURN NEXT;
     RETURN;

@@ -36,7 +36,7 @@ BEGIN
     SELECT u.* FROM usage_records u
      WHERE u.user_id = p_user AND u.model_id = p_model AND u.price_version = p_from_version
        AND u.created_at BETWEEN p_from AND p_to
-       AND NOT EXISTS (SELECT 1 FROM streaming_sessions s WHERE s.id = u.session_id AND s.status = 'expired')
+       AND NOT EXISTS (SELECT 1 FROM streaming_sessions s WHERE s.user_id = u.user_id AND s.id = u.session_id AND s.status = 'expired')
      ORDER BY u.created_at, u.id
      LIMIT p_limit
        FOR UPDATE OF u

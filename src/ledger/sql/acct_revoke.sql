@@ -19,7 +19,7 @@ BEGIN
   PERFORM acct_lock_user(user_id);
   SELECT * INTO lot FROM credit_allocations a WHERE a.id = p_allocation FOR UPDATE;
   SELECT coalesce(sum(h.held_credits - h.captured_credits - h.released_credits), 0) INTO held
-    FROM session_holds h JOIN streaming_sessions s ON s.id = h.session_id
+    FROM session_holds h JOIN streaming_sessions s ON s.user_id = h.user_id AND s.id = h.session_id
    WHERE h.allocation_id = p_allocation AND s.status = 'active';
   v_revocable := CASE WHEN lot.expires_at IS NOT NULL AND lot.expires_at <= now() THEN 0 ELSE lot.remaining_credits END;
   revoked := least(coalesce(p_amount, v_revocable), v_revocable);

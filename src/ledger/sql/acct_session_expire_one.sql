@@ -1,13 +1,20 @@
 -- acct_session_expire_one: current definition (first created in migrations/20261124002000_streaming_sessions.up.sql).
--- Expires one overdue active session, or returns NULL when there is none to claim. The session is claimed
+-- Expires one overdue active session. The session is claimed
 -- together with its owner's row, both with SKIP LOCKED: a sweeper never waits for a lock, so several
 -- instances can sweep at once without double releases or deadlocks, and the owner's row is held before the
 -- session's changes. p_policy: release (charge nothing) | charge_estimated_input (the estimated input
 -- tokens at the session's price, capped at the hold; nothing for credits-only estimates) | charge_estimate.
-CREATE OR REPLACE FUNCTION acct_session_expire_one(p_policy text, p_actor text) RETURNS text LANGUAGE plpgsql AS $$
+-- Returns the expired session's key (user_id, id); no row when there was nothing to claim. With p_user and
+-- p_session it expires that session only (if still active, overdue and not locked): the sweeper walks its
+-- candidates one by one, so one session that fails to expire does not block the others (issue 12).
+DROP FUNCTION IF EXISTS acct_session_expire_one(text, text);
+CREATE OR REPLACE FUNCTION acct_session_expire_one(p_policy text, p_actor text, p_user text DEFAULT NULL,
+                                                   p_session text DEFAULT NULL)
+RETURNS TABLE (expired_user_id text, expired_session_id text) LANGUAGE plpgsql AS $$
 DECLARE
   s streaming_sessions%ROWTYPE;
   v_id text;
+  v_user text;
   v_charge bigint;
   v_input bigint := 0;
   v_output bigint := 0;
@@ -20,18 +27,20 @@ BEGIN
   -- Budget counters come before the user row (docs/budgets.md): try a few overdue sessions, each by taking
   -- its counters then claiming it with its owner, all SKIP LOCKED, so the sweeper never waits.
   FOR v_cand IN SELECT ss.id, ss.user_id FROM streaming_sessions ss
-                 WHERE ss.status = 'active' AND ss.expires_at < now() ORDER BY ss.expires_at LIMIT 20 LOOP
+                 WHERE ss.status = 'active' AND ss.expires_at < now()
+                   AND (p_session IS NULL OR (ss.user_id = p_user AND ss.id = p_session))
+                 ORDER BY ss.expires_at LIMIT 20 LOOP
     CONTINUE WHEN NOT acct_budget_try_lock_session(v_cand.user_id, v_cand.id);
-    SELECT ss.id INTO v_id
+    SELECT ss.user_id, ss.id INTO v_user, v_id
       FROM streaming_sessions ss JOIN user_accounts ua ON ua.id = ss.user_id
-     WHERE ss.id = v_cand.id AND ss.status = 'active' AND ss.expires_at < now()
+     WHERE ss.user_id = v_cand.user_id AND ss.id = v_cand.id AND ss.status = 'active' AND ss.expires_at < now()
        FOR UPDATE OF ua, ss SKIP LOCKED;
     EXIT WHEN v_id IS NOT NULL;
   END LOOP;
   IF v_id IS NULL THEN
-    RETURN NULL;
+    RETURN;
   END IF;
-  SELECT * INTO s FROM streaming_sessions WHERE id = v_id;
+  SELECT * INTO s FROM streaming_sessions ss WHERE ss.user_id = v_user AND ss.id = v_id;
 
   IF p_policy = 'charge_estimate' THEN
     v_charge := s.allocated_credits;
@@ -53,8 +62,10 @@ BEGIN
   UPDATE streaming_sessions
      SET status = 'expired', used_credits = v_charge, refunded_credits = allocated_credits - v_charge,
          unpaid_credits = 0, end_reason = 'expired', ended_at = now(), updated_at = now()
-   WHERE id = s.id;
+   WHERE streaming_sessions.user_id = s.user_id AND streaming_sessions.id = s.id;
   PERFORM acct_budget_settle(s.user_id, s.id, v_charge); -- the hold leaves the budgets; what expiry charged is spent
   PERFORM acct_event_session_expired(s.user_id, s.id, s.model_id, s.allocated_credits, v_charge, p_policy);  -- events (issue 15)
-  RETURN s.id;
+  expired_user_id := s.user_id;
+  expired_session_id := s.id;
+  RETURN NEXT;
 END $$;

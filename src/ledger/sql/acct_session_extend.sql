@@ -4,8 +4,12 @@
 -- available credits do not cover p_additional, nothing changes (outcome 'insufficient' with what is
 -- available). Outcomes: extended | insufficient | not_active (ended) | not_found (unknown, or another
 -- user's and the caller is not an admin). Lock order as everywhere: user row, then session, then lots.
+-- Session ids are scoped to their user: p_owner (default the caller) names whose session; only an admin
+-- may name another user.
+DROP FUNCTION IF EXISTS acct_session_extend(text, text, boolean, integer, bigint);
 CREATE OR REPLACE FUNCTION acct_session_extend(
-  p_session text, p_caller text, p_is_admin boolean, p_ttl_seconds integer, p_additional bigint
+  p_session text, p_caller text, p_is_admin boolean, p_ttl_seconds integer, p_additional bigint,
+  p_owner text DEFAULT NULL
 ) RETURNS acct_session_result LANGUAGE plpgsql AS $$
 DECLARE
   s streaming_sessions%ROWTYPE;
@@ -16,13 +20,15 @@ BEGIN
   IF v_additional < 0 THEN
     RAISE EXCEPTION 'acct_session_extend: negative amount %', v_additional;
   END IF;
-  -- The owner never changes, so it can be read before taking the owner's lock.
-  SELECT user_id INTO v_owner FROM streaming_sessions WHERE id = p_session;
-  IF NOT FOUND OR (NOT p_is_admin AND v_owner <> p_caller) THEN
+  v_owner := coalesce(p_owner, p_caller);
+  IF v_owner <> p_caller AND NOT p_is_admin THEN
     RETURN acct_session_result_of('not_found', NULL, NULL::streaming_sessions);
   END IF;
   PERFORM acct_lock_user(v_owner);
-  SELECT * INTO s FROM streaming_sessions WHERE id = p_session FOR UPDATE;
+  SELECT * INTO s FROM streaming_sessions WHERE user_id = v_owner AND id = p_session FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN acct_session_result_of('not_found', NULL, NULL::streaming_sessions);
+  END IF;
   IF s.status <> 'active' THEN
     RETURN acct_session_result_of('not_active', NULL, s);
   END IF;
@@ -41,7 +47,7 @@ BEGIN
      SET allocated_credits = allocated_credits + v_additional,
          expires_at = CASE WHEN p_ttl_seconds IS NULL THEN expires_at ELSE now() + make_interval(secs => p_ttl_seconds) END,
          updated_at = now()
-   WHERE id = p_session
+   WHERE user_id = v_owner AND id = p_session
   RETURNING * INTO s;
   RETURN acct_session_result_of('extended', v_available, s);
 END $$;

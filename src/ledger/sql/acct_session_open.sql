@@ -1,11 +1,14 @@
 -- acct_session_open: current definition (first created in migrations/20261124002000_streaming_sessions.up.sql).
--- Opens a session and holds its estimate. Outcomes: created | replayed (same user, same request hash) |
--- reused (same user, other request) | conflict (the id belongs to another user) | insufficient (nothing
--- written; available_credits says what there is).
+-- Opens a session and holds its estimate. Session ids are scoped to their user (key (user_id, id)): another
+-- user's session with the same id is invisible here. Outcomes: created | replayed (same request hash) |
+-- reused (other request) | insufficient (nothing written; available_credits says what there is).
+-- p_unpaid_limit (UNPAID_LIMIT_CREDITS in micro-credits, NULL: none) refuses a new session while the user's
+-- unpaid credits are above it, before credits are looked at (UNPAID_LIMIT comes before INSUFFICIENT_CREDITS).
+DROP FUNCTION IF EXISTS acct_session_open(text, text, text, integer, bigint, bigint, bigint, bigint, text, integer);
 CREATE OR REPLACE FUNCTION acct_session_open(
   p_session text, p_user text, p_model text, p_price_version integer,
   p_est_input bigint, p_est_output bigint, p_estimate bigint, p_est_input_credits bigint,
-  p_request_hash text, p_ttl_seconds integer
+  p_request_hash text, p_ttl_seconds integer, p_unpaid_limit bigint DEFAULT NULL
 ) RETURNS acct_session_result LANGUAGE plpgsql AS $$
 DECLARE
   s streaming_sessions%ROWTYPE;
@@ -15,8 +18,9 @@ BEGIN
   PERFORM acct_budget_lock(p_user, NULL, p_model, now());
   PERFORM acct_lock_user(p_user);
 
-  SELECT * INTO s FROM streaming_sessions WHERE id = p_session;
+  SELECT * INTO s FROM streaming_sessions WHERE user_id = p_user AND id = p_session;
   IF NOT FOUND THEN
+    PERFORM acct_assert_unpaid_within(p_user, p_unpaid_limit);
     PERFORM acct_budget_admit(p_user, p_model, p_estimate, now()); -- raises P0B01 BUDGET_EXCEEDED
     v_available := acct_available(p_user);
     IF v_available < p_estimate THEN
@@ -27,23 +31,17 @@ BEGIN
                                     allocated_credits, request_hash, expires_at)
     VALUES (p_session, p_user, p_model, p_price_version, 'active', p_est_input, p_est_output, p_estimate,
             p_est_input_credits, p_estimate, p_request_hash, now() + make_interval(secs => p_ttl_seconds))
-    ON CONFLICT (id) DO NOTHING
     RETURNING * INTO s;
-    IF FOUND THEN
-      IF acct_draw(p_user, p_estimate, 'hold', p_session, NULL, p_user) <> p_estimate THEN
-        RAISE EXCEPTION 'acct_session_open: hold of % for session % not covered', p_estimate, p_session;
-      END IF;
-      PERFORM acct_budget_hold(p_user, p_session, p_model, p_estimate, now());
-      PERFORM acct_event_balance(p_user);  -- events (issue 15): credits.low / credits.depleted
-      RETURN acct_session_result_of('created', v_available - p_estimate, s);
+    -- The user's row lock serializes this user's opens, so no concurrent insert of the same key can win.
+    IF acct_draw(p_user, p_estimate, 'hold', p_session, NULL, p_user) <> p_estimate THEN
+      RAISE EXCEPTION 'acct_session_open: hold of % for session % not covered', p_estimate, p_session;
     END IF;
-    -- Another user inserted the same id concurrently (we waited for it to commit).
-    SELECT * INTO s FROM streaming_sessions WHERE id = p_session;
+    PERFORM acct_budget_hold(p_user, p_session, p_model, p_estimate, now());
+    PERFORM acct_event_balance(p_user);  -- events (issue 15): credits.low / credits.depleted
+    RETURN acct_session_result_of('created', v_available - p_estimate, s);
   END IF;
 
-  IF s.user_id <> p_user THEN
-    RETURN acct_session_result_of('conflict', NULL, NULL::streaming_sessions);
-  ELSIF s.request_hash <> p_request_hash THEN
+  IF s.request_hash <> p_request_hash THEN
     RETURN acct_session_result_of('reused', NULL, NULL::streaming_sessions);
   END IF;
   RETURN acct_session_result_of('replayed', NULL, s);

@@ -1,17 +1,21 @@
 -- acct_session_settle: current definition (first created in migrations/20261124002000_streaming_sessions.up.sql).
 -- Finalizes (p_action 'finalize') or aborts ('abort') a session. p_cost is the real cost at the session's
 -- price version, computed by the service; NULL means "abort without token counts". Outcomes:
--- settled | replayed (already ended the same way) | not_active (ended another way) | not_found (unknown, or
--- another user's and the caller is not an admin). An expired session is settled late: the real cost minus
+-- settled | replayed (already ended the same way) | not_active (ended another way) | not_found (the owner has
+-- no session with that id). Session ids are scoped to their user: p_owner (default the caller) names whose
+-- session it is; only an admin may name another user. An expired session is settled late: the real cost minus
 -- what expiry charged is charged (or refunded when lower), and its one usage record is corrected.
 -- Token kinds: p_input is the whole prompt (p_cached, p_cache_write, p_cache_write_1h are parts of it),
 -- p_output the whole completion (p_reasoning is part of it).
 DROP FUNCTION IF EXISTS acct_session_settle(text, text, boolean, text, text, integer, bigint, bigint, bigint, bigint, text);
+DROP FUNCTION IF EXISTS acct_session_settle(text, text, boolean, text, text, integer, bigint, bigint, bigint, bigint, text, bigint, bigint, bigint);
+DROP FUNCTION IF EXISTS acct_session_settle(text, text, boolean, text, text, integer, bigint, bigint, bigint, bigint, text, text);
 CREATE OR REPLACE FUNCTION acct_session_settle(
   p_session text, p_caller text, p_is_admin boolean, p_action text,
   p_model text, p_price_version integer, p_cost bigint,
   p_input bigint, p_output bigint, p_cached bigint, p_reason text,
-  p_cache_write bigint DEFAULT NULL, p_cache_write_1h bigint DEFAULT NULL, p_reasoning bigint DEFAULT NULL
+  p_cache_write bigint DEFAULT NULL, p_cache_write_1h bigint DEFAULT NULL, p_reasoning bigint DEFAULT NULL,
+  p_owner text DEFAULT NULL
 ) RETURNS acct_session_result LANGUAGE plpgsql AS $$
 DECLARE
   s streaming_sessions%ROWTYPE;
@@ -39,14 +43,17 @@ BEGIN
   END IF;
   v_final := CASE p_action WHEN 'finalize' THEN 'completed' ELSE 'aborted' END;
 
-  -- The owner never changes, so it can be read before taking the owner's lock.
-  SELECT user_id INTO v_owner FROM streaming_sessions WHERE id = p_session;
-  IF NOT FOUND OR (NOT p_is_admin AND v_owner <> p_caller) THEN
+  v_owner := coalesce(p_owner, p_caller);
+  IF v_owner <> p_caller AND NOT p_is_admin THEN
+    RETURN acct_session_result_of('not_found', NULL, NULL::streaming_sessions);
+  END IF;
+  PERFORM 1 FROM streaming_sessions WHERE user_id = v_owner AND id = p_session;
+  IF NOT FOUND THEN
     RETURN acct_session_result_of('not_found', NULL, NULL::streaming_sessions);
   END IF;
   PERFORM acct_budget_lock_session(v_owner, p_session); -- budget counters before the user row
   PERFORM acct_lock_user(v_owner);
-  SELECT * INTO s FROM streaming_sessions WHERE id = p_session FOR UPDATE;
+  SELECT * INTO s FROM streaming_sessions WHERE user_id = v_owner AND id = p_session FOR UPDATE;
 
   IF s.status = v_final THEN
     RETURN acct_session_result_of('replayed', NULL, s);
@@ -87,7 +94,7 @@ BEGIN
     ELSE
       v_refund := v_prior - v_cost;
     END IF;
-    SELECT * INTO u FROM usage_records WHERE session_id = p_session FOR UPDATE;
+    SELECT * INTO u FROM usage_records WHERE user_id = v_owner AND session_id = p_session FOR UPDATE;
     v_input := CASE WHEN p_cost IS NULL THEN u.input_tokens ELSE coalesce(p_input, 0) END;
     v_output := CASE WHEN p_cost IS NULL THEN u.output_tokens ELSE coalesce(p_output, 0) END;
     v_cached := CASE WHEN p_cost IS NULL THEN u.cached_input_tokens ELSE coalesce(p_cached, 0) END;
@@ -132,7 +139,7 @@ BEGIN
          cache_write_1h_tokens = CASE WHEN p_cost IS NULL THEN cache_write_1h_tokens ELSE p_cache_write_1h END,
          reasoning_tokens = CASE WHEN p_cost IS NULL THEN reasoning_tokens ELSE p_reasoning END,
          end_reason = coalesce(p_reason, end_reason), ended_at = now(), updated_at = now()
-   WHERE id = p_session
+   WHERE user_id = v_owner AND id = p_session
   RETURNING * INTO s;
   PERFORM acct_budget_settle(v_owner, p_session, v_cost); -- held -> spent on the budgets the hold counted in
   PERFORM acct_event_settled(v_owner, p_session, v_final, s.model_id, v_cost, v_unpaid);  -- events (issue 15)

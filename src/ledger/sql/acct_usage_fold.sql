@@ -1,10 +1,14 @@
 -- acct_usage_fold: current definition (first created in migrations/20261124003000_usage.up.sql).
 -- Adds signed amounts for one (user, day, model) to the derived rollups.
+-- Amounts are numeric like the rollup columns (migrations/20261129100200_hostile-input_numeric_rollups and
+-- 20261129120000_numeric_rollup_kinds): sums across users and days must not overflow.
 DROP FUNCTION IF EXISTS acct_usage_fold(text, date, text, bigint, bigint, bigint, bigint, bigint, bigint);
-CREATE OR REPLACE FUNCTION acct_usage_fold(p_user text, p_day date, p_model text, p_requests bigint, p_credits bigint,
-                                p_unpaid bigint, p_input bigint, p_output bigint, p_cached bigint,
-                                p_cache_write bigint DEFAULT 0, p_cache_write_1h bigint DEFAULT 0,
-                                p_reasoning bigint DEFAULT 0)
+DROP FUNCTION IF EXISTS acct_usage_fold(text, date, text, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint);
+DROP FUNCTION IF EXISTS acct_usage_fold(text, date, text, bigint, numeric, numeric, numeric, numeric, numeric);
+CREATE OR REPLACE FUNCTION acct_usage_fold(p_user text, p_day date, p_model text, p_requests bigint, p_credits numeric,
+                                p_unpaid numeric, p_input numeric, p_output numeric, p_cached numeric,
+                                p_cache_write numeric DEFAULT 0, p_cache_write_1h numeric DEFAULT 0,
+                                p_reasoning numeric DEFAULT 0)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   s smallint := acct_usage_shard(p_user);

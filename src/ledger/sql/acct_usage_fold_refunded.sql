@@ -1,7 +1,9 @@
 -- acct_usage_fold_refunded (issue 16): adds a signed amount of refunded credits for one (user, day, model) to
 -- the derived rollups that statistics read it from (usage_daily_system, usage_totals). Called by the
 -- usage_daily trigger when refunded_credits changes; credits themselves travel through acct_usage_fold.
-CREATE OR REPLACE FUNCTION acct_usage_fold_refunded(p_user text, p_day date, p_model text, p_refunded bigint)
+DROP FUNCTION IF EXISTS acct_usage_fold_refunded(text, date, text, bigint);
+-- Numeric like the rollup columns (migrations/20261129120000_numeric_rollup_kinds).
+CREATE OR REPLACE FUNCTION acct_usage_fold_refunded(p_user text, p_day date, p_model text, p_refunded numeric)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   s smallint := acct_usage_shard(p_user);

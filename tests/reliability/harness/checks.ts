@@ -54,7 +54,7 @@ export async function checkLedger(pg: ControlledPostgres, service?: { url: strin
   }
 
   const unresolved = await pg.sql<{ session_id: string; status: string }>(`
-    SELECT h.session_id, s.status FROM session_holds h JOIN streaming_sessions s ON s.id = h.session_id
+    SELECT h.session_id, s.status FROM session_holds h JOIN streaming_sessions s ON s.user_id = h.user_id AND s.id = h.session_id
      WHERE s.status <> 'active' AND h.captured_credits + h.released_credits <> h.held_credits LIMIT 20`);
   for (const r of unresolved) problems.push(`session ${r.session_id} (${r.status}) has an unresolved hold leg`);
 

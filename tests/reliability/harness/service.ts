@@ -15,6 +15,8 @@ export const SERVER_ENTRY = path.join(REPO_ROOT, 'dist/src/server.js');
  */
 export const BASE_SERVICE_ENV: Record<string, string> = {
   NODE_ENV: 'production',
+  // The suite scrapes /metrics without a token.
+  METRICS_PUBLIC: 'true',
   HOST: '127.0.0.1',
   JWT_SECRET: TEST_JWT_SECRET,
   LOG_LEVEL: 'warn',

@@ -1,0 +1,1 @@
+-- The index belongs to the corrections migration (see the up file); nothing to undo here.

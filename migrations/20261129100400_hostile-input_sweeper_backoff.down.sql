@@ -1,0 +1,1 @@
+DROP TABLE sweeper_backoff;

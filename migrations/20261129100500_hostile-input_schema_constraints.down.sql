@@ -1,0 +1,9 @@
+DROP TRIGGER credit_transactions_no_truncate ON credit_transactions;
+ALTER TABLE usage_daily DROP CONSTRAINT usage_daily_non_negative;
+ALTER TABLE streaming_sessions DROP CONSTRAINT streaming_sessions_ended_has_cost;
+ALTER TABLE streaming_sessions DROP CONSTRAINT streaming_sessions_unpaid_within_used;
+ALTER TABLE streaming_sessions DROP CONSTRAINT streaming_sessions_refund_within_hold;
+ALTER TABLE credit_transactions DROP CONSTRAINT credit_transactions_lot_required;
+ALTER TABLE session_holds DROP CONSTRAINT session_holds_lot_owner_fkey;
+ALTER TABLE credit_transactions DROP CONSTRAINT credit_transactions_lot_owner_fkey;
+ALTER TABLE credit_allocations DROP CONSTRAINT credit_allocations_id_user_key;

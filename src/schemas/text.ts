@@ -1,0 +1,69 @@
+/**
+ * Text hygiene (API.md, Conventions "Text"): no input may hold NUL, another C0 control or an unpaired
+ * UTF-16 surrogate. PostgreSQL refuses NUL in text/jsonb (22P05) and lone surrogates in jsonb (22P02), and
+ * such characters break logs and CSV exports, so they are refused at the edge with a 400 that names the field.
+ * Tab, CR and LF are allowed only in free text meant for people: `note`, `reason` and metadata values.
+ */
+
+// eslint-disable-next-line no-control-regex
+const C0 = /[\u0000-\u001f]/;
+// eslint-disable-next-line no-control-regex
+const C0_EXCEPT_WHITESPACE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/** An id: 1-255 code points, none of them a control (C0, DEL, C1) or a lone surrogate. */
+const PRINTABLE_ID = /^[^\p{Cc}\p{Cs}]{1,255}$/u;
+
+export const MULTILINE_FIELDS: ReadonlySet<string> = new Set(['note', 'reason']);
+
+/** Why a string is not acceptable text, or null when it is. `multiline` allows tab, CR and LF. */
+export function textProblem(value: string, multiline = false): string | null {
+  if (value.includes('\u0000')) return 'must not contain NUL characters';
+  if ((multiline ? C0_EXCEPT_WHITESPACE : C0).test(value)) {
+    return multiline ? 'must not contain control characters other than tab, CR and LF' : 'must not contain control characters';
+  }
+  if (LONE_SURROGATE.test(value)) return 'must not contain unpaired UTF-16 surrogates';
+  return null;
+}
+
+/** Why a string is not an acceptable id (user, session, model id, key), or null. */
+export function idProblem(value: string): string | null {
+  return PRINTABLE_ID.test(value) ? null : 'must be 1-255 printable characters (no control characters or unpaired surrogates)';
+}
+
+export interface TextIssue {
+  path: (string | number)[];
+  message: string;
+}
+
+/**
+ * Every unacceptable string in a parsed JSON value or query/params object, keys included. Strings under a
+ * `note` or `reason` field, and metadata values (not keys), may hold tab/CR/LF. Runs before the route's own
+ * schema, so a route nobody taught about text hygiene is still covered.
+ */
+export function findTextIssues(value: unknown, path: (string | number)[] = [], depth = 0): TextIssue[] {
+  const issues: TextIssue[] = [];
+  walk(value, path, depth, issues);
+  return issues;
+}
+
+function multilineAt(path: (string | number)[]): boolean {
+  const last = path[path.length - 1];
+  if (typeof last === 'string' && MULTILINE_FIELDS.has(last)) return true;
+  return path.length >= 2 && path[0] === 'metadata';
+}
+
+function walk(value: unknown, path: (string | number)[], depth: number, issues: TextIssue[]): void {
+  if (issues.length >= 20 || depth > 64) return; // enough to report; JSON depth is bounded by the body limit
+  if (typeof value === 'string') {
+    const problem = textProblem(value, multilineAt(path));
+    if (problem) issues.push({ path, message: problem });
+  } else if (Array.isArray(value)) {
+    value.forEach((item, i) => walk(item, [...path, i], depth + 1, issues));
+  } else if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      const keyProblem = textProblem(key);
+      if (keyProblem) issues.push({ path: [...path, key], message: `key ${keyProblem}` });
+      walk(item, [...path, key], depth + 1, issues);
+    }
+  }
+}

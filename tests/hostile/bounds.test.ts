@@ -1,0 +1,201 @@
+import request from 'supertest';
+import { createTestContext, type TestContext } from '../support/context';
+import { availableOf, count, grantDirect, micro } from '../support/db';
+import { bearer, tokenFor, userWithRole } from '../support/tokens';
+import { ledgerProblems, makeOverdue, reconcile } from '../sessions/support';
+
+/**
+ * Issue 12, item 3: price caps, the per-request cost cap, and rollups that no sequence of valid requests can
+ * overflow. The review overflowed usage_totals of one shard with three users' unpaid records; from then on
+ * every larger charge of any user of that shard answered 500.
+ */
+let ctx: TestContext;
+beforeAll(async () => {
+  ctx = await createTestContext();
+  await request(ctx.app).get('/api/me').set('Authorization', admin.auth);
+  // The dearest price allowed: 1,000,000 credits per 1M tokens, so N tokens cost N credits.
+  const res = await request(ctx.app)
+    .put('/api/models/capped-model')
+    .set('Authorization', admin.auth)
+    .send({ inputPricePer1M: 1_000_000, outputPricePer1M: '1000000', cachedInputPricePer1M: 1_000_000 });
+  expect(res.status).toBe(201);
+});
+afterAll(() => ctx.close());
+
+const admin = userWithRole('admin');
+const supervisor = userWithRole('supervisor');
+
+async function moneySnapshot() {
+  return {
+    records: await count(ctx.db, 'usage_records'),
+    ledger: await count(ctx.db, 'credit_transactions'),
+    sessions: await count(ctx.db, 'streaming_sessions'),
+    prices: await count(ctx.db, 'model_prices'),
+    keys: await count(ctx.db, 'idempotency_keys'),
+  };
+}
+
+describe('Price caps', () => {
+  test.each(['inputPricePer1M', 'outputPricePer1M', 'cachedInputPricePer1M'])(
+    'When %s is above 1,000,000 credits per 1M tokens, then 400 VALIDATION_ERROR naming it and no version is created',
+    async (field) => {
+      const before = await moneySnapshot();
+      const body: Record<string, unknown> = { inputPricePer1M: 1, outputPricePer1M: 1, [field]: '1000000.000001' };
+      const res = await request(ctx.app).put('/api/models/too-dear').set('Authorization', admin.auth).send(body);
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe('VALIDATION_ERROR');
+      expect(res.body.error.details.problems).toEqual([expect.objectContaining({ location: 'body', path: field })]);
+      expect(await moneySnapshot()).toEqual(before);
+    },
+  );
+});
+
+describe('The cost of one request is at most 1,000,000,000 credits', () => {
+  const user = userWithRole('user');
+  beforeAll(() => grantDirect(ctx.db, user.id, 1000));
+
+  test('When usage/record tokens cost more than the cap, then 400 naming the token fields and nothing is recorded', async () => {
+    const before = await moneySnapshot();
+    const res = await request(ctx.app)
+      .post('/api/usage/record')
+      .set('Authorization', user.auth)
+      .send({ service: 'chat', operation: 'completion', modelId: 'capped-model', inputTokens: 500_000_000, outputTokens: 500_000_001 });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('VALIDATION_ERROR');
+    expect(res.body.error.details.problems.map((p: { path: string }) => p.path)).toEqual(['inputTokens', 'outputTokens']);
+    expect(await moneySnapshot()).toEqual(before);
+  });
+
+  test('When usage/record tokens cost exactly the cap, then it is recorded (and unpaid beyond the balance)', async () => {
+    const res = await request(ctx.app)
+      .post('/api/usage/record')
+      .set('Authorization', supervisor.auth)
+      .send({ userId: 'cap-exact', service: 'chat', operation: 'completion', modelId: 'capped-model', inputTokens: 500_000_000, outputTokens: 500_000_000 });
+    expect(res.status).toBe(201);
+    expect(res.body.usageRecord.credits).toBe(1_000_000_000);
+    expect(res.body.unpaidCredits).toBe(1_000_000_000);
+  });
+
+  test("When the review's attack request (1e12 + 1e12 tokens of claude-opus-4) is sent, then 400 and nothing is recorded", async () => {
+    const before = await moneySnapshot();
+    const res = await request(ctx.app)
+      .post('/api/usage/record')
+      .set('Authorization', user.auth)
+      .send({ service: 'chat', operation: 'completion', modelId: 'claude-opus-4', inputTokens: 1e12, outputTokens: 1e12 });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('VALIDATION_ERROR');
+    expect(await moneySnapshot()).toEqual(before);
+  });
+
+  test('When an initialize estimate or a finalize costs more than the cap, then 400 naming the fields and the session is untouched', async () => {
+    const before = await moneySnapshot();
+    const tooBig = await request(ctx.app)
+      .post('/api/streaming-sessions/initialize')
+      .set('Authorization', user.auth)
+      .send({ modelId: 'capped-model', estimatedInputTokens: 1e12, estimatedOutputTokens: 0 });
+    expect(tooBig.status).toBe(400);
+    expect(tooBig.body.error.details.problems.map((p: { path: string }) => p.path)).toEqual(['estimatedInputTokens', 'estimatedOutputTokens']);
+    expect(await moneySnapshot()).toEqual(before);
+
+    const open = await request(ctx.app)
+      .post('/api/streaming-sessions/initialize')
+      .set('Authorization', user.auth)
+      .send({ sessionId: 'cap-session', modelId: 'capped-model', estimatedInputTokens: 10, estimatedOutputTokens: 10 });
+    expect(open.status).toBe(201);
+    const held = await availableOf(ctx.db, user.id);
+    const fin = await request(ctx.app)
+      .post('/api/streaming-sessions/finalize')
+      .set('Authorization', user.auth)
+      .send({ sessionId: 'cap-session', actualInputTokens: 1, actualOutputTokens: 1_000_000_000 });
+    expect(fin.status).toBe(400);
+    expect(fin.body.error.details.problems.map((p: { path: string }) => p.path)).toEqual(['actualInputTokens', 'actualOutputTokens']);
+    const [session] = await ctx.db.query<{ status: string }>(`SELECT status FROM streaming_sessions WHERE user_id = $1 AND id = 'cap-session'`, [user.id]);
+    expect(session.status).toBe('active');
+    expect(await availableOf(ctx.db, user.id)).toBe(held);
+  });
+});
+
+describe('Shared rollups cannot overflow (replay of the shard attack)', () => {
+  test('When three users of one shard push its totals past 2^63 micro-credits, then every user of the shard keeps being served', async () => {
+    // Four users in the same usage shard (acct_usage_shard: hashtext & 15).
+    const ids = (
+      await ctx.db.query<{ id: string }>(
+        `SELECT id FROM (SELECT 'shard-user-' || g AS id FROM generate_series(1, 400) g) x
+          WHERE acct_usage_shard(id) = acct_usage_shard('shard-user-1') ORDER BY id LIMIT 4`,
+      )
+    ).map((r) => r.id);
+    expect(ids).toHaveLength(4);
+    const [victim, ...attackers] = ids;
+    const shard = (await ctx.db.query<{ s: number }>(`SELECT acct_usage_shard($1) AS s`, [victim]))[0].s;
+
+    // Arrange the end state of a long attack without sending 9,000 requests: the shard's totals, its daily
+    // system row and each attacker's own daily rows sit 1 micro-credit and 1 token below what a bigint holds.
+    const nearMax = '9223372036854775806';
+    for (const attacker of attackers) {
+      await request(ctx.app).post('/api/usage/record').set('Authorization', bearer(tokenFor({ sub: attacker })))
+        .send({ service: 'chat', operation: 'completion', modelId: 'capped-model', inputTokens: 1, outputTokens: 1 });
+    }
+    await ctx.db.query(`UPDATE usage_totals SET credits = $1, unpaid_credits = $1 WHERE shard = $2 RETURNING 1`, [nearMax, shard]);
+    await ctx.db.transaction(async (tx) => {
+      await ctx.db.query(`SET LOCAL acct.bulk_rollup = 'on'`, [], tx);
+      await ctx.db.query(
+        `UPDATE usage_daily SET credits = $1, unpaid_credits = $1, input_tokens = $1, output_tokens = $1 WHERE user_id = ANY($2) RETURNING 1`,
+        [nearMax, attackers],
+        tx,
+      );
+    });
+    await ctx.db.query(
+      `UPDATE usage_daily_system SET credits = $1, unpaid_credits = $1, input_tokens = $1, output_tokens = $1
+        WHERE shard = $2 AND model_id = 'capped-model' RETURNING 1`,
+      [nearMax, shard],
+    );
+    await ctx.db.query(`UPDATE usage_user_daily SET credits = $1, unpaid_credits = $1 WHERE user_id = ANY($2) RETURNING 1`, [nearMax, attackers]);
+    await ctx.db.query(`UPDATE usage_user_weekly SET credits = $1, unpaid_credits = $1 WHERE user_id = ANY($2) RETURNING 1`, [nearMax, attackers]);
+
+    // The attack continues: each attacker records the largest request allowed, all unpaid.
+    for (const attacker of attackers) {
+      for (let i = 0; i < 3; i++) {
+        const res = await request(ctx.app).post('/api/usage/record').set('Authorization', bearer(tokenFor({ sub: attacker })))
+          .send({ service: 'chat', operation: 'completion', modelId: 'capped-model', inputTokens: 500_000_000, outputTokens: 500_000_000 });
+        expect(res.status).toBe(201);
+      }
+    }
+
+    // The victim in the same shard: initialize, finalize with an overage, and a session the sweeper expires.
+    await grantDirect(ctx.db, victim, 10);
+    const auth = bearer(tokenFor({ sub: victim }));
+    const open = await request(ctx.app).post('/api/streaming-sessions/initialize').set('Authorization', auth)
+      .send({ sessionId: 'v1', modelId: 'capped-model', estimatedInputTokens: 1, estimatedOutputTokens: 1 });
+    expect(open.status).toBe(201);
+    const fin = await request(ctx.app).post('/api/streaming-sessions/finalize').set('Authorization', auth)
+      .send({ sessionId: 'v1', actualInputTokens: 5, actualOutputTokens: 20 });
+    expect(fin.status).toBe(200);
+    expect(fin.body.unpaidCredits).toBe(15);
+    await grantDirect(ctx.db, victim, 10);
+    const open2 = await request(ctx.app).post('/api/streaming-sessions/initialize').set('Authorization', auth)
+      .send({ sessionId: 'v2', modelId: 'capped-model', estimatedInputTokens: 1, estimatedOutputTokens: 1 });
+    expect(open2.status).toBe(201);
+    await makeOverdue(ctx.db, `user_id = $1 AND id = 'v2'`, [victim]);
+    expect(await ctx.services.sessions.expireOverdue()).toBe(1);
+
+    const [totals] = await ctx.db.query<{ credits: string; over: boolean }>(
+      `SELECT credits::text, credits > 9223372036854775807 AS over FROM usage_totals WHERE shard = $1`,
+      [shard],
+    );
+    expect(totals.over).toBe(true);
+
+    // Statistics read the sums exactly and answer.
+    const system = await request(ctx.app).get('/api/usage/system-stats').set('Authorization', admin.auth);
+    expect(system.status).toBe(200);
+    expect(system.body.credits.unpaid).toBeGreaterThan(9.2e12);
+    const own = await request(ctx.app).get('/api/usage/stats').set('Authorization', bearer(tokenFor({ sub: attackers[0] })));
+    expect(own.status).toBe(200);
+    expect(own.body.totals.inputTokens).toBeGreaterThan(2 ** 63);
+    expect(await reconcile(ctx.app)).toMatchObject({ ok: true });
+    const problems = (await ledgerProblems(ctx.db)) as { check: string }[];
+    // The arranged rollups no longer match the records by design; the ledger checks must all hold.
+    expect(problems.filter((p) => p.check !== 'rollup')).toEqual([]);
+    // The expired session charged its estimated input (1 token = 1 credit) and released the rest.
+    expect(await availableOf(ctx.db, victim)).toBe(micro(9));
+  });
+});

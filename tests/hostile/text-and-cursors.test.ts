@@ -1,0 +1,176 @@
+import request from 'supertest';
+import { toAppError } from '../../src/middleware/error.middleware';
+import { encodeCursor } from '../../src/schemas/common';
+import { createTestContext, type TestContext } from '../support/context';
+import { count, grantDirect } from '../support/db';
+import { bearer, tokenFor, userWithRole } from '../support/tokens';
+
+/**
+ * Issue 12, item 1: the review's repros of text and cursor problems that answered 500. Each must now be a
+ * 4xx in the API.md error format and change nothing in the database.
+ */
+let ctx: TestContext;
+beforeAll(async () => {
+  ctx = await createTestContext();
+  // Callers are mirrored on their first request: do it now so that snapshots only see what requests change.
+  for (const caller of [user, supervisor, admin]) await request(ctx.app).get('/api/me').set('Authorization', caller.auth);
+  await grantDirect(ctx.db, user.id, 1000);
+  // A session so that abort/finalize reach the text checks with a real id.
+  const res = await request(ctx.app)
+    .post('/api/streaming-sessions/initialize')
+    .set('Authorization', user.auth)
+    .send({ sessionId: 'text-session', modelId: 'gpt-4o', estimatedCredits: 1 });
+  expect(res.status).toBe(201);
+});
+afterAll(() => ctx.close());
+
+const user = userWithRole('user');
+const supervisor = userWithRole('supervisor');
+const admin = userWithRole('admin');
+
+async function snapshot() {
+  return {
+    users: await count(ctx.db, 'user_accounts'),
+    lots: await count(ctx.db, 'credit_allocations'),
+    ledger: await count(ctx.db, 'credit_transactions'),
+    records: await count(ctx.db, 'usage_records'),
+    sessions: await count(ctx.db, 'streaming_sessions'),
+    keys: await count(ctx.db, 'idempotency_keys'),
+  };
+}
+
+type Req = { method: 'get' | 'post' | 'put'; path: string; auth: string; body?: unknown; key?: string };
+const b64 = (keys: unknown[]) => encodeCursor(keys);
+
+const record = (extra: Record<string, unknown>) => ({ service: 'chat', operation: 'completion', credits: 1, ...extra });
+
+const refused: [string, Req, string, string][] = [
+  ['NUL in a metadata value', { method: 'post', path: '/api/usage/record', auth: user.auth, body: record({ metadata: { k: '\u0000' } }) }, 'body', 'metadata.k'],
+  ['a lone high surrogate in metadata', { method: 'post', path: '/api/usage/record', auth: user.auth, body: record({ metadata: { k: '\ud800' } }) }, 'body', 'metadata.k'],
+  ['a lone low surrogate deep in metadata', { method: 'post', path: '/api/usage/record', auth: user.auth, body: record({ metadata: { a: [{ b: 'x\udc00' }] } }) }, 'body', 'metadata.a.0.b'],
+  ['NUL in a metadata key', { method: 'post', path: '/api/usage/record', auth: user.auth, body: record({ metadata: { 'k\u0000': 1 } }) }, 'body', 'metadata.k\u0000'],
+  ['a control character in a metadata key', { method: 'post', path: '/api/usage/record', auth: user.auth, body: record({ metadata: { 'k\n': 1 } }) }, 'body', 'metadata.k\n'],
+  ['BEL in a metadata value', { method: 'post', path: '/api/usage/record', auth: user.auth, body: record({ metadata: { k: 'a\u0007' } }) }, 'body', 'metadata.k'],
+  ['NUL in userId (supervisor record)', { method: 'post', path: '/api/usage/record', auth: supervisor.auth, body: record({ userId: 'a\u0000b' }) }, 'body', 'userId'],
+  ['NUL in a note', { method: 'post', path: '/api/credits/allocate', auth: supervisor.auth, body: { userId: 'target', credits: 1, note: 'a\u0000' } }, 'body', 'note'],
+  ['ESC in a note', { method: 'post', path: '/api/credits/allocate', auth: supervisor.auth, body: { userId: 'target', credits: 1, note: '\u001b[31m' } }, 'body', 'note'],
+  ['a lone surrogate in a note', { method: 'post', path: '/api/credits/allocate', auth: supervisor.auth, body: { userId: 'target', credits: 1, note: '\udfff' } }, 'body', 'note'],
+  ['a newline in an allocation userId', { method: 'post', path: '/api/credits/allocate', auth: supervisor.auth, body: { userId: 'tar\nget', credits: 1 } }, 'body', 'userId'],
+  ['DEL in an allocation userId', { method: 'post', path: '/api/credits/allocate', auth: supervisor.auth, body: { userId: 'tar\u007fget', credits: 1 } }, 'body', 'userId'],
+  ['a 256-character userId', { method: 'post', path: '/api/credits/allocate', auth: supervisor.auth, body: { userId: 'u'.repeat(256), credits: 1 } }, 'body', 'userId'],
+  ['NUL in an abort reason', { method: 'post', path: '/api/streaming-sessions/abort', auth: user.auth, body: { sessionId: 'text-session', reason: 'x\u0000' } }, 'body', 'reason'],
+  ['a lone surrogate in an abort reason', { method: 'post', path: '/api/streaming-sessions/abort', auth: user.auth, body: { sessionId: 'text-session', reason: '\ud83d' } }, 'body', 'reason'],
+  ['NUL in a sessionId', { method: 'post', path: '/api/streaming-sessions/initialize', auth: user.auth, body: { sessionId: 's\u0000', modelId: 'gpt-4o', estimatedCredits: 1 } }, 'body', 'sessionId'],
+  ['NUL in the userId path parameter', { method: 'get', path: '/api/credits/balance/a%00b', auth: supervisor.auth }, 'params', 'userId'],
+  ['a lone surrogate in the userId path parameter', { method: 'get', path: '/api/usage/stats/%ED%A0%80', auth: supervisor.auth }, 'params', ''],
+  ['NUL in the userId query parameter', { method: 'get', path: '/api/usage/records?userId=a%00', auth: supervisor.auth }, 'query', 'userId'],
+  ['NUL in the ledger userId query parameter', { method: 'get', path: '/api/credits/transactions?userId=%00', auth: supervisor.auth }, 'query', 'userId'],
+  ['NUL in a modelId path parameter', { method: 'put', path: '/api/models/gpt%00x', auth: admin.auth, body: { inputPricePer1M: 1, outputPricePer1M: 1 } }, 'params', 'modelId'],
+  ['a control character in an unknown query parameter of a route without one', { method: 'get', path: '/api/credits/balance?x=%01', auth: user.auth }, 'query', 'x'],
+  // Cursors: arity, type and range checked in code.
+  ['a records cursor with an id above bigint', { method: 'get', path: `/api/usage/records?cursor=${b64(['9999999999999999999', '1'])}`, auth: user.auth }, 'query', 'cursor'],
+  ['a records cursor whose id is 2^63', { method: 'get', path: `/api/usage/records?cursor=${b64(['1', '9223372036854775808'])}`, auth: user.auth }, 'query', 'cursor'],
+  ['a records cursor with a negative time', { method: 'get', path: `/api/usage/records?cursor=${b64(['-1', '1'])}`, auth: user.auth }, 'query', 'cursor'],
+  ['a records cursor with three keys', { method: 'get', path: `/api/usage/records?cursor=${b64(['1', '1', '1'])}`, auth: user.auth }, 'query', 'cursor'],
+  ['a records cursor with numbers, not strings', { method: 'get', path: `/api/usage/records?cursor=${b64([1, 1])}`, auth: user.auth }, 'query', 'cursor'],
+  ['an active-sessions cursor with an impossible date', { method: 'get', path: `/api/streaming-sessions/active?cursor=${b64(['2026-13-45 99:99:99+00', 'x'])}`, auth: user.auth }, 'query', 'cursor'],
+  ['an active-sessions cursor with 31 February', { method: 'get', path: `/api/streaming-sessions/active?cursor=${b64(['2026-02-31 00:00:00+00', 'x'])}`, auth: user.auth }, 'query', 'cursor'],
+  ['an admin active-sessions cursor with an impossible date', { method: 'get', path: `/api/streaming-sessions/active/all?cursor=${b64(['2026-01-01 24:00:00+00', 'x', 'y'])}`, auth: admin.auth }, 'query', 'cursor'],
+  ['a ledger cursor above bigint', { method: 'get', path: `/api/credits/transactions?cursor=${b64(['99999999999999999999'])}`, auth: user.auth }, 'query', 'cursor'],
+  ['a ledger cursor that is an object', { method: 'get', path: `/api/credits/transactions?cursor=${b64([{ id: 1 }])}`, auth: user.auth }, 'query', 'cursor'],
+  ['a cursor that is not base64url', { method: 'get', path: '/api/credits/transactions?cursor=%2B%2F%00', auth: user.auth }, 'query', 'cursor'],
+];
+
+describe('Hostile text and cursors are refused at the edge', () => {
+  test.each(refused)('When a request has %s, then 400 VALIDATION_ERROR naming it and nothing changes', async (_name, req, location, path) => {
+    const before = await snapshot();
+    let call = request(ctx.app)[req.method](req.path).set('Authorization', req.auth).set('Idempotency-Key', `k-${Math.random()}`);
+    if (req.body !== undefined) call = call.send(req.body as object);
+    const res = await call;
+
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('VALIDATION_ERROR');
+    expect(res.body.error.details.problems).toEqual(expect.arrayContaining([expect.objectContaining({ location, path })]));
+    expect(await snapshot()).toEqual(before);
+  });
+
+  test('When a note, a reason or a metadata value has tab, CR and LF, then they are accepted and stored as sent', async () => {
+    const note = 'line one\r\n\tline two';
+    const allocate = await request(ctx.app).post('/api/credits/allocate').set('Authorization', supervisor.auth).send({ userId: 'multiline', credits: 1, note });
+    expect(allocate.status).toBe(201);
+    expect(allocate.body.allocation.note).toBe(note);
+
+    const used = await request(ctx.app).post('/api/usage/record').set('Authorization', user.auth).send(record({ metadata: { text: 'a\tb\nc', emoji: '\ud83d\ude00' } }));
+    expect(used.status).toBe(201);
+    const [row] = await ctx.db.query<{ metadata: Record<string, string> }>(`SELECT metadata FROM usage_records WHERE id = $1`, [used.body.usageRecord.id]);
+    expect(row.metadata).toEqual({ text: 'a\tb\nc', emoji: '\ud83d\ude00' });
+  });
+
+  test('When an id has 255 printable characters (non-ASCII included), then it is accepted', async () => {
+    const id = 'é'.repeat(255);
+    const res = await request(ctx.app).post('/api/credits/allocate').set('Authorization', supervisor.auth).send({ userId: id, credits: 1 });
+    expect(res.status).toBe(201);
+    expect(res.body.allocation.allocatedBy).toBe(supervisor.id);
+    expect(await count(ctx.db, 'user_accounts', 'id = $1', [id])).toBe(1);
+  });
+
+  test('When an issued cursor is followed, then the pages still chain (valid cursors pass the checks)', async () => {
+    for (let i = 0; i < 3; i++) {
+      await request(ctx.app).post('/api/usage/record').set('Authorization', supervisor.auth).send(record({ userId: 'pager' }));
+    }
+    const pager = bearer(tokenFor({ sub: 'pager' }));
+    const first = await request(ctx.app).get('/api/usage/records?limit=2').set('Authorization', pager);
+    expect(first.status).toBe(200);
+    const second = await request(ctx.app).get(`/api/usage/records?limit=2&cursor=${first.body.nextCursor}`).set('Authorization', pager);
+    expect(second.status).toBe(200);
+    expect(second.body.data).toHaveLength(1);
+    const ledger1 = await request(ctx.app).get('/api/credits/transactions?limit=1').set('Authorization', user.auth);
+    const ledger2 = await request(ctx.app).get(`/api/credits/transactions?limit=1&cursor=${ledger1.body.nextCursor}`).set('Authorization', user.auth);
+    expect(ledger2.status).toBe(200);
+  });
+});
+
+describe('Token claims', () => {
+  test.each([
+    ['a NUL', 'a\u0000b'],
+    ['a newline', 'alice\nadmin'],
+    ['DEL', 'bob\u007f'],
+    ['a lone surrogate', 'x\ud800'],
+    ['256 characters', 'u'.repeat(256)],
+    ['the system namespace', 'system:session-sweeper'],
+    ['the bare system actor', 'system'],
+  ])('When the token subject has %s, then 401 and no user is mirrored', async (_name, sub) => {
+    const users = await count(ctx.db, 'user_accounts');
+    const res = await request(ctx.app).get('/api/credits/balance').set('Authorization', bearer(tokenFor({ sub })));
+    expect(res.status).toBe(401);
+    expect(res.body.error.code).toBe('UNAUTHENTICATED');
+    expect(await count(ctx.db, 'user_accounts')).toBe(users);
+  });
+
+  test('When email or username claims hold control characters, then they are dropped and the request works', async () => {
+    const sub = 'claims-with-controls';
+    const res = await request(ctx.app)
+      .get('/api/me')
+      .set('Authorization', bearer(tokenFor({ sub, email: 'a\u0000@example.com', username: 'bob\u0007' })));
+    expect(res.status).toBe(200);
+    const [row] = await ctx.db.query<{ email: string | null; username: string | null }>(`SELECT email, username FROM user_accounts WHERE id = $1`, [sub]);
+    expect(row).toEqual({ email: null, username: null });
+  });
+
+  test('When a token expired 3 seconds ago, then the default 5-second clock tolerance accepts it', async () => {
+    const res = await request(ctx.app).get('/api/me').set('Authorization', bearer(tokenFor({ expiresIn: -3 })));
+    expect(res.status).toBe(200);
+    const late = await request(ctx.app).get('/api/me').set('Authorization', bearer(tokenFor({ expiresIn: -30 })));
+    expect(late.status).toBe(401);
+  });
+});
+
+describe('The error mapper', () => {
+  test.each(['22P05', '22P02', '22003', '22008', '22007', '22021'])(
+    'When PostgreSQL answers data exception %s, then it is a 400 VALIDATION_ERROR, not a 500',
+    (code) => {
+      const error = Object.assign(new Error('driver text'), { original: { code } });
+      expect(toAppError(error).code).toBe('VALIDATION_ERROR');
+    },
+  );
+});

@@ -94,7 +94,13 @@ describe('POST /admin/dev-sign-in', () => {
 
   test('When an RS256 service runs in local development, then there is no development sign-in (it holds no signing key)', async () => {
     const { publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const app = appWith({ NODE_ENV: 'development', JWT_ALGORITHM: 'RS256', JWT_PUBLIC_KEY: publicKey.export({ type: 'spki', format: 'pem' }).toString() }).app;
+    const app = appWith({
+      NODE_ENV: 'development',
+      JWT_ALGORITHM: 'RS256',
+      JWT_PUBLIC_KEY: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      // Required with RS256 (no JWT secret to derive the webhook-secret key from).
+      WEBHOOK_SECRET_KEY: 'console-test-webhook-secret-key-0123456789',
+    }).app;
     expect((await signIn(app)).status).toBe(404);
   });
 

@@ -30,7 +30,8 @@ beforeAll(async () => {
   cluster = await startCluster({
     name: 's7',
     instances: 2,
-    env: { JWT_ISSUER: ISS, JWT_AUDIENCE: AUD, USER_CACHE_TTL_MS: '0' },
+    // RS256 has no shared secret to derive the webhook key from; both instances use the same one.
+    env: { JWT_ISSUER: ISS, JWT_AUDIENCE: AUD, USER_CACHE_TTL_MS: '0', WEBHOOK_SECRET_KEY: 'reliability-webhook-secret-key-0123456789' },
     envOf: (i): Record<string, string> => (i === 0 ? { JWT_ALGORITHM: 'HS256' } : { JWT_ALGORITHM: 'RS256', JWT_PUBLIC_KEY: rs.publicPem, JWT_SECRET: '' }),
   });
   [hsUrl, rsUrl] = cluster.services.map((s) => s.url);

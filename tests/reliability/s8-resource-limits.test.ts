@@ -5,7 +5,7 @@ import { figure } from './harness/figures';
 import { api, call } from './harness/http';
 import { Tally } from './harness/load';
 import { allocate, recordUsage } from './harness/ops';
-import { fieldsOf, loadRouteTable } from './harness/routes';
+import { fieldsOf, fillPath, loadRouteTable } from './harness/routes';
 import { tokenFor } from '../support/tokens';
 
 /**
@@ -142,17 +142,24 @@ describe('scenario 8: resource limits', () => {
     // 120 usage records (and 120 charge rows in the ledger): more than one default page, fewer than the cap.
     for (let i = 0; i < 120; i++) expect((await recordUsage(url(), owner.token, { service: 'chat', operation: 'completion', credits: 0.01 })).status).toBe(201);
 
+    // A webhook endpoint (disabled at once, so nothing is ever sent) gives /api/webhooks/:id/deliveries an id.
+    const hook = await api(url(), admin, 'POST', '/api/webhooks', { url: 'https://hooks.example.com/s8', events: ['*'] });
+    expect(hook.status).toBe(201);
+    const hookId = (hook.json as { id: string }).id;
+    expect((await api(url(), admin, 'PATCH', `/api/webhooks/${hookId}`, { enabled: false })).status).toBe(200);
+    const supervisor = tokenFor({ sub: 's8-sup', role: 'supervisor' });
     const failures: string[] = [];
     for (const route of routes) {
-      const token = route.access === 'admin' ? admin : owner.token;
+      const token = route.access === 'admin' ? admin : route.access === 'supervisor' ? supervisor : owner.token;
+      const path = fillPath(route.path, { id: hookId, userId: owner.id });
       for (const bad of ['501', '100000', '0', '-1', '1.5', 'abc', '1e3', '']) {
-        const res = await api(url(), token, 'GET', `${route.path}?limit=${encodeURIComponent(bad)}`);
+        const res = await api(url(), token, 'GET', `${path}?limit=${encodeURIComponent(bad)}`);
         if (res.status !== 400 && !(bad === '' && res.status === 200)) failures.push(`${route.path}?limit=${bad}: ${res.status}`);
       }
-      const max = await api(url(), token, 'GET', `${route.path}?limit=500`);
+      const max = await api(url(), token, 'GET', `${path}?limit=500`);
       const maxData = (max.json as { data?: unknown[] })?.data;
       if (max.status !== 200 || !Array.isArray(maxData) || maxData.length > 500) failures.push(`${route.path}?limit=500: ${max.status}`);
-      const first = await api(url(), token, 'GET', route.path);
+      const first = await api(url(), token, 'GET', path);
       const data = (first.json as { data?: unknown[] })?.data ?? [];
       if (first.status !== 200 || data.length > 50) failures.push(`${route.path} default page: ${first.status}, ${data.length} items`);
     }

@@ -12,9 +12,9 @@ export interface LedgerReport {
 
 /**
  * The suite's own reconciliation, straight from the tables (docs/architecture.md "Ledger model"):
- * - per lot, remaining = Σ signed ledger amounts (grant/release/adjust add; hold/charge/expire subtract);
- * - per lot, exactly one grant and it equals total;
- * - per lot, total + adjustments = remaining + open holds + captured + charged + expired;
+ * - per lot, remaining = Σ signed ledger amounts (grant/release/adjust/refund add; hold/charge/expire/revoke subtract);
+ * - per lot, its opening rows (grant, a first positive adjust, a refund from another lot) sum to total;
+ * - per lot, total + later adjustments/refunds - revoked = remaining + open holds + captured + charged + expired;
  * - a resolved (non-active) session has every hold leg fully captured or released;
  * - no lot and no user's available balance is negative; usage records have charged + unpaid = credits.
  * Given an admin token, the service's own GET /api/admin/reconcile is asked too and must say ok.
@@ -22,33 +22,42 @@ export interface LedgerReport {
 export async function checkLedger(pg: ControlledPostgres, service?: { url: string; adminToken: string }): Promise<LedgerReport> {
   const problems: string[] = [];
 
-  const lots = await pg.sql<{ id: string; total: string; remaining: string; ledger: string; grants: string; grant_sum: string; open_held: string; captured: string; charged: string; expired: string; adjusted: string }>(`
-    WITH t AS (
+  // A lot's total is what opened money into it (as acct_reconcile has it since corrections): its grant rows, a
+  // positive adjust that is its first row, and refund rows whose origin is another lot.
+  const lots = await pg.sql<{ id: string; total: string; remaining: string; ledger: string; openings: string; opening_sum: string; open_held: string; captured: string; charged: string; expired: string; other_in: string; revoked: string }>(`
+    WITH e AS (
+      SELECT allocation_id, type, amount, row_number() OVER (PARTITION BY allocation_id ORDER BY id) AS nth,
+             (type = 'grant' OR (type = 'adjust' AND amount > 0) OR (type = 'refund' AND origin_allocation_id IS DISTINCT FROM allocation_id)) AS opening_kind
+        FROM credit_transactions WHERE allocation_id IS NOT NULL),
+    o AS (SELECT *, opening_kind AND (type <> 'adjust' OR nth = 1) AS opening FROM e),
+    t AS (
       SELECT allocation_id AS id,
-             sum(CASE type WHEN 'grant' THEN amount WHEN 'release' THEN amount WHEN 'adjust' THEN amount
-                           WHEN 'hold' THEN -amount WHEN 'charge' THEN -amount WHEN 'expire' THEN -amount ELSE 0 END) AS ledger,
-             count(*) FILTER (WHERE type = 'grant') AS grants,
-             coalesce(sum(amount) FILTER (WHERE type = 'grant'), 0) AS grant_sum,
+             sum(CASE type WHEN 'grant' THEN amount WHEN 'release' THEN amount WHEN 'adjust' THEN amount WHEN 'refund' THEN amount
+                           WHEN 'hold' THEN -amount WHEN 'charge' THEN -amount WHEN 'expire' THEN -amount WHEN 'revoke' THEN -amount ELSE 0 END) AS ledger,
+             count(*) FILTER (WHERE opening) AS openings,
+             coalesce(sum(amount) FILTER (WHERE opening), 0) AS opening_sum,
              coalesce(sum(amount) FILTER (WHERE type = 'charge'), 0) AS charged,
              coalesce(sum(amount) FILTER (WHERE type = 'expire'), 0) AS expired,
-             coalesce(sum(amount) FILTER (WHERE type = 'adjust'), 0) AS adjusted
-        FROM credit_transactions WHERE allocation_id IS NOT NULL GROUP BY allocation_id),
+             coalesce(sum(amount) FILTER (WHERE type IN ('adjust', 'refund') AND NOT opening), 0) AS other_in,
+             coalesce(sum(amount) FILTER (WHERE type = 'revoke'), 0) AS revoked
+        FROM o GROUP BY allocation_id),
     h AS (
       SELECT allocation_id AS id, sum(held_credits - captured_credits - released_credits) AS open_held,
              sum(captured_credits) AS captured
         FROM session_holds GROUP BY allocation_id)
     SELECT a.id::text, a.total_credits::text AS total, a.remaining_credits::text AS remaining,
-           coalesce(t.ledger, 0)::text AS ledger, coalesce(t.grants, 0)::text AS grants, coalesce(t.grant_sum, 0)::text AS grant_sum,
+           coalesce(t.ledger, 0)::text AS ledger, coalesce(t.openings, 0)::text AS openings, coalesce(t.opening_sum, 0)::text AS opening_sum,
            coalesce(h.open_held, 0)::text AS open_held, coalesce(h.captured, 0)::text AS captured,
-           coalesce(t.charged, 0)::text AS charged, coalesce(t.expired, 0)::text AS expired, coalesce(t.adjusted, 0)::text AS adjusted
+           coalesce(t.charged, 0)::text AS charged, coalesce(t.expired, 0)::text AS expired,
+           coalesce(t.other_in, 0)::text AS other_in, coalesce(t.revoked, 0)::text AS revoked
       FROM credit_allocations a LEFT JOIN t ON t.id = a.id LEFT JOIN h ON h.id = a.id`);
   for (const lot of lots) {
     const b = (s: string) => BigInt(s);
     if (b(lot.remaining) !== b(lot.ledger)) problems.push(`lot ${lot.id}: remaining ${lot.remaining} != ledger ${lot.ledger}`);
-    if (lot.grants !== '1' || lot.grant_sum !== lot.total) problems.push(`lot ${lot.id}: ${lot.grants} grant rows summing ${lot.grant_sum}, total ${lot.total}`);
+    if (lot.openings === '0' || lot.opening_sum !== lot.total) problems.push(`lot ${lot.id}: ${lot.openings} opening rows summing ${lot.opening_sum}, total ${lot.total}`);
     const accounted = b(lot.remaining) + b(lot.open_held) + b(lot.captured) + b(lot.charged) + b(lot.expired);
-    if (b(lot.total) + b(lot.adjusted) !== accounted) {
-      problems.push(`lot ${lot.id}: total ${lot.total} + adjust ${lot.adjusted} != remaining+held+captured+charged+expired ${accounted}`);
+    if (b(lot.total) + b(lot.other_in) - b(lot.revoked) !== accounted) {
+      problems.push(`lot ${lot.id}: total ${lot.total} + adjust/refund ${lot.other_in} - revoked ${lot.revoked} != remaining+held+captured+charged+expired ${accounted}`);
     }
     if (b(lot.remaining) < 0n) problems.push(`lot ${lot.id}: remaining ${lot.remaining} is negative`);
   }

@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { databaseOptionsFrom } from '../../src/config/sequelize';
 import { createDatabase, type Database } from '../../src/db/database';
 import { createServices } from '../../src/services';
 import { createTestContext, type TestContext } from '../support/context';
@@ -192,7 +193,7 @@ describe('several instances', () => {
     const own = await createTestContext();
     try {
       for (let i = 0; i < 3; i++) {
-        instances.push(createDatabase({ url: own.databaseUrl, poolMax: 3, statementTimeoutMs: 30_000, lockTimeoutMs: 10_000, acquireTimeoutMs: 30_000 }));
+        instances.push(createDatabase(databaseOptionsFrom(own.config, own.databaseUrl, { poolMax: 3, statementTimeoutMs: 30_000, lockTimeoutMs: 10_000, acquireTimeoutMs: 30_000 })));
       }
       const services = instances.map((db) => createServices(db, own.config));
       const users = Array.from({ length: 4 }, () => newUser());

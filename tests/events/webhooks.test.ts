@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { allEventsVisible } from '../support/db';
+import { databaseOptionsFrom } from '../../src/config/sequelize';
 import { createDatabase, type Database } from '../../src/db/database';
 import { Metrics } from '../../src/lib/metrics';
 import { dispatcherOptions } from '../../src/services';
@@ -215,7 +216,7 @@ describe('webhooks', () => {
     const ids = await emit(2000, 'session.expired');
     const dispatchers: WebhookDispatcher[] = [];
     for (let i = 0; i < 3; i++) {
-      const db = createDatabase({ url: ctx.databaseUrl, poolMax: 5, statementTimeoutMs: 10_000, lockTimeoutMs: 3_000, acquireTimeoutMs: 5_000 });
+      const db = createDatabase(databaseOptionsFrom(ctx.config, ctx.databaseUrl, { poolMax: 5, statementTimeoutMs: 10_000, lockTimeoutMs: 3_000, acquireTimeoutMs: 5_000 }));
       extraDbs.push(db);
       dispatchers.push(new WebhookDispatcher(db, { ...dispatcherOptions(ctx.config), concurrencyPerEndpoint: 32 }, new Metrics()));
     }
@@ -237,7 +238,7 @@ describe('webhooks', () => {
     const r = await receiver();
     const endpoint = await createEndpoint(r, ['usage.refunded']);
     const ids = await emit(5, 'usage.refunded');
-    const db = createDatabase({ url: ctx.databaseUrl, poolMax: 2, statementTimeoutMs: 10_000, lockTimeoutMs: 3_000, acquireTimeoutMs: 5_000 });
+    const db = createDatabase(databaseOptionsFrom(ctx.config, ctx.databaseUrl, { poolMax: 2, statementTimeoutMs: 10_000, lockTimeoutMs: 3_000, acquireTimeoutMs: 5_000 }));
     extraDbs.push(db);
     const doomed = new WebhookDispatcher(db, dispatcherOptions(ctx.config), new Metrics());
     await doomed.fanOut(100);

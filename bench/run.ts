@@ -231,6 +231,8 @@ async function main(): Promise<number> {
         SWEEPER_INTERVAL_MS: '5000',
         // Rate limiting would measure the limiter, not the hot path.
         RATE_LIMIT_ENABLED: 'false',
+        // Production refuses a public /metrics without a token; the bench scrapes nothing, so a token will do.
+        METRICS_TOKEN: 'bench-metrics-token-not-a-secret',
       },
       path.join(logDir, 'service.log'),
       [...productionNodeFlags(), ...options.nodeArgs, ...(options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])],

@@ -146,7 +146,7 @@ async function measureSize(adminUrl: string, records: number, options: Options):
       await client.end();
     }
 
-    const config = loadConfig({ NODE_ENV: 'production', DATABASE_URL: url, JWT_SECRET, LOG_LEVEL: 'silent', SWEEPER_INTERVAL_MS: '0' });
+    const config = loadConfig({ NODE_ENV: 'production', DATABASE_URL: url, JWT_SECRET, LOG_LEVEL: 'silent', SWEEPER_INTERVAL_MS: '0', METRICS_ENABLED: 'false' });
     const db = createDatabase({
       url,
       poolMax: config.DATABASE_POOL_MAX,

@@ -1,4 +1,4 @@
-import { numberToPlainString, type Micro } from '../lib/money';
+import { MAX_PRICE_PER_1M_MICRO, numberToPlainString, type Micro } from '../lib/money';
 import { modelId as modelIdSchema } from '../schemas/common';
 import type { NewPrice } from '../services/price.service';
 
@@ -21,7 +21,6 @@ export interface Skipped {
 }
 
 /** Largest price of one kind (1,000,000 credits per 1M tokens), in micro-credits. */
-const MAX_PRICE_MICRO = 1_000_000n * 1_000_000n;
 
 export function parseLiteLlm(prices: Record<string, unknown>, creditsPerUsd: Micro): { entries: ImportEntry[]; skipped: Skipped[] } {
   const entries: ImportEntry[] = [];
@@ -51,7 +50,7 @@ export function parseLiteLlm(prices: Record<string, unknown>, creditsPerUsd: Mic
       if (value === undefined || value === null) return null;
       const micro = typeof value === 'number' ? perMillionMicro(value, creditsPerUsd) : null;
       if (micro === null) problems.push(`${field} is not a non-negative number`);
-      else if (micro > MAX_PRICE_MICRO) problems.push(`${field} is above 1000000 credits per 1M tokens at this rate`);
+      else if (micro > MAX_PRICE_PER_1M_MICRO) problems.push(`${field} is above 1000000 credits per 1M tokens at this rate`);
       return micro;
     };
     const input = convert('input_cost_per_token');

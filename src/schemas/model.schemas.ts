@@ -1,17 +1,15 @@
-import { toCredits } from '../lib/money';
+import { MAX_PRICE_PER_1M_MICRO, toCredits } from '../lib/money';
 import { kindPrices, type ModelPrice } from '../services/price.service';
 import { creditsInput, creditsOutput, modelId, positiveCreditsInput, timestamp, z } from './common';
 
 export const modelIdParams = z.object({ modelId });
 
-/** Largest price of one token kind: 1,000,000 credits per 1M tokens. */
-export const MAX_PRICE_MICRO = 1_000_000n * 1_000_000n;
 /** How far in the past an effectiveFrom may lie and still mean "now" (clock skew between caller and service). */
 export const EFFECTIVE_FROM_SKEW_MS = 5 * 60_000;
 
 const price = (description: string) =>
   creditsInput
-    .refine((micro) => micro <= MAX_PRICE_MICRO, 'must not exceed 1000000 credits per 1M tokens')
+    .refine((micro) => micro <= MAX_PRICE_PER_1M_MICRO, 'must not exceed 1000000 credits per 1M tokens')
     .openapi({ description });
 
 export const putPriceBody = z

@@ -1,6 +1,6 @@
 import type { Database } from '../db/database';
 import { AppError } from '../lib/errors';
-import { costOfTokens, formatCredits, fromDb, MAX_CREDITS_MICRO, type Micro } from '../lib/money';
+import { costOfTokens, formatCredits, fromDb, MAX_REQUEST_COST_MICRO, type Micro } from '../lib/money';
 import type { TokenUsage } from '../metering/tokens';
 
 /**
@@ -325,7 +325,7 @@ const invalid = (path: string, message: string) =>
  * same bound for costs computed from tokens; this also covers amounts given in credits.)
  */
 export function assertRequestCost(cost: Micro, fields: string[]): void {
-  if (cost <= MAX_CREDITS_MICRO) return;
+  if (cost <= MAX_REQUEST_COST_MICRO) return;
   const message = `the cost of these tokens (${formatCredits(cost)} credits) exceeds the limit of 1000000000 credits for one request`;
   throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
     problems: fields.map((path) => ({ location: 'body', path, message })),

@@ -1,6 +1,6 @@
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { describeError } from './api';
+import { describeError, randomId } from './api';
 import { formatCredits, localTime, utcTime, type CreditsValue } from './format';
 
 /** A time in the viewer's zone; the UTC instant on hover. */
@@ -200,3 +200,39 @@ export function AdminOnly({ what }: { what: string }) {
 }
 
 export const userHref = (userId: string) => `#/users/${encodeURIComponent(userId)}`;
+
+/**
+ * A write that sends an Idempotency-Key: one key per intended change. Submitting the same values again
+ * (after a network error, a double click) reuses the key, so the change happens once; new values get a
+ * new key. Keeps the last result and error for the form to show.
+ */
+export function useIdempotentAction<B, R>(send: (body: B, idempotencyKey: string) => Promise<R>) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const [result, setResult] = useState<R | null>(null);
+  const pending = useRef<{ body: string; key: string } | null>(null);
+  const run = async (body: B): Promise<R | undefined> => {
+    const text = JSON.stringify(body);
+    if (pending.current?.body !== text) pending.current = { body: text, key: randomId() };
+    setBusy(true);
+    setError(undefined);
+    try {
+      const value = await send(body, pending.current.key);
+      pending.current = null;
+      setResult(value);
+      return value;
+    } catch (err) {
+      setError(err);
+      return undefined;
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { run, busy, error, result, reset: () => (setResult(null), setError(undefined)) };
+}
+
+/** Decimal credits as the API accepts them (at most 6 decimals); `signed` allows a leading minus. */
+export const creditsPattern = (signed = false) => (signed ? '-?\\d+(\\.\\d{1,6})?' : '\\d+(\\.\\d{1,6})?');
+
+/** A datetime-local value (the viewer's zone) as an ISO instant; an empty value stays empty. */
+export const localInputToIso = (value: string) => (value ? new Date(value).toISOString() : '');

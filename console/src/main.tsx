@@ -106,7 +106,7 @@ function SignedIn({ me, hash, navigate, signOut }: { me: Me; hash: string; navig
             .filter((p) => p.nav)
             .map((p) => (
               <li key={p.path}>
-                <a href={`#${p.path}`} aria-current={current === p || (p.path === '/users' && current?.path === '/users/:id') ? 'page' : undefined}>
+                <a href={`#${p.path}`} aria-current={current === p || (p.path !== '/' && current?.path.startsWith(`${p.path}/`)) ? 'page' : undefined}>
                   {p.nav}
                 </a>
               </li>

@@ -1,10 +1,13 @@
 import type { FunctionComponent } from 'preact';
 import type { Me } from '../api';
+import { BudgetsPage } from './budgets';
+import { EventsPage } from './events';
 import { OverviewPage } from './overview';
 import { PricesPage } from './prices';
 import { SessionsPage } from './sessions';
 import { UserPage } from './user';
 import { UsersPage } from './users';
+import { WebhookPage, WebhooksPage } from './webhooks';
 
 export type Role = 'supervisor' | 'admin';
 
@@ -27,9 +30,8 @@ export interface PageDef {
 }
 
 /**
- * Every page of the console. Adding a page is one file in this folder plus one entry here; features
- * still to come (budgets, webhooks, events, corrections, price versions/import) are listed in
- * docs/console.md.
+ * Every page of the console. Adding a page is one file in this folder plus one entry here (see
+ * docs/console.md).
  */
 export const pages: PageDef[] = [
   { path: '/', title: 'Overview', nav: 'Overview', role: 'admin', component: OverviewPage },
@@ -37,6 +39,10 @@ export const pages: PageDef[] = [
   { path: '/users/:id', title: 'User', role: 'supervisor', component: UserPage },
   { path: '/sessions', title: 'Active sessions', nav: 'Sessions', role: 'admin', component: SessionsPage },
   { path: '/prices', title: 'Prices', nav: 'Prices', role: 'supervisor', component: PricesPage },
+  { path: '/budgets', title: 'Budgets', nav: 'Budgets', role: 'supervisor', component: BudgetsPage },
+  { path: '/webhooks', title: 'Webhooks', nav: 'Webhooks', role: 'admin', component: WebhooksPage },
+  { path: '/webhooks/:id', title: 'Webhook', role: 'admin', component: WebhookPage },
+  { path: '/events', title: 'Events', nav: 'Events', role: 'admin', component: EventsPage },
 ];
 
 /** The page for a hash (`#/users/alice`) and its decoded parameters; unknown routes get undefined. */

@@ -1,9 +1,11 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { AccountingError, api, collectPages, dailyByModel, randomId } from '../api';
 import { StackedDailyChart } from '../chart';
+import { budgetStatusColumns } from './budgets';
 import { Credits, DataTable, ErrorBox, Loading, PagedTable, Section, Stats, Time, useAsync, useCursorList } from '../components';
 import { formatCount, utcDay } from '../format';
 import type { PageProps } from '.';
+import { AdjustForm, RefundForm, RevokeForm, SchedulesSection } from './corrections';
 import { RangeForm } from './range';
 import { rememberUser } from './users';
 
@@ -14,6 +16,14 @@ export function UserPage({ params, me }: PageProps) {
   const userId = params[0];
   // Bumped after a write, so every section reloads.
   const [version, setVersion] = useState(0);
+  // A lot or usage record picked from a table, prefilled into the revoke or refund form.
+  const [lotId, setLotId] = useState('');
+  const [recordId, setRecordId] = useState('');
+  const reload = () => setVersion((v) => v + 1);
+  const pick = (set: (id: string) => void, formId: string) => (id: string) => {
+    set(id);
+    document.getElementById(formId)?.focus();
+  };
   const balance = useAsync(() => loadBalance(userId), [userId, version]);
   useEffect(() => rememberUser(userId), [userId]);
   const unknown = balance.error instanceof AccountingError && balance.error.code === 'NOT_FOUND';
@@ -33,15 +43,22 @@ export function UserPage({ params, me }: PageProps) {
       {!known && balance.loading && <Loading what="the balance" />}
       <div class="grid">
         {balance.data && <BalanceSection balance={balance.data} />}
-        <AllocateForm userId={userId} onDone={() => setVersion((v) => v + 1)} />
+        <AllocateForm userId={userId} onDone={reload} />
       </div>
       {known && (
         <>
-          <LotsSection balance={balance.data!} />
+          <LotsSection balance={balance.data!} onRevoke={pick(setLotId, 'revoke-lot')} />
+          <div class="grid">
+            <AdjustForm userId={userId} onDone={reload} />
+            <RevokeForm userId={userId} lotId={lotId} onDone={reload} />
+            <RefundForm userId={userId} recordId={recordId} onDone={reload} />
+          </div>
+          {balance.data!.budgets.length > 0 && <BudgetsSection balance={balance.data!} />}
           {me.role === 'admin' ? <ActiveSessions userId={userId} version={version} /> : null}
           <UsageSection userId={userId} version={version} />
-          <RecordsSection userId={userId} version={version} />
+          <RecordsSection userId={userId} version={version} onRefund={pick(setRecordId, 'refund-record')} />
           <LedgerSection userId={userId} version={version} />
+          <SchedulesSection userId={userId} version={version} onDone={reload} />
         </>
       )}
     </>
@@ -56,6 +73,7 @@ function BalanceSection({ balance }: { balance: Balance }) {
         items={[
           { name: 'Available', value: <Credits value={balance.availableCredits} /> },
           { name: 'Reserved by sessions', value: <Credits value={balance.reservedCredits} /> },
+          { name: 'Unpaid', value: <Credits value={balance.unpaidCredits} /> },
           {
             name: 'Expiring soon',
             value: (
@@ -73,7 +91,21 @@ function BalanceSection({ balance }: { balance: Balance }) {
   );
 }
 
-function LotsSection({ balance }: { balance: Balance }) {
+function BudgetsSection({ balance }: { balance: Balance }) {
+  return (
+    <Section title="Budgets that apply">
+      <DataTable
+        caption={`Budgets of this user${balance.orgId ? ` and of organization ${balance.orgId}` : ''}, current period`}
+        rows={balance.budgets}
+        rowKey={(b) => b.budgetId}
+        empty="No budgets"
+        columns={budgetStatusColumns}
+      />
+    </Section>
+  );
+}
+
+function LotsSection({ balance, onRevoke }: { balance: Balance; onRevoke: (id: string) => void }) {
   return (
     <Section title="Lots">
       <DataTable
@@ -89,6 +121,14 @@ function LotsSection({ balance }: { balance: Balance }) {
           { header: 'Granted by', cell: (a) => a.allocatedBy },
           { header: 'Created', cell: (a) => <Time iso={a.createdAt} /> },
           { header: 'Note', cell: (a) => a.note ?? '' },
+          {
+            header: 'Revoke',
+            cell: (a) => (
+              <button type="button" class="link" aria-label={`Revoke lot ${a.id}`} onClick={() => onRevoke(a.id)}>
+                Revoke…
+              </button>
+            ),
+          },
         ]}
       />
     </Section>
@@ -247,7 +287,7 @@ function UsageSection({ userId, version }: { userId: string; version: number }) 
   );
 }
 
-function RecordsSection({ userId, version }: { userId: string; version: number }) {
+function RecordsSection({ userId, version, onRefund }: { userId: string; version: number; onRefund: (id: string) => void }) {
   const list = useCursorList((cursor) => api.call('get', '/api/usage/records', { query: { userId, limit: 20, cursor } }), [userId, version]);
   return (
     <Section title="Usage records">
@@ -264,7 +304,17 @@ function RecordsSection({ userId, version }: { userId: string; version: number }
           { header: 'Output tokens', numeric: true, cell: (r) => formatCount(r.outputTokens) },
           { header: 'Credits', numeric: true, cell: (r) => <Credits value={r.credits} /> },
           { header: 'Unpaid', numeric: true, cell: (r) => <Credits value={r.unpaidCredits} /> },
+          { header: 'Refunded', numeric: true, cell: (r) => <Credits value={r.refundedCredits} /> },
           { header: 'Session', cell: (r) => (r.sessionId ? <code>{r.sessionId}</code> : '') },
+          { header: 'Record', cell: (r) => <code>{r.id}</code> },
+          {
+            header: 'Refund',
+            cell: (r) => (
+              <button type="button" class="link" aria-label={`Refund record ${r.id}`} onClick={() => onRefund(r.id)}>
+                Refund…
+              </button>
+            ),
+          },
         ]}
       />
     </Section>

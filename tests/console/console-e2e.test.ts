@@ -9,8 +9,9 @@ import { createApp, type App } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/lib/logger';
 import { createTestContext, type TestContext } from '../support/context';
-import { count } from '../support/db';
+import { allEventsVisible, availableOf, count, micro } from '../support/db';
 import { TEST_JWT_SECRET, userWithRole } from '../support/tokens';
+import { Receiver } from '../events/receiver';
 import { ROOT, ensureConsoleBuilt } from './support';
 
 /**
@@ -42,6 +43,12 @@ const newUser = `new-${crypto.randomUUID()}`;
 const newUserAuth = userWithRole('user', newUser).auth;
 const sessionId = `console-e2e-${crypto.randomUUID()}`;
 let modelId: string;
+/** What the finalized session cost (set by the finalize test, refunded by the refund test). */
+let used = '';
+/** A real webhook receiver on loopback (the endpoint the webhooks test creates). */
+const receiver = new Receiver();
+/** Pastes the local wall time of `ms` in the browser's zone (Asia/Tokyo, UTC+9, no DST) into a datetime-local input. */
+const tokyoLocal = (ms: number) => new Date(ms + 9 * 3_600_000).toISOString().slice(0, 16);
 
 async function listen(app: App['app']): Promise<string> {
   const server = http.createServer(app);
@@ -92,7 +99,9 @@ beforeAll(async () => {
   }
   ensureConsoleBuilt();
   fs.mkdirSync(SHOTS, { recursive: true });
-  ctx = await createTestContext();
+  // Webhooks to the loopback receiver are allowed; the test drives the dispatcher itself (no background loop).
+  ctx = await createTestContext({ WEBHOOK_ALLOW_PRIVATE: 'true' });
+  await receiver.start();
   baseUrl = await listen(ctx.app);
   // The same database, served as in local embedded development (the only mode with the development sign-in).
   const devConfig = loadConfig({ NODE_ENV: 'development', JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'silent', SWEEPER_INTERVAL_MS: '0', RATE_LIMIT_ENABLED: 'false' });
@@ -123,6 +132,8 @@ afterAll(async () => {
     }),
   );
   await devApp?.close();
+  await receiver.stop();
+  await ctx?.services.dispatcher.close();
   await ctx?.close();
 });
 
@@ -211,7 +222,7 @@ test('When the session is finalized, then the usage charts of the user and of th
     .set('Authorization', newUserAuth)
     .send({ sessionId, actualInputTokens: 800, actualOutputTokens: 300 });
   expect(finalized.status).toBe(200);
-  const used = String(finalized.body.usedCredits);
+  used = String(finalized.body.usedCredits);
   expect(Number(used)).toBeGreaterThan(0);
 
   await page.goto(`${baseUrl}/admin#/users/${encodeURIComponent(newUser)}`);
@@ -231,6 +242,158 @@ test('When the session is finalized, then the usage charts of the user and of th
   expect(await seriousViolations()).toEqual([]);
 });
 
+const section = (title: string) => page.locator('section', { has: page.getByRole('heading', { name: title, exact: true, level: 2 }) });
+
+test('When an admin refunds the usage record from the user page, then the record and the balance show it and the credits are back in the lot', async () => {
+  const [record] = await ctx.db.query<{ id: string }>(`SELECT id::text FROM usage_records WHERE user_id = $1`, [newUser]);
+  await page.goto(`${baseUrl}/admin#/users/${encodeURIComponent(newUser)}`);
+  await page.getByRole('button', { name: `Refund record ${record.id}` }).click();
+  expect(await page.getByLabel('Usage record id').inputValue()).toBe(record.id);
+  // Picking a record moves focus to the form.
+  expect(await page.evaluate('document.activeElement?.id')).toBe('refund-record');
+  await section('Refund a usage record').getByLabel('Reason').fill('console e2e refund');
+  await page.getByRole('button', { name: 'Refund', exact: true }).click();
+  const result = await page.getByTestId('refund-result').textContent();
+  expect(result).toContain(`${used} refunded in all`);
+  expect(await page.getByTestId('refund-balance').textContent()).toBe('New balance: 12.5 available, 0 reserved, 0 unpaid.');
+  await page.getByRole('table', { name: 'Usage records, newest first' }).getByRole('row').filter({ hasText: record.id }).getByText(used).first().waitFor();
+
+  expect(await count(ctx.db, 'usage_records', 'id = $1 AND refunded_credits = $2', [record.id, micro(used).toString()])).toBe(1);
+  expect(await count(ctx.db, 'credit_transactions', "user_id = $1 AND type = 'refund' AND actor_id = $2", [newUser, admin.id])).toBe(1);
+  expect(await availableOf(ctx.db, newUser)).toBe(micro('12.5'));
+  await shot('user-after-refund');
+});
+
+test('When an admin adjusts too much, then the API\u2019s 402 is shown and nothing moves; a valid negative adjustment shows the new balance', async () => {
+  const adjust = section('Adjust credits');
+  await page.getByLabel('Adjustment (credits)').fill('-1000');
+  await adjust.getByLabel('Reason').fill('console e2e adjust');
+  await page.getByRole('button', { name: 'Adjust', exact: true }).click();
+  await expect(adjust.locator('.error').textContent()).resolves.toContain('402 INSUFFICIENT_CREDITS');
+  expect(await availableOf(ctx.db, newUser)).toBe(micro('12.5'));
+
+  await page.getByLabel('Adjustment (credits)').fill('-2.5');
+  await page.getByRole('button', { name: 'Adjust', exact: true }).click();
+  expect(await page.getByTestId('adjust-balance').textContent()).toBe('New balance: 10 available, 0 reserved, 0 unpaid.');
+  expect(await settle(() => page.getByRole('definition').first().textContent(), (v) => v === '10')).toBe('10');
+  expect(await count(ctx.db, 'credit_transactions', "user_id = $1 AND type = 'adjust' AND abs(amount) = 2500000 AND actor_id = $2 AND note = 'console e2e adjust'", [newUser, admin.id])).toBe(1);
+  expect(await availableOf(ctx.db, newUser)).toBe(micro('10'));
+});
+
+test('When an admin revokes part of a lot picked from the lots table, then the page shows what was revoked and the new balance', async () => {
+  const [lot] = await ctx.db.query<{ id: string }>(`SELECT id::text FROM credit_allocations WHERE user_id = $1 ORDER BY remaining_credits DESC LIMIT 1`, [newUser]);
+  await page.getByRole('button', { name: `Revoke lot ${lot.id}` }).click();
+  expect(await page.getByLabel('Lot id').inputValue()).toBe(lot.id);
+  await page.getByLabel('Credits to revoke (optional; default: all that is left)').fill('4');
+  await section('Revoke a lot').getByLabel('Reason').fill('console e2e revoke');
+  await page.getByRole('button', { name: 'Revoke', exact: true }).click();
+  expect(await page.getByTestId('revoke-result').textContent()).toContain(`Revoked 4 of lot ${lot.id}`);
+  expect(await page.getByTestId('revoke-balance').textContent()).toBe('New balance: 6 available, 0 reserved, 0 unpaid.');
+  expect(await count(ctx.db, 'credit_allocations', 'id = $1 AND remaining_credits = 6000000', [lot.id])).toBe(1);
+  expect(await count(ctx.db, 'credit_transactions', "user_id = $1 AND type = 'revoke' AND actor_id = $2", [newUser, admin.id])).toBe(1);
+  // Every write carried its own Idempotency-Key: allocate, the refused and the accepted adjustment, refund, revoke.
+  expect(await count(ctx.db, 'idempotency_keys', 'caller_id = $1', [admin.id])).toBeGreaterThanOrEqual(4);
+  // The ledger still balances after the corrections.
+  const reconcile = await request(ctx.app).get('/api/admin/reconcile').set('Authorization', admin.auth);
+  expect(reconcile.body).toMatchObject({ ok: true, discrepancies: [] });
+  await shot('user-after-corrections');
+  expect(await seriousViolations()).toEqual([]);
+});
+
+test('When an admin creates a budget and changes its limit, then the list and the status show it and the database has it', async () => {
+  await page.getByRole('link', { name: 'Budgets' }).click();
+  await page.getByRole('heading', { name: 'Budgets', level: 1 }).waitFor();
+  await section('New budget').getByLabel('User id').fill(newUser);
+  await page.getByLabel('Period', { exact: true }).selectOption('day');
+  await page.getByLabel('Limit (credits per period)').fill('50');
+  await page.getByRole('button', { name: 'Create budget' }).click();
+  const created = await page.getByTestId('budget-result').textContent();
+  expect(created).toContain(`50 per day for user ${newUser}`);
+  const [budget] = await ctx.db.query<{ id: string }>(`SELECT id::text FROM budgets WHERE user_id = $1 AND limit_credits = 50000000`, [newUser]);
+  expect(budget).toBeDefined();
+
+  await page.locator('#budget-filter-kind').selectOption('userId');
+  await section('Budgets').getByLabel('User id').fill(newUser);
+  await page.getByRole('button', { name: 'Show', exact: true }).click();
+  const status = page.getByRole('table', { name: /^Budgets that apply to user/ });
+  await status.getByRole('row').filter({ hasText: budget.id }).waitFor();
+  await page.getByRole('button', { name: `Change limit of budget ${budget.id}` }).click();
+  await page.getByLabel('New limit (credits per period)').fill('75.000001');
+  await page.getByRole('button', { name: 'Save limit' }).click();
+  await status.getByRole('row').filter({ hasText: '75.000001' }).waitFor();
+  expect(await count(ctx.db, 'budgets', 'id = $1 AND limit_credits = 75000001', [budget.id])).toBe(1);
+  await shot('budgets');
+  expect(await seriousViolations()).toEqual([]);
+});
+
+test('When an admin creates a webhook to a loopback receiver, then its secret shows once, a test and a real event arrive signed, and a retry delivers again', async () => {
+  await page.getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
+  await page.getByLabel('URL').fill(receiver.url);
+  await page.getByLabel('Description (optional)').fill('console e2e');
+  await page.getByRole('button', { name: 'Create endpoint' }).click();
+  receiver.secret = (await page.getByTestId('webhook-secret').textContent())!;
+  expect(receiver.secret).toMatch(/^whsec_/);
+  await page.getByRole('table', { name: 'Webhook endpoints' }).getByRole('link', { name: receiver.url }).click();
+  await page.getByRole('heading', { name: /^Webhook / , level: 1 }).waitFor();
+  // The secret is not shown again.
+  expect(await page.getByText(receiver.secret).count()).toBe(0);
+
+  await page.getByRole('button', { name: 'Send a test event' }).click();
+  expect(await page.getByTestId('webhook-test-result').textContent()).toMatch(/: succeeded, HTTP 204\.$/);
+  expect(receiver.received.map((r) => r.body.type)).toEqual(['webhook.test']);
+
+  // A real event: a grant to another user, fanned out and delivered by the dispatcher.
+  const hookUser = `hook-${crypto.randomUUID()}`;
+  expect((await request(ctx.app).post('/api/credits/allocate').set('Authorization', admin.auth).send({ userId: hookUser, credits: 1 })).status).toBe(201);
+  await allEventsVisible(ctx.db);
+  await ctx.services.dispatcher.runUntilIdle();
+  const granted = receiver.received.find((r) => r.body.userId === hookUser);
+  expect(granted?.body.type).toBe('credits.granted');
+  expect(receiver.invalid).toBe(0);
+
+  const deliveries = section('Deliveries');
+  await deliveries.getByRole('button', { name: 'Refresh' }).click();
+  const row = deliveries.getByRole('row').filter({ hasText: granted!.id }).first();
+  await row.getByText('succeeded').waitFor();
+  await row.getByText('1 attempt, last 204').click();
+  await row.getByRole('table', { name: /^Attempts of delivery/ }).getByRole('cell', { name: '204', exact: true }).waitFor();
+  const deliveryId = (await row.locator('td code').first().textContent())!;
+
+  await page.getByRole('button', { name: `Retry delivery ${deliveryId}` }).click();
+  await page.getByTestId('retry-result').waitFor();
+  await ctx.services.dispatcher.runUntilIdle();
+  expect(receiver.received.filter((r) => r.id === granted!.id)).toHaveLength(2);
+  expect(await count(ctx.db, 'webhook_attempts', 'delivery_id = $1 AND success', [deliveryId])).toBe(2);
+  await deliveries.getByRole('button', { name: 'Refresh' }).click();
+  await row.getByText('2 attempts, last 204').waitFor();
+  await shot('webhook');
+  expect(await seriousViolations()).toEqual([]);
+});
+
+test('When an admin filters the event log by user and type, then the events of the flow are listed', async () => {
+  await allEventsVisible(ctx.db);
+  await page.getByRole('link', { name: 'Events' }).click();
+  await page.getByRole('heading', { name: 'Events', level: 1 }).waitFor();
+  const table = page.getByRole('table', { name: 'Events, oldest first' });
+  // Unfiltered: the test event of the webhook test is there, with its endpoint in the data.
+  await table.getByText('webhook.test', { exact: true }).waitFor();
+  await page.getByLabel('User id').fill(newUser);
+  await page.getByRole('button', { name: 'Filter' }).click();
+  // Only this user's events (the webhook test event belongs to the admin).
+  await settle(() => table.getByText('webhook.test', { exact: true }).count(), (n) => n === 0);
+  const grant = table.getByRole('row').filter({ hasText: 'credits.granted' });
+  await grant.getByRole('link', { name: newUser }).waitFor();
+  expect(await grant.textContent()).toContain('12.5');
+  await page.getByLabel('Type').selectOption('credits.granted');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  expect(await settle(() => table.getByRole('row').count(), (n) => n === 2)).toBe(2); // the header and the one grant
+  const [event] = await ctx.db.query<{ n: string }>(`SELECT count(*) AS n FROM events WHERE user_id = $1 AND type = 'credits.granted'`, [newUser]);
+  expect(event.n).toBe('1');
+  await shot('events');
+  expect(await seriousViolations()).toEqual([]);
+});
+
 test('When an admin creates a price version, then the price list shows it and the database keeps the earlier one', async () => {
   const before = await count(ctx.db, 'model_prices', 'model_id = $1', [modelId]);
   await page.getByRole('link', { name: 'Prices' }).click();
@@ -244,6 +407,32 @@ test('When an admin creates a price version, then the price list shows it and th
   expect(await settle(() => row.textContent(), (v) => !!v?.includes('5.000001'))).toContain('5.000001');
   expect(await count(ctx.db, 'model_prices', 'model_id = $1', [modelId])).toBe(before + 1);
   expect(await count(ctx.db, 'model_prices', 'model_id = $1 AND output_price_per_1m = 5000001', [modelId])).toBe(1);
+
+  // A version that takes effect tomorrow: listed among the versions as scheduled, not in effect.
+  await page.getByLabel('Input, credits per 1M tokens', { exact: true }).fill('2');
+  await page.getByLabel('Output, credits per 1M tokens').fill('6');
+  await page.getByLabel('Effective from (optional; your time zone; default: now)').fill(tokyoLocal(Date.now() + 86_400_000));
+  await page.getByRole('button', { name: 'Create version (effective later)' }).click();
+  await expect(page.getByTestId('price-result').textContent()).resolves.toContain(`${modelId} gets version ${before + 2}, effective`);
+  expect(await count(ctx.db, 'model_prices', "model_id = $1 AND effective_from > now() + interval '23 hours'", [modelId])).toBe(1);
+  await page.getByLabel('Show versions of model').fill(modelId);
+  await page.getByRole('button', { name: 'Show versions' }).click();
+  const versions = page.getByRole('table', { name: `Price versions of ${modelId}, oldest first, credits per 1M tokens` });
+  await versions.getByRole('row').filter({ hasText: 'scheduled' }).filter({ hasText: String(before + 2) }).waitFor();
+  await versions.getByRole('row').filter({ hasText: 'in effect' }).filter({ hasText: '5.000001' }).waitFor();
+
+  // A LiteLLM list: the dry run writes nothing, then Apply creates the one changed model's version.
+  const list = { [modelId]: { input_cost_per_token: 0.000003, output_cost_per_token: 0.000015 }, 'image-only': { mode: 'image_generation' } };
+  await page.getByLabel(/^Price list \(JSON/).fill(JSON.stringify(list));
+  await page.getByRole('button', { name: 'Preview (dry run)' }).click();
+  const preview = page.getByTestId('import-preview');
+  await expect(preview.locator('p').first().textContent()).resolves.toBe('Dry run: 1 model would get a new version, 0 unchanged, 1 skipped. Nothing was written.');
+  await preview.getByRole('row').filter({ hasText: modelId }).filter({ hasText: '0.000015' }).waitFor();
+  expect(await count(ctx.db, 'model_prices', 'model_id = $1', [modelId])).toBe(before + 2);
+  await shot('prices-import-preview');
+  await page.getByRole('button', { name: 'Apply: create 1 version' }).click();
+  await expect(page.getByTestId('import-result').textContent()).resolves.toContain(`${modelId} v${before + 3}`);
+  expect(await count(ctx.db, 'model_prices', 'model_id = $1 AND input_price_per_1m = 300000000 AND output_price_per_1m = 1500000000', [modelId])).toBe(1);
   await shot('prices');
   expect(await seriousViolations()).toEqual([]);
 });
@@ -257,6 +446,17 @@ test('When the window is narrow, then the pages reflow without sideways scrollin
     await page.goto(`${baseUrl}/admin${hash}`);
     await page.getByRole('heading', { level: 1 }).waitFor();
     await page.getByTestId('chart-total').first().waitFor();
+    expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1')).toBe(true);
+    await shot(name);
+  }
+  for (const [hash, name] of [
+    ['#/budgets', 'budgets-narrow'],
+    ['#/webhooks', 'webhooks-narrow'],
+    ['#/events', 'events-narrow'],
+  ]) {
+    await page.goto(`${baseUrl}/admin${hash}`);
+    await page.getByRole('heading', { level: 1 }).waitFor();
+    await page.getByRole('table').first().getByRole('row').nth(1).waitFor();
     expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth + 1')).toBe(true);
     await shot(name);
   }
@@ -291,7 +491,20 @@ test('When a supervisor signs in, then admin-only pages say so and the user page
   await page.goto(`${baseUrl}/admin#/users/${encodeURIComponent(newUser)}`);
   await page.getByRole('heading', { name: 'Ledger' }).waitFor();
   expect(await page.getByRole('heading', { name: 'Active sessions' }).count()).toBe(0);
+  // Corrections and recurring grants are a supervisor's too.
+  for (const title of ['Adjust credits', 'Revoke a lot', 'Refund a usage record', 'Recurring grants']) await page.getByRole('heading', { name: title }).waitFor();
   await shot('supervisor-user');
+  for (const [name, notice] of [
+    ['Webhooks', 'This page needs the admin role'],
+    ['Events', 'This page needs the admin role'],
+    ['Prices', 'importing a price list need the admin role'],
+  ]) {
+    await page.getByRole('link', { name, exact: true }).click();
+    await page.getByRole('heading', { name, level: 1 }).waitFor();
+    expect(await page.getByRole('note').textContent()).toContain(notice);
+  }
+  await page.getByRole('link', { name: 'Budgets' }).click();
+  await page.getByRole('table', { name: 'Every budget' }).getByRole('row').nth(1).waitFor();
   expect(await seriousViolations()).toEqual([]);
 });
 
@@ -317,11 +530,12 @@ test('When the service runs in local embedded development mode, then one click s
   await devPage.close();
 });
 
-test('When the whole flow has run, then the browser logged no errors besides the network lines of the two API errors the flow provokes, and asked nothing of another origin', () => {
-  // Chromium logs every 4xx fetch as "Failed to load resource"; these two are the unknown user and the refused allocation.
+test('When the whole flow has run, then the browser logged no errors besides the network lines of the three API errors the flow provokes, and asked nothing of another origin', () => {
+  // Chromium logs every 4xx fetch as "Failed to load resource"; these three are the unknown user, the refused allocation and the refused adjustment.
   const expected = [
     { status: 404, url: `/api/credits/balance/${encodeURIComponent(newUser)}` },
     { status: 400, url: '/api/credits/allocate' },
+    { status: 402, url: '/api/credits/adjust' },
   ];
   const unexpected = browserErrors.filter((e) => !expected.some((x) => e.text.includes(`status of ${x.status}`) && e.url.endsWith(x.url)));
   expect(unexpected).toEqual([]);

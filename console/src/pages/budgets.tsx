@@ -100,7 +100,7 @@ export function BudgetsPage(_props: PageProps) {
               header: 'Actions',
               cell: (b) => (
                 <span class="actions">
-                  <button type="button" class="link" aria-label={`Change the limit of budget ${b.id}`} onClick={() => setEditing(b)}>
+                  <button type="button" class="link" aria-label={`Change limit of budget ${b.id}`} onClick={() => setEditing(b)}>
                     Change limit
                   </button>
                   <button type="button" class="link" aria-label={`Delete budget ${b.id}`} onClick={() => void remove(b)}>

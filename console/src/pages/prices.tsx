@@ -64,7 +64,7 @@ function VersionsSection({ models, version }: { models: string[]; version: numbe
         }}
       >
         <label for="versions-model">
-          Model id
+          Show versions of model
           <input id="versions-model" list="price-models-all" required autoComplete="off" value={draft} onInput={(e) => setDraft(e.currentTarget.value)} />
         </label>
         <datalist id="price-models-all">

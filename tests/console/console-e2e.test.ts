@@ -300,6 +300,28 @@ test('When an admin revokes part of a lot picked from the lots table, then the p
   expect(await seriousViolations()).toEqual([]);
 });
 
+test('When an admin creates a recurring grant and stops it, then the list shows both and the database has the schedule, stopped', async () => {
+  const grants = section('Recurring grants');
+  await page.getByLabel('Credits per period').fill('5');
+  await page.locator('#schedule-period').selectOption('week');
+  await page.getByLabel('Time zone (IANA)').fill('Europe/Berlin');
+  await page.getByRole('button', { name: 'Create recurring grant' }).click();
+  await expect(page.getByTestId('schedule-result').textContent()).resolves.toMatch(/created: 5 per week\.$/);
+  const [schedule] = await ctx.db.query<{ id: string }>(
+    `SELECT id::text FROM credit_schedules WHERE user_id = $1 AND credits = 5000000 AND period = 'week' AND timezone = 'Europe/Berlin' AND created_by = $2`,
+    [newUser, admin.id],
+  );
+  expect(schedule).toBeDefined();
+  const row = grants.getByRole('row').filter({ hasText: schedule.id });
+  await row.getByText('week (Europe/Berlin)').waitFor();
+  page.once('dialog', (dialog) => void dialog.accept());
+  await page.getByRole('button', { name: `Stop schedule ${schedule.id}` }).click();
+  await row.locator('time').nth(1).waitFor(); // the "Stopped" column now has the time
+  expect(await count(ctx.db, 'credit_schedules', 'id = $1 AND deleted_at IS NOT NULL', [schedule.id])).toBe(1);
+  // Creating a schedule grants nothing by itself (the background job does, per period).
+  expect(await availableOf(ctx.db, newUser)).toBe(micro('6'));
+});
+
 test('When an admin creates a budget and changes its limit, then the list and the status show it and the database has it', async () => {
   await page.getByRole('link', { name: 'Budgets' }).click();
   await page.getByRole('heading', { name: 'Budgets', level: 1 }).waitFor();
@@ -324,6 +346,16 @@ test('When an admin creates a budget and changes its limit, then the list and th
   expect(await count(ctx.db, 'budgets', 'id = $1 AND limit_credits = 75000001', [budget.id])).toBe(1);
   await shot('budgets');
   expect(await seriousViolations()).toEqual([]);
+
+  // A second budget, deleted again (after a confirmation).
+  await section('New budget').getByLabel('Limit (credits per period)').fill('1');
+  await page.getByRole('button', { name: 'Create budget' }).click();
+  await page.getByTestId('budget-result').filter({ hasText: '1 per day' }).waitFor();
+  const [second] = await ctx.db.query<{ id: string }>(`SELECT id::text FROM budgets WHERE user_id = $1 AND limit_credits = 1000000`, [newUser]);
+  page.once('dialog', (dialog) => void dialog.accept());
+  await page.getByRole('button', { name: `Delete budget ${second.id}` }).click();
+  await settle(() => page.getByRole('button', { name: `Delete budget ${second.id}` }).count(), (n) => n === 0);
+  expect(await count(ctx.db, 'budgets', 'user_id = $1', [newUser])).toBe(1);
 });
 
 test('When an admin creates a webhook to a loopback receiver, then its secret shows once, a test and a real event arrive signed, and a retry delivers again', async () => {
@@ -390,6 +422,29 @@ test('When an admin filters the event log by user and type, then the events of t
   expect(await settle(() => table.getByRole('row').count(), (n) => n === 2)).toBe(2); // the header and the one grant
   const [event] = await ctx.db.query<{ n: string }>(`SELECT count(*) AS n FROM events WHERE user_id = $1 AND type = 'credits.granted'`, [newUser]);
   expect(event.n).toBe('1');
+
+  // Cursor paging: 11 grants to another user, 10 per page.
+  const paged = `paged-${crypto.randomUUID()}`;
+  for (let i = 1; i <= 11; i++) {
+    expect((await request(ctx.app).post('/api/credits/allocate').set('Authorization', admin.auth).send({ userId: paged, credits: i })).status).toBe(201);
+  }
+  await allEventsVisible(ctx.db);
+  const ids = (await ctx.db.query<{ eid: string }>(`SELECT 'evt_' || e.id AS eid FROM events e WHERE e.user_id = $1 ORDER BY e.id`, [paged])).map((r) => r.eid);
+  expect(ids).toHaveLength(11);
+  await page.getByLabel('Type').selectOption('');
+  await page.getByLabel('User id').fill(paged);
+  await page.getByLabel('Per page').selectOption('10');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await table.getByText(ids[9], { exact: true }).waitFor();
+  expect(await table.getByText(ids[0], { exact: true }).count()).toBe(1);
+  expect(await table.getByRole('row').count()).toBe(11);
+  const pager = page.getByRole('navigation', { name: 'Events, oldest first: pages' });
+  await pager.getByRole('button', { name: 'Next' }).click();
+  await table.getByText(ids[10], { exact: true }).waitFor();
+  expect(await table.getByRole('row').count()).toBe(2);
+  expect(await pager.getByRole('button', { name: 'Next' }).isDisabled()).toBe(true);
+  await pager.getByRole('button', { name: 'Previous' }).click();
+  await table.getByText(ids[0], { exact: true }).waitFor();
   await shot('events');
   expect(await seriousViolations()).toEqual([]);
 });

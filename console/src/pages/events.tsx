@@ -21,24 +21,24 @@ export const EVENT_TYPES: EventType[] = [
   'webhook.test',
 ];
 
-type Filter = { type: EventType | ''; userId: string; after: string };
+type Filter = { type: EventType | ''; userId: string; after: string; limit: number };
 
 /** The event log (GET /api/events): oldest first, filtered by type, user and "after an event id", paged with cursors. */
 export function EventsPage(_props: PageProps) {
-  const [filter, setFilter] = useState<Filter>({ type: '', userId: '', after: '' });
+  const [filter, setFilter] = useState<Filter>({ type: '', userId: '', after: '', limit: 50 });
   const [draft, setDraft] = useState<Filter>(filter);
   const list = useCursorList(
     (cursor) =>
       api.call('get', '/api/events', {
         query: {
-          limit: 50,
+          limit: filter.limit,
           ...(filter.type ? { type: filter.type } : {}),
           ...(filter.userId ? { userId: filter.userId } : {}),
           // The cursor continues after the last event shown; `after` is where the first page starts.
           ...(cursor ? { cursor } : filter.after ? { after: filter.after } : {}),
         },
       }),
-    [filter.type, filter.userId, filter.after],
+    [filter.type, filter.userId, filter.after, filter.limit],
   );
   return (
     <>
@@ -48,7 +48,7 @@ export function EventsPage(_props: PageProps) {
           class="range"
           onSubmit={(e) => {
             e.preventDefault();
-            setFilter({ type: draft.type, userId: draft.userId.trim(), after: draft.after.trim() });
+            setFilter({ type: draft.type, userId: draft.userId.trim(), after: draft.after.trim(), limit: draft.limit });
           }}
         >
           <label for="events-type">
@@ -69,6 +69,16 @@ export function EventsPage(_props: PageProps) {
           <label for="events-after">
             After event id (e.g. evt_42)
             <input id="events-after" autoComplete="off" value={draft.after} onInput={(e) => setDraft({ ...draft, after: e.currentTarget.value })} />
+          </label>
+          <label for="events-limit">
+            Per page
+            <select id="events-limit" value={String(draft.limit)} onChange={(e) => setDraft({ ...draft, limit: Number(e.currentTarget.value) })}>
+              {[10, 50, 200].map((n) => (
+                <option key={n} value={String(n)}>
+                  {n}
+                </option>
+              ))}
+            </select>
           </label>
           <button type="submit">Filter</button>
         </form>

@@ -54,7 +54,13 @@ export function UserPage({ params, me }: PageProps) {
             <RefundForm userId={userId} recordId={recordId} onDone={reload} />
           </div>
           {balance.data!.budgets.length > 0 && <BudgetsSection balance={balance.data!} />}
-          {me.role === 'admin' ? <ActiveSessions userId={userId} version={version} /> : null}
+          {me.role === 'admin' ? (
+            <ActiveSessions userId={userId} version={version} />
+          ) : (
+            <p class="notice" role="note">
+              Active sessions are listed for admins only; your token is a supervisor&rsquo;s.
+            </p>
+          )}
           <UsageSection userId={userId} version={version} />
           <RecordsSection userId={userId} version={version} onRefund={pick(setRecordId, 'refund-record')} />
           <LedgerSection userId={userId} version={version} />

@@ -10,7 +10,8 @@ export default defineConfig({
   base: '/admin/',
   publicDir: false,
   logLevel: 'warn',
-  esbuild: { jsx: 'automatic', jsxImportSource: 'preact' },
+  // Production JSX whatever NODE_ENV says (tests rebuild the console with NODE_ENV=test).
+  esbuild: { jsx: 'automatic', jsxImportSource: 'preact', jsxDev: false },
   build: {
     outDir: path.resolve(__dirname, '..', 'dist', 'console'),
     emptyOutDir: true,

@@ -192,6 +192,7 @@ type ScheduleBody = {
   period: 'day' | 'week' | 'month';
   timezone?: string;
   expireAtPeriodEnd?: boolean;
+  expiresInDays?: number;
   rolloverCapCredits?: string;
   startAt?: string;
 };
@@ -205,6 +206,7 @@ export function SchedulesSection({ userId, version, onDone }: { userId: string; 
   const [timezone, setTimezone] = useState('UTC');
   const [expireAtPeriodEnd, setExpireAtPeriodEnd] = useState(false);
   const [cap, setCap] = useState('');
+  const [expiresInDays, setExpiresInDays] = useState('');
   const [startAt, setStartAt] = useState('');
   const create = useIdempotentAction((body: ScheduleBody, idempotencyKey: string) => api.call('post', '/api/credits/schedules', { body, idempotencyKey }));
   const [stopError, setStopError] = useState<unknown>();
@@ -214,6 +216,7 @@ export function SchedulesSection({ userId, version, onDone }: { userId: string; 
     const body: ScheduleBody = { userId, credits: credits.trim(), period };
     if (timezone.trim()) body.timezone = timezone.trim();
     if (expireAtPeriodEnd) body.expireAtPeriodEnd = true;
+    if (expiresInDays.trim()) body.expiresInDays = Number(expiresInDays);
     if (cap.trim()) body.rolloverCapCredits = cap.trim();
     if (startAt) body.startAt = localInputToIso(startAt);
     if (await create.run(body)) {
@@ -282,6 +285,10 @@ export function SchedulesSection({ userId, version, onDone }: { userId: string; 
         <label for="schedule-cap">
           Rollover cap (optional)
           <input id="schedule-cap" name="rolloverCapCredits" inputMode="decimal" autoComplete="off" pattern={creditsPattern()} value={cap} onInput={(e) => setCap(e.currentTarget.value)} />
+        </label>
+        <label for="schedule-days">
+          Each grant expires after days (optional)
+          <input id="schedule-days" name="expiresInDays" type="number" min={1} max={36500} value={expiresInDays} onInput={(e) => setExpiresInDays(e.currentTarget.value)} />
         </label>
         <label for="schedule-start">
           Start (optional; your time zone)

@@ -6,7 +6,7 @@ import { Client } from 'pg';
 import { createDatabase } from '../../src/db/database';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded-postgres';
 import { migrateToLatest } from '../../src/db/migrator';
-import { DOCUMENTED_ROLES, grantAppSql } from '../../src/db/roles';
+import { grantAppSql } from '../../src/db/roles';
 
 declare global {
   var __EMBEDDED_PG__: EmbeddedDatabase | undefined;

@@ -6,6 +6,7 @@ import { Client } from 'pg';
 import { createDatabase } from '../../src/db/database';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded-postgres';
 import { migrateToLatest } from '../../src/db/migrator';
+import { grantAppSql } from '../../src/db/roles';
 
 declare global {
   var __EMBEDDED_PG__: EmbeddedDatabase | undefined;
@@ -51,8 +52,36 @@ export default async function globalSetup(): Promise<void> {
   // TEST_POOLER_URL (e.g. PgBouncer in transaction mode): the apps under test connect through it, while
   // databases are created, cloned and dropped directly (a pooler would keep the template busy).
   if (process.env.TEST_POOLER_URL) process.env.TEST_APP_URL = process.env.TEST_POOLER_URL;
+  // TEST_AS_APP_ROLE=1: the apps under test (and the tests' own connections) connect as a least-privilege
+  // role granted exactly what docs/operations.md grants the service (src/db/roles.ts). Tests that arrange
+  // with DDL or deletes fail there by design.
+  if (process.env.TEST_AS_APP_ROLE === '1') {
+    if (process.env.TEST_POOLER_URL) throw new Error('TEST_AS_APP_ROLE and TEST_POOLER_URL cannot be combined');
+    process.env.TEST_APP_URL = await createAppRole(adminUrl, template, runId);
+  }
   process.env.TEST_TEMPLATE_DB = template;
   process.env.TEST_RUN_ID = runId;
+}
+
+/** Creates this run's app role, grants it on the template (clones inherit the grants) and returns its URL. */
+async function createAppRole(adminUrl: string, template: string, runId: string): Promise<string> {
+  const role = `acct_app_${runId}`;
+  const password = `pw_${runId}`;
+  const admin = new Client({ connectionString: withDatabase(adminUrl, template) });
+  await admin.connect();
+  try {
+    const [{ current_user: owner }] = (await admin.query<{ current_user: string }>(`SELECT current_user`)).rows;
+    await admin.query(`CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${password}'`);
+    const sql = grantAppSql({ database: template, owner: `"${owner}"`, app: role });
+    for (const statement of sql.split('\n')) await admin.query(statement);
+  } finally {
+    await admin.end();
+  }
+  process.env.TEST_APP_ROLE = role;
+  const url = new URL(adminUrl);
+  url.username = role;
+  url.password = password;
+  return url.toString();
 }
 
 /** True when something accepts TCP connections at host:port within half a second. */

@@ -18,5 +18,7 @@ export default async function globalTeardown(): Promise<void> {
     [`acct\\_%${runId}%`],
   );
   for (const { datname } of rows) await admin.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`);
+  // The least-privilege run's role (TEST_AS_APP_ROLE=1), once no database grants it anything.
+  if (process.env.TEST_APP_ROLE) await admin.query(`DROP ROLE IF EXISTS ${process.env.TEST_APP_ROLE}`).catch(() => undefined);
   await admin.end();
 }

@@ -18,6 +18,13 @@ export const SETTINGS = {
   retryOps: num('RELIABILITY_RETRY_OPS', 40, 400),
   /** Scenario 6: generated requests per route. */
   fuzzRuns: num('RELIABILITY_FUZZ_RUNS', 150, 2_000),
+  /**
+   * Scenario 6c: requests of the issue-12 hostile classes (text, numbers, types, sizes, cursors), all routes
+   * together. With 6a and 6b, scenario 6 sends over 20,000 requests under its "no 5xx, refused changes nothing" oracle.
+   */
+  hostileRequests: num('RELIABILITY_HOSTILE_REQUESTS', 12_500, 100_000),
+  /** Scenario 6d: requests of the shard-overflow attack (3 attackers together). */
+  abuseRequests: num('RELIABILITY_ABUSE_REQUESTS', 1_023, 5_000),
   /** Scenario 6: fast-check seed (printed with the figure, so a failure can be replayed). */
   fuzzSeed: Number(process.env.RELIABILITY_FUZZ_SEED ?? Date.now() % 2_147_483_647),
 };

@@ -1,6 +1,7 @@
 /**
  * The budgets and metering benchmark (part of `npm run bench`; alone: `npm run build && node
- * dist/bench/budgets-metering.js [-- --duration 30 --rounds 3 --connections 50 --users 3000 --smoke]`).
+ * dist/bench/budgets-metering.js [--duration 30 --rounds 6 --connections 50 --users 3000 --smoke]`;
+ * --duration is the time per scenario, split over the rounds).
  *
  * One fresh database, the compiled service started as in production (as bench/run.ts does), this process
  * as the load generator (it does nothing else while measuring). Pairs of scenarios run alternately, round
@@ -69,7 +70,7 @@ function parseArgs(argv: string[]): Options {
   return {
     smoke,
     durationSec: num('duration', smoke ? 2 : 30, 1, 600),
-    rounds: num('rounds', smoke ? 1 : 3, 1, 20),
+    rounds: num('rounds', smoke ? 1 : 6, 1, 20),
     connections: num('connections', smoke ? 10 : 50, 1, 1000),
     users: num('users', smoke ? 300 : 3000, 30, 100_000),
     poolMax: num('pool', Number(process.env.DATABASE_POOL_MAX ?? DEFAULT_POOL_MAX), 1, 200),
@@ -127,6 +128,8 @@ interface Measured {
   errors: number;
   deadlocks: number;
   codes: Record<string, number>;
+  /** req/s of each round alone. */
+  perRound: number[];
 }
 
 const PARTS = { cachedInputTokens: 300, cacheWriteTokens: 100, cacheWrite1hTokens: 50, reasoningTokens: 200 };
@@ -162,6 +165,7 @@ function requestsOf(s: Scenario, auth: (user: string) => string): autocannon.Req
 }
 
 function runOnce(url: string, s: Scenario, seconds: number, connections: number, auth: (user: string) => string, into: Measured): Promise<void> {
+  const countBefore = into.latencies.length;
   const requests = requestsOf(s, auth).map((r) => ({
     ...r,
     onResponse: (status: number, body: string) => {
@@ -175,7 +179,9 @@ function runOnce(url: string, s: Scenario, seconds: number, connections: number,
     const started = Date.now();
     const instance = autocannon({ url, connections, duration: seconds, requests, timeout: 10 }, (error, result) => {
       if (error) return reject(error);
-      into.seconds += result.duration || (Date.now() - started) / 1000;
+      const elapsed = result.duration || (Date.now() - started) / 1000;
+      into.seconds += elapsed;
+      into.perRound.push((into.latencies.length - countBefore) / elapsed);
       into.ok += result['2xx'];
       into.non2xx += result.non2xx;
       into.errors += result.errors + result.timeouts;
@@ -254,10 +260,10 @@ async function main(): Promise<number> {
       { id: 'B-both', title: 'initialize, user budget + org budget', kind: 'initialize', users: pick(groups.budgeted) },
       { id: 'H-org', title: `initialize→finalize, one org (${groups.hotOrg.length} users in turn, 1 org budget)`, kind: 'flow', users: inTurn(groups.hotOrg) },
     ];
-    const measured = new Map<string, Measured>(scenarios.map((s) => [s.id, { latencies: [], seconds: 0, ok: 0, non2xx: 0, errors: 0, deadlocks: 0, codes: {} }]));
+    const measured = new Map<string, Measured>(scenarios.map((s) => [s.id, { latencies: [], seconds: 0, ok: 0, non2xx: 0, errors: 0, deadlocks: 0, codes: {}, perRound: [] }]));
 
     // Warm-up (JIT, pools, plan caches) on the plain and the budgeted path.
-    const warm = { latencies: [], seconds: 0, ok: 0, non2xx: 0, errors: 0, deadlocks: 0, codes: {} };
+    const warm: Measured = { latencies: [], seconds: 0, ok: 0, non2xx: 0, errors: 0, deadlocks: 0, codes: {}, perRound: [] };
     await runOnce(url, scenarios[0], options.smoke ? 1 : 3, options.connections, auth, warm);
     await runOnce(url, scenarios[3], options.smoke ? 1 : 3, options.connections, auth, warm);
 
@@ -271,8 +277,7 @@ async function main(): Promise<number> {
         await runOnce(url, s, slice, options.connections, auth, m);
         await sleep(1_100); // pg_stat counters are flushed about once a second
         m.deadlocks += (await deadlocks(stats)) - before;
-        const r = summary(m);
-        log(`round ${round}/${options.rounds} ${s.id}: ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms`);
+        log(`round ${round}/${options.rounds} ${s.id}: ${m.perRound[m.perRound.length - 1].toFixed(0)} req/s this round`);
       }
     }
     const { rows: problems } = await stats.query(`SELECT count(*)::int AS n FROM acct_budget_reconcile()`);
@@ -292,11 +297,18 @@ async function main(): Promise<number> {
       const codes = Object.entries(m.codes).map(([c, n]) => `${c}:${n}`).join(' ');
       lines.push(`| ${s.id} | ${s.title} | ${r.reqPerSec.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${m.non2xx}${codes ? ` (${codes})` : ''} | ${m.errors} | ${m.deadlocks} |`);
     }
+    // Over the whole run, and per round: round i of A against round i of B, which ran right next to it (on a
+    // shared machine the load drifts between rounds; the median of the per-round ratios resists that).
     const ratio = (a: string, b: string) => {
       const x = summary(measured.get(a)!);
       const y = summary(measured.get(b)!);
+      const ra = measured.get(a)!.perRound;
+      const rb = measured.get(b)!.perRound;
+      const perRound = ra.map((v, i) => (rb[i] / v - 1) * 100);
+      const median = [...perRound].sort((p, q) => p - q)[Math.floor((perRound.length - 1) / 2)];
       return `${a}/${b}: time per request ${((y.reqPerSec / x.reqPerSec - 1) * 100).toFixed(1)}% (req/s ${x.reqPerSec.toFixed(0)} vs ${y.reqPerSec.toFixed(0)}), ` +
-        `mean latency ${((x.mean / y.mean - 1) * 100).toFixed(1)}%, p50 ${((x.p50 / y.p50 - 1) * 100).toFixed(1)}%, p99 ${((x.p99 / y.p99 - 1) * 100).toFixed(1)}%`;
+        `mean latency ${((x.mean / y.mean - 1) * 100).toFixed(1)}%, p50 ${((x.p50 / y.p50 - 1) * 100).toFixed(1)}%, p99 ${((x.p99 / y.p99 - 1) * 100).toFixed(1)}%; ` +
+        `per round ${perRound.map((p) => `${p.toFixed(0)}%`).join(' ')} (median ${median.toFixed(1)}%)`;
     };
     lines.push('', `issue 13 (target <= 5% over): ${ratio('M-kinds', 'M-plain')}`, `issue 14 (target <= 15% over): ${ratio('B-both', 'B-none')}`);
     const hot = summary(measured.get('H-org')!);

@@ -37,10 +37,12 @@ BEGIN
       INTO v_budgets, v_starts
       FROM acct_budget_applicable(p_user, (SELECT org_id FROM user_accounts WHERE id = p_user), p_model) b;
     FOR i IN 1 .. coalesce(array_length(v_budgets, 1), 0) LOOP
+      -- Locked already by acct_budget_lock (taking it again is free); FOR UPDATE also covers a counter that was
+      -- not (the org changed in between; docs/architecture.md, lock order, notes that gap).
       SELECT spent_credits, held_credits INTO v_spent, v_held
-        FROM budget_counters WHERE budget_id = v_budgets[i].id AND period_start = v_starts[i];
+        FROM budget_counters WHERE budget_id = v_budgets[i].id AND period_start = v_starts[i] FOR UPDATE;
       IF NOT FOUND THEN
-        -- Not locked above (the org changed in between): lock it now, or skip a budget deleted meanwhile.
+        -- No row yet: create and lock it, or skip a budget deleted meanwhile.
         CONTINUE WHEN NOT acct_budget_counter(v_budgets[i].id, v_starts[i]);
         v_spent := 0;
         v_held := 0;

@@ -21,3 +21,5 @@ if (!args.includes('--hot-path-only')) {
   const usageArgs = smoke ? ['--sizes', '2000', '--user-requests', '20', '--system-requests', '10', '--no-write'] : [];
   run('npm', ['run', '--silent', 'bench:usage', '--', ...usageArgs]);
 }
+// Budgets and metering (bench/budgets-metering.ts): token kinds and budgets vs without, and a hot org.
+if (!args.includes('--hot-path-only')) run(process.execPath, [path.join(__dirname, 'budgets-metering.js'), ...(smoke ? ['--smoke'] : [])]);

@@ -4147,7 +4147,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `UNPAID_LIMIT`: the user's unpaid credits are above UNPAID_LIMIT_CREDITS (details: unpaidCredits); nothing was written; `INSUFFICIENT_CREDITS`: not enough available credits (details: requiredCredits, availableCredits); nothing was held */
+            /** @description `UNPAID_LIMIT`: the user's unpaid credits are above UNPAID_LIMIT_CREDITS (details: unpaidCredits); nothing was written; `BUDGET_EXCEEDED`: a budget that applies would be exceeded (details: budgetId, scope, period, limitCredits, spentCredits, heldCredits, resetsAt); nothing was held or recorded; `INSUFFICIENT_CREDITS`: not enough available credits (details: requiredCredits, availableCredits); nothing was held */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -4393,7 +4393,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `INSUFFICIENT_CREDITS`: not enough available credits (details: requiredCredits, availableCredits); nothing was held */
+            /** @description `BUDGET_EXCEEDED`: a budget that applies would be exceeded (details: budgetId, scope, period, limitCredits, spentCredits, heldCredits, resetsAt); nothing was held or recorded; `INSUFFICIENT_CREDITS`: not enough available credits (details: requiredCredits, availableCredits); nothing was held */
             402: {
                 headers: {
                     [name: string]: unknown;
@@ -4807,7 +4807,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `UNPAID_LIMIT`: the user's unpaid credits are above UNPAID_LIMIT_CREDITS (details: unpaidCredits); nothing was written */
+            /** @description `UNPAID_LIMIT`: the user's unpaid credits are above UNPAID_LIMIT_CREDITS (details: unpaidCredits); nothing was written; `BUDGET_EXCEEDED`: a budget that applies would be exceeded (details: budgetId, scope, period, limitCredits, spentCredits, heldCredits, resetsAt); nothing was held or recorded */
             402: {
                 headers: {
                     [name: string]: unknown;

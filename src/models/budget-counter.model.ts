@@ -1,5 +1,5 @@
 import type { Sequelize } from 'sequelize';
-import { bigint, type RowModel, tableOptions, timestamp } from './columns';
+import { bigint, type RowModel, smallint, tableOptions, timestamp } from './columns';
 
 /** What one budget's period has spent and what active sessions hold in it (budget_counters; created on first use). */
 export interface BudgetCounterAttributes {
@@ -7,6 +7,8 @@ export interface BudgetCounterAttributes {
   periodStart: Date;
   spentCredits: string;
   heldCredits: string;
+  /** Highest budget.threshold level announced in this period: 0, 80 or 100 (percent of the limit). */
+  thresholdLevel: number;
 }
 
 export function defineBudgetCounter(sequelize: Sequelize): RowModel<BudgetCounterAttributes> {
@@ -17,6 +19,7 @@ export function defineBudgetCounter(sequelize: Sequelize): RowModel<BudgetCounte
       periodStart: { ...timestamp(), primaryKey: true },
       spentCredits: bigint(),
       heldCredits: bigint(),
+      thresholdLevel: smallint(),
     },
     { ...tableOptions, tableName: 'budget_counters' },
   );

@@ -32,7 +32,7 @@ export function streamingSessionRoutes(services: Services): RouteSpec[] {
         201: { description: 'Session opened; the estimate is held', schema: sessionResponse },
         200: { description: 'Same sessionId and body as an earlier request: that session, as it is now', schema: sessionResponse },
       },
-      errors: ['UNKNOWN_MODEL', 'UNPAID_LIMIT', 'INSUFFICIENT_CREDITS', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
+      errors: ['UNKNOWN_MODEL', 'UNPAID_LIMIT', 'BUDGET_EXCEEDED', 'INSUFFICIENT_CREDITS', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
       handler: controller.initialize,
     },
     {
@@ -58,7 +58,7 @@ export function streamingSessionRoutes(services: Services): RouteSpec[] {
       idempotent: true,
       request: { body: extendSessionBody(services.sessions.maxTtlSeconds) },
       responses: { 200: { description: 'The session as extended', schema: sessionResponse } },
-      errors: ['NOT_FOUND', 'SESSION_NOT_ACTIVE', 'INSUFFICIENT_CREDITS', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
+      errors: ['NOT_FOUND', 'SESSION_NOT_ACTIVE', 'BUDGET_EXCEEDED', 'INSUFFICIENT_CREDITS', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
       handler: controller.extend,
     },
     {

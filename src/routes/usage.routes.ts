@@ -28,7 +28,7 @@ export function usageRoutes(services: Services): RouteSpec[] {
       idempotent: true,
       request: { body: recordUsageBody },
       responses: { 201: { description: 'Recorded (and charged as far as credits allowed)', schema: recordUsageResponse } },
-      errors: ['VALIDATION_ERROR', 'UNKNOWN_MODEL', 'UNPAID_LIMIT', 'FORBIDDEN', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
+      errors: ['VALIDATION_ERROR', 'UNKNOWN_MODEL', 'UNPAID_LIMIT', 'BUDGET_EXCEEDED', 'FORBIDDEN', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
       handler: controller.record,
     },
     {

@@ -211,7 +211,8 @@ export class StreamingSessionService {
 
   /**
    * POST /extend: a new TTL and/or a larger hold for an active session, atomically (acct_session_extend).
-   * 402 leaves the hold as it was; an ended session is SESSION_NOT_ACTIVE; another user's is NOT_FOUND.
+   * 402 (BUDGET_EXCEEDED or INSUFFICIENT_CREDITS) leaves the hold as it was; an ended session is
+   * SESSION_NOT_ACTIVE; another user's is NOT_FOUND.
    */
   async extend(caller: Caller, body: ExtendSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SessionView>> {
     const owner = ownerOf(caller, body.userId);
@@ -223,7 +224,7 @@ export class StreamingSessionService {
       additional = costAt(price, { inputTokens: 0, outputTokens: body.additionalOutputTokens }).total;
     }
     const bind = [body.sessionId, caller.userId, caller.role === 'admin', body.ttlSeconds ?? null, additional?.toString() ?? null, owner];
-    return this.run(idem, async (tx) => {
+    return refusingBudgets(() => this.run(idem, async (tx) => {
       const row = await this.statement(
         'acct_session_extend',
         `SELECT * FROM acct_session_extend($1, $2, $3::boolean, $4::integer, $5::bigint, $6)`,
@@ -246,7 +247,7 @@ export class StreamingSessionService {
         default:
           throw new Error(`acct_session_extend: unexpected outcome ${row.outcome}`);
       }
-    });
+    }));
   }
 
   /** GET /active: the caller's active sessions, oldest first. */

@@ -4,8 +4,8 @@ import { pgErrorCode } from '../../src/db/database';
 import { createTestContext, type TestContext } from '../support/context';
 
 /**
- * Property: over random operations (open a hold, settle it, settle it again late, record usage, with and
- * without enforcement, late events) and clock jumps across day/week/month and DST boundaries of several
+ * Property: over random operations (open a hold, extend it, settle it, settle it again late, record usage,
+ * with and without enforcement, late events, refund a record) and clock jumps across day/week/month and DST boundaries of several
  * zones, the budget functions decide and count exactly like an independent model. The clock is passed to
  * the SQL functions as their `p_at` argument (production passes now()); the model computes calendar
  * periods with Intl, not PostgreSQL.
@@ -64,7 +64,9 @@ const localTime = (tz: string, at: Date) =>
 type Op =
   | { kind: 'open'; user: number; model: number; credits: number; advance: number }
   | { kind: 'settle'; pick: number; credits: number; advance: number }
-  | { kind: 'charge'; user: number; model: number; credits: number; enforce: boolean; lateMinutes: number; advance: number };
+  | { kind: 'charge'; user: number; model: number; credits: number; enforce: boolean; lateMinutes: number; advance: number }
+  | { kind: 'extend'; pick: number; credits: number; advance: number }
+  | { kind: 'refund'; pick: number; credits: number; advance: number };
 
 const advance = fc.integer({ min: 0, max: 36 }).map((n) => n * 20); // minutes: 0 to 12 h
 const opArb: fc.Arbitrary<Op> = fc.oneof(
@@ -79,6 +81,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     lateMinutes: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 3 * 24 * 60 })),
     advance,
   }),
+  { arbitrary: fc.record({ kind: fc.constant('extend' as const), pick: fc.nat(), credits: fc.integer({ min: 1, max: 8 }), advance }), weight: 3 },
+  { arbitrary: fc.record({ kind: fc.constant('refund' as const), pick: fc.nat(), credits: fc.integer({ min: 1, max: 6 }), advance }), weight: 2 },
 );
 
 interface Leg {
@@ -88,7 +92,7 @@ interface Leg {
   spent: bigint;
 }
 
-test('When random holds, settles, late settles and usage records run across period and DST boundaries, then decisions and counters match the model', async () => {
+test('When random holds, extensions, settles, late settles, usage records and refunds run across period and DST boundaries, then decisions and counters match the model', async () => {
   await ctx.db.query(`INSERT INTO user_accounts (id, org_id) VALUES ('pu1', 'porg'), ('pu2', 'porg'), ('pu3', NULL) RETURNING 1`);
   let sessionSeq = 0;
   let recordSeq = 0;
@@ -124,7 +128,8 @@ test('When random holds, settles, late settles and usage records run across peri
             const c = counter(i, periodKey(b.period, b.tz, at));
             return c.spent + c.held + amount > limitOf(i);
           });
-        const sessions: Array<{ id: string; user: string; legs: Leg[] }> = [];
+        const sessions: Array<{ id: string; user: string; legs: Leg[]; settled: boolean }> = [];
+        const records: Array<{ id: number; legs: Leg[] }> = [];
         let now = new Date(start);
 
         const attempt = async (work: (tx: Transaction) => Promise<void>): Promise<'ok' | 'refused'> => {
@@ -155,7 +160,7 @@ test('When random holds, settles, late settles and usage records run across peri
             if (actual === 'ok') {
               const legs = applicable(user, model).map(({ b, i }) => ({ budget: i, key: periodKey(b.period, b.tz, now), held: amount, spent: 0n }));
               for (const leg of legs) counter(leg.budget, leg.key).held += amount;
-              sessions.push({ id, user, legs });
+              sessions.push({ id, user, legs, settled: false });
             }
           } else if (op.kind === 'settle') {
             if (sessions.length === 0) continue;
@@ -173,17 +178,58 @@ test('When random holds, settles, late settles and usage records run across peri
               leg.held = 0n;
               leg.spent = spent;
             }
+            s.settled = true;
+          } else if (op.kind === 'extend') {
+            // A larger hold on an active session: decided and counted on the budgets (and in the periods) its
+            // hold counts in, whatever the clock says now.
+            const active = sessions.filter((x) => !x.settled);
+            if (active.length === 0) continue;
+            const s = active[op.pick % active.length];
+            const amount = BigInt(op.credits) * M;
+            const expected = s.legs.some((leg) => {
+              const c = counter(leg.budget, leg.key);
+              return c.spent + c.held + amount > limitOf(leg.budget);
+            })
+              ? 'refused'
+              : 'ok';
+            const actual = await attempt(async (tx) => {
+              await ctx.db.query(`SELECT acct_budget_lock_session($1, $2)`, [s.user, s.id], tx);
+              await ctx.db.query(`SELECT acct_budget_extend($1, $2, $3::bigint, false)`, [s.user, s.id, amount.toString()], tx);
+              await ctx.db.query(`SELECT acct_budget_extend($1, $2, $3::bigint, true)`, [s.user, s.id, amount.toString()], tx);
+            });
+            expect({ op, at, decision: actual }).toEqual({ op, at, decision: expected });
+            if (actual === 'ok') {
+              for (const leg of s.legs) {
+                leg.held += amount;
+                counter(leg.budget, leg.key).held += amount;
+              }
+            }
+          } else if (op.kind === 'refund') {
+            // A refund takes the amount off the spend of every period the record counted in, never below 0.
+            if (records.length === 0) continue;
+            const r = records[op.pick % records.length];
+            const amount = BigInt(op.credits) * M;
+            await attempt(async (tx) => {
+              await ctx.db.query(`SELECT acct_budget_lock_record($1::bigint)`, [r.id], tx);
+              await ctx.db.query(`SELECT acct_budget_refund_record($1::bigint, $2::bigint)`, [r.id, amount.toString()], tx);
+            });
+            for (const leg of r.legs) {
+              const back = leg.spent < amount ? leg.spent : amount;
+              leg.spent -= back;
+              counter(leg.budget, leg.key).spent -= back;
+            }
           } else {
             const user = USERS[op.user];
             const model = MODELS[op.model];
             const amount = BigInt(op.credits) * M;
             const when = new Date(now.getTime() - op.lateMinutes * 60_000);
             const expected = op.enforce && refuses(user, model, amount, when) ? 'refused' : 'ok';
+            const recordId = ++recordSeq;
             const actual = await attempt(async (tx) => {
               await ctx.db.query(`SELECT acct_budget_lock($1, NULL, $2, $3::timestamptz)`, [user, model, when.toISOString()], tx);
               await ctx.db.query(`SELECT acct_budget_charge($1, $2::bigint, $3, $4::bigint, $5::timestamptz, $6)`, [
                 user,
-                ++recordSeq,
+                recordId,
                 model,
                 amount.toString(),
                 when.toISOString(),
@@ -192,7 +238,9 @@ test('When random holds, settles, late settles and usage records run across peri
             });
             expect({ op, at, decision: actual }).toEqual({ op, at, decision: expected });
             if (actual === 'ok') {
-              for (const { b, i } of applicable(user, model)) counter(i, periodKey(b.period, b.tz, when)).spent += amount;
+              const legs = applicable(user, model).map(({ b, i }) => ({ budget: i, key: periodKey(b.period, b.tz, when), held: 0n, spent: amount }));
+              for (const leg of legs) counter(leg.budget, leg.key).spent += amount;
+              records.push({ id: recordId, legs });
             }
           }
         }

@@ -11,7 +11,12 @@ BEGIN
   IF v_org IS NULL THEN
     SELECT org_id INTO v_org FROM user_accounts WHERE id = p_user;
   END IF;
-  FOR b IN SELECT id, period, timezone FROM acct_budget_applicable(p_user, v_org, p_model) ORDER BY id LOOP
-    PERFORM acct_budget_counter(b.id, acct_budget_period_start(b.period, b.timezone, p_at));
+  FOR b IN SELECT id, acct_budget_period_start(period, timezone, p_at) AS period_start
+             FROM acct_budget_applicable(p_user, v_org, p_model) ORDER BY id LOOP
+    -- The period's row usually exists: lock it; else create it first (acct_budget_counter).
+    PERFORM 1 FROM budget_counters WHERE budget_id = b.id AND period_start = b.period_start FOR UPDATE;
+    IF NOT FOUND THEN
+      PERFORM acct_budget_counter(b.id, b.period_start);
+    END IF;
   END LOOP;
 END $$;

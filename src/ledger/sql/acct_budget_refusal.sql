@@ -6,7 +6,7 @@ CREATE OR REPLACE FUNCTION acct_budget_refusal(p_user text, p_org text, p_model 
                                                p_at timestamptz, p_lock boolean)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
-  b record;
+  b budgets%ROWTYPE;
   v_start timestamptz;
   v_spent bigint;
   v_held bigint;
@@ -21,17 +21,7 @@ BEGIN
     v_spent := coalesce(v_spent, 0);
     v_held := coalesce(v_held, 0);
     IF v_spent + v_held + p_amount > b.limit_credits THEN
-      RETURN jsonb_build_object(
-        'budgetId', b.id::text,
-        'scope', CASE WHEN b.user_id IS NOT NULL THEN jsonb_build_object('userId', b.user_id)
-                      ELSE jsonb_build_object('orgId', b.org_id) END,
-        'period', b.period,
-        'modelId', b.model_id,
-        'limitCredits', b.limit_credits::text,
-        'spentCredits', v_spent::text,
-        'heldCredits', v_held::text,
-        'periodStart', v_start,
-        'resetsAt', acct_budget_period_end(b.period, b.timezone, p_at));
+      RETURN acct_budget_details(b, v_start, v_spent, v_held);
     END IF;
   END LOOP;
   RETURN NULL;

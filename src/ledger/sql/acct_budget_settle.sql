@@ -13,5 +13,9 @@ BEGIN
        SET held_credits = held_credits - c.held_credits, spent_credits = spent_credits + (p_spent - c.spent_credits)
      WHERE budget_id = c.budget_id AND period_start = c.period_start;
     UPDATE budget_charges SET held_credits = 0, spent_credits = p_spent WHERE id = c.id;
+    IF p_spent - c.spent_credits > c.held_credits THEN
+      -- An overage: spent grew by more than the hold that left, so the period's total went up.
+      PERFORM acct_budget_threshold(p_user, c.budget_id, c.period_start);
+    END IF;
   END LOOP;
 END $$;

@@ -7,7 +7,9 @@
 -- The record keeps its cost: charged/unpaid shrink, refunded_credits grows; its rollup row counts it net.
 -- Outcomes: refunded | not_found | too_much (p_amount above what is refundable; nothing changed) |
 -- session_expired (the record of an expired session may still be settled late: finalize or abort it first).
--- Lock order: the owner's row, the record, then the lots in consumption order.
+-- Budgets: the refunded amount leaves the spend of the budget periods the record counted in
+-- (acct_budget_refund_record). Lock order: those budget counter rows, the owner's row, the record, then the
+-- lots in consumption order.
 CREATE OR REPLACE FUNCTION acct_refund_usage(p_record bigint, p_amount bigint, p_actor text, p_reason text)
 RETURNS TABLE (outcome text, user_id text, refundable bigint, forgiven bigint, returned bigint)
 LANGUAGE plpgsql AS $$
@@ -27,6 +29,7 @@ BEGIN
     RETURN NEXT;
     RETURN;
   END IF;
+  PERFORM acct_budget_lock_record(p_record); -- budget counters before the user row (docs/budgets.md)
   PERFORM acct_lock_user(user_id);
   SELECT * INTO r FROM usage_records u WHERE u.id = p_record FOR UPDATE;
   refundable := r.credits - r.refunded_credits;
@@ -124,6 +127,7 @@ BEGIN
          refunded_credits = refunded_credits + v_amount
    WHERE usage_daily.user_id = r.user_id AND day = (r.created_at AT TIME ZONE 'UTC')::date AND service = r.service
      AND operation = r.operation AND model_id = coalesce(r.model_id, '');
+  PERFORM acct_budget_refund_record(p_record, v_amount); -- the spend leaves the period it counted in
   refundable := refundable - v_amount;
   outcome := 'refunded';
   RETURN NEXT;

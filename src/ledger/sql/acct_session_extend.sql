@@ -3,7 +3,10 @@
 -- live lots like the first hold (new legs, or more on the legs it already has). All or nothing: when the
 -- available credits do not cover p_additional, nothing changes (outcome 'insufficient' with what is
 -- available). Outcomes: extended | insufficient | not_active (ended) | not_found (unknown, or another
--- user's and the caller is not an admin). Lock order as everywhere: user row, then session, then lots.
+-- user's and the caller is not an admin). Lock order as everywhere: the budget counter rows the session's hold
+-- counts in, the user row, then session, then lots. Budgets (docs/budgets.md): the larger hold counts on the
+-- budgets the session's hold counts in, in the period of its initialize; when it would exceed one,
+-- acct_budget_extend raises P0B01 (BUDGET_EXCEEDED) before credits are looked at, and nothing changes.
 -- Session ids are scoped to their user: p_owner (default the caller) names whose session; only an admin
 -- may name another user.
 DROP FUNCTION IF EXISTS acct_session_extend(text, text, boolean, integer, bigint);
@@ -24,6 +27,7 @@ BEGIN
   IF v_owner <> p_caller AND NOT p_is_admin THEN
     RETURN acct_session_result_of('not_found', NULL, NULL::streaming_sessions);
   END IF;
+  PERFORM acct_budget_lock_session(v_owner, p_session); -- budget counters before the user row
   PERFORM acct_lock_user(v_owner);
   SELECT * INTO s FROM streaming_sessions WHERE user_id = v_owner AND id = p_session FOR UPDATE;
   IF NOT FOUND THEN
@@ -34,6 +38,7 @@ BEGIN
   END IF;
 
   IF v_additional > 0 THEN
+    PERFORM acct_budget_extend(v_owner, p_session, v_additional, false); -- raises P0B01 BUDGET_EXCEEDED
     v_available := acct_available(v_owner);
     IF v_available < v_additional THEN
       RETURN acct_session_result_of('insufficient', v_available, s);
@@ -41,6 +46,7 @@ BEGIN
     IF acct_draw(v_owner, v_additional, 'hold', p_session, NULL, p_caller) <> v_additional THEN
       RAISE EXCEPTION 'acct_session_extend: hold of % for session % not covered', v_additional, p_session;
     END IF;
+    PERFORM acct_budget_extend(v_owner, p_session, v_additional, true); -- held += on the session's budgets
   END IF;
 
   UPDATE streaming_sessions

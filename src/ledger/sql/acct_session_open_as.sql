@@ -13,6 +13,8 @@ BEGIN
   -- Budget counters come before the user row (docs/budgets.md); the token's org (if any) is the one mirrored.
   PERFORM acct_budget_lock(p_user, p_org, p_model, now());
   PERFORM acct_mirror_lock_user(p_user, p_email, p_username, p_role, p_org);
+  -- Tells acct_session_open (this call only: it clears the flag) that the counters are locked already.
+  PERFORM set_config('acct.budgets_locked_for', p_user, true);
   RETURN acct_session_open(p_session, p_user, p_model, p_price_version, p_est_input, p_est_output, p_estimate,
                            p_est_input_credits, p_request_hash, p_ttl_seconds, p_unpaid_limit);
 END $$;

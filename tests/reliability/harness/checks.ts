@@ -16,7 +16,7 @@ export interface LedgerReport {
  * - per lot, its opening rows (grant, a first positive adjust, a refund from another lot) sum to total;
  * - per lot, total + later adjustments/refunds - revoked = remaining + open holds + captured + charged + expired;
  * - a resolved (non-active) session has every hold leg fully captured or released;
- * - no lot and no user's available balance is negative; usage records have charged + unpaid = credits.
+ * - no lot and no user's available balance is negative; usage records have charged + unpaid + refunded = credits.
  * Given an admin token, the service's own GET /api/admin/reconcile is asked too and must say ok.
  */
 export async function checkLedger(pg: ControlledPostgres, service?: { url: string; adminToken: string }): Promise<LedgerReport> {
@@ -71,8 +71,9 @@ export async function checkLedger(pg: ControlledPostgres, service?: { url: strin
     SELECT id, acct_available(id)::text AS available FROM user_accounts WHERE acct_available(id) < 0 LIMIT 20`);
   for (const r of negative) problems.push(`user ${r.id}: available ${r.available} is negative`);
 
-  const badUsage = await pg.sql(`SELECT id FROM usage_records WHERE charged_credits + unpaid_credits <> credits LIMIT 5`);
-  for (const r of badUsage) problems.push(`usage record ${String(r.id)}: charged + unpaid != credits`);
+  // A refund moves credits from charged/unpaid to refunded; the record keeps its cost.
+  const badUsage = await pg.sql(`SELECT id FROM usage_records WHERE charged_credits + unpaid_credits + refunded_credits <> credits LIMIT 5`);
+  for (const r of badUsage) problems.push(`usage record ${String(r.id)}: charged + unpaid + refunded != credits`);
 
   const [{ users }] = await pg.sql<{ users: string }>(`SELECT count(*)::text AS users FROM user_accounts`);
   const report: LedgerReport = { ok: problems.length === 0, lots: lots.length, users: Number(users), problems };

@@ -1,0 +1,1 @@
+ALTER TABLE budget_counters DROP COLUMN threshold_level;

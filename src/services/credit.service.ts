@@ -23,7 +23,10 @@ import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './
 import type { BudgetService } from './budget.service';
 import { costAt, type PriceService } from './price.service';
 import { mirrorBind, mirrorCte, type TokenUser, type UserAccountService } from './user-account.service';
-import { budgetStatusJsonSql, type BudgetStatusRow } from '../schemas/budget.schemas';
+import type { BudgetStatusRow } from '../schemas/budget.schemas';
+import { budgetStatusJsonSql, ledgerOf, signedAmountSql, type LotRow } from '../ledger/ledger';
+
+export type { LotRow } from '../ledger/ledger';
 
 export interface Caller {
   userId: string;
@@ -45,17 +48,6 @@ export interface DeductResult {
   unpaid: Micro;
   availableBefore: Micro;
   availableAfter: Micro;
-}
-
-export interface LotRow {
-  id: string;
-  user_id: string;
-  total_credits: string;
-  remaining_credits: string;
-  allocated_by: string;
-  expires_at: Date | null;
-  created_at: Date;
-  note: string | null;
 }
 
 export const toLot = (row: LotRow): Lot => ({
@@ -85,6 +77,7 @@ const EXPIRY_SWEEP_WINDOW_MS = 60 * 60 * 1000;
  */
 export class CreditService {
   private lastFullExpirySweep = 0;
+  private readonly ledger;
 
   constructor(
     private readonly db: Database,
@@ -93,9 +86,11 @@ export class CreditService {
     private readonly prices: PriceService,
     private readonly metrics: Metrics = new Metrics(),
     private readonly budgets?: BudgetService,
-    /** New credits pay the oldest unpaid usage first (SETTLE_UNPAID_ON_GRANT; src/ledger/sql/acct_settle_unpaid.sql). */
+    /** New credits pay the oldest unpaid usage first (SETTLE_UNPAID_ON_GRANT; the ledger's settle-unpaid function). */
     private readonly settleUnpaidOnGrant = true,
-  ) {}
+  ) {
+    this.ledger = ledgerOf(db);
+  }
 
   // ---------- for other services ----------
 
@@ -126,8 +121,7 @@ export class CreditService {
 
   /** Available micro-credits (unexpired lots only). */
   async availableCredits(userId: string, tx?: Transaction): Promise<Micro> {
-    const [row] = await this.db.query<{ available: string }>(`SELECT acct_available($1) AS available`, [userId], tx);
-    return fromDb(row.available);
+    return this.ledger.available(userId, tx);
   }
 
   /**
@@ -229,15 +223,21 @@ export class CreditService {
    */
   async allocate(callerId: string, body: AllocateBody, idempotency: IdempotencyContext | undefined): Promise<ServiceResponse> {
     return this.idempotency.run(idempotency, async (tx) => {
-      const [row] = await this.db.query<LotRow>(
-        `SELECT * FROM acct_allocate($1, $2, $3, $4, $5, $6)`,
-        [body.userId, body.credits.toString(), body.expiresAt ?? null, body.expiresInDays ?? null, callerId, body.note ?? null],
+      const row = await this.ledger.allocate(
+        {
+          userId: body.userId,
+          amount: body.credits,
+          expiresAt: body.expiresAt ?? null,
+          expiresInDays: body.expiresInDays ?? null,
+          actorId: callerId,
+          note: body.note ?? null,
+        },
         tx,
       );
       tx.afterCommit(() => this.metrics.recordCredits('granted', body.credits));
       if (this.settleUnpaidOnGrant) {
-        // Still under the user's row lock taken by acct_allocate (same transaction).
-        await this.db.query(`SELECT acct_settle_unpaid($1, $2, $3)`, [body.userId, body.credits.toString(), callerId], tx);
+        // Still under the user's row lock taken by the grant (same transaction).
+        await this.ledger.settleUnpaid({ userId: body.userId, max: body.credits, actorId: callerId }, tx);
       }
       const balance = await this.getBalance(body.userId, tx);
       return { status: 201, body: { allocation: toAllocationJson(toLot(row)), balance: toBalanceJson(balance) } };
@@ -264,7 +264,7 @@ export class CreditService {
       note: string | null;
       created_at: Date;
     }>(
-      `SELECT id, type, amount, acct_signed_amount(type, amount) AS balance_change, allocation_id, session_id,
+      `SELECT id, type, amount, ${signedAmountSql('type', 'amount')} AS balance_change, allocation_id, session_id,
               usage_record_id, actor_id, note, created_at
          FROM credit_transactions
         WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2::bigint)
@@ -292,26 +292,10 @@ export class CreditService {
     return { data, nextCursor };
   }
 
-  /** Recomputes every lot and hold leg from the ledger; lists each difference (see acct_reconcile). */
+  /** Recomputes every lot and hold leg from the ledger; lists each difference (Ledger.reconcile). */
   async reconcile() {
     // One statement: the counts and the check describe the same snapshot.
-    const rows = await this.db.query<{
-      users: string;
-      allocations: string;
-      user_id: string | null;
-      allocation_id: string | null;
-      session_id: string | null;
-      usage_record_id: string | null;
-      kind: string | null;
-      expected: string;
-      actual: string;
-    }>(
-      `SELECT c.users, c.allocations, d.*
-         FROM (SELECT (SELECT count(*) FROM user_accounts) AS users,
-                      (SELECT count(*) FROM credit_allocations) AS allocations) c
-         LEFT JOIN acct_reconcile() d ON true
-        ORDER BY d.user_id, d.allocation_id, d.session_id, d.usage_record_id, d.kind`,
-    );
+    const rows = await this.ledger.reconcile();
     const discrepancies = rows
       .filter((row) => row.kind !== null)
       .map((row) => ({
@@ -324,10 +308,8 @@ export class CreditService {
         expected: toCredits(fromDb(row.expected)),
         actual: toCredits(fromDb(row.actual)),
       }));
-    // Budget counters against the charges that built them (acct_budget_reconcile; docs/budgets.md).
-    const budgetRows = await this.db.query<{ budget_id: string; session_id: string | null; kind: string; expected: string; actual: string }>(
-      `SELECT budget_id::text, session_id, kind, expected::text, actual::text FROM acct_budget_reconcile() ORDER BY budget_id, kind`,
-    );
+    // Budget counters against the charges that built them (docs/budgets.md).
+    const budgetRows = await this.ledger.reconcileBudgets();
     for (const row of budgetRows) {
       discrepancies.push({
         userId: null,
@@ -378,11 +360,10 @@ export class CreditService {
       for (const candidate of candidates) {
         tried++;
         try {
-          const rows = await this.db.query<{ expired_credits: string }>(`SELECT * FROM acct_expire_one_lot($1, $2::bigint)`, [notBefore, candidate.id]);
+          const expiredCredits = await this.ledger.expireLot({ notBefore, allocationId: candidate.id });
           if (candidate.failing) await backoff.succeeded('lot_expiry', candidate.id);
-          if (rows.length === 0) continue; // its user is busy (SKIP LOCKED): next tick
+          if (expiredCredits === null) continue; // its user is busy (SKIP LOCKED): next tick
           progressed++;
-          const expiredCredits = fromDb(rows[0].expired_credits);
           this.metrics.recordCredits('expired', expiredCredits);
           if (expiredCredits > 0n) expired++;
         } catch (error) {
@@ -407,14 +388,12 @@ export class CreditService {
     tx: Transaction,
   ): Promise<{ drawn: Micro; availableBefore: Micro }> {
     if (amount < 0n) throw new Error(`debit: negative amount ${amount}`);
-    const [row] = await this.db.query<{ drawn: string; available_before: string }>(
-      `SELECT drawn, available_before FROM acct_debit($1, $2, $3, $4, $5, $6, $7)`,
-      [userId, amount.toString(), kind, allowPartial, options.sessionId ?? null, options.usageRecordId ?? null, options.actorId],
+    const { drawn, availableBefore } = await this.ledger.debit(
+      { userId, amount, kind, allowPartial, sessionId: options.sessionId ?? null, usageRecordId: options.usageRecordId ?? null, actorId: options.actorId },
       tx,
     );
-    const drawn = fromDb(row.drawn);
     tx.afterCommit(() => this.metrics.recordCredits(kind === 'hold' ? 'held' : 'charged', drawn));
-    return { drawn, availableBefore: fromDb(row.available_before) };
+    return { drawn, availableBefore };
   }
 
   private ledgerCursor(cursor: string | undefined): string | null {

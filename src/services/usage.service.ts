@@ -5,7 +5,7 @@ import { countFromDb, formatCredits, fromDb, toCredits, tokenSumFromDb, type Mic
 import type { Role } from '../models';
 import { cursorBigint, cursorEpochMicros, decodeCursor, encodeCursor, invalidCursor } from '../schemas/common';
 import { recordTokensOf, resolveDayRange, TOP_USERS, type DayRange, type RecordUsageBody, type RecordsQuery, type StatsQuery } from '../schemas/usage.schemas';
-import { refusingBudgets } from './budget.service';
+import { ledgerOf } from '../ledger/ledger';
 import type { CreditService } from './credit.service';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
 import { assertRequestCost, costAt, type PriceService } from './price.service';
@@ -167,6 +167,10 @@ export class UsageService {
     private readonly unpaidLimit?: Micro,
   ) {}
 
+  private get ledger() {
+    return ledgerOf(this.db);
+  }
+
   /**
    * Records usage and charges it from the user's available credits; whatever they do not cover is
    * stored as unpaid. Usage that happened is always recorded (never INSUFFICIENT_CREDITS), and a target
@@ -193,47 +197,31 @@ export class UsageService {
     const metadata = body.metadata ?? null;
 
     // A user's own record is refused inside the statement when a budget would be exceeded (BUDGET_EXCEEDED).
-    return refusingBudgets(() => this.idempotency.run(idem, async (tx) => {
-      const [row] = await this.db.query<{
-        usage_record_id: string;
-        created_at: Date;
-        recorded_at: Date;
-        charged_credits: string;
-        unpaid_credits: string;
-        available_credits: string;
-      }>(
-        `SELECT usage_record_id::text, created_at, now() AS recorded_at, charged_credits::text, unpaid_credits::text,
-                available_credits::text
-           FROM acct_record_charged_usage($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15::timestamptz, $16::bigint)`,
-        [
+    return this.idempotency.run(idem, async (tx) => {
+      const row = await this.ledger.recordChargedUsage(
+        {
           userId,
-          body.service,
-          body.operation,
+          service: body.service,
+          operation: body.operation,
           modelId,
           priceVersion,
-          inputTokens,
-          outputTokens,
-          cachedInputTokens,
-          credits.toString(),
-          metadata === null ? null : JSON.stringify(metadata),
-          caller.userId,
-          cacheWriteTokens,
-          cacheWrite1hTokens,
-          reasoningTokens,
-          body.occurredAt ?? null,
+          tokens,
+          credits,
+          metadata,
+          actorId: caller.userId,
+          occurredAt: body.occurredAt ?? null,
           // UNPAID_LIMIT applies to a user's own records; supervisors' and admins' records are never refused.
-          caller.role === 'user' ? (this.unpaidLimit?.toString() ?? null) : null,
-        ],
+          unpaidLimit: caller.role === 'user' ? (this.unpaidLimit ?? null) : null,
+        },
         tx,
       );
-      const charged = fromDb(row.charged_credits);
-      const unpaid = fromDb(row.unpaid_credits);
+      const { charged, unpaid } = row;
       tx.afterCommit(() => {
         this.metrics.recordCredits('charged', charged);
         this.metrics.recordCredits('unpaid', unpaid);
       });
       const usageRecord: UsageRecordView = {
-        id: row.usage_record_id,
+        id: row.usageRecordId,
         userId,
         sessionId: null,
         service: body.service,
@@ -252,9 +240,9 @@ export class UsageService {
         refundedCredits: 0,
         metadata,
         recordedBy: caller.userId,
-        createdAt: row.created_at.toISOString(),
-        occurredAt: row.created_at.toISOString(),
-        recordedAt: row.recorded_at.toISOString(),
+        createdAt: row.createdAt.toISOString(),
+        occurredAt: row.createdAt.toISOString(),
+        recordedAt: row.recordedAt.toISOString(),
       };
       return {
         status: 201,
@@ -262,10 +250,10 @@ export class UsageService {
           usageRecord,
           chargedCredits: toCredits(charged),
           unpaidCredits: toCredits(unpaid),
-          availableCredits: toCredits(fromDb(row.available_credits)),
+          availableCredits: toCredits(row.available),
         },
       };
-    }));
+    });
   }
 
   /**

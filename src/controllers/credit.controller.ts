@@ -9,7 +9,7 @@ export class CreditController {
 
   /** GET /api/credits/balance */
   balance: RequestHandler = async (req, res) => {
-    res.json(toBalanceJson(await this.credits.ownBalance(req.auth!)));
+    res.json(toBalanceJson(await this.credits.getUserBalance(req.auth!)));
   };
 
   /** GET /api/credits/balance/:userId (supervisor, admin) */
@@ -19,7 +19,7 @@ export class CreditController {
 
   /** POST /api/credits/check */
   check: RequestHandler = async (req, res) => {
-    const result = await this.credits.check(req.auth!.userId, req.valid.body as CheckBody);
+    const result = await this.credits.checkUserCredits(req.auth!.userId, req.valid.body as CheckBody);
     res.json({
       sufficient: result.sufficient,
       requiredCredits: toCredits(result.required),
@@ -35,7 +35,7 @@ export class CreditController {
 
   /** POST /api/credits/allocate (supervisor, admin; idempotent) */
   allocate: RequestHandler = async (req, res) => {
-    send(res, await this.credits.allocate(req.auth!.userId, req.valid.body as AllocateBody, idempotencyOf(req)));
+    send(res, await this.credits.allocateCredits(req.auth!.userId, req.valid.body as AllocateBody, idempotencyOf(req)));
   };
 
   /** GET /api/credits/transactions */

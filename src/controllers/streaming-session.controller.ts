@@ -9,15 +9,15 @@ export class StreamingSessionController {
   constructor(private readonly sessions: StreamingSessionService) {}
 
   initialize: RequestHandler = async (req, res) => {
-    send(res, await this.sessions.initialize(req.auth!, req.valid.body as InitializeSessionBody, idempotencyOf(req)));
+    send(res, await this.sessions.initializeSession(req.auth!, req.valid.body as InitializeSessionBody, idempotencyOf(req)));
   };
 
   finalize: RequestHandler = async (req, res) => {
-    send(res, await this.sessions.finalize(req.auth!, req.valid.body as FinalizeSessionBody, idempotencyOf(req)));
+    send(res, await this.sessions.finalizeSession(req.auth!, req.valid.body as FinalizeSessionBody, idempotencyOf(req)));
   };
 
   abort: RequestHandler = async (req, res) => {
-    send(res, await this.sessions.abort(req.auth!, req.valid.body as AbortSessionBody, idempotencyOf(req)));
+    send(res, await this.sessions.abortSession(req.auth!, req.valid.body as AbortSessionBody, idempotencyOf(req)));
   };
 
   extend: RequestHandler = async (req, res) => {
@@ -26,11 +26,11 @@ export class StreamingSessionController {
 
   active: RequestHandler = async (req, res) => {
     const { limit, cursor } = req.valid.query as Page;
-    res.json(await this.sessions.listActive(req.auth!.userId, limit, cursor));
+    res.json(await this.sessions.getActiveSessions(req.auth!.userId, limit, cursor));
   };
 
   allActive: RequestHandler = async (req, res) => {
     const { limit, cursor } = req.valid.query as Page;
-    res.json(await this.sessions.listAllActive(limit, cursor));
+    res.json(await this.sessions.getAllActiveSessions(limit, cursor));
   };
 }

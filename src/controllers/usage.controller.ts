@@ -10,18 +10,18 @@ export class UsageController {
 
   /** POST /api/usage/record */
   record: RequestHandler = async (req, res) => {
-    send(res, await this.usage.record(req.auth!, req.valid.body as RecordUsageBody, idempotencyOf(req)));
+    send(res, await this.usage.recordUsage(req.auth!, req.valid.body as RecordUsageBody, idempotencyOf(req)));
   };
 
   /** GET /api/usage/stats (own) and /api/usage/stats/:userId (supervisor, admin). */
   stats: RequestHandler = async (req, res) => {
     const userId = req.valid.params.userId as string | undefined;
-    res.json(await this.usage.userStats(req.auth!, req.valid.query as StatsQuery, userId));
+    res.json(await this.usage.getUserStats(req.auth!, req.valid.query as StatsQuery, userId));
   };
 
   /** GET /api/usage/system-stats (admin) */
   systemStats: RequestHandler = async (req, res) => {
-    res.json(await this.usage.systemStats(req.valid.query as StatsQuery));
+    res.json(await this.usage.getSystemStats(req.valid.query as StatsQuery));
   };
 
   /** GET /api/usage/records: a page as JSON, or the whole range streamed as CSV with format=csv. */

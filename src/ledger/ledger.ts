@@ -48,10 +48,6 @@ export const LEDGER_FUNCTIONS = {
     ['p_actor', 'text'], ['p_note', 'text'],
   ],
   acct_settle_unpaid: [['p_user', 'text'], ['p_max', 'bigint'], ['p_actor', 'text']],
-  acct_debit: [
-    ['p_user', 'text'], ['p_amount', 'bigint'], ['p_kind', 'text'], ['p_allow_partial', 'boolean'], ['p_session', 'text'],
-    ['p_usage_record', 'bigint'], ['p_actor', 'text'],
-  ],
   acct_expire_one_lot: [['p_not_before', 'timestamp with time zone'], ['p_allocation', 'bigint']],
   acct_signed_amount: [['p_type', 'text'], ['p_amount', 'bigint']],
   acct_reconcile: [],
@@ -95,7 +91,6 @@ export const LEDGER_RESULT_COLUMNS: Record<LedgerFunction, readonly string[]> = 
   acct_available: [],
   acct_allocate: ['id', 'user_id', 'total_credits', 'remaining_credits', 'allocated_by', 'expires_at', 'created_at', 'note'],
   acct_settle_unpaid: [],
-  acct_debit: ['drawn', 'available_before'],
   acct_expire_one_lot: ['expired_credits'],
   acct_signed_amount: [],
   acct_reconcile: ['user_id', 'allocation_id', 'session_id', 'usage_record_id', 'kind', 'expected', 'actual'],
@@ -493,27 +488,6 @@ export class Ledger {
       tx,
     );
     return fromDb(row.settled);
-  }
-
-  /** Draws `amount` from the user's lots (all or, with allowPartial, what is there); returns what it drew. */
-  async debit(
-    args: { userId: string; amount: Micro; kind: 'charge' | 'hold'; allowPartial: boolean; sessionId: string | null; usageRecordId: string | null; actorId: string | null },
-    tx: Transaction,
-  ): Promise<{ drawn: Micro; availableBefore: Micro }> {
-    const [row] = await this.call<{ drawn: string; available_before: string }>(
-      `SELECT drawn, available_before FROM ${callOf('acct_debit')}`,
-      bindOf('acct_debit', {
-        p_user: args.userId,
-        p_amount: args.amount,
-        p_kind: args.kind,
-        p_allow_partial: args.allowPartial,
-        p_session: args.sessionId,
-        p_usage_record: args.usageRecordId,
-        p_actor: args.actorId,
-      }),
-      tx,
-    );
-    return { drawn: fromDb(row.drawn), availableBefore: fromDb(row.available_before) };
   }
 
   /** Writes the expiry of one lot past its expiry (SKIP LOCKED on its user); null when the user is busy. */

@@ -1,6 +1,6 @@
 import type { Transaction } from 'sequelize';
 import { isConnectionError, isPoolExhausted, type Database } from '../db/database';
-import { AppError, forbidden, notFound } from '../lib/errors';
+import { forbidden, notFound } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { countFromDb, fromDb, toCredits, type Micro } from '../lib/money';
 import type { Role } from '../models';
@@ -21,33 +21,16 @@ import {
 } from '../schemas/credit.schemas';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
 import type { BudgetService } from './budget.service';
-import { costAt, type PriceService } from './price.service';
+import { costAt, type Cost, type ModelPrice, type PriceService, type TokenCounts } from './price.service';
 import { mirrorBind, mirrorCte, type TokenUser, type UserAccountService } from './user-account.service';
 import type { BudgetStatusRow } from '../schemas/budget.schemas';
-import { budgetStatusJsonSql, ledgerOf, signedAmountSql, type LotRow } from '../ledger/ledger';
+import { budgetStatusJsonSql, ledgerOf, signedAmountSql, type LotRow, type OpenSessionArgs, type OpenSessionOutcome } from '../ledger/ledger';
 
 export type { LotRow } from '../ledger/ledger';
 
 export interface Caller {
   userId: string;
   role: Role;
-}
-
-export interface DeductOptions {
-  /** Who caused the movement (written to the ledger). */
-  actorId: string | null;
-  /** Charge what is available and report the rest as unpaid instead of failing. */
-  allowPartial?: boolean;
-  sessionId?: string | null;
-  usageRecordId?: string | null;
-}
-
-export interface DeductResult {
-  charged: Micro;
-  /** amount - charged; always 0 unless allowPartial. */
-  unpaid: Micro;
-  availableBefore: Micro;
-  availableAfter: Micro;
 }
 
 export const toLot = (row: LotRow): Lot => ({
@@ -60,12 +43,6 @@ export const toLot = (row: LotRow): Lot => ({
   createdAt: row.created_at,
   note: row.note,
 });
-
-const insufficient = (required: Micro, available: Micro) =>
-  new AppError('INSUFFICIENT_CREDITS', 'Not enough available credits', {
-    requiredCredits: toCredits(required),
-    availableCredits: toCredits(available),
-  });
 
 /** How far back a regular expiry sweep looks; older leftovers are caught by a full sweep (see expireLots). */
 const EXPIRY_SWEEP_WINDOW_MS = 60 * 60 * 1000;
@@ -95,28 +72,21 @@ export class CreditService {
   // ---------- for other services ----------
 
   /**
-   * Charges `amount` micro-credits from the user's live lots (soonest expiry first). All or nothing:
-   * INSUFFICIENT_CREDITS (nothing changed) unless `allowPartial`, which charges what is available and
-   * returns the rest as `unpaid`. Pass `tx` to run inside a larger transaction (the user's row lock is
-   * then held until it ends); without it this is its own retried transaction.
+   * The cost of token counts at a price version: the one pricing rule (costAt, price.service.ts), rounded up
+   * to the micro-credit. Every estimate, finalize, abort, extend, check, calculate and usage record prices here.
    */
-  async deductCredits(userId: string, amount: Micro, options: DeductOptions, tx?: Transaction): Promise<DeductResult> {
-    if (!tx) return this.db.transaction((t) => this.deductCredits(userId, amount, options, t));
-    const { drawn, availableBefore } = await this.debit(userId, amount, 'charge', options.allowPartial ?? false, options, tx);
-    if (drawn < amount && !options.allowPartial) throw insufficient(amount, availableBefore);
-    // Counted once the transaction commits (a retried or rolled-back attempt never counts).
-    tx.afterCommit(() => this.metrics.recordCredits('unpaid', amount - drawn));
-    return { charged: drawn, unpaid: amount - drawn, availableBefore, availableAfter: availableBefore - drawn };
+  calculateCreditsForTokens(price: ModelPrice, tokens: TokenCounts): Cost {
+    return costAt(price, tokens);
   }
 
   /**
-   * Holds `amount` for a streaming session (all or nothing), writing one hold leg per lot it draws from.
-   * The streaming_sessions row must already exist in `tx` (session_holds references it).
+   * Moves credits into a hold for a new streaming session (StreamingSessionService.initializeSession): one
+   * ledger statement checks the budgets and the unpaid limit, locks the user, checks that available credits
+   * cover the estimate, opens the session and draws the hold from lots in consumption order — all or nothing,
+   * one round trip. Without `tx` it is a prepared statement in autocommit.
    */
-  async holdCredits(userId: string, amount: Micro, sessionId: string, actorId: string | null, tx: Transaction): Promise<{ held: Micro; availableBefore: Micro }> {
-    const { drawn, availableBefore } = await this.debit(userId, amount, 'hold', false, { actorId, sessionId }, tx);
-    if (drawn < amount) throw insufficient(amount, availableBefore);
-    return { held: drawn, availableBefore };
+  async deductCredits(request: OpenSessionArgs, tx?: Transaction): Promise<OpenSessionOutcome> {
+    return this.ledger.openSession(request, tx);
   }
 
   /** Available micro-credits (unexpired lots only). */
@@ -128,7 +98,7 @@ export class CreditService {
    * The caller's own balance (GET /api/credits/balance): one prepared statement, one round trip, which
    * also mirrors the caller into user_accounts when this process has not lately (RouteSpec.mirrorsUser).
    */
-  async ownBalance(caller: TokenUser): Promise<Balance> {
+  async getUserBalance(caller: TokenUser): Promise<Balance> {
     const mirror = this.users.pendingMirror(caller);
     const balance = await this.getBalance(caller.userId, undefined, mirror);
     if (mirror) this.users.markSynced(mirror);
@@ -181,15 +151,15 @@ export class CreditService {
 
   /** Another user's balance; NOT_FOUND for a user this service has never seen. */
   async getBalanceOf(userId: string): Promise<Balance> {
-    if (!(await this.users.find(userId))) throw notFound('User');
+    if (!(await this.users.userExists(userId))) throw notFound('User');
     return this.getBalance(userId);
   }
 
   /** Would `credits` (or the cost of these tokens at the current price) be covered right now? */
-  async check(userId: string, body: CheckBody): Promise<{ sufficient: boolean; required: Micro; available: Micro; limitedBy?: object }> {
+  async checkUserCredits(userId: string, body: CheckBody): Promise<{ sufficient: boolean; required: Micro; available: Micro; limitedBy?: object }> {
     const required =
       body.credits ??
-      costAt(await this.prices.current(body.modelId!), usageOfBody(body)).total;
+      this.calculateCreditsForTokens(await this.prices.current(body.modelId!), usageOfBody(body)).total;
     const available = await this.availableCredits(userId);
     // Budgets (docs/budgets.md): the same test initialize makes, as a read.
     const refusal = this.budgets ? await this.budgets.refusal(userId, body.modelId ?? null, required) : null;
@@ -201,7 +171,7 @@ export class CreditService {
   async calculate(body: CalculateBody) {
     const price = await this.prices.current(body.modelId);
     const tokens = usageOfBody(body);
-    const cost = costAt(price, tokens);
+    const cost = this.calculateCreditsForTokens(price, tokens);
     return {
       modelId: price.modelId,
       priceVersion: price.priceVersion,
@@ -221,7 +191,7 @@ export class CreditService {
    * Grants a new lot to a user (created if unknown), allocated by the caller. Idempotent under the
    * caller's Idempotency-Key: the key is stored in the same transaction as the grant.
    */
-  async allocate(callerId: string, body: AllocateBody, idempotency: IdempotencyContext | undefined): Promise<ServiceResponse> {
+  async allocateCredits(callerId: string, body: AllocateBody, idempotency: IdempotencyContext | undefined): Promise<ServiceResponse> {
     return this.idempotency.run(idempotency, async (tx) => {
       const row = await this.ledger.allocate(
         {
@@ -249,7 +219,7 @@ export class CreditService {
     const userId = query.userId ?? caller.userId;
     if (userId !== caller.userId) {
       if (caller.role === 'user') throw forbidden('Only supervisors and admins may read other users\u2019 transactions');
-      if (!(await this.users.find(userId))) throw notFound('User');
+      if (!(await this.users.userExists(userId))) throw notFound('User');
     }
     const before = this.ledgerCursor(query.cursor);
     const rows = await this.db.read<{
@@ -378,23 +348,6 @@ export class CreditService {
   }
 
   // ---------- internals ----------
-
-  private async debit(
-    userId: string,
-    amount: Micro,
-    kind: 'charge' | 'hold',
-    allowPartial: boolean,
-    options: Omit<DeductOptions, 'allowPartial'>,
-    tx: Transaction,
-  ): Promise<{ drawn: Micro; availableBefore: Micro }> {
-    if (amount < 0n) throw new Error(`debit: negative amount ${amount}`);
-    const { drawn, availableBefore } = await this.ledger.debit(
-      { userId, amount, kind, allowPartial, sessionId: options.sessionId ?? null, usageRecordId: options.usageRecordId ?? null, actorId: options.actorId },
-      tx,
-    );
-    tx.afterCommit(() => this.metrics.recordCredits(kind === 'hold' ? 'held' : 'charged', drawn));
-    return { drawn, availableBefore };
-  }
 
   private ledgerCursor(cursor: string | undefined): string | null {
     const keys = decodeCursor(cursor);

@@ -23,7 +23,7 @@ import {
 import type { CreditService } from './credit.service';
 import { SweeperBackoff, type SweepFailureLog } from './sweeper-backoff';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
-import { assertRequestCost, costAt, type PriceService } from './price.service';
+import { assertRequestCost, type PriceService } from './price.service';
 import type { TokenUser, UserAccountService } from './user-account.service';
 
 export interface Caller {
@@ -105,7 +105,7 @@ export class StreamingSessionService {
   }
 
   /** POST /initialize: holds the estimate. 201 when created, 200 when the same request is replayed. */
-  async initialize(caller: Caller | TokenUser, body: InitializeSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SessionView>> {
+  async initializeSession(caller: Caller | TokenUser, body: InitializeSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SessionView>> {
     const price = await this.prices.current(body.modelId);
     let estimate: Micro;
     let estimatedInputCredits: Micro | null = null;
@@ -114,10 +114,10 @@ export class StreamingSessionService {
       estimate = body.estimatedCredits;
     } else {
       tokens = estimateOf(body);
-      estimate = costAt(price, tokens).total;
+      estimate = this.credits.calculateCreditsForTokens(price, tokens).total;
       assertRequestCost(estimate, ['estimatedInputTokens', 'estimatedOutputTokens']);
       // The prompt side alone (for the charge_estimated_input expiry policy).
-      estimatedInputCredits = costAt(price, { ...tokens, outputTokens: 0, reasoningTokens: 0 }).total;
+      estimatedInputCredits = this.credits.calculateCreditsForTokens(price, { ...tokens, outputTokens: 0, reasoningTokens: 0 }).total;
     }
     const id = body.sessionId ?? crypto.randomUUID();
     const ttl = body.ttlSeconds ?? this.config.SESSION_TTL_SECONDS;
@@ -129,7 +129,8 @@ export class StreamingSessionService {
     const mirror = this.users && 'email' in caller ? this.users.pendingMirror(caller) : null;
     // A budget refusal is raised inside the statement (BUDGET_EXCEEDED; nothing held).
     const response = await this.run(idem, async (tx) => {
-      const result = await this.ledger.openSession(
+      // Priced above through calculateCreditsForTokens; the hold itself is CreditService.deductCredits (one statement).
+      const result = await this.credits.deductCredits(
         {
           sessionId: id,
           userId: caller.userId,
@@ -169,26 +170,26 @@ export class StreamingSessionService {
   }
 
   /** POST /finalize: captures the real cost at the session's price version, releases the rest. */
-  async finalize(caller: Caller, body: FinalizeSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SettledView>> {
+  async finalizeSession(caller: Caller, body: FinalizeSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SettledView>> {
     const owner = ownerOf(caller, body.userId);
     const pricing = await this.pricingOf(owner, body.sessionId);
     if (!pricing) throw sessionNotFound();
     const tokens = actualOf(body);
     const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
-    const cost = costAt(price, tokens).total;
+    const cost = this.credits.calculateCreditsForTokens(price, tokens).total;
     assertRequestCost(cost, ['actualInputTokens', 'actualOutputTokens']);
     return this.settle(caller, owner, 'finalize', body.sessionId, pricing, cost, tokens, null, idem);
   }
 
   /** POST /abort: captures what was streamed (when token counts are given) and releases the rest. */
-  async abort(caller: Caller, body: AbortSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SettledView>> {
+  async abortSession(caller: Caller, body: AbortSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SettledView>> {
     const owner = ownerOf(caller, body.userId);
     if (!abortHasCounts(body)) return this.settle(caller, owner, 'abort', body.sessionId, null, null, null, body.reason ?? null, idem);
     const pricing = await this.pricingOf(owner, body.sessionId);
     if (!pricing) throw sessionNotFound();
     const tokens = actualOf(body);
     const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
-    const cost = costAt(price, tokens).total;
+    const cost = this.credits.calculateCreditsForTokens(price, tokens).total;
     assertRequestCost(cost, ['actualInputTokens', 'actualOutputTokens']);
     return this.settle(caller, owner, 'abort', body.sessionId, pricing, cost, tokens, body.reason ?? null, idem);
   }
@@ -204,7 +205,7 @@ export class StreamingSessionService {
       const pricing = await this.pricingOf(owner, body.sessionId);
       if (!pricing) throw sessionNotFound();
       const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
-      additional = costAt(price, { inputTokens: 0, outputTokens: body.additionalOutputTokens }).total;
+      additional = this.credits.calculateCreditsForTokens(price, { inputTokens: 0, outputTokens: body.additionalOutputTokens }).total;
     }
     return this.run(idem, async (tx) => {
       const result = await this.ledger.extendSession(
@@ -236,12 +237,12 @@ export class StreamingSessionService {
   }
 
   /** GET /active: the caller's active sessions, oldest first. */
-  async listActive(userId: string, limit: number, cursor?: string) {
+  async getActiveSessions(userId: string, limit: number, cursor?: string) {
     return this.listActiveWhere(limit, cursor, userId);
   }
 
   /** GET /active/all (admin): every active session, oldest first, with its user. */
-  async listAllActive(limit: number, cursor?: string) {
+  async getAllActiveSessions(limit: number, cursor?: string) {
     return this.listActiveWhere(limit, cursor, undefined);
   }
 

@@ -8,7 +8,7 @@ import { recordTokensOf, resolveDayRange, TOP_USERS, type DayRange, type RecordU
 import { ledgerOf } from '../ledger/ledger';
 import type { CreditService } from './credit.service';
 import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
-import { assertRequestCost, costAt, type PriceService } from './price.service';
+import { assertRequestCost, type PriceService } from './price.service';
 
 export interface Caller {
   userId: string;
@@ -177,7 +177,7 @@ export class UsageService {
    * user never seen before is created, as an allocation would. One SQL call inside the idempotency
    * transaction: lock the user, record, fold into the rollups, draw, link the ledger rows to the record.
    */
-  async record(caller: Caller, body: RecordUsageBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse<RecordUsageResult>> {
+  async recordUsage(caller: Caller, body: RecordUsageBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse<RecordUsageResult>> {
     const userId = this.targetOf(caller, body.userId);
     let credits: Micro;
     let priceVersion: number | null = null;
@@ -189,7 +189,7 @@ export class UsageService {
     } else {
       const price = occurredAt ? await this.prices.at(body.modelId!, occurredAt) : await this.prices.current(body.modelId!);
       priceVersion = price.priceVersion;
-      credits = costAt(price, tokens).total;
+      credits = this.credits.calculateCreditsForTokens(price, tokens).total;
       assertRequestCost(credits, ['inputTokens', 'outputTokens']);
     }
     const modelId = body.modelId ?? null;
@@ -261,7 +261,7 @@ export class UsageService {
    * user's rollup rows (primary key prefix user_id, day), so the cost grows with days, not records.
    * `userId` (another user) is for supervisors and admins; a user never seen is NOT_FOUND.
    */
-  async userStats(caller: Caller, query: StatsQuery, userId?: string) {
+  async getUserStats(caller: Caller, query: StatsQuery, userId?: string) {
     const range = dayRangeOf(query);
     const target = this.targetOf(caller, userId);
     if (target !== caller.userId) await this.assertUserExists(target);
@@ -294,7 +294,7 @@ export class UsageService {
    * system as of now, from lots, active holds, small counter tables and a partial index. The three reads
    * run in parallel on separate connections: a dashboard may see them a few milliseconds apart.
    */
-  async systemStats(query: StatsQuery) {
+  async getSystemStats(query: StatsQuery) {
     const range = dayRangeOf(query);
     const [usageRows, userRows, [snapshot]] = await Promise.all([
       this.db.read<SumColumns & { g: number; model_id: string; day: string }>(

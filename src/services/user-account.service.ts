@@ -93,4 +93,9 @@ export class UserAccountService {
     const row = await this.db.models.UserAccount.findByPk(userId, { transaction: tx, raw: true });
     return (row as UserAccountAttributes | null) ?? null;
   }
+
+  /** Whether this service has seen the user (a token, a grant or a usage record naming them). */
+  async userExists(userId: string): Promise<boolean> {
+    return (await this.db.models.UserAccount.count({ where: { id: userId } })) > 0;
+  }
 }

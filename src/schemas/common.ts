@@ -65,6 +65,8 @@ export const paginationQuery = z.object({
     .optional(),
 });
 
+export type Page = z.output<typeof paginationQuery>;
+
 export const page = <T extends z.ZodType>(item: T) =>
   z.object({ data: z.array(item), nextCursor: z.string().nullable() });
 

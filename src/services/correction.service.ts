@@ -7,7 +7,7 @@ import type { AdjustBody, CreateScheduleBody, RefundBody, RerateBody, RevokeBody
 import { decodeCursor, encodeCursor } from '../schemas/common';
 import { toAllocationJson, toBalanceJson } from '../schemas/credit.schemas';
 import { toLot, type CreditService, type LotRow } from './credit.service';
-import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
+import type { IdempotencyContext, IdempotencyService, Outcome } from './idempotency.service';
 import { RECORD_COLUMNS, recordView, type RecordRow } from './usage.service';
 
 export interface CorrectionOptions {
@@ -34,7 +34,7 @@ export class CorrectionService {
   }
 
   /** Positive: a new lot (201). Negative: taken from available lots in consumption order (200), all or nothing. */
-  async adjust(callerId: string, body: AdjustBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+  async adjust(callerId: string, body: AdjustBody, idem: IdempotencyContext | undefined): Promise<Outcome> {
     return this.idempotency.run(idem, async (tx) => {
       const row = await this.ledger.adjust(
         {
@@ -66,7 +66,7 @@ export class CorrectionService {
       }
       const balance = await this.credits.getBalance(body.userId, tx);
       return {
-        status: body.credits > 0n ? 201 : 200,
+        effect: body.credits > 0n ? 'created' : 'done',
         body: {
           userId: body.userId,
           credits: toCredits(body.credits),
@@ -80,13 +80,13 @@ export class CorrectionService {
   }
 
   /** Voids what is left of a lot (or part of it); what active sessions hold is reported, not revoked. */
-  async revoke(callerId: string, allocationId: string, body: RevokeBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+  async revoke(callerId: string, allocationId: string, body: RevokeBody, idem: IdempotencyContext | undefined): Promise<Outcome> {
     return this.idempotency.run(idem, async (tx) => {
       const row = await this.ledger.revoke({ allocationId, amount: body.credits ?? null, actorId: callerId, reason: body.reason }, tx);
       if (row.outcome === 'not_found') throw notFound('Allocation');
       const [lot] = await this.db.query<LotRow>(`SELECT * FROM credit_allocations WHERE id = $1`, [allocationId], tx);
       return {
-        status: 200,
+        effect: 'done',
         body: {
           allocationId,
           userId: row.userId,
@@ -99,7 +99,7 @@ export class CorrectionService {
   }
 
   /** Forgives unpaid credits first, then returns charged credits to their lots; never more than the cost. */
-  async refund(callerId: string, recordId: string, body: RefundBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+  async refund(callerId: string, recordId: string, body: RefundBody, idem: IdempotencyContext | undefined): Promise<Outcome> {
     return this.idempotency.run(idem, async (tx) => {
       const row = await this.ledger.refundUsage({ recordId, amount: body.credits ?? null, actorId: callerId, reason: body.reason }, tx);
       if (row.outcome === 'not_found') throw notFound('Usage record');
@@ -122,7 +122,7 @@ export class CorrectionService {
       tx.afterCommit(() => this.metrics.recordCredits('released', returned));
       const [record] = await this.db.query<RecordRow>(`SELECT ${RECORD_COLUMNS} FROM usage_records WHERE id = $1`, [recordId], tx);
       return {
-        status: 200,
+        effect: 'done',
         body: { ...recordView(record), forgivenCredits: toCredits(row.forgiven), returnedCredits: toCredits(returned) },
       };
     });
@@ -131,7 +131,7 @@ export class CorrectionService {
   // ---------- schedules (recurring grants) ----------
 
   /** A recurring grant; its first period is the one containing startAt (default now). Idempotent. */
-  async createSchedule(callerId: string, body: CreateScheduleBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+  async createSchedule(callerId: string, body: CreateScheduleBody, idem: IdempotencyContext | undefined): Promise<Outcome> {
     return this.idempotency.run(idem, async (tx) => {
       // The database must know the zone too (Intl and PostgreSQL both use IANA names; versions may differ).
       const [zone] = await this.db.query(`SELECT 1 FROM pg_timezone_names WHERE name = $1`, [body.timezone ?? 'UTC'], tx);
@@ -160,7 +160,7 @@ export class CorrectionService {
         ],
         tx,
       );
-      return { status: 201, body: scheduleView(row) };
+      return { effect: 'created', body: scheduleView(row) };
     });
   }
 
@@ -218,7 +218,7 @@ export class CorrectionService {
    * record moves to the new version in the transaction that charges or refunds its difference: a second run
    * (or a retry after a crash) finds nothing left to do. With dryRun, one read reports what would change.
    */
-  async rerate(callerId: string, body: RerateBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+  async rerate(callerId: string, body: RerateBody, idem: IdempotencyContext | undefined): Promise<Outcome> {
     const versions = await this.db.query<{ price_version: number }>(
       `SELECT price_version FROM model_prices WHERE model_id = $1 AND price_version IN ($2, $3)`,
       [body.modelId, body.fromPriceVersion, body.toPriceVersion],
@@ -245,7 +245,7 @@ export class CorrectionService {
         [body.modelId, body.fromPriceVersion, body.toPriceVersion, body.from, body.to],
       );
       return {
-        status: 200,
+        effect: 'done',
         body: { records: Number(row.records), creditsCharged: toCredits(fromDb(row.charged)), creditsRefunded: toCredits(fromDb(row.refunded)), dryRun: true },
       };
     }
@@ -283,7 +283,7 @@ export class CorrectionService {
       }
     }
     const report = { records, creditsCharged: toCredits(charged), creditsRefunded: toCredits(refunded), dryRun: false };
-    return this.idempotency.run(idem, async () => ({ status: 200, body: report }));
+    return this.idempotency.run(idem, async () => ({ effect: 'done', body: report }));
   }
 }
 

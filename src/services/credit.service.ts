@@ -19,7 +19,7 @@ import {
   type TransactionsQuery,
   usageOfBody,
 } from '../schemas/credit.schemas';
-import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
+import type { IdempotencyContext, IdempotencyService, Outcome } from './idempotency.service';
 import type { BudgetService } from './budget.service';
 import { costAt, type Cost, type ModelPrice, type PriceService, type TokenCounts } from './price.service';
 import { mirrorBind, mirrorCte, type TokenUser, type UserAccountService } from './user-account.service';
@@ -191,7 +191,7 @@ export class CreditService {
    * Grants a new lot to a user (created if unknown), allocated by the caller. Idempotent under the
    * caller's Idempotency-Key: the key is stored in the same transaction as the grant.
    */
-  async allocateCredits(callerId: string, body: AllocateBody, idempotency: IdempotencyContext | undefined): Promise<ServiceResponse> {
+  async allocateCredits(callerId: string, body: AllocateBody, idempotency: IdempotencyContext | undefined): Promise<Outcome> {
     return this.idempotency.run(idempotency, async (tx) => {
       const row = await this.ledger.allocate(
         {
@@ -210,7 +210,7 @@ export class CreditService {
         await this.ledger.settleUnpaid({ userId: body.userId, max: body.credits, actorId: callerId }, tx);
       }
       const balance = await this.getBalance(body.userId, tx);
-      return { status: 201, body: { allocation: toAllocationJson(toLot(row)), balance: toBalanceJson(balance) } };
+      return { effect: 'created', body: { allocation: toAllocationJson(toLot(row)), balance: toBalanceJson(balance) } };
     });
   }
 

@@ -22,7 +22,7 @@ import {
 } from '../schemas/streaming-session.schemas';
 import type { CreditService } from './credit.service';
 import { SweeperBackoff, type SweepFailureLog } from './sweeper-backoff';
-import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
+import type { IdempotencyContext, IdempotencyService, Outcome } from './idempotency.service';
 import { assertRequestCost, type PriceService } from './price.service';
 import type { TokenUser, UserAccountService } from './user-account.service';
 
@@ -105,7 +105,7 @@ export class StreamingSessionService {
   }
 
   /** POST /initialize: holds the estimate. 201 when created, 200 when the same request is replayed. */
-  async initializeSession(caller: Caller | TokenUser, body: InitializeSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SessionView>> {
+  async initializeSession(caller: Caller | TokenUser, body: InitializeSessionBody, idem?: IdempotencyContext): Promise<Outcome<SessionView>> {
     const price = await this.prices.current(body.modelId);
     let estimate: Micro;
     let estimatedInputCredits: Micro | null = null;
@@ -153,7 +153,7 @@ export class StreamingSessionService {
           const session = result.session;
           this.remember(session.userId, session.id, session.modelId, session.priceVersion);
           if (result.outcome === 'created') afterCommit(tx, () => this.metrics.recordCredits('held', session.allocated));
-          return { status: result.outcome === 'created' ? 201 : 200, body: sessionView(session) };
+          return { effect: result.outcome === 'created' ? 'created' : 'done', body: sessionView(session) };
         }
         case 'insufficient':
           throw new AppError('INSUFFICIENT_CREDITS', 'Available credits do not cover the estimate', {
@@ -170,7 +170,7 @@ export class StreamingSessionService {
   }
 
   /** POST /finalize: captures the real cost at the session's price version, releases the rest. */
-  async finalizeSession(caller: Caller, body: FinalizeSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SettledView>> {
+  async finalizeSession(caller: Caller, body: FinalizeSessionBody, idem?: IdempotencyContext): Promise<Outcome<SettledView>> {
     const owner = ownerOf(caller, body.userId);
     const pricing = await this.pricingOf(owner, body.sessionId);
     if (!pricing) throw sessionNotFound();
@@ -182,7 +182,7 @@ export class StreamingSessionService {
   }
 
   /** POST /abort: captures what was streamed (when token counts are given) and releases the rest. */
-  async abortSession(caller: Caller, body: AbortSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SettledView>> {
+  async abortSession(caller: Caller, body: AbortSessionBody, idem?: IdempotencyContext): Promise<Outcome<SettledView>> {
     const owner = ownerOf(caller, body.userId);
     if (!abortHasCounts(body)) return this.settle(caller, owner, 'abort', body.sessionId, null, null, null, body.reason ?? null, idem);
     const pricing = await this.pricingOf(owner, body.sessionId);
@@ -198,7 +198,7 @@ export class StreamingSessionService {
    * POST /extend: a new TTL and/or a larger hold for an active session, atomically (one ledger statement).
    * 402 leaves the hold as it was; an ended session is SESSION_NOT_ACTIVE; another user's is NOT_FOUND.
    */
-  async extend(caller: Caller, body: ExtendSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SessionView>> {
+  async extend(caller: Caller, body: ExtendSessionBody, idem?: IdempotencyContext): Promise<Outcome<SessionView>> {
     const owner = ownerOf(caller, body.userId);
     let additional: Micro | null = body.additionalCredits ?? null;
     if (body.additionalOutputTokens !== undefined) {
@@ -222,7 +222,7 @@ export class StreamingSessionService {
       switch (result.outcome) {
         case 'extended':
           if (additional && additional > 0n) afterCommit(tx, () => this.metrics.recordCredits('held', additional));
-          return { status: 200, body: sessionView(result.session) };
+          return { effect: 'done', body: sessionView(result.session) };
         case 'insufficient':
           throw new AppError('INSUFFICIENT_CREDITS', 'Available credits do not cover the larger hold; the session is unchanged', {
             requiredCredits: toCredits(additional ?? 0n),
@@ -301,7 +301,7 @@ export class StreamingSessionService {
     tokens: TokenUsage | null,
     reason: string | null,
     idem?: IdempotencyContext,
-  ): Promise<ServiceResponse<SettledView>> {
+  ): Promise<Outcome<SettledView>> {
     return this.run(idem, async (tx) => {
       const result = await this.ledger.settleSession(
         {
@@ -325,7 +325,7 @@ export class StreamingSessionService {
           // An ended session needs its pricing no more (a replay reads it again): the cache then holds the
           // sessions this process has open, not its whole history.
           this.pricing.delete(pricingKey(owner, sessionId));
-          return { status: 200, body: settledView(result.session) };
+          return { effect: 'done', body: settledView(result.session) };
         case 'not_found':
           throw sessionNotFound();
         case 'not_active':
@@ -339,7 +339,7 @@ export class StreamingSessionService {
    * with one, it runs inside the key's transaction so that the stored response and the work commit
    * together (errors roll both back, so nothing is stored for them).
    */
-  private run<T>(idem: IdempotencyContext | undefined, work: (tx?: Transaction) => Promise<ServiceResponse<T>>) {
+  private run<T>(idem: IdempotencyContext | undefined, work: (tx?: Transaction) => Promise<Outcome<T>>) {
     if (idem && this.idempotency) return this.idempotency.run(idem, (tx) => work(tx));
     return work();
   }

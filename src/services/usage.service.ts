@@ -7,7 +7,7 @@ import { cursorBigint, cursorEpochMicros, decodeCursor, encodeCursor, invalidCur
 import { recordTokensOf, resolveDayRange, TOP_USERS, type DayRange, type RecordUsageBody, type RecordsQuery, type StatsQuery } from '../schemas/usage.schemas';
 import { ledgerOf } from '../ledger/ledger';
 import type { CreditService } from './credit.service';
-import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
+import type { IdempotencyContext, IdempotencyService, Outcome } from './idempotency.service';
 import { assertRequestCost, type PriceService } from './price.service';
 
 export interface Caller {
@@ -177,7 +177,7 @@ export class UsageService {
    * user never seen before is created, as an allocation would. One SQL call inside the idempotency
    * transaction: lock the user, record, fold into the rollups, draw, link the ledger rows to the record.
    */
-  async recordUsage(caller: Caller, body: RecordUsageBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse<RecordUsageResult>> {
+  async recordUsage(caller: Caller, body: RecordUsageBody, idem: IdempotencyContext | undefined): Promise<Outcome<RecordUsageResult>> {
     const userId = this.targetOf(caller, body.userId);
     let credits: Micro;
     let priceVersion: number | null = null;
@@ -245,7 +245,7 @@ export class UsageService {
         recordedAt: row.recordedAt.toISOString(),
       };
       return {
-        status: 201,
+        effect: 'created',
         body: {
           usageRecord,
           chargedCredits: toCredits(charged),

@@ -297,7 +297,7 @@ describe('several sweepers at once', () => {
         ...sweepers.map((s) => sweepUntilDone(s.sessions)),
       ]);
 
-      expect(finalized.every((r) => r.status === 200 && r.body.usedCredits === 1)).toBe(true);
+      expect(finalized.every((r) => r.effect === 'done' && r.body.usedCredits === 1)).toBe(true);
       expect(await count(ctx.db, 'streaming_sessions', `id = ANY($1) AND status = 'completed' AND used_credits = 1000000`, [toFinalize])).toBe(50);
       expect(await count(ctx.db, 'streaming_sessions', `id = ANY($1) AND status = 'expired'`, [ids])).toBe(50);
       expect(await count(ctx.db, 'usage_records', `session_id = ANY($1)`, [ids])).toBe(100);

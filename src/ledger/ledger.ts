@@ -228,6 +228,13 @@ interface SessionResultRow {
   created_at: Date;
 }
 
+/** The outcomes extend and settle share: the session is not the caller's (or missing), or has ended. */
+function notFoundOrNotActive(row: SessionResultRow, action: string): { outcome: 'not_found' } | { outcome: 'not_active'; status: SessionStatus } {
+  if (row.outcome === 'not_found') return { outcome: 'not_found' };
+  if (row.outcome === 'not_active') return { outcome: 'not_active', status: row.status };
+  throw new Error(`session ${action}: unexpected outcome ${row.outcome}`);
+}
+
 /** A session row's amounts (a row of acct_session_result, or the same columns of streaming_sessions). */
 export function toLedgerSession(row: Omit<SessionResultRow, 'outcome' | 'available_credits'>): LedgerSession {
   return {
@@ -396,12 +403,8 @@ export class Ledger {
         return { outcome: 'extended', session: toLedgerSession(row) };
       case 'insufficient':
         return { outcome: 'insufficient', availableCredits: fromDb(row.available_credits) };
-      case 'not_found':
-        return { outcome: 'not_found' };
-      case 'not_active':
-        return { outcome: 'not_active', status: row.status };
       default:
-        throw new Error(`session extend: unexpected outcome ${row.outcome}`);
+        return notFoundOrNotActive(row, 'extend');
     }
   }
 
@@ -434,12 +437,8 @@ export class Ledger {
       case 'settled':
       case 'replayed':
         return { outcome: row.outcome, session: toLedgerSession(row) };
-      case 'not_found':
-        return { outcome: 'not_found' };
-      case 'not_active':
-        return { outcome: 'not_active', status: row.status };
       default:
-        throw new Error(`session settle: unexpected outcome ${row.outcome}`);
+        return notFoundOrNotActive(row, 'settle');
     }
   }
 

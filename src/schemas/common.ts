@@ -92,6 +92,17 @@ export function decodeCursor(cursor: string | undefined): unknown[] | undefined 
   throw invalidCursor();
 }
 
+/**
+ * A cursor of one key (an id), the key when `valid` accepts it, null without a cursor; anything else
+ * (not a cursor, other keys, a forged id) is a VALIDATION_ERROR.
+ */
+export function decodeKeyCursor(cursor: string | undefined, valid: (key: string) => boolean): string | null {
+  const keys = decodeCursor(cursor);
+  if (keys === undefined) return null;
+  if (keys.length === 1 && typeof keys[0] === 'string' && valid(keys[0])) return keys[0];
+  throw invalidCursor();
+}
+
 /*
  * Cursor keys are checked in code before they reach SQL (API.md: a forged or out-of-range cursor is a 400,
  * never a 500): a bigint key must fit PostgreSQL's bigint, a time key must be a real instant.

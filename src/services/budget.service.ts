@@ -1,9 +1,8 @@
 import type { Database } from '../db/database';
 import { ledgerOf } from '../ledger/ledger';
-import { AppError, forbidden, notFound } from '../lib/errors';
+import { forbidden, notFound } from '../lib/errors';
 import type { Micro } from '../lib/money';
-import type { Role } from '../models';
-import { decodeCursor, encodeCursor } from '../schemas/common';
+import { decodeKeyCursor, encodeCursor } from '../schemas/common';
 import {
   toBudgetExceededDetails,
   toBudgetJson,
@@ -15,12 +14,8 @@ import {
   type UpdateBudgetBody,
 } from '../schemas/budget.schemas';
 import type { PriceService } from './price.service';
-import type { UserAccountService } from './user-account.service';
+import type { UserAccountService, Caller } from './user-account.service';
 
-export interface Caller {
-  userId: string;
-  role: Role;
-}
 
 const BUDGET_COLUMNS = 'id::text, user_id, org_id, period, limit_credits::text, model_id, timezone, created_by, created_at, updated_at';
 const isBudgetId = (id: string) => /^[1-9]\d{0,17}$/.test(id);
@@ -129,11 +124,6 @@ export class BudgetService {
   }
 
   private cursorId(cursor: string | undefined): string | null {
-    const keys = decodeCursor(cursor);
-    if (keys === undefined) return null;
-    if (keys.length === 1 && typeof keys[0] === 'string' && isBudgetId(keys[0])) return keys[0];
-    throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
-      problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
-    });
+    return decodeKeyCursor(cursor, isBudgetId);
   }
 }

@@ -4,7 +4,7 @@ import { AppError, notFound } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { fromDb, toCredits } from '../lib/money';
 import type { AdjustBody, CreateScheduleBody, RefundBody, RerateBody, RevokeBody, SchedulesQuery } from '../schemas/correction.schemas';
-import { decodeCursor, encodeCursor } from '../schemas/common';
+import { decodeKeyCursor, encodeCursor } from '../schemas/common';
 import { toAllocationJson, toBalanceJson } from '../schemas/credit.schemas';
 import { toLot, type CreditService, type LotRow } from './credit.service';
 import type { IdempotencyContext, IdempotencyService, Outcome } from './idempotency.service';
@@ -166,17 +166,12 @@ export class CorrectionService {
 
   /** Schedules, oldest first, optionally of one user; deleted ones are listed with deletedAt. */
   async listSchedules(query: SchedulesQuery) {
-    const keys = decodeCursor(query.cursor);
-    if (keys !== undefined && !(keys.length === 1 && typeof keys[0] === 'string' && /^\d{1,18}$/.test(keys[0]))) {
-      throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
-        problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
-      });
-    }
+    const after = decodeKeyCursor(query.cursor, (key) => /^\d{1,18}$/.test(key));
     const rows = await this.db.query<ScheduleRow>(
       `SELECT ${SCHEDULE_COLUMNS} FROM credit_schedules
         WHERE ($1::text IS NULL OR user_id = $1) AND ($2::bigint IS NULL OR id > $2::bigint)
         ORDER BY id LIMIT $3`,
-      [query.userId ?? null, keys?.[0] ?? null, query.limit + 1],
+      [query.userId ?? null, after, query.limit + 1],
     );
     const pageRows = rows.slice(0, query.limit);
     return {

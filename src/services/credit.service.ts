@@ -3,8 +3,7 @@ import { isConnectionError, isPoolExhausted, type Database } from '../db/databas
 import { forbidden, notFound } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { countFromDb, fromDb, toCredits, type Micro } from '../lib/money';
-import type { Role } from '../models';
-import { cursorBigint, decodeCursor, encodeCursor, invalidCursor } from '../schemas/common';
+import { cursorBigint, decodeKeyCursor, encodeCursor } from '../schemas/common';
 import { SweeperBackoff, type SweepFailureLog } from './sweeper-backoff';
 import {
   EXPIRING_SOON_DAYS,
@@ -21,17 +20,13 @@ import {
 } from '../schemas/credit.schemas';
 import type { IdempotencyContext, IdempotencyService, Outcome } from './idempotency.service';
 import type { BudgetService } from './budget.service';
-import { costAt, type Cost, type ModelPrice, type PriceService, type TokenCounts } from './price.service';
-import { mirrorBind, mirrorCte, type TokenUser, type UserAccountService } from './user-account.service';
+import { assertRequestCost, costAt, type Cost, type ModelPrice, type PriceService, type TokenCounts } from './price.service';
+import { mirrorBind, mirrorCte, type TokenUser, type UserAccountService, type Caller } from './user-account.service';
 import type { BudgetStatusRow } from '../schemas/budget.schemas';
 import { budgetStatusJsonSql, ledgerOf, signedAmountSql, type LotRow, type OpenSessionArgs, type OpenSessionOutcome } from '../ledger/ledger';
 
 export type { LotRow } from '../ledger/ledger';
 
-export interface Caller {
-  userId: string;
-  role: Role;
-}
 
 export const toLot = (row: LotRow): Lot => ({
   id: String(row.id),
@@ -77,6 +72,25 @@ export class CreditService {
    */
   calculateCreditsForTokens(price: ModelPrice, tokens: TokenCounts): Cost {
     return costAt(price, tokens);
+  }
+
+  /**
+   * What an operation costs: the credits the caller gave, or else its tokens priced (calculateCreditsForTokens)
+   * at the price `priceOf` looks up — the one place that chooses between the two. With `bound` (the token
+   * fields of the request), a priced cost above the one-request limit is a VALIDATION_ERROR naming them.
+   */
+  async resolveCost<T extends TokenCounts>(
+    given: Micro | undefined,
+    priceOf: () => Promise<ModelPrice>,
+    tokensOf: () => T,
+    bound?: string[],
+  ): Promise<{ credits: Micro; price: ModelPrice; tokens: T } | { credits: Micro; price: null; tokens: null }> {
+    if (given !== undefined) return { credits: given, price: null, tokens: null };
+    const price = await priceOf();
+    const tokens = tokensOf();
+    const credits = this.calculateCreditsForTokens(price, tokens).total;
+    if (bound) assertRequestCost(credits, bound);
+    return { credits, price, tokens };
   }
 
   /**
@@ -157,9 +171,7 @@ export class CreditService {
 
   /** Would `credits` (or the cost of these tokens at the current price) be covered right now? */
   async checkUserCredits(userId: string, body: CheckBody): Promise<{ sufficient: boolean; required: Micro; available: Micro; limitedBy?: object }> {
-    const required =
-      body.credits ??
-      this.calculateCreditsForTokens(await this.prices.current(body.modelId!), usageOfBody(body)).total;
+    const { credits: required } = await this.resolveCost(body.credits, () => this.prices.current(body.modelId!), () => usageOfBody(body));
     const available = await this.availableCredits(userId);
     // Budgets (docs/budgets.md): the same test initialize makes, as a read.
     const refusal = this.budgets ? await this.budgets.refusal(userId, body.modelId ?? null, required) : null;
@@ -350,10 +362,6 @@ export class CreditService {
   // ---------- internals ----------
 
   private ledgerCursor(cursor: string | undefined): string | null {
-    const keys = decodeCursor(cursor);
-    if (keys === undefined) return null;
-    const id = keys.length === 1 ? cursorBigint(keys[0]) : null;
-    if (id === null) throw invalidCursor();
-    return id;
+    return decodeKeyCursor(cursor, (key) => cursorBigint(key) !== null);
   }
 }

@@ -3,7 +3,7 @@ import type { Database } from '../db/database';
 import { ledgerOf } from '../ledger/ledger';
 import { forbidden } from '../lib/errors';
 import type { EventsQuery, EventType } from '../schemas/event.schemas';
-import type { Caller } from './credit.service';
+import type { Caller } from './user-account.service';
 
 /** An event as the API and webhook bodies show it. */
 export interface EventJson {

@@ -7,7 +7,6 @@ import { isConnectionError, isPoolExhausted } from '../db/database';
 import { AppError } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { fromDb, toCredits, type Micro } from '../lib/money';
-import type { Role } from '../models';
 import { cursorPgTime, decodeCursor, encodeCursor, invalidCursor } from '../schemas/common';
 import { idProblem } from '../schemas/text';
 import type { TokenUsage } from '../metering/tokens';
@@ -24,12 +23,8 @@ import type { CreditService } from './credit.service';
 import { SweeperBackoff, type SweepFailureLog } from './sweeper-backoff';
 import type { IdempotencyContext, IdempotencyService, Outcome } from './idempotency.service';
 import { assertRequestCost, type PriceService } from './price.service';
-import type { TokenUser, UserAccountService } from './user-account.service';
+import type { TokenUser, UserAccountService, Caller } from './user-account.service';
 
-export interface Caller {
-  userId: string;
-  role: Role;
-}
 
 export interface SessionView {
   sessionId: string;
@@ -107,18 +102,16 @@ export class StreamingSessionService {
   /** POST /initialize: holds the estimate. 201 when created, 200 when the same request is replayed. */
   async initializeSession(caller: Caller | TokenUser, body: InitializeSessionBody, idem?: IdempotencyContext): Promise<Outcome<SessionView>> {
     const price = await this.prices.current(body.modelId);
-    let estimate: Micro;
-    let estimatedInputCredits: Micro | null = null;
-    let tokens: TokenUsage | null = null;
-    if (body.estimatedCredits !== undefined) {
-      estimate = body.estimatedCredits;
-    } else {
-      tokens = estimateOf(body);
-      estimate = this.credits.calculateCreditsForTokens(price, tokens).total;
-      assertRequestCost(estimate, ['estimatedInputTokens', 'estimatedOutputTokens']);
-      // The prompt side alone (for the charge_estimated_input expiry policy).
-      estimatedInputCredits = this.credits.calculateCreditsForTokens(price, { ...tokens, outputTokens: 0, reasoningTokens: 0 }).total;
-    }
+    const { credits: estimate, tokens } = await this.credits.resolveCost(
+      body.estimatedCredits,
+      async () => price,
+      () => estimateOf(body),
+      ['estimatedInputTokens', 'estimatedOutputTokens'],
+    );
+    // The prompt side alone (for the charge_estimated_input expiry policy).
+    const estimatedInputCredits = tokens
+      ? this.credits.calculateCreditsForTokens(price, { ...tokens, outputTokens: 0, reasoningTokens: 0 }).total
+      : null;
     const id = body.sessionId ?? crypto.randomUUID();
     const ttl = body.ttlSeconds ?? this.config.SESSION_TTL_SECONDS;
 
@@ -172,12 +165,7 @@ export class StreamingSessionService {
   /** POST /finalize: captures the real cost at the session's price version, releases the rest. */
   async finalizeSession(caller: Caller, body: FinalizeSessionBody, idem?: IdempotencyContext): Promise<Outcome<SettledView>> {
     const owner = ownerOf(caller, body.userId);
-    const pricing = await this.pricingOf(owner, body.sessionId);
-    if (!pricing) throw sessionNotFound();
-    const tokens = actualOf(body);
-    const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
-    const cost = this.credits.calculateCreditsForTokens(price, tokens).total;
-    assertRequestCost(cost, ['actualInputTokens', 'actualOutputTokens']);
+    const { pricing, cost, tokens } = await this.actualCost(owner, body);
     return this.settle(caller, owner, 'finalize', body.sessionId, pricing, cost, tokens, null, idem);
   }
 
@@ -185,13 +173,19 @@ export class StreamingSessionService {
   async abortSession(caller: Caller, body: AbortSessionBody, idem?: IdempotencyContext): Promise<Outcome<SettledView>> {
     const owner = ownerOf(caller, body.userId);
     if (!abortHasCounts(body)) return this.settle(caller, owner, 'abort', body.sessionId, null, null, null, body.reason ?? null, idem);
+    const { pricing, cost, tokens } = await this.actualCost(owner, body);
+    return this.settle(caller, owner, 'abort', body.sessionId, pricing, cost, tokens, body.reason ?? null, idem);
+  }
+
+  /** The real cost of a finalize/abort: its token counts at the session's own price version. */
+  private async actualCost(owner: string, body: FinalizeSessionBody | AbortSessionBody) {
     const pricing = await this.pricingOf(owner, body.sessionId);
     if (!pricing) throw sessionNotFound();
     const tokens = actualOf(body);
     const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
     const cost = this.credits.calculateCreditsForTokens(price, tokens).total;
     assertRequestCost(cost, ['actualInputTokens', 'actualOutputTokens']);
-    return this.settle(caller, owner, 'abort', body.sessionId, pricing, cost, tokens, body.reason ?? null, idem);
+    return { pricing, cost, tokens };
   }
 
   /**

@@ -2,20 +2,17 @@ import type { Database } from '../db/database';
 import { AppError, forbidden, notFound } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { countFromDb, formatCredits, fromDb, toCredits, tokenSumFromDb, type Micro } from '../lib/money';
-import type { Role } from '../models';
 import { cursorBigint, cursorEpochMicros, decodeCursor, encodeCursor, invalidCursor } from '../schemas/common';
 import { recordTokensOf, resolveDayRange, TOP_USERS, type DayRange, type RecordUsageBody, type RecordsQuery, type StatsQuery } from '../schemas/usage.schemas';
 import { ledgerOf } from '../ledger/ledger';
 import type { CreditService } from './credit.service';
 import type { IdempotencyContext, IdempotencyService, Outcome } from './idempotency.service';
-import { assertRequestCost, type PriceService } from './price.service';
+import type { PriceService } from './price.service';
 
-export interface Caller {
-  userId: string;
-  role: Role;
-}
+import type { Caller } from './user-account.service';
+import type { TokenUsage } from '../metering/tokens';
 
-export interface UsageRecordView {
+export interface UsageRecordView extends TokenUsage {
   id: string;
   userId: string;
   sessionId: string | null;
@@ -23,12 +20,6 @@ export interface UsageRecordView {
   operation: string;
   modelId: string | null;
   priceVersion: number | null;
-  inputTokens: number;
-  outputTokens: number;
-  cachedInputTokens: number;
-  cacheWriteTokens: number;
-  cacheWrite1hTokens: number;
-  reasoningTokens: number;
   credits: number;
   chargedCredits: number;
   unpaidCredits: number;
@@ -179,19 +170,17 @@ export class UsageService {
    */
   async recordUsage(caller: Caller, body: RecordUsageBody, idem: IdempotencyContext | undefined): Promise<Outcome<RecordUsageResult>> {
     const userId = this.targetOf(caller, body.userId);
-    let credits: Micro;
-    let priceVersion: number | null = null;
     const tokens = recordTokensOf(body);
     // A late event is priced at the version in effect when it happened.
     const occurredAt = body.occurredAt === undefined ? null : new Date(body.occurredAt);
-    if (body.credits !== undefined) {
-      credits = body.credits;
-    } else {
-      const price = occurredAt ? await this.prices.at(body.modelId!, occurredAt) : await this.prices.current(body.modelId!);
-      priceVersion = price.priceVersion;
-      credits = this.credits.calculateCreditsForTokens(price, tokens).total;
-      assertRequestCost(credits, ['inputTokens', 'outputTokens']);
-    }
+    const cost = await this.credits.resolveCost(
+      body.credits,
+      () => (occurredAt ? this.prices.at(body.modelId!, occurredAt) : this.prices.current(body.modelId!)),
+      () => tokens,
+      ['inputTokens', 'outputTokens'],
+    );
+    const credits = cost.credits;
+    const priceVersion = cost.price?.priceVersion ?? null;
     const modelId = body.modelId ?? null;
     const { inputTokens, outputTokens, cachedInputTokens, cacheWriteTokens, cacheWrite1hTokens, reasoningTokens } = tokens;
     const metadata = body.metadata ?? null;

@@ -1,4 +1,5 @@
 import type { Response } from 'express';
+import { send } from '../middleware/idempotency.middleware';
 import type { Input } from '../routes/route-table';
 import type { BudgetStatusQuery, CreateBudgetBody, ListBudgetsQuery, SetOrgBody, UpdateBudgetBody } from '../schemas/budget.schemas';
 import type { BudgetService } from '../services/budget.service';
@@ -10,7 +11,7 @@ export class BudgetController {
 
   /** POST /api/budgets (supervisor, admin) */
   create = async ({ body, caller }: Input<{ body: CreateBudgetBody }>, res: Response) => {
-    res.status(201).json(await this.budgets.create(caller.userId, body));
+    send(res, { effect: 'created', body: await this.budgets.create(caller.userId, body) });
   };
 
   /** GET /api/budgets (supervisor, admin) */
@@ -26,7 +27,7 @@ export class BudgetController {
   /** DELETE /api/budgets/:id (supervisor, admin) */
   remove = async ({ params }: Input<IdParams>, res: Response) => {
     await this.budgets.remove(params.id);
-    res.status(204).end();
+    send(res, { effect: 'deleted', body: null });
   };
 
   /** GET /api/budgets/status */

@@ -1,4 +1,5 @@
 import type { Response } from 'express';
+import { send } from '../middleware/idempotency.middleware';
 import type { Input } from '../routes/route-table';
 import type { Page } from '../schemas/common';
 import type { EventsQuery } from '../schemas/event.schemas';
@@ -22,7 +23,7 @@ export class EventController {
 
   /** POST /api/webhooks (admin) */
   createWebhook = async ({ body, caller }: Input<{ body: CreateWebhookBody }>, res: Response) => {
-    res.status(201).json(await this.webhooks.create(caller.userId, body));
+    send(res, { effect: 'created', body: await this.webhooks.create(caller.userId, body) });
   };
 
   /** GET /api/webhooks (admin) */
@@ -43,7 +44,7 @@ export class EventController {
   /** DELETE /api/webhooks/:id (admin) */
   deleteWebhook = async ({ params }: Input<IdParams>, res: Response) => {
     await this.webhooks.remove(params.id);
-    res.status(204).end();
+    send(res, { effect: 'deleted', body: null });
   };
 
   /** POST /api/webhooks/:id/test (admin) */
@@ -58,6 +59,6 @@ export class EventController {
 
   /** POST /api/webhooks/:id/deliveries/:deliveryId/retry (admin) */
   retryDelivery = async ({ params }: Input<{ params: { id: string; deliveryId: string } }>, res: Response) => {
-    res.status(202).json(await this.webhooks.retry(params.id, params.deliveryId));
+    send(res, { effect: 'accepted', body: await this.webhooks.retry(params.id, params.deliveryId) });
   };
 }

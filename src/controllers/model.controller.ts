@@ -1,4 +1,5 @@
 import type { Response } from 'express';
+import { send } from '../middleware/idempotency.middleware';
 import type { Input } from '../routes/route-table';
 import { parseLiteLlm } from '../metering/litellm';
 import { toModelPriceJson, type ImportPricesBody, type PutPriceBody } from '../schemas/model.schemas';
@@ -46,6 +47,6 @@ export class ModelController {
       caller.userId,
       body.effectiveFrom === undefined ? undefined : new Date(body.effectiveFrom),
     );
-    res.status(created ? 201 : 200).json(toModelPriceJson(price));
+    send(res, { effect: created ? 'created' : 'done', body: toModelPriceJson(price) });
   };
 }

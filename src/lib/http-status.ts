@@ -27,6 +27,7 @@ export const STATUS_OF: Record<ErrorCode, number> = {
  * or completed an operation on something that exists, never a status. The idempotency store keeps the status
  * it answered with, so a replay answers exactly the same.
  */
-export type Effect = 'created' | 'done';
-export const STATUS_OF_EFFECT: Record<Effect, number> = { created: 201, done: 200 };
-export const effectOfStatus = (status: number): Effect => (status === STATUS_OF_EFFECT.created ? 'created' : 'done');
+export type Effect = 'created' | 'done' | 'accepted' | 'deleted';
+export const STATUS_OF_EFFECT: Record<Effect, number> = { created: 201, done: 200, accepted: 202, deleted: 204 };
+const EFFECTS: Effect[] = ['created', 'done', 'accepted', 'deleted'];
+export const effectOfStatus = (status: number): Effect => EFFECTS.find((effect) => STATUS_OF_EFFECT[effect] === status) ?? 'done';

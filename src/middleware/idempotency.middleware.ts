@@ -35,5 +35,7 @@ export const idempotencyOf = (req: Express.Request) =>
 /** Sends an operation's outcome: its status chosen by what it did (lib/http-status.ts), replays marked as the contract asks. */
 export function send(res: Response, outcome: Outcome): void {
   if (outcome.replayed) res.setHeader('Idempotent-Replayed', 'true');
-  res.status(STATUS_OF_EFFECT[outcome.effect]).json(outcome.body);
+  res.status(STATUS_OF_EFFECT[outcome.effect]);
+  if (outcome.effect === 'deleted') res.end();
+  else res.json(outcome.body);
 }

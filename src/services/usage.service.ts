@@ -9,7 +9,7 @@ import type { CreditService } from './credit.service';
 import type { IdempotencyContext, IdempotencyService, Outcome } from './idempotency.service';
 import type { PriceService } from './price.service';
 
-import type { Caller } from './user-account.service';
+import type { Caller, UserAccountService } from './user-account.service';
 import type { TokenUsage } from '../metering/tokens';
 
 export interface UsageRecordView extends TokenUsage {
@@ -155,6 +155,7 @@ export class UsageService {
     private readonly prices: PriceService,
     private readonly idempotency: IdempotencyService,
     private readonly metrics: Metrics = new Metrics(),
+    private readonly users: UserAccountService,
     private readonly unpaidLimit?: Micro,
   ) {}
 
@@ -456,8 +457,7 @@ export class UsageService {
   }
 
   private async assertUserExists(userId: string): Promise<void> {
-    const rows = await this.db.query(`SELECT 1 FROM user_accounts WHERE id = $1`, [userId]);
-    if (rows.length === 0) throw notFound('User');
+    if (!(await this.users.userExists(userId))) throw notFound('User');
   }
 }
 

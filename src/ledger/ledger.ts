@@ -326,9 +326,7 @@ const BUDGET_STATUS_COLUMNS = `budget_id::text, user_id, org_id, period, model_i
  * for a statement that returns them together with something else (the balance).
  */
 export const budgetStatusJsonSql = (user: string, org: string) => `(SELECT coalesce(jsonb_agg(to_jsonb(st) ORDER BY st.budget_id::bigint), '[]'::jsonb)
-     FROM (SELECT budget_id::text, user_id, org_id, period, model_id, timezone, limit_credits::text, spent_credits::text,
-                  held_credits::text, period_start, resets_at
-             FROM acct_budget_status(${user}, ${org}, now())) st)`;
+     FROM (SELECT ${BUDGET_STATUS_COLUMNS} FROM acct_budget_status(${user}, ${org}, now())) st)`;
 
 /** SQL for the signed balance change of a ledger row (grant/release/adjust add, hold/charge/expire subtract). */
 export const signedAmountSql = (type: string, amount: string) => `acct_signed_amount(${type}, ${amount})`;

@@ -1,38 +1,42 @@
-import type { RequestHandler } from 'express';
+import type { Response } from 'express';
+import { send } from '../middleware/idempotency.middleware';
+import type { Input } from '../routes/route-table';
 import type { BudgetStatusQuery, CreateBudgetBody, ListBudgetsQuery, SetOrgBody, UpdateBudgetBody } from '../schemas/budget.schemas';
 import type { BudgetService } from '../services/budget.service';
+
+type IdParams = { params: { id: string } };
 
 export class BudgetController {
   constructor(private readonly budgets: BudgetService) {}
 
   /** POST /api/budgets (supervisor, admin) */
-  create: RequestHandler = async (req, res) => {
-    res.status(201).json(await this.budgets.create(req.auth!.userId, req.valid.body as CreateBudgetBody));
+  create = async ({ body, caller }: Input<{ body: CreateBudgetBody }>, res: Response) => {
+    send(res, { effect: 'created', body: await this.budgets.create(caller.userId, body) });
   };
 
   /** GET /api/budgets (supervisor, admin) */
-  list: RequestHandler = async (req, res) => {
-    res.json(await this.budgets.list(req.valid.query as ListBudgetsQuery));
+  list = async ({ query }: Input<{ query: ListBudgetsQuery }>, res: Response) => {
+    res.json(await this.budgets.list(query));
   };
 
   /** PATCH /api/budgets/:id (supervisor, admin) */
-  update: RequestHandler = async (req, res) => {
-    res.json(await this.budgets.update(req.valid.params.id as string, req.valid.body as UpdateBudgetBody));
+  update = async ({ params, body }: Input<IdParams & { body: UpdateBudgetBody }>, res: Response) => {
+    res.json(await this.budgets.update(params.id, body));
   };
 
   /** DELETE /api/budgets/:id (supervisor, admin) */
-  remove: RequestHandler = async (req, res) => {
-    await this.budgets.remove(req.valid.params.id as string);
-    res.status(204).end();
+  remove = async ({ params }: Input<IdParams>, res: Response) => {
+    await this.budgets.remove(params.id);
+    send(res, { effect: 'deleted', body: null });
   };
 
   /** GET /api/budgets/status */
-  status: RequestHandler = async (req, res) => {
-    res.json(await this.budgets.status(req.auth!, req.valid.query as BudgetStatusQuery));
+  status = async ({ query, caller }: Input<{ query: BudgetStatusQuery }>, res: Response) => {
+    res.json(await this.budgets.status(caller, query));
   };
 
   /** PUT /api/users/:userId/org (supervisor, admin) */
-  setOrg: RequestHandler = async (req, res) => {
-    res.json(await this.budgets.setOrg(req.valid.params.userId as string, (req.valid.body as SetOrgBody).orgId));
+  setOrg = async ({ params, body }: Input<{ params: { userId: string }; body: SetOrgBody }>, res: Response) => {
+    res.json(await this.budgets.setOrg(params.userId, body.orgId));
   };
 }

@@ -1,43 +1,46 @@
-import type { RequestHandler } from 'express';
-import { idempotencyOf, send } from '../middleware/idempotency.middleware';
+import type { Response } from 'express';
+import { send } from '../middleware/idempotency.middleware';
+import type { Input } from '../routes/route-table';
 import type { AdjustBody, CreateScheduleBody, RefundBody, RerateBody, RevokeBody, SchedulesQuery } from '../schemas/correction.schemas';
 import type { CorrectionService } from '../services/correction.service';
+
+type IdParams = { params: { id: string } };
 
 export class CorrectionController {
   constructor(private readonly corrections: CorrectionService) {}
 
   /** POST /api/credits/adjust (supervisor, admin; idempotent) */
-  adjust: RequestHandler = async (req, res) => {
-    send(res, await this.corrections.adjust(req.auth!.userId, req.valid.body as AdjustBody, idempotencyOf(req)));
+  adjust = async ({ body, caller, idempotency }: Input<{ body: AdjustBody }>, res: Response) => {
+    send(res, await this.corrections.adjust(caller.userId, body, idempotency));
   };
 
   /** POST /api/credits/allocations/:id/revoke (supervisor, admin; idempotent) */
-  revoke: RequestHandler = async (req, res) => {
-    send(res, await this.corrections.revoke(req.auth!.userId, req.valid.params.id as string, req.valid.body as RevokeBody, idempotencyOf(req)));
+  revoke = async ({ params, body, caller, idempotency }: Input<IdParams & { body: RevokeBody }>, res: Response) => {
+    send(res, await this.corrections.revoke(caller.userId, params.id, body, idempotency));
   };
 
   /** POST /api/usage/records/:id/refund (supervisor, admin; idempotent) */
-  refund: RequestHandler = async (req, res) => {
-    send(res, await this.corrections.refund(req.auth!.userId, req.valid.params.id as string, req.valid.body as RefundBody, idempotencyOf(req)));
+  refund = async ({ params, body, caller, idempotency }: Input<IdParams & { body: RefundBody }>, res: Response) => {
+    send(res, await this.corrections.refund(caller.userId, params.id, body, idempotency));
   };
 
   /** POST /api/credits/schedules (supervisor, admin; idempotent) */
-  createSchedule: RequestHandler = async (req, res) => {
-    send(res, await this.corrections.createSchedule(req.auth!.userId, req.valid.body as CreateScheduleBody, idempotencyOf(req)));
+  createSchedule = async ({ body, caller, idempotency }: Input<{ body: CreateScheduleBody }>, res: Response) => {
+    send(res, await this.corrections.createSchedule(caller.userId, body, idempotency));
   };
 
   /** GET /api/credits/schedules (supervisor, admin) */
-  listSchedules: RequestHandler = async (req, res) => {
-    res.json(await this.corrections.listSchedules(req.valid.query as SchedulesQuery));
+  listSchedules = async ({ query }: Input<{ query: SchedulesQuery }>, res: Response) => {
+    res.json(await this.corrections.listSchedules(query));
   };
 
   /** DELETE /api/credits/schedules/:id (supervisor, admin) */
-  deleteSchedule: RequestHandler = async (req, res) => {
-    res.json(await this.corrections.deleteSchedule(req.valid.params.id as string));
+  deleteSchedule = async ({ params }: Input<IdParams>, res: Response) => {
+    res.json(await this.corrections.deleteSchedule(params.id));
   };
 
   /** POST /api/admin/rerate (admin; idempotent) */
-  rerate: RequestHandler = async (req, res) => {
-    send(res, await this.corrections.rerate(req.auth!.userId, req.valid.body as RerateBody, idempotencyOf(req)));
+  rerate = async ({ body, caller, idempotency }: Input<{ body: RerateBody }>, res: Response) => {
+    send(res, await this.corrections.rerate(caller.userId, body, idempotency));
   };
 }

@@ -1,6 +1,7 @@
-import type { RequestHandler } from 'express';
+import type { Response } from 'express';
 import { toCredits } from '../lib/money';
-import { idempotencyOf, send } from '../middleware/idempotency.middleware';
+import { send } from '../middleware/idempotency.middleware';
+import type { Input } from '../routes/route-table';
 import { toBalanceJson, type AllocateBody, type CalculateBody, type CheckBody, type TransactionsQuery } from '../schemas/credit.schemas';
 import type { CreditService } from '../services/credit.service';
 
@@ -8,18 +9,18 @@ export class CreditController {
   constructor(private readonly credits: CreditService) {}
 
   /** GET /api/credits/balance */
-  balance: RequestHandler = async (req, res) => {
-    res.json(toBalanceJson(await this.credits.ownBalance(req.auth!)));
+  balance = async ({ caller }: Input, res: Response) => {
+    res.json(toBalanceJson(await this.credits.getUserBalance(caller)));
   };
 
   /** GET /api/credits/balance/:userId (supervisor, admin) */
-  balanceOf: RequestHandler = async (req, res) => {
-    res.json(toBalanceJson(await this.credits.getBalanceOf(req.valid.params.userId as string)));
+  balanceOf = async ({ params }: Input<{ params: { userId: string } }>, res: Response) => {
+    res.json(toBalanceJson(await this.credits.getBalanceOf(params.userId)));
   };
 
   /** POST /api/credits/check */
-  check: RequestHandler = async (req, res) => {
-    const result = await this.credits.check(req.auth!.userId, req.valid.body as CheckBody);
+  check = async ({ body, caller }: Input<{ body: CheckBody }>, res: Response) => {
+    const result = await this.credits.checkUserCredits(caller.userId, body);
     res.json({
       sufficient: result.sufficient,
       requiredCredits: toCredits(result.required),
@@ -29,22 +30,22 @@ export class CreditController {
   };
 
   /** POST /api/credits/calculate */
-  calculate: RequestHandler = async (req, res) => {
-    res.json(await this.credits.calculate(req.valid.body as CalculateBody));
+  calculate = async ({ body }: Input<{ body: CalculateBody }>, res: Response) => {
+    res.json(await this.credits.calculate(body));
   };
 
   /** POST /api/credits/allocate (supervisor, admin; idempotent) */
-  allocate: RequestHandler = async (req, res) => {
-    send(res, await this.credits.allocate(req.auth!.userId, req.valid.body as AllocateBody, idempotencyOf(req)));
+  allocate = async ({ body, caller, idempotency }: Input<{ body: AllocateBody }>, res: Response) => {
+    send(res, await this.credits.allocateCredits(caller.userId, body, idempotency));
   };
 
   /** GET /api/credits/transactions */
-  transactions: RequestHandler = async (req, res) => {
-    res.json(await this.credits.listTransactions(req.auth!, req.valid.query as TransactionsQuery));
+  transactions = async ({ query, caller }: Input<{ query: TransactionsQuery }>, res: Response) => {
+    res.json(await this.credits.listTransactions(caller, query));
   };
 
   /** GET /api/admin/reconcile (admin) */
-  reconcile: RequestHandler = async (_req, res) => {
+  reconcile = async (_input: Input, res: Response) => {
     res.json(await this.credits.reconcile());
   };
 }

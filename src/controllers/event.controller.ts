@@ -1,8 +1,13 @@
-import type { RequestHandler } from 'express';
+import type { Response } from 'express';
+import { send } from '../middleware/idempotency.middleware';
+import type { Input } from '../routes/route-table';
+import type { Page } from '../schemas/common';
 import type { EventsQuery } from '../schemas/event.schemas';
 import type { CreateWebhookBody, DeliveriesQuery, UpdateWebhookBody } from '../schemas/webhook.schemas';
 import type { EventService } from '../services/event.service';
 import type { WebhookService } from '../services/webhook.service';
+
+type IdParams = { params: { id: string } };
 
 /** /api/events and /api/webhooks (issue 15). */
 export class EventController {
@@ -12,48 +17,48 @@ export class EventController {
   ) {}
 
   /** GET /api/events */
-  list: RequestHandler = async (req, res) => {
-    res.json(await this.events.list(req.auth!, req.valid.query as EventsQuery));
+  list = async ({ query, caller }: Input<{ query: EventsQuery }>, res: Response) => {
+    res.json(await this.events.list(caller, query));
   };
 
   /** POST /api/webhooks (admin) */
-  createWebhook: RequestHandler = async (req, res) => {
-    res.status(201).json(await this.webhooks.create(req.auth!.userId, req.valid.body as CreateWebhookBody));
+  createWebhook = async ({ body, caller }: Input<{ body: CreateWebhookBody }>, res: Response) => {
+    send(res, { effect: 'created', body: await this.webhooks.create(caller.userId, body) });
   };
 
   /** GET /api/webhooks (admin) */
-  listWebhooks: RequestHandler = async (req, res) => {
-    res.json(await this.webhooks.list(req.valid.query as { limit: number; cursor?: string }));
+  listWebhooks = async ({ query }: Input<{ query: Page }>, res: Response) => {
+    res.json(await this.webhooks.list(query));
   };
 
   /** GET /api/webhooks/:id (admin) */
-  getWebhook: RequestHandler = async (req, res) => {
-    res.json(await this.webhooks.get(req.valid.params.id as string));
+  getWebhook = async ({ params }: Input<IdParams>, res: Response) => {
+    res.json(await this.webhooks.get(params.id));
   };
 
   /** PATCH /api/webhooks/:id (admin) */
-  updateWebhook: RequestHandler = async (req, res) => {
-    res.json(await this.webhooks.update(req.valid.params.id as string, req.valid.body as UpdateWebhookBody));
+  updateWebhook = async ({ params, body }: Input<IdParams & { body: UpdateWebhookBody }>, res: Response) => {
+    res.json(await this.webhooks.update(params.id, body));
   };
 
   /** DELETE /api/webhooks/:id (admin) */
-  deleteWebhook: RequestHandler = async (req, res) => {
-    await this.webhooks.remove(req.valid.params.id as string);
-    res.status(204).end();
+  deleteWebhook = async ({ params }: Input<IdParams>, res: Response) => {
+    await this.webhooks.remove(params.id);
+    send(res, { effect: 'deleted', body: null });
   };
 
   /** POST /api/webhooks/:id/test (admin) */
-  testWebhook: RequestHandler = async (req, res) => {
-    res.json(await this.webhooks.test(req.auth!.userId, req.valid.params.id as string));
+  testWebhook = async ({ params, caller }: Input<IdParams>, res: Response) => {
+    res.json(await this.webhooks.test(caller.userId, params.id));
   };
 
   /** GET /api/webhooks/:id/deliveries (admin) */
-  deliveries: RequestHandler = async (req, res) => {
-    res.json(await this.webhooks.deliveries(req.valid.params.id as string, req.valid.query as DeliveriesQuery));
+  deliveries = async ({ params, query }: Input<IdParams & { query: DeliveriesQuery }>, res: Response) => {
+    res.json(await this.webhooks.deliveries(params.id, query));
   };
 
   /** POST /api/webhooks/:id/deliveries/:deliveryId/retry (admin) */
-  retryDelivery: RequestHandler = async (req, res) => {
-    res.status(202).json(await this.webhooks.retry(req.valid.params.id as string, req.valid.params.deliveryId as string));
+  retryDelivery = async ({ params }: Input<{ params: { id: string; deliveryId: string } }>, res: Response) => {
+    send(res, { effect: 'accepted', body: await this.webhooks.retry(params.id, params.deliveryId) });
   };
 }

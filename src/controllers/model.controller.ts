@@ -1,4 +1,6 @@
-import type { RequestHandler } from 'express';
+import type { Response } from 'express';
+import { send } from '../middleware/idempotency.middleware';
+import type { Input } from '../routes/route-table';
 import { parseLiteLlm } from '../metering/litellm';
 import { toModelPriceJson, type ImportPricesBody, type PutPriceBody } from '../schemas/model.schemas';
 import { inEffect, type PriceService } from '../services/price.service';
@@ -7,13 +9,13 @@ export class ModelController {
   constructor(private readonly prices: PriceService) {}
 
   /** GET /api/models: the version of every model in effect now. */
-  list: RequestHandler = async (_req, res) => {
+  list = async (_input: Input, res: Response) => {
     res.json((await this.prices.list()).map(toModelPriceJson));
   };
 
   /** GET /api/models/:modelId/versions: every version, oldest first, marking the one in effect now. */
-  versions: RequestHandler = async (req, res) => {
-    const modelId = req.valid.params.modelId as string;
+  versions = async ({ params }: Input<{ params: { modelId: string } }>, res: Response) => {
+    const modelId = params.modelId;
     const versions = await this.prices.versions(modelId);
     const current = inEffect(versions, new Date());
     res.json({
@@ -24,18 +26,16 @@ export class ModelController {
   };
 
   /** POST /api/models/import (admin): a LiteLLM price list; only changed models get a version. */
-  import: RequestHandler = async (req, res) => {
-    const body = req.valid.body as ImportPricesBody;
+  import = async ({ body, caller }: Input<{ body: ImportPricesBody }>, res: Response) => {
     const { entries, skipped } = parseLiteLlm(body.prices, body.creditsPerUsd);
-    const result = await this.prices.importPrices(entries, req.auth!.userId, body.dryRun ?? false);
+    const result = await this.prices.importPrices(entries, caller.userId, body.dryRun ?? false);
     res.json({ created: result.created, unchanged: result.unchanged, skipped });
   };
 
   /** PUT /api/models/:modelId (admin): a new price version, effective now or at effectiveFrom. 201 when the model is new. */
-  put: RequestHandler = async (req, res) => {
-    const body = req.valid.body as PutPriceBody;
+  put = async ({ params, body, caller }: Input<{ params: { modelId: string }; body: PutPriceBody }>, res: Response) => {
     const { price, created } = await this.prices.setPrice(
-      req.valid.params.modelId as string,
+      params.modelId,
       {
         inputPer1M: body.inputPricePer1M,
         outputPer1M: body.outputPricePer1M,
@@ -44,9 +44,9 @@ export class ModelController {
         cacheWrite1hPer1M: body.cacheWrite1hPricePer1M ?? null,
         reasoningPer1M: body.reasoningPricePer1M ?? null,
       },
-      req.auth!.userId,
+      caller.userId,
       body.effectiveFrom === undefined ? undefined : new Date(body.effectiveFrom),
     );
-    res.status(created ? 201 : 200).json(toModelPriceJson(price));
+    send(res, { effect: created ? 'created' : 'done', body: toModelPriceJson(price) });
   };
 }

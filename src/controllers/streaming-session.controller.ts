@@ -1,36 +1,34 @@
-import type { RequestHandler } from 'express';
-import { idempotencyOf, send } from '../middleware/idempotency.middleware';
+import type { Response } from 'express';
+import { send } from '../middleware/idempotency.middleware';
+import type { Input } from '../routes/route-table';
+import type { Page } from '../schemas/common';
 import type { AbortSessionBody, ExtendSessionBody, FinalizeSessionBody, InitializeSessionBody } from '../schemas/streaming-session.schemas';
 import type { StreamingSessionService } from '../services/streaming-session.service';
-
-type Page = { limit: number; cursor?: string };
 
 export class StreamingSessionController {
   constructor(private readonly sessions: StreamingSessionService) {}
 
-  initialize: RequestHandler = async (req, res) => {
-    send(res, await this.sessions.initialize(req.auth!, req.valid.body as InitializeSessionBody, idempotencyOf(req)));
+  initialize = async ({ body, caller, idempotency }: Input<{ body: InitializeSessionBody }>, res: Response) => {
+    send(res, await this.sessions.initializeSession(caller, body, idempotency));
   };
 
-  finalize: RequestHandler = async (req, res) => {
-    send(res, await this.sessions.finalize(req.auth!, req.valid.body as FinalizeSessionBody, idempotencyOf(req)));
+  finalize = async ({ body, caller, idempotency }: Input<{ body: FinalizeSessionBody }>, res: Response) => {
+    send(res, await this.sessions.finalizeSession(caller, body, idempotency));
   };
 
-  abort: RequestHandler = async (req, res) => {
-    send(res, await this.sessions.abort(req.auth!, req.valid.body as AbortSessionBody, idempotencyOf(req)));
+  abort = async ({ body, caller, idempotency }: Input<{ body: AbortSessionBody }>, res: Response) => {
+    send(res, await this.sessions.abortSession(caller, body, idempotency));
   };
 
-  extend: RequestHandler = async (req, res) => {
-    send(res, await this.sessions.extend(req.auth!, req.valid.body as ExtendSessionBody, idempotencyOf(req)));
+  extend = async ({ body, caller, idempotency }: Input<{ body: ExtendSessionBody }>, res: Response) => {
+    send(res, await this.sessions.extend(caller, body, idempotency));
   };
 
-  active: RequestHandler = async (req, res) => {
-    const { limit, cursor } = req.valid.query as Page;
-    res.json(await this.sessions.listActive(req.auth!.userId, limit, cursor));
+  active = async ({ query, caller }: Input<{ query: Page }>, res: Response) => {
+    res.json(await this.sessions.getActiveSessions(caller.userId, query.limit, query.cursor));
   };
 
-  allActive: RequestHandler = async (req, res) => {
-    const { limit, cursor } = req.valid.query as Page;
-    res.json(await this.sessions.listAllActive(limit, cursor));
+  allActive = async ({ query }: Input<{ query: Page }>, res: Response) => {
+    res.json(await this.sessions.getAllActiveSessions(query.limit, query.cursor));
   };
 }

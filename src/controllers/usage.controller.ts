@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { RequestHandler } from 'express';
-import { idempotencyOf, send } from '../middleware/idempotency.middleware';
+import type { Response } from 'express';
+import { send } from '../middleware/idempotency.middleware';
+import type { Input } from '../routes/route-table';
 import type { RecordUsageBody, RecordsQuery, StatsQuery } from '../schemas/usage.schemas';
 import type { UsageService } from '../services/usage.service';
 
@@ -9,29 +10,27 @@ export class UsageController {
   constructor(private readonly usage: UsageService) {}
 
   /** POST /api/usage/record */
-  record: RequestHandler = async (req, res) => {
-    send(res, await this.usage.record(req.auth!, req.valid.body as RecordUsageBody, idempotencyOf(req)));
+  record = async ({ body, caller, idempotency }: Input<{ body: RecordUsageBody }>, res: Response) => {
+    send(res, await this.usage.recordUsage(caller, body, idempotency));
   };
 
   /** GET /api/usage/stats (own) and /api/usage/stats/:userId (supervisor, admin). */
-  stats: RequestHandler = async (req, res) => {
-    const userId = req.valid.params.userId as string | undefined;
-    res.json(await this.usage.userStats(req.auth!, req.valid.query as StatsQuery, userId));
+  stats = async ({ query, params, caller }: Input<{ query: StatsQuery; params: { userId?: string } }>, res: Response) => {
+    res.json(await this.usage.getUserStats(caller, query, params.userId));
   };
 
   /** GET /api/usage/system-stats (admin) */
-  systemStats: RequestHandler = async (req, res) => {
-    res.json(await this.usage.systemStats(req.valid.query as StatsQuery));
+  systemStats = async ({ query }: Input<{ query: StatsQuery }>, res: Response) => {
+    res.json(await this.usage.getSystemStats(query));
   };
 
-  /** GET /api/usage/records: a page as JSON, or the whole range streamed as CSV with format=csv. */
-  records: RequestHandler = async (req, res) => {
-    const query = req.valid.query as unknown as RecordsQuery;
+  /** GET /api/usage/records: a page of JSON, or (format=csv) the whole range streamed in CSV. */
+  records = async ({ query, caller }: Input<{ query: RecordsQuery }>, res: Response) => {
     if (query.format !== 'csv') {
-      res.json(await this.usage.listRecords(req.auth!, query));
+      res.json(await this.usage.listRecords(caller, query));
       return;
     }
-    const csv = await this.usage.exportRecordsCsv(req.auth!, query);
+    const csv = await this.usage.exportRecordsCsv(caller, query);
     res.setHeader('Content-Type', 'text/csv; charset=utf-8');
     res.setHeader('Content-Disposition', `attachment; filename="${csv.filename}"`);
     await pipeline(Readable.from(csv.chunks), res);

@@ -21,3 +21,13 @@ export const STATUS_OF: Record<ErrorCode, number> = {
   SERVICE_UNAVAILABLE: 503,
   INTERNAL: 500,
 };
+
+/**
+ * HTTP status of what a successful operation did, in one place: services say whether they created something
+ * or completed an operation on something that exists, never a status. The idempotency store keeps the status
+ * it answered with, so a replay answers exactly the same.
+ */
+export type Effect = 'created' | 'done' | 'accepted' | 'deleted';
+export const STATUS_OF_EFFECT: Record<Effect, number> = { created: 201, done: 200, accepted: 202, deleted: 204 };
+const EFFECTS: Effect[] = ['created', 'done', 'accepted', 'deleted'];
+export const effectOfStatus = (status: number): Effect => EFFECTS.find((effect) => STATUS_OF_EFFECT[effect] === status) ?? 'done';

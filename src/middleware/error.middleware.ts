@@ -2,12 +2,15 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { isConnectionError, isPoolExhausted, pgErrorCode } from '../db/database';
 import { AppError } from '../lib/errors';
 import { STATUS_OF } from '../lib/http-status';
-import { fromDb, toCredits } from '../lib/money';
+import { ledgerError } from '../ledger/ledger';
 import type { Logger } from '../lib/logger';
 
 /** Turns anything thrown into an AppError. Internals (stacks, SQL, driver messages) never pass through. */
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
+  // A refusal a ledger function raised (normally already mapped by the ledger gateway).
+  const refused = ledgerError(error);
+  if (refused instanceof AppError) return refused;
   const e = error as { type?: string; status?: number; statusCode?: number };
   // body-parser's errors carry a `type`.
   if (e?.type === 'entity.parse.failed') return new AppError('INVALID_JSON', 'The request body is not valid JSON');
@@ -23,14 +26,6 @@ export function toAppError(error: unknown): AppError {
   }
   if (pgErrorCode(error) === '55P03') {
     return new AppError('SERVICE_UNAVAILABLE', 'The account is busy; nothing was changed. Retry later.');
-  }
-  if (pgErrorCode(error) === 'UL402') {
-    // acct_assert_unpaid_within refused, with the user's unpaid micro-credits as the detail (pg's error
-    // directly from a prepared statement, or wrapped by Sequelize as `original`).
-    const e2 = error as { detail?: string; original?: { detail?: string } };
-    const detail = e2.original?.detail ?? e2.detail;
-    const unpaid = toCredits(fromDb(detail && /^\d+$/.test(detail) ? detail : '0'));
-    return new AppError('UNPAID_LIMIT', 'Unpaid credits are above the limit; pay them before new usage', { unpaidCredits: unpaid });
   }
   // Backstop: PostgreSQL data exceptions (class 22: bad encoding, out-of-range casts, overflow) come from
   // input the edge should have refused. The statement failed, so nothing changed: a 400, never a 500.

@@ -1,6 +1,7 @@
 import type { RequestHandler, Response } from 'express';
 import { AppError } from '../lib/errors';
-import { requestHash, type ServiceResponse } from '../services/idempotency.service';
+import { STATUS_OF_EFFECT } from '../lib/http-status';
+import { requestHash, type Outcome } from '../services/idempotency.service';
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
 
@@ -31,8 +32,10 @@ export const readIdempotencyKey: RequestHandler = (req, _res, next) => {
 export const idempotencyOf = (req: Express.Request) =>
   req.idempotency && req.auth ? { callerId: req.auth.userId, ...req.idempotency } : undefined;
 
-/** Sends a service response, marking replays as the contract asks. */
-export function send(res: Response, response: ServiceResponse): void {
-  if (response.replayed) res.setHeader('Idempotent-Replayed', 'true');
-  res.status(response.status).json(response.body);
+/** Sends an operation's outcome: its status chosen by what it did (lib/http-status.ts), replays marked as the contract asks. */
+export function send(res: Response, outcome: Outcome): void {
+  if (outcome.replayed) res.setHeader('Idempotent-Replayed', 'true');
+  res.status(STATUS_OF_EFFECT[outcome.effect]);
+  if (outcome.effect === 'deleted') res.end();
+  else res.json(outcome.body);
 }

@@ -14,13 +14,13 @@ import {
 } from '../schemas/budget.schemas';
 import { errorResponse } from '../schemas/common';
 import type { Services } from '../services';
-import type { RouteSpec } from './route-table';
+import { route, type RouteSpec } from './route-table';
 
 /** /api/budgets/* (issue #14, docs/budgets.md). */
 export function budgetRoutes(services: Services): RouteSpec[] {
   const controller = new BudgetController(services.budgets);
   return [
-    {
+    route({
       method: 'post',
       path: '/api/budgets',
       summary: 'Create a budget: a spend cap for a user or an organization per day, week or month of a time zone',
@@ -29,9 +29,9 @@ export function budgetRoutes(services: Services): RouteSpec[] {
       request: { body: createBudgetBody },
       responses: { 201: { description: 'The budget', schema: budgetSchema } },
       errors: ['VALIDATION_ERROR', 'UNKNOWN_MODEL'],
-      handler: controller.create,
-    },
-    {
+      handle: controller.create,
+    }),
+    route({
       method: 'get',
       path: '/api/budgets',
       summary: 'Budgets of a user (?userId=) or an organization (?orgId=), or all, oldest first',
@@ -40,9 +40,9 @@ export function budgetRoutes(services: Services): RouteSpec[] {
       request: { query: listBudgetsQuery },
       responses: { 200: { description: 'Budgets', schema: budgetListResponse } },
       errors: ['VALIDATION_ERROR'],
-      handler: controller.list,
-    },
-    {
+      handle: controller.list,
+    }),
+    route({
       method: 'get',
       path: '/api/budgets/status',
       summary: 'The budgets that apply to the caller (or, for supervisors and admins, to ?userId= or ?orgId=) in their current period',
@@ -51,9 +51,9 @@ export function budgetRoutes(services: Services): RouteSpec[] {
       request: { query: budgetStatusQuery },
       responses: { 200: { description: 'Budget status', schema: budgetStatusResponse } },
       errors: ['VALIDATION_ERROR', 'NOT_FOUND'],
-      handler: controller.status,
-    },
-    {
+      handle: controller.status,
+    }),
+    route({
       method: 'patch',
       path: '/api/budgets/:id',
       summary: 'Change a budget\u2019s limit (spent and held stay; the next decision uses the new limit)',
@@ -65,9 +65,9 @@ export function budgetRoutes(services: Services): RouteSpec[] {
         404: { description: 'Unknown budget', schema: errorResponse },
       },
       errors: ['VALIDATION_ERROR', 'NOT_FOUND'],
-      handler: controller.update,
-    },
-    {
+      handle: controller.update,
+    }),
+    route({
       method: 'delete',
       path: '/api/budgets/:id',
       summary: 'Delete a budget and its counters (credits are untouched)',
@@ -79,8 +79,8 @@ export function budgetRoutes(services: Services): RouteSpec[] {
         404: { description: 'Unknown budget', schema: errorResponse },
       },
       errors: ['NOT_FOUND'],
-      handler: controller.remove,
-    },
+      handle: controller.remove,
+    }),
   ];
 }
 
@@ -88,7 +88,7 @@ export function budgetRoutes(services: Services): RouteSpec[] {
 export function userOrgRoutes(services: Services): RouteSpec[] {
   const controller = new BudgetController(services.budgets);
   return [
-    {
+    route({
       method: 'put',
       path: '/api/users/:userId/org',
       summary: 'Set a user\u2019s organization (null: none); a token carrying the org claim overrides it',
@@ -97,7 +97,7 @@ export function userOrgRoutes(services: Services): RouteSpec[] {
       request: { params: userIdParams, body: setOrgBody },
       responses: { 200: { description: 'The user and their organization', schema: userOrgResponse } },
       errors: ['VALIDATION_ERROR'],
-      handler: controller.setOrg,
-    },
+      handle: controller.setOrg,
+    }),
   ];
 }

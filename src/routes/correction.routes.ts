@@ -18,13 +18,13 @@ import {
 } from '../schemas/correction.schemas';
 import { errorResponse } from '../schemas/common';
 import type { Services } from '../services';
-import type { RouteSpec } from './route-table';
+import { route, type RouteSpec } from './route-table';
 
 /** Corrections (issue 16): adjust, revoke a lot, refund a usage record. */
 export function correctionRoutes(services: Services): RouteSpec[] {
   const controller = new CorrectionController(services.corrections);
   return [
-    {
+    route({
       method: 'post',
       path: '/api/credits/adjust',
       summary: 'Adjust a user\u2019s credits: positive adds a lot (201), negative takes from available lots in consumption order (200)',
@@ -39,9 +39,9 @@ export function correctionRoutes(services: Services): RouteSpec[] {
         404: { description: 'Negative adjustment of a user never seen', schema: errorResponse },
       },
       errors: ['VALIDATION_ERROR', 'INSUFFICIENT_CREDITS', 'NOT_FOUND', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
-      handler: controller.adjust,
-    },
-    {
+      handle: controller.adjust,
+    }),
+    route({
       method: 'post',
       path: '/api/credits/allocations/:id/revoke',
       summary: 'Void what is left of a lot (or part of it); credits held by active sessions are reported, not revoked',
@@ -54,9 +54,9 @@ export function correctionRoutes(services: Services): RouteSpec[] {
         404: { description: 'Unknown allocation', schema: errorResponse },
       },
       errors: ['VALIDATION_ERROR', 'NOT_FOUND', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
-      handler: controller.revoke,
-    },
-    {
+      handle: controller.revoke,
+    }),
+    route({
       method: 'post',
       path: '/api/usage/records/:id/refund',
       summary: 'Refund a usage record: unpaid credits are forgiven first, then charged credits go back to their lots',
@@ -70,9 +70,9 @@ export function correctionRoutes(services: Services): RouteSpec[] {
         409: { description: 'The record\u2019s session expired and may still be finalized late', schema: errorResponse },
       },
       errors: ['VALIDATION_ERROR', 'NOT_FOUND', 'CONFLICT', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
-      handler: controller.refund,
-    },
-    {
+      handle: controller.refund,
+    }),
+    route({
       method: 'post',
       path: '/api/credits/schedules',
       summary: 'Create a recurring grant: credits once per calendar period (day, week, month) in a time zone',
@@ -82,9 +82,9 @@ export function correctionRoutes(services: Services): RouteSpec[] {
       request: { body: createScheduleBody },
       responses: { 201: { description: 'The schedule', schema: scheduleSchema } },
       errors: ['VALIDATION_ERROR', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
-      handler: controller.createSchedule,
-    },
-    {
+      handle: controller.createSchedule,
+    }),
+    route({
       method: 'get',
       path: '/api/credits/schedules',
       summary: 'Recurring grants, oldest first (optionally of one user)',
@@ -93,9 +93,9 @@ export function correctionRoutes(services: Services): RouteSpec[] {
       request: { query: schedulesQuery },
       responses: { 200: { description: 'A page of schedules', schema: schedulesPage } },
       errors: ['VALIDATION_ERROR'],
-      handler: controller.listSchedules,
-    },
-    {
+      handle: controller.listSchedules,
+    }),
+    route({
       method: 'delete',
       path: '/api/credits/schedules/:id',
       summary: 'Stop a recurring grant (grants already made stay)',
@@ -107,9 +107,9 @@ export function correctionRoutes(services: Services): RouteSpec[] {
         404: { description: 'Unknown or already deleted schedule', schema: errorResponse },
       },
       errors: ['VALIDATION_ERROR', 'NOT_FOUND'],
-      handler: controller.deleteSchedule,
-    },
-    {
+      handle: controller.deleteSchedule,
+    }),
+    route({
       method: 'post',
       path: '/api/admin/rerate',
       summary: 'Re-price a model version’s usage records in a range at another version; each difference charged or refunded once',
@@ -119,7 +119,7 @@ export function correctionRoutes(services: Services): RouteSpec[] {
       request: { body: rerateBody },
       responses: { 200: { description: 'What changed (or would, with dryRun)', schema: rerateResponse } },
       errors: ['VALIDATION_ERROR', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
-      handler: controller.rerate,
-    },
+      handle: controller.rerate,
+    }),
   ];
 }

@@ -13,13 +13,13 @@ import {
   userIdParams,
 } from '../schemas/credit.schemas';
 import type { Services } from '../services';
-import type { RouteSpec } from './route-table';
+import { route, type RouteSpec } from './route-table';
 
 /** /api/credits/* (issue #3). */
 export function creditRoutes(services: Services): RouteSpec[] {
   const controller = new CreditController(services.credits);
   return [
-    {
+    route({
       method: 'get',
       path: '/api/credits/balance',
       summary: 'The caller\u2019s balance: available, reserved by active sessions, expiring soon, allocations',
@@ -27,9 +27,9 @@ export function creditRoutes(services: Services): RouteSpec[] {
       access: 'user',
       mirrorsUser: true,
       responses: { 200: { description: 'Balance', schema: balanceSchema } },
-      handler: controller.balance,
-    },
-    {
+      handle: controller.balance,
+    }),
+    route({
       method: 'get',
       path: '/api/credits/balance/:userId',
       summary: 'Any user\u2019s balance',
@@ -41,9 +41,9 @@ export function creditRoutes(services: Services): RouteSpec[] {
         404: { description: 'User never seen', schema: errorResponse },
       },
       errors: ['NOT_FOUND'],
-      handler: controller.balanceOf,
-    },
-    {
+      handle: controller.balanceOf,
+    }),
+    route({
       method: 'post',
       path: '/api/credits/check',
       summary: 'Whether the caller\u2019s available credits cover an amount or the cost of tokens',
@@ -52,9 +52,9 @@ export function creditRoutes(services: Services): RouteSpec[] {
       request: { body: checkBody },
       responses: { 200: { description: 'Result', schema: checkResponse } },
       errors: ['VALIDATION_ERROR', 'UNKNOWN_MODEL'],
-      handler: controller.check,
-    },
-    {
+      handle: controller.check,
+    }),
+    route({
       method: 'post',
       path: '/api/credits/calculate',
       summary: 'Cost of tokens at the model\u2019s current price (rounded up to the micro-credit)',
@@ -63,9 +63,9 @@ export function creditRoutes(services: Services): RouteSpec[] {
       request: { body: calculateBody },
       responses: { 200: { description: 'Cost', schema: calculateResponse } },
       errors: ['VALIDATION_ERROR', 'UNKNOWN_MODEL'],
-      handler: controller.calculate,
-    },
-    {
+      handle: controller.calculate,
+    }),
+    route({
       method: 'post',
       path: '/api/credits/allocate',
       summary: 'Grant credits to a user (created if unknown); idempotent with Idempotency-Key',
@@ -75,9 +75,9 @@ export function creditRoutes(services: Services): RouteSpec[] {
       request: { body: allocateBody },
       responses: { 201: { description: 'The new allocation and the user\u2019s balance', schema: allocateResponse } },
       errors: ['VALIDATION_ERROR', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
-      handler: controller.allocate,
-    },
-    {
+      handle: controller.allocate,
+    }),
+    route({
       method: 'get',
       path: '/api/credits/transactions',
       summary: 'The append-only ledger of the caller (or, for supervisors and admins, of ?userId=), newest first',
@@ -86,7 +86,7 @@ export function creditRoutes(services: Services): RouteSpec[] {
       request: { query: transactionsQuery },
       responses: { 200: { description: 'Ledger entries', schema: transactionsResponse } },
       errors: ['VALIDATION_ERROR', 'NOT_FOUND'],
-      handler: controller.transactions,
-    },
+      handle: controller.transactions,
+    }),
   ];
 }

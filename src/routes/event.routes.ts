@@ -14,13 +14,13 @@ import {
   webhooksResponse,
 } from '../schemas/webhook.schemas';
 import type { Services } from '../services';
-import type { RouteSpec } from './route-table';
+import { route, type RouteSpec } from './route-table';
 
 /** /api/events (issue 15): the outbox as a log a consumer can page through and catch up on. */
 export function eventRoutes(services: Services): RouteSpec[] {
   const controller = new EventController(services.events, services.webhooks);
   return [
-    {
+    route({
       method: 'get',
       path: '/api/events',
       summary: 'Events, oldest first, after an event id (exclusive); users see their own, admins everyone\u2019s',
@@ -29,8 +29,8 @@ export function eventRoutes(services: Services): RouteSpec[] {
       request: { query: eventsQuery },
       responses: { 200: { description: 'A page of events', schema: eventsResponse } },
       errors: ['FORBIDDEN'],
-      handler: controller.list,
-    },
+      handle: controller.list,
+    }),
   ];
 }
 
@@ -39,25 +39,25 @@ export function webhookRoutes(services: Services): RouteSpec[] {
   const c = new EventController(services.events, services.webhooks);
   const base = { tags: ['Webhooks'], access: 'admin' as const };
   return [
-    {
+    route({
       ...base,
       method: 'post',
       path: '/api/webhooks',
       summary: 'Create a webhook endpoint; the response carries its signing secret, shown only once',
       request: { body: createWebhookBody },
       responses: { 201: { description: 'The endpoint and its secret', schema: createdWebhookSchema } },
-      handler: c.createWebhook,
-    },
-    {
+      handle: c.createWebhook,
+    }),
+    route({
       ...base,
       method: 'get',
       path: '/api/webhooks',
       summary: 'List webhook endpoints',
       request: { query: paginationQuery },
       responses: { 200: { description: 'Endpoints', schema: webhooksResponse } },
-      handler: c.listWebhooks,
-    },
-    {
+      handle: c.listWebhooks,
+    }),
+    route({
       ...base,
       method: 'get',
       path: '/api/webhooks/:id',
@@ -65,9 +65,9 @@ export function webhookRoutes(services: Services): RouteSpec[] {
       request: { params: webhookIdParams },
       responses: { 200: { description: 'The endpoint', schema: webhookSchema } },
       errors: ['NOT_FOUND'],
-      handler: c.getWebhook,
-    },
-    {
+      handle: c.getWebhook,
+    }),
+    route({
       ...base,
       method: 'patch',
       path: '/api/webhooks/:id',
@@ -75,9 +75,9 @@ export function webhookRoutes(services: Services): RouteSpec[] {
       request: { params: webhookIdParams, body: updateWebhookBody },
       responses: { 200: { description: 'The endpoint', schema: webhookSchema } },
       errors: ['NOT_FOUND'],
-      handler: c.updateWebhook,
-    },
-    {
+      handle: c.updateWebhook,
+    }),
+    route({
       ...base,
       method: 'delete',
       path: '/api/webhooks/:id',
@@ -85,9 +85,9 @@ export function webhookRoutes(services: Services): RouteSpec[] {
       request: { params: webhookIdParams },
       responses: { 204: { description: 'Deleted' } },
       errors: ['NOT_FOUND'],
-      handler: c.deleteWebhook,
-    },
-    {
+      handle: c.deleteWebhook,
+    }),
+    route({
       ...base,
       method: 'post',
       path: '/api/webhooks/:id/test',
@@ -95,9 +95,9 @@ export function webhookRoutes(services: Services): RouteSpec[] {
       request: { params: webhookIdParams },
       responses: { 200: { description: 'The test delivery', schema: deliverySchema } },
       errors: ['NOT_FOUND'],
-      handler: c.testWebhook,
-    },
-    {
+      handle: c.testWebhook,
+    }),
+    route({
       ...base,
       method: 'get',
       path: '/api/webhooks/:id/deliveries',
@@ -105,9 +105,9 @@ export function webhookRoutes(services: Services): RouteSpec[] {
       request: { params: webhookIdParams, query: deliveriesQuery },
       responses: { 200: { description: 'Deliveries', schema: deliveriesResponse } },
       errors: ['NOT_FOUND'],
-      handler: c.deliveries,
-    },
-    {
+      handle: c.deliveries,
+    }),
+    route({
       ...base,
       method: 'post',
       path: '/api/webhooks/:id/deliveries/:deliveryId/retry',
@@ -115,7 +115,7 @@ export function webhookRoutes(services: Services): RouteSpec[] {
       request: { params: deliveryParams },
       responses: { 202: { description: 'The delivery, due now', schema: deliverySchema } },
       errors: ['NOT_FOUND', 'CONFLICT'],
-      handler: c.retryDelivery,
-    },
+      handle: c.retryDelivery,
+    }),
   ];
 }

@@ -9,22 +9,22 @@ import {
   putPriceBody,
 } from '../schemas/model.schemas';
 import type { Services } from '../services';
-import type { RouteSpec } from './route-table';
+import { route, type RouteSpec } from './route-table';
 
 /** /api/models (issue #3). */
 export function modelRoutes(services: Services): RouteSpec[] {
   const controller = new ModelController(services.prices);
   return [
-    {
+    route({
       method: 'get',
       path: '/api/models',
       summary: 'The price version of every model in effect now, in credits per 1M tokens of each kind',
       tags: ['Models'],
       access: 'user',
       responses: { 200: { description: 'Prices', schema: modelListResponse } },
-      handler: controller.list,
-    },
-    {
+      handle: controller.list,
+    }),
+    route({
       method: 'post',
       path: '/api/models/import',
       summary: 'Import a price list in LiteLLM\u2019s shape: a new version only for models whose prices changed',
@@ -33,9 +33,9 @@ export function modelRoutes(services: Services): RouteSpec[] {
       request: { body: importPricesBody },
       responses: { 200: { description: 'What was created, left unchanged and skipped', schema: importPricesResponse } },
       errors: ['VALIDATION_ERROR'],
-      handler: controller.import,
-    },
-    {
+      handle: controller.import,
+    }),
+    route({
       method: 'get',
       path: '/api/models/:modelId/versions',
       summary: 'Every price version of a model, oldest first, including those that take effect later',
@@ -44,9 +44,9 @@ export function modelRoutes(services: Services): RouteSpec[] {
       request: { params: modelIdParams },
       responses: { 200: { description: 'Versions', schema: modelVersionsResponse } },
       errors: ['VALIDATION_ERROR', 'NOT_FOUND'],
-      handler: controller.versions,
-    },
-    {
+      handle: controller.versions,
+    }),
+    route({
       method: 'put',
       path: '/api/models/:modelId',
       summary: 'Set a model\u2019s price: a new version, effective now or at effectiveFrom (earlier versions are kept)',
@@ -58,7 +58,7 @@ export function modelRoutes(services: Services): RouteSpec[] {
         201: { description: 'First price of a new model', schema: modelPriceSchema },
       },
       errors: ['VALIDATION_ERROR'],
-      handler: controller.put,
-    },
+      handle: controller.put,
+    }),
   ];
 }

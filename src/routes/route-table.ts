@@ -1,6 +1,9 @@
-import { Router, type RequestHandler } from 'express';
-import type { ZodType } from 'zod';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
+import type { z, ZodType } from 'zod';
 import type { ErrorCode } from '../lib/errors';
+import { idempotencyOf } from '../middleware/idempotency.middleware';
+import type { IdempotencyContext } from '../services/idempotency.service';
+import type { TokenUser } from '../services/user-account.service';
 
 /** Who may call a route. `public` needs no token; the others need at least that role. */
 export type Access = 'public' | 'user' | 'supervisor' | 'admin';
@@ -28,6 +31,67 @@ export interface RouteSpec {
   /** Error codes this route can answer with, beyond the ones every authenticated route has. */
   errors?: ErrorCode[];
   handler: RequestHandler;
+}
+
+/** The request parts a route validates. */
+export interface RequestSchemas {
+  body?: ZodType;
+  query?: ZodType;
+  params?: ZodType;
+}
+
+type Parsed<S, Absent> = S extends ZodType ? z.output<S> : Absent;
+
+/** What a typed handler receives: the validated input (typed by the route's zod schemas) and the caller. */
+export interface HandlerInput<R extends RequestSchemas = RequestSchemas, A extends Access = Access> {
+  body: Parsed<R['body'], undefined>;
+  query: Parsed<R['query'], Record<string, never>>;
+  params: Parsed<R['params'], Record<string, never>>;
+  /** The verified caller (none on public routes). */
+  caller: A extends 'public' ? undefined : TokenUser;
+  /** The Idempotency-Key context, when the route accepts one and the request carried it. */
+  idempotency: IdempotencyContext | undefined;
+  req: Request;
+}
+
+/** A route handler: validated, typed input in; a response written to `res`. */
+export type Handler<R extends RequestSchemas = RequestSchemas, A extends Access = Access> = (
+  input: HandlerInput<R, A>,
+  res: Response,
+) => Promise<void> | void;
+
+/** What a controller method reads: the parts it names, plus the caller and the idempotency context. */
+export type Input<T extends object = Record<never, never>> = T & { caller: TokenUser; idempotency: IdempotencyContext | undefined };
+
+/** A RouteSpec whose handler is typed from its own schemas and access (see `route`). */
+export type RouteDeclaration<R extends RequestSchemas, A extends Access> = Omit<RouteSpec, 'request' | 'access' | 'handler'> & {
+  access: A;
+  request?: R;
+  handle: Handler<R, A>;
+};
+
+/**
+ * Declares a route whose handler gets `{ body, query, params, caller, idempotency }` typed from the spec's
+ * zod schemas, so controllers never cast: validate() (run before the handler by the route's chain) has
+ * parsed exactly these schemas onto req.valid.
+ */
+export function route<R extends RequestSchemas = Record<never, never>, A extends Access = Access>(declaration: RouteDeclaration<R, A>): RouteSpec {
+  const { handle, ...spec } = declaration;
+  return {
+    ...spec,
+    handler: (req, res) =>
+      handle(
+        {
+          body: req.valid.body as HandlerInput<R, A>['body'],
+          query: req.valid.query as HandlerInput<R, A>['query'],
+          params: req.valid.params as HandlerInput<R, A>['params'],
+          caller: req.auth as HandlerInput<R, A>['caller'],
+          idempotency: idempotencyOf(req),
+          req,
+        },
+        res,
+      ),
+  };
 }
 
 /** The middleware a spec's declaration turns into (auth, role, validation, idempotency), built by createApp. */

@@ -11,7 +11,7 @@ import {
   settledSessionResponse,
 } from '../schemas/streaming-session.schemas';
 import type { Services } from '../services';
-import type { RouteSpec } from './route-table';
+import { route, type RouteSpec } from './route-table';
 
 const tags = ['Streaming sessions'];
 
@@ -19,7 +19,7 @@ const tags = ['Streaming sessions'];
 export function streamingSessionRoutes(services: Services): RouteSpec[] {
   const controller = new StreamingSessionController(services.sessions);
   return [
-    {
+    route({
       method: 'post',
       path: '/api/streaming-sessions/initialize',
       summary: 'Open a session: hold the estimated credits',
@@ -33,9 +33,9 @@ export function streamingSessionRoutes(services: Services): RouteSpec[] {
         200: { description: 'Same sessionId and body as an earlier request: that session, as it is now', schema: sessionResponse },
       },
       errors: ['UNKNOWN_MODEL', 'UNPAID_LIMIT', 'BUDGET_EXCEEDED', 'INSUFFICIENT_CREDITS', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
-      handler: controller.initialize,
-    },
-    {
+      handle: controller.initialize,
+    }),
+    route({
       method: 'post',
       path: '/api/streaming-sessions/finalize',
       summary: 'Capture the real cost, release the rest of the hold, record the usage',
@@ -47,9 +47,9 @@ export function streamingSessionRoutes(services: Services): RouteSpec[] {
         200: { description: 'Session completed (a repeated finalize returns the first result)', schema: settledSessionResponse },
       },
       errors: ['NOT_FOUND', 'SESSION_NOT_ACTIVE', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
-      handler: controller.finalize,
-    },
-    {
+      handle: controller.finalize,
+    }),
+    route({
       method: 'post',
       path: '/api/streaming-sessions/extend',
       summary: 'Keep a long stream alive: a new TTL and/or a larger hold (all or nothing)',
@@ -59,9 +59,9 @@ export function streamingSessionRoutes(services: Services): RouteSpec[] {
       request: { body: extendSessionBody(services.sessions.maxTtlSeconds) },
       responses: { 200: { description: 'The session as extended', schema: sessionResponse } },
       errors: ['NOT_FOUND', 'SESSION_NOT_ACTIVE', 'BUDGET_EXCEEDED', 'INSUFFICIENT_CREDITS', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
-      handler: controller.extend,
-    },
-    {
+      handle: controller.extend,
+    }),
+    route({
       method: 'post',
       path: '/api/streaming-sessions/abort',
       summary: 'Stop a session: charge what was streamed (if given), release the rest',
@@ -73,9 +73,9 @@ export function streamingSessionRoutes(services: Services): RouteSpec[] {
         200: { description: 'Session aborted (a repeated abort returns the first result)', schema: settledSessionResponse },
       },
       errors: ['NOT_FOUND', 'SESSION_NOT_ACTIVE', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
-      handler: controller.abort,
-    },
-    {
+      handle: controller.abort,
+    }),
+    route({
       method: 'get',
       path: '/api/streaming-sessions/active',
       summary: "The caller's active sessions, oldest first",
@@ -83,9 +83,9 @@ export function streamingSessionRoutes(services: Services): RouteSpec[] {
       access: 'user',
       request: { query: paginationQuery },
       responses: { 200: { description: 'Active sessions', schema: activeSessionsPage } },
-      handler: controller.active,
-    },
-    {
+      handle: controller.active,
+    }),
+    route({
       method: 'get',
       path: '/api/streaming-sessions/active/all',
       summary: 'Every active session, oldest first (admin)',
@@ -93,7 +93,7 @@ export function streamingSessionRoutes(services: Services): RouteSpec[] {
       access: 'admin',
       request: { query: paginationQuery },
       responses: { 200: { description: 'Active sessions with their users', schema: allActiveSessionsPage } },
-      handler: controller.allActive,
-    },
+      handle: controller.allActive,
+    }),
   ];
 }

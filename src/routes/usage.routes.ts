@@ -10,7 +10,7 @@ import {
   userStatsResponse,
 } from '../schemas/usage.schemas';
 import type { Services } from '../services';
-import type { RouteSpec } from './route-table';
+import { route, type RouteSpec } from './route-table';
 
 const csvDescription =
   'With format=csv: text/csv attachment, a header row then one row per record, newest first, credits as decimals';
@@ -19,7 +19,7 @@ const csvDescription =
 export function usageRoutes(services: Services): RouteSpec[] {
   const controller = new UsageController(services.usage);
   return [
-    {
+    route({
       method: 'post',
       path: '/api/usage/record',
       summary: 'Record usage and charge it; any shortfall is recorded as unpaid (never refused)',
@@ -29,9 +29,9 @@ export function usageRoutes(services: Services): RouteSpec[] {
       request: { body: recordUsageBody },
       responses: { 201: { description: 'Recorded (and charged as far as credits allowed)', schema: recordUsageResponse } },
       errors: ['VALIDATION_ERROR', 'UNKNOWN_MODEL', 'UNPAID_LIMIT', 'BUDGET_EXCEEDED', 'FORBIDDEN', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
-      handler: controller.record,
-    },
-    {
+      handle: controller.record,
+    }),
+    route({
       method: 'get',
       path: '/api/usage/stats',
       summary: "The caller's usage statistics over whole UTC days (default: the last 30)",
@@ -40,9 +40,9 @@ export function usageRoutes(services: Services): RouteSpec[] {
       request: { query: statsQuery },
       responses: { 200: { description: 'Statistics', schema: userStatsResponse } },
       errors: ['VALIDATION_ERROR'],
-      handler: controller.stats,
-    },
-    {
+      handle: controller.stats,
+    }),
+    route({
       method: 'get',
       path: '/api/usage/stats/:userId',
       summary: "A user's usage statistics over whole UTC days",
@@ -51,9 +51,9 @@ export function usageRoutes(services: Services): RouteSpec[] {
       request: { params: statsParams, query: statsQuery },
       responses: { 200: { description: 'Statistics', schema: userStatsResponse } },
       errors: ['VALIDATION_ERROR', 'NOT_FOUND'],
-      handler: controller.stats,
-    },
-    {
+      handle: controller.stats,
+    }),
+    route({
       method: 'get',
       path: '/api/usage/system-stats',
       summary: 'System-wide usage over whole UTC days, plus credits and sessions as of now',
@@ -62,9 +62,9 @@ export function usageRoutes(services: Services): RouteSpec[] {
       request: { query: statsQuery },
       responses: { 200: { description: 'System statistics', schema: systemStatsResponse } },
       errors: ['VALIDATION_ERROR'],
-      handler: controller.systemStats,
-    },
-    {
+      handle: controller.systemStats,
+    }),
+    route({
       method: 'get',
       path: '/api/usage/records',
       summary: 'Usage records, newest first (own; supervisors and admins may pass userId), or a CSV download',
@@ -74,7 +74,7 @@ export function usageRoutes(services: Services): RouteSpec[] {
       // One content type per status in RouteSpec: the JSON page is the schema, the CSV variant is described.
       responses: { 200: { description: `A page of records. ${csvDescription}`, schema: recordsPage } },
       errors: ['VALIDATION_ERROR', 'FORBIDDEN', 'NOT_FOUND'],
-      handler: controller.records,
-    },
+      handle: controller.records,
+    }),
   ];
 }

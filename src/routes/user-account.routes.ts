@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { UserAccountController } from '../controllers/user-account.controller';
 import type { Services } from '../services';
-import type { RouteSpec } from './route-table';
+import { route, type RouteSpec } from './route-table';
 
 export const accountSchema = z.object({
   userId: z.string(),
@@ -15,14 +15,14 @@ export const accountSchema = z.object({
 export function userAccountRoutes(services: Services): RouteSpec[] {
   const controller = new UserAccountController(services.users);
   return [
-    {
+    route({
       method: 'get',
       path: '/api/me',
       summary: 'The caller, as mirrored from the token',
       tags: ['Accounts'],
       access: 'user',
       responses: { 200: { description: 'The caller', schema: accountSchema } },
-      handler: controller.me,
-    },
+      handle: controller.me,
+    }),
   ];
 }

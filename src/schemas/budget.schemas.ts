@@ -135,7 +135,7 @@ export interface BudgetRow {
   updated_at: Date;
 }
 
-/** A row of acct_budget_status. */
+/** A row of the ledger's budget status (Ledger.budgetStatus). */
 export interface BudgetStatusRow {
   budget_id: string;
   user_id: string | null;
@@ -186,7 +186,7 @@ export const toBudgetStatusJson = (row: BudgetStatusRow): z.infer<typeof budgetS
   };
 };
 
-/** The details of acct_budget_refusal (micro-credits as text) as API details (credits). */
+/** The details of a ledger budget refusal (micro-credits as text) as API details (credits). */
 export function toBudgetExceededDetails(refusal: Record<string, unknown>): z.infer<typeof budgetExceededDetails> {
   return {
     budgetId: String(refusal.budgetId),
@@ -198,12 +198,3 @@ export function toBudgetExceededDetails(refusal: Record<string, unknown>): z.inf
     resetsAt: iso(refusal.resetsAt as string),
   };
 }
-
-/**
- * SQL for a jsonb array of acct_budget_status rows (amounts as text, so no precision is lost on the way),
- * for a statement that returns a user's budgets together with something else (the balance).
- */
-export const budgetStatusJsonSql = (user: string, org: string) => `(SELECT coalesce(jsonb_agg(to_jsonb(st) ORDER BY st.budget_id::bigint), '[]'::jsonb)
-     FROM (SELECT budget_id::text, user_id, org_id, period, model_id, timezone, limit_credits::text, spent_credits::text,
-                  held_credits::text, period_start, resets_at
-             FROM acct_budget_status(${user}, ${org}, now())) st)`;

@@ -65,6 +65,8 @@ export const paginationQuery = z.object({
     .optional(),
 });
 
+export type Page = z.output<typeof paginationQuery>;
+
 export const page = <T extends z.ZodType>(item: T) =>
   z.object({ data: z.array(item), nextCursor: z.string().nullable() });
 
@@ -87,6 +89,17 @@ export function decodeCursor(cursor: string | undefined): unknown[] | undefined 
   } catch {
     // fall through
   }
+  throw invalidCursor();
+}
+
+/**
+ * A cursor of one key (an id), the key when `valid` accepts it, null without a cursor; anything else
+ * (not a cursor, other keys, a forged id) is a VALIDATION_ERROR.
+ */
+export function decodeKeyCursor(cursor: string | undefined, valid: (key: string) => boolean): string | null {
+  const keys = decodeCursor(cursor);
+  if (keys === undefined) return null;
+  if (keys.length === 1 && typeof keys[0] === 'string' && valid(keys[0])) return keys[0];
   throw invalidCursor();
 }
 

@@ -1,66 +1,28 @@
 import type { Database } from '../db/database';
-import { pgErrorCode } from '../db/database';
-import { AppError, forbidden, notFound } from '../lib/errors';
+import { ledgerOf } from '../ledger/ledger';
+import { forbidden, notFound } from '../lib/errors';
 import type { Micro } from '../lib/money';
-import type { Role } from '../models';
-import { decodeCursor, encodeCursor } from '../schemas/common';
+import { decodeKeyCursor, encodeCursor } from '../schemas/common';
 import {
   toBudgetExceededDetails,
   toBudgetJson,
   toBudgetStatusJson,
   type BudgetRow,
   type BudgetStatusQuery,
-  type BudgetStatusRow,
   type CreateBudgetBody,
   type ListBudgetsQuery,
   type UpdateBudgetBody,
 } from '../schemas/budget.schemas';
 import type { PriceService } from './price.service';
-import type { UserAccountService } from './user-account.service';
+import type { UserAccountService, Caller } from './user-account.service';
 
-export interface Caller {
-  userId: string;
-  role: Role;
-}
-
-/** SQLSTATE raised by acct_budget_admit (src/ledger/sql) when a budget would be exceeded; DETAIL is the refusal. */
-const BUDGET_EXCEEDED_SQLSTATE = 'P0B01';
-
-const budgetExceeded = (refusal: Record<string, unknown>) =>
-  new AppError('BUDGET_EXCEEDED', `Budget ${String(refusal.budgetId)} would be exceeded`, toBudgetExceededDetails(refusal));
-
-/**
- * A BUDGET_EXCEEDED AppError for an error raised by acct_budget_admit (the refusal is decided in the same
- * statement as the hold or the charge, which it rolled back), or the error unchanged.
- */
-export function budgetErrorFrom(error: unknown): unknown {
-  if (pgErrorCode(error) !== BUDGET_EXCEEDED_SQLSTATE) return error;
-  const e = error as { original?: { detail?: string }; parent?: { detail?: string }; detail?: string };
-  const detail = e.original?.detail ?? e.parent?.detail ?? e.detail;
-  try {
-    return budgetExceeded(JSON.parse(detail ?? '') as Record<string, unknown>);
-  } catch {
-    return error;
-  }
-}
-
-/** Runs `work`, turning a budget refusal raised inside it into BUDGET_EXCEEDED. */
-export async function refusingBudgets<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw budgetErrorFrom(error);
-  }
-}
 
 const BUDGET_COLUMNS = 'id::text, user_id, org_id, period, limit_credits::text, model_id, timezone, created_by, created_at, updated_at';
-const STATUS_COLUMNS = `budget_id::text, user_id, org_id, period, model_id, timezone, limit_credits::text, spent_credits::text,
-                        held_credits::text, period_start, resets_at`;
 const isBudgetId = (id: string) => /^[1-9]\d{0,17}$/.test(id);
 
 /**
  * Budgets (docs/budgets.md): spend caps per user or organization and calendar period. This service manages
- * them and reads their status; enforcement lives in the ledger functions (acct_budget_*), in the same
+ * them and reads their status; enforcement lives in the ledger functions (src/ledger/sql), in the same
  * statement as each hold and charge.
  */
 export class BudgetService {
@@ -148,7 +110,7 @@ export class BudgetService {
 
   /** Status rows of a user's own budgets and their org's (either may be null). */
   async statusOf(userId: string | null, orgId: string | null) {
-    const rows = await this.db.query<BudgetStatusRow>(`SELECT ${STATUS_COLUMNS} FROM acct_budget_status($1, $2, now())`, [userId, orgId]);
+    const rows = await ledgerOf(this.db).budgetStatus({ userId, orgId });
     return rows.map(toBudgetStatusJson);
   }
 
@@ -157,19 +119,11 @@ export class BudgetService {
    * exceed right now, or null. A read (no locks): the answer may change before an initialize.
    */
   async refusal(userId: string, modelId: string | null, amount: Micro) {
-    const [row] = await this.db.query<{ refusal: Record<string, unknown> | null }>(
-      `SELECT acct_budget_refusal($1, (SELECT org_id FROM user_accounts WHERE id = $1), $2, $3::bigint, now(), false) AS refusal`,
-      [userId, modelId, amount.toString()],
-    );
-    return row?.refusal ? toBudgetExceededDetails(row.refusal) : null;
+    const refusal = await ledgerOf(this.db).budgetRefusal({ userId, modelId, amount });
+    return refusal ? toBudgetExceededDetails(refusal) : null;
   }
 
   private cursorId(cursor: string | undefined): string | null {
-    const keys = decodeCursor(cursor);
-    if (keys === undefined) return null;
-    if (keys.length === 1 && typeof keys[0] === 'string' && isBudgetId(keys[0])) return keys[0];
-    throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
-      problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
-    });
+    return decodeKeyCursor(cursor, isBudgetId);
   }
 }

@@ -1,12 +1,13 @@
 import type { Database } from '../db/database';
+import { ledgerOf } from '../ledger/ledger';
 import { AppError, notFound } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { fromDb, toCredits } from '../lib/money';
 import type { AdjustBody, CreateScheduleBody, RefundBody, RerateBody, RevokeBody, SchedulesQuery } from '../schemas/correction.schemas';
-import { decodeCursor, encodeCursor } from '../schemas/common';
+import { decodeKeyCursor, encodeCursor } from '../schemas/common';
 import { toAllocationJson, toBalanceJson } from '../schemas/credit.schemas';
 import { toLot, type CreditService, type LotRow } from './credit.service';
-import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
+import type { IdempotencyContext, IdempotencyService, Outcome } from './idempotency.service';
 import { RECORD_COLUMNS, recordView, type RecordRow } from './usage.service';
 
 export interface CorrectionOptions {
@@ -16,7 +17,7 @@ export interface CorrectionOptions {
 
 /**
  * Corrections (issue 16): adjust, revoke a lot, refund a usage record. Each is one ledger function
- * (src/ledger/sql/acct_adjust|acct_revoke|acct_refund_usage) run inside the idempotency transaction; each
+ * (Ledger.adjust / revoke / refundUsage) run inside the idempotency transaction; each
  * writes new ledger rows with the actor and the reason, never edits old ones.
  */
 export class CorrectionService {
@@ -28,34 +29,44 @@ export class CorrectionService {
     private readonly metrics: Metrics = new Metrics(),
   ) {}
 
+  private get ledger() {
+    return ledgerOf(this.db);
+  }
+
   /** Positive: a new lot (201). Negative: taken from available lots in consumption order (200), all or nothing. */
-  async adjust(callerId: string, body: AdjustBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+  async adjust(callerId: string, body: AdjustBody, idem: IdempotencyContext | undefined): Promise<Outcome> {
     return this.idempotency.run(idem, async (tx) => {
-      const [row] = await this.db.query<{ outcome: string; allocation_id: string | null; available_before: string; settled: string }>(
-        `SELECT outcome, allocation_id::text, available_before::text, settled::text FROM acct_adjust($1, $2, $3, $4, $5, $6)`,
-        [body.userId, body.credits.toString(), body.expiresAt ?? null, callerId, body.reason, this.options.settleUnpaidOnGrant],
+      const row = await this.ledger.adjust(
+        {
+          userId: body.userId,
+          amount: body.credits,
+          expiresAt: body.expiresAt ?? null,
+          actorId: callerId,
+          reason: body.reason,
+          settleUnpaid: this.options.settleUnpaidOnGrant,
+        },
         tx,
       );
       if (row.outcome === 'not_found') throw notFound('User');
       if (row.outcome === 'insufficient') {
         throw new AppError('INSUFFICIENT_CREDITS', 'Not enough available credits for this adjustment', {
           requiredCredits: toCredits(-body.credits),
-          availableCredits: toCredits(fromDb(row.available_before)),
+          availableCredits: toCredits(row.availableBefore),
         });
       }
-      const settled = fromDb(row.settled);
+      const settled = row.settled;
       tx.afterCommit(() => {
         if (body.credits > 0n) this.metrics.recordCredits('granted', body.credits);
         else this.metrics.recordCredits('charged', -body.credits);
       });
       let allocation = null;
-      if (row.allocation_id !== null) {
-        const [lot] = await this.db.query<LotRow>(`SELECT * FROM credit_allocations WHERE id = $1`, [row.allocation_id], tx);
+      if (row.allocationId !== null) {
+        const [lot] = await this.db.query<LotRow>(`SELECT * FROM credit_allocations WHERE id = $1`, [row.allocationId], tx);
         allocation = toAllocationJson(toLot(lot));
       }
       const balance = await this.credits.getBalance(body.userId, tx);
       return {
-        status: body.credits > 0n ? 201 : 200,
+        effect: body.credits > 0n ? 'created' : 'done',
         body: {
           userId: body.userId,
           credits: toCredits(body.credits),
@@ -69,22 +80,18 @@ export class CorrectionService {
   }
 
   /** Voids what is left of a lot (or part of it); what active sessions hold is reported, not revoked. */
-  async revoke(callerId: string, allocationId: string, body: RevokeBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+  async revoke(callerId: string, allocationId: string, body: RevokeBody, idem: IdempotencyContext | undefined): Promise<Outcome> {
     return this.idempotency.run(idem, async (tx) => {
-      const [row] = await this.db.query<{ outcome: string; user_id: string | null; revoked: string | null; held: string | null }>(
-        `SELECT outcome, user_id, revoked::text, held::text FROM acct_revoke($1, $2, $3, $4)`,
-        [allocationId, body.credits === undefined ? null : body.credits.toString(), callerId, body.reason],
-        tx,
-      );
+      const row = await this.ledger.revoke({ allocationId, amount: body.credits ?? null, actorId: callerId, reason: body.reason }, tx);
       if (row.outcome === 'not_found') throw notFound('Allocation');
       const [lot] = await this.db.query<LotRow>(`SELECT * FROM credit_allocations WHERE id = $1`, [allocationId], tx);
       return {
-        status: 200,
+        effect: 'done',
         body: {
           allocationId,
-          userId: row.user_id!,
-          revokedCredits: toCredits(fromDb(row.revoked)),
-          heldCredits: toCredits(fromDb(row.held)),
+          userId: row.userId,
+          revokedCredits: toCredits(row.revoked),
+          heldCredits: toCredits(row.held),
           allocation: toAllocationJson(toLot(lot)),
         },
       };
@@ -92,13 +99,9 @@ export class CorrectionService {
   }
 
   /** Forgives unpaid credits first, then returns charged credits to their lots; never more than the cost. */
-  async refund(callerId: string, recordId: string, body: RefundBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+  async refund(callerId: string, recordId: string, body: RefundBody, idem: IdempotencyContext | undefined): Promise<Outcome> {
     return this.idempotency.run(idem, async (tx) => {
-      const [row] = await this.db.query<{ outcome: string; refundable: string | null; forgiven: string | null; returned: string | null }>(
-        `SELECT outcome, refundable::text, forgiven::text, returned::text FROM acct_refund_usage($1, $2, $3, $4)`,
-        [recordId, body.credits === undefined ? null : body.credits.toString(), callerId, body.reason],
-        tx,
-      );
+      const row = await this.ledger.refundUsage({ recordId, amount: body.credits ?? null, actorId: callerId, reason: body.reason }, tx);
       if (row.outcome === 'not_found') throw notFound('Usage record');
       if (row.outcome === 'session_expired') {
         throw new AppError('CONFLICT', 'The session of this record expired and may still be finalized late: finalize or abort it first');
@@ -109,18 +112,18 @@ export class CorrectionService {
             {
               location: 'body',
               path: 'credits',
-              message: `must not exceed what is still refundable (${toCredits(fromDb(row.refundable))} credits)`,
+              message: `must not exceed what is still refundable (${toCredits(row.refundable)} credits)`,
             },
           ],
-          refundableCredits: toCredits(fromDb(row.refundable)),
+          refundableCredits: toCredits(row.refundable),
         });
       }
-      const returned = fromDb(row.returned);
+      const returned = row.returned;
       tx.afterCommit(() => this.metrics.recordCredits('released', returned));
       const [record] = await this.db.query<RecordRow>(`SELECT ${RECORD_COLUMNS} FROM usage_records WHERE id = $1`, [recordId], tx);
       return {
-        status: 200,
-        body: { ...recordView(record), forgivenCredits: toCredits(fromDb(row.forgiven)), returnedCredits: toCredits(returned) },
+        effect: 'done',
+        body: { ...recordView(record), forgivenCredits: toCredits(row.forgiven), returnedCredits: toCredits(returned) },
       };
     });
   }
@@ -128,7 +131,7 @@ export class CorrectionService {
   // ---------- schedules (recurring grants) ----------
 
   /** A recurring grant; its first period is the one containing startAt (default now). Idempotent. */
-  async createSchedule(callerId: string, body: CreateScheduleBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+  async createSchedule(callerId: string, body: CreateScheduleBody, idem: IdempotencyContext | undefined): Promise<Outcome> {
     return this.idempotency.run(idem, async (tx) => {
       // The database must know the zone too (Intl and PostgreSQL both use IANA names; versions may differ).
       const [zone] = await this.db.query(`SELECT 1 FROM pg_timezone_names WHERE name = $1`, [body.timezone ?? 'UTC'], tx);
@@ -137,7 +140,7 @@ export class CorrectionService {
           problems: [{ location: 'body', path: 'timezone', message: 'is not a time zone the database knows' }],
         });
       }
-      await this.db.query(`SELECT acct_lock_user($1)`, [body.userId], tx);
+      await this.ledger.lockUser(body.userId, tx);
       const [row] = await this.db.query<ScheduleRow>(
         `INSERT INTO credit_schedules (user_id, credits, period, timezone, expire_at_period_end, expires_in_days,
                                        rollover_cap_credits, start_at, next_period_start, created_by)
@@ -157,23 +160,18 @@ export class CorrectionService {
         ],
         tx,
       );
-      return { status: 201, body: scheduleView(row) };
+      return { effect: 'created', body: scheduleView(row) };
     });
   }
 
   /** Schedules, oldest first, optionally of one user; deleted ones are listed with deletedAt. */
   async listSchedules(query: SchedulesQuery) {
-    const keys = decodeCursor(query.cursor);
-    if (keys !== undefined && !(keys.length === 1 && typeof keys[0] === 'string' && /^\d{1,18}$/.test(keys[0]))) {
-      throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
-        problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
-      });
-    }
+    const after = decodeKeyCursor(query.cursor, (key) => /^\d{1,18}$/.test(key));
     const rows = await this.db.query<ScheduleRow>(
       `SELECT ${SCHEDULE_COLUMNS} FROM credit_schedules
         WHERE ($1::text IS NULL OR user_id = $1) AND ($2::bigint IS NULL OR id > $2::bigint)
         ORDER BY id LIMIT $3`,
-      [query.userId ?? null, keys?.[0] ?? null, query.limit + 1],
+      [query.userId ?? null, after, query.limit + 1],
     );
     const pageRows = rows.slice(0, query.limit);
     return {
@@ -194,17 +192,14 @@ export class CorrectionService {
 
   /**
    * Grants every due period of every schedule as of `now`, one (schedule, period) per transaction
-   * (acct_schedule_grant_one), at most `max` per call. Safe in any number of instances at once.
+   * (Ledger.grantOneScheduled), at most `max` per call. Safe in any number of instances at once.
    */
   async materializeSchedules(now: Date = new Date(), max = 1000): Promise<number> {
     let granted = 0;
     for (let i = 0; i < max; i++) {
-      const rows = await this.db.query<{ credits: string }>(`SELECT credits::text FROM acct_schedule_grant_one($1, $2)`, [
-        now,
-        this.options.settleUnpaidOnGrant,
-      ]);
-      if (rows.length === 0) break;
-      this.metrics.recordCredits('granted', fromDb(rows[0].credits));
+      const credits = await this.ledger.grantOneScheduled({ now, settleUnpaid: this.options.settleUnpaidOnGrant });
+      if (credits === null) break;
+      this.metrics.recordCredits('granted', credits);
       granted++;
     }
     return granted;
@@ -214,11 +209,11 @@ export class CorrectionService {
 
   /**
    * Re-prices the records of modelId@fromPriceVersion created in [from, to] at toPriceVersion, each user in
-   * batches of RERATE_BATCH records per transaction (acct_rerate_user), so no user's lock is held long. Each
+   * batches of RERATE_BATCH records per transaction (Ledger.rerateUser), so no user's lock is held long. Each
    * record moves to the new version in the transaction that charges or refunds its difference: a second run
    * (or a retry after a crash) finds nothing left to do. With dryRun, one read reports what would change.
    */
-  async rerate(callerId: string, body: RerateBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse> {
+  async rerate(callerId: string, body: RerateBody, idem: IdempotencyContext | undefined): Promise<Outcome> {
     const versions = await this.db.query<{ price_version: number }>(
       `SELECT price_version FROM model_prices WHERE model_id = $1 AND price_version IN ($2, $3)`,
       [body.modelId, body.fromPriceVersion, body.toPriceVersion],
@@ -245,7 +240,7 @@ export class CorrectionService {
         [body.modelId, body.fromPriceVersion, body.toPriceVersion, body.from, body.to],
       );
       return {
-        status: 200,
+        effect: 'done',
         body: { records: Number(row.records), creditsCharged: toCredits(fromDb(row.charged)), creditsRefunded: toCredits(fromDb(row.refunded)), dryRun: true },
       };
     }
@@ -261,21 +256,29 @@ export class CorrectionService {
     let refunded = 0n;
     for (const { user_id: userId } of users) {
       for (;;) {
-        const [row] = await this.db.transaction((tx) =>
-          this.db.query<{ records: number; charged: string; refunded: string }>(
-            `SELECT records, charged::text, refunded::text FROM acct_rerate_user($1, $2, $3, $4, $5, $6, $7, $8)`,
-            [userId, body.modelId, body.fromPriceVersion, body.toPriceVersion, body.from, body.to, RERATE_BATCH, callerId],
+        const row = await this.db.transaction((tx) =>
+          this.ledger.rerateUser(
+            {
+              userId,
+              modelId: body.modelId,
+              fromVersion: body.fromPriceVersion,
+              toVersion: body.toPriceVersion,
+              from: body.from,
+              to: body.to,
+              limit: RERATE_BATCH,
+              actorId: callerId,
+            },
             tx,
           ),
         );
         records += row.records;
-        charged += fromDb(row.charged);
-        refunded += fromDb(row.refunded);
+        charged += row.charged;
+        refunded += row.refunded;
         if (row.records < RERATE_BATCH) break;
       }
     }
     const report = { records, creditsCharged: toCredits(charged), creditsRefunded: toCredits(refunded), dryRun: false };
-    return this.idempotency.run(idem, async () => ({ status: 200, body: report }));
+    return this.idempotency.run(idem, async () => ({ effect: 'done', body: report }));
   }
 }
 

@@ -1,10 +1,9 @@
 import type { Transaction } from 'sequelize';
 import { isConnectionError, isPoolExhausted, type Database } from '../db/database';
-import { AppError, forbidden, notFound } from '../lib/errors';
+import { forbidden, notFound } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { countFromDb, fromDb, toCredits, type Micro } from '../lib/money';
-import type { Role } from '../models';
-import { cursorBigint, decodeCursor, encodeCursor, invalidCursor } from '../schemas/common';
+import { cursorBigint, decodeKeyCursor, encodeCursor } from '../schemas/common';
 import { SweeperBackoff, type SweepFailureLog } from './sweeper-backoff';
 import {
   EXPIRING_SOON_DAYS,
@@ -19,44 +18,15 @@ import {
   type TransactionsQuery,
   usageOfBody,
 } from '../schemas/credit.schemas';
-import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
+import type { IdempotencyContext, IdempotencyService, Outcome } from './idempotency.service';
 import type { BudgetService } from './budget.service';
-import { costAt, type PriceService } from './price.service';
-import { mirrorBind, mirrorCte, type TokenUser, type UserAccountService } from './user-account.service';
-import { budgetStatusJsonSql, type BudgetStatusRow } from '../schemas/budget.schemas';
+import { assertRequestCost, costAt, type Cost, type ModelPrice, type PriceService, type TokenCounts } from './price.service';
+import { mirrorBind, mirrorCte, type TokenUser, type UserAccountService, type Caller } from './user-account.service';
+import type { BudgetStatusRow } from '../schemas/budget.schemas';
+import { budgetStatusJsonSql, ledgerOf, signedAmountSql, type LotRow, type OpenSessionArgs, type OpenSessionOutcome } from '../ledger/ledger';
 
-export interface Caller {
-  userId: string;
-  role: Role;
-}
+export type { LotRow } from '../ledger/ledger';
 
-export interface DeductOptions {
-  /** Who caused the movement (written to the ledger). */
-  actorId: string | null;
-  /** Charge what is available and report the rest as unpaid instead of failing. */
-  allowPartial?: boolean;
-  sessionId?: string | null;
-  usageRecordId?: string | null;
-}
-
-export interface DeductResult {
-  charged: Micro;
-  /** amount - charged; always 0 unless allowPartial. */
-  unpaid: Micro;
-  availableBefore: Micro;
-  availableAfter: Micro;
-}
-
-export interface LotRow {
-  id: string;
-  user_id: string;
-  total_credits: string;
-  remaining_credits: string;
-  allocated_by: string;
-  expires_at: Date | null;
-  created_at: Date;
-  note: string | null;
-}
 
 export const toLot = (row: LotRow): Lot => ({
   id: String(row.id),
@@ -69,12 +39,6 @@ export const toLot = (row: LotRow): Lot => ({
   note: row.note,
 });
 
-const insufficient = (required: Micro, available: Micro) =>
-  new AppError('INSUFFICIENT_CREDITS', 'Not enough available credits', {
-    requiredCredits: toCredits(required),
-    availableCredits: toCredits(available),
-  });
-
 /** How far back a regular expiry sweep looks; older leftovers are caught by a full sweep (see expireLots). */
 const EXPIRY_SWEEP_WINDOW_MS = 60 * 60 * 1000;
 
@@ -85,6 +49,7 @@ const EXPIRY_SWEEP_WINDOW_MS = 60 * 60 * 1000;
  */
 export class CreditService {
   private lastFullExpirySweep = 0;
+  private readonly ledger;
 
   constructor(
     private readonly db: Database,
@@ -93,48 +58,61 @@ export class CreditService {
     private readonly prices: PriceService,
     private readonly metrics: Metrics = new Metrics(),
     private readonly budgets?: BudgetService,
-    /** New credits pay the oldest unpaid usage first (SETTLE_UNPAID_ON_GRANT; src/ledger/sql/acct_settle_unpaid.sql). */
+    /** New credits pay the oldest unpaid usage first (SETTLE_UNPAID_ON_GRANT; the ledger's settle-unpaid function). */
     private readonly settleUnpaidOnGrant = true,
-  ) {}
+  ) {
+    this.ledger = ledgerOf(db);
+  }
 
   // ---------- for other services ----------
 
   /**
-   * Charges `amount` micro-credits from the user's live lots (soonest expiry first). All or nothing:
-   * INSUFFICIENT_CREDITS (nothing changed) unless `allowPartial`, which charges what is available and
-   * returns the rest as `unpaid`. Pass `tx` to run inside a larger transaction (the user's row lock is
-   * then held until it ends); without it this is its own retried transaction.
+   * The cost of token counts at a price version: the one pricing rule (costAt, price.service.ts), rounded up
+   * to the micro-credit. Every estimate, finalize, abort, extend, check, calculate and usage record prices here.
    */
-  async deductCredits(userId: string, amount: Micro, options: DeductOptions, tx?: Transaction): Promise<DeductResult> {
-    if (!tx) return this.db.transaction((t) => this.deductCredits(userId, amount, options, t));
-    const { drawn, availableBefore } = await this.debit(userId, amount, 'charge', options.allowPartial ?? false, options, tx);
-    if (drawn < amount && !options.allowPartial) throw insufficient(amount, availableBefore);
-    // Counted once the transaction commits (a retried or rolled-back attempt never counts).
-    tx.afterCommit(() => this.metrics.recordCredits('unpaid', amount - drawn));
-    return { charged: drawn, unpaid: amount - drawn, availableBefore, availableAfter: availableBefore - drawn };
+  calculateCreditsForTokens(price: ModelPrice, tokens: TokenCounts): Cost {
+    return costAt(price, tokens);
   }
 
   /**
-   * Holds `amount` for a streaming session (all or nothing), writing one hold leg per lot it draws from.
-   * The streaming_sessions row must already exist in `tx` (session_holds references it).
+   * What an operation costs: the credits the caller gave, or else its tokens priced (calculateCreditsForTokens)
+   * at the price `priceOf` looks up — the one place that chooses between the two. With `bound` (the token
+   * fields of the request), a priced cost above the one-request limit is a VALIDATION_ERROR naming them.
    */
-  async holdCredits(userId: string, amount: Micro, sessionId: string, actorId: string | null, tx: Transaction): Promise<{ held: Micro; availableBefore: Micro }> {
-    const { drawn, availableBefore } = await this.debit(userId, amount, 'hold', false, { actorId, sessionId }, tx);
-    if (drawn < amount) throw insufficient(amount, availableBefore);
-    return { held: drawn, availableBefore };
+  async resolveCost<T extends TokenCounts>(
+    given: Micro | undefined,
+    priceOf: () => Promise<ModelPrice>,
+    tokensOf: () => T,
+    bound?: string[],
+  ): Promise<{ credits: Micro; price: ModelPrice; tokens: T } | { credits: Micro; price: null; tokens: null }> {
+    if (given !== undefined) return { credits: given, price: null, tokens: null };
+    const price = await priceOf();
+    const tokens = tokensOf();
+    const credits = this.calculateCreditsForTokens(price, tokens).total;
+    if (bound) assertRequestCost(credits, bound);
+    return { credits, price, tokens };
+  }
+
+  /**
+   * Moves credits into a hold for a new streaming session (StreamingSessionService.initializeSession): one
+   * ledger statement checks the budgets and the unpaid limit, locks the user, checks that available credits
+   * cover the estimate, opens the session and draws the hold from lots in consumption order — all or nothing,
+   * one round trip. Without `tx` it is a prepared statement in autocommit.
+   */
+  async deductCredits(request: OpenSessionArgs, tx?: Transaction): Promise<OpenSessionOutcome> {
+    return this.ledger.openSession(request, tx);
   }
 
   /** Available micro-credits (unexpired lots only). */
   async availableCredits(userId: string, tx?: Transaction): Promise<Micro> {
-    const [row] = await this.db.query<{ available: string }>(`SELECT acct_available($1) AS available`, [userId], tx);
-    return fromDb(row.available);
+    return this.ledger.available(userId, tx);
   }
 
   /**
    * The caller's own balance (GET /api/credits/balance): one prepared statement, one round trip, which
    * also mirrors the caller into user_accounts when this process has not lately (RouteSpec.mirrorsUser).
    */
-  async ownBalance(caller: TokenUser): Promise<Balance> {
+  async getUserBalance(caller: TokenUser): Promise<Balance> {
     const mirror = this.users.pendingMirror(caller);
     const balance = await this.getBalance(caller.userId, undefined, mirror);
     if (mirror) this.users.markSynced(mirror);
@@ -187,15 +165,13 @@ export class CreditService {
 
   /** Another user's balance; NOT_FOUND for a user this service has never seen. */
   async getBalanceOf(userId: string): Promise<Balance> {
-    if (!(await this.users.find(userId))) throw notFound('User');
+    if (!(await this.users.userExists(userId))) throw notFound('User');
     return this.getBalance(userId);
   }
 
   /** Would `credits` (or the cost of these tokens at the current price) be covered right now? */
-  async check(userId: string, body: CheckBody): Promise<{ sufficient: boolean; required: Micro; available: Micro; limitedBy?: object }> {
-    const required =
-      body.credits ??
-      costAt(await this.prices.current(body.modelId!), usageOfBody(body)).total;
+  async checkUserCredits(userId: string, body: CheckBody): Promise<{ sufficient: boolean; required: Micro; available: Micro; limitedBy?: object }> {
+    const { credits: required } = await this.resolveCost(body.credits, () => this.prices.current(body.modelId!), () => usageOfBody(body));
     const available = await this.availableCredits(userId);
     // Budgets (docs/budgets.md): the same test initialize makes, as a read.
     const refusal = this.budgets ? await this.budgets.refusal(userId, body.modelId ?? null, required) : null;
@@ -207,7 +183,7 @@ export class CreditService {
   async calculate(body: CalculateBody) {
     const price = await this.prices.current(body.modelId);
     const tokens = usageOfBody(body);
-    const cost = costAt(price, tokens);
+    const cost = this.calculateCreditsForTokens(price, tokens);
     return {
       modelId: price.modelId,
       priceVersion: price.priceVersion,
@@ -227,20 +203,26 @@ export class CreditService {
    * Grants a new lot to a user (created if unknown), allocated by the caller. Idempotent under the
    * caller's Idempotency-Key: the key is stored in the same transaction as the grant.
    */
-  async allocate(callerId: string, body: AllocateBody, idempotency: IdempotencyContext | undefined): Promise<ServiceResponse> {
+  async allocateCredits(callerId: string, body: AllocateBody, idempotency: IdempotencyContext | undefined): Promise<Outcome> {
     return this.idempotency.run(idempotency, async (tx) => {
-      const [row] = await this.db.query<LotRow>(
-        `SELECT * FROM acct_allocate($1, $2, $3, $4, $5, $6)`,
-        [body.userId, body.credits.toString(), body.expiresAt ?? null, body.expiresInDays ?? null, callerId, body.note ?? null],
+      const row = await this.ledger.allocate(
+        {
+          userId: body.userId,
+          amount: body.credits,
+          expiresAt: body.expiresAt ?? null,
+          expiresInDays: body.expiresInDays ?? null,
+          actorId: callerId,
+          note: body.note ?? null,
+        },
         tx,
       );
       tx.afterCommit(() => this.metrics.recordCredits('granted', body.credits));
       if (this.settleUnpaidOnGrant) {
-        // Still under the user's row lock taken by acct_allocate (same transaction).
-        await this.db.query(`SELECT acct_settle_unpaid($1, $2, $3)`, [body.userId, body.credits.toString(), callerId], tx);
+        // Still under the user's row lock taken by the grant (same transaction).
+        await this.ledger.settleUnpaid({ userId: body.userId, max: body.credits, actorId: callerId }, tx);
       }
       const balance = await this.getBalance(body.userId, tx);
-      return { status: 201, body: { allocation: toAllocationJson(toLot(row)), balance: toBalanceJson(balance) } };
+      return { effect: 'created', body: { allocation: toAllocationJson(toLot(row)), balance: toBalanceJson(balance) } };
     });
   }
 
@@ -249,7 +231,7 @@ export class CreditService {
     const userId = query.userId ?? caller.userId;
     if (userId !== caller.userId) {
       if (caller.role === 'user') throw forbidden('Only supervisors and admins may read other users\u2019 transactions');
-      if (!(await this.users.find(userId))) throw notFound('User');
+      if (!(await this.users.userExists(userId))) throw notFound('User');
     }
     const before = this.ledgerCursor(query.cursor);
     const rows = await this.db.read<{
@@ -264,7 +246,7 @@ export class CreditService {
       note: string | null;
       created_at: Date;
     }>(
-      `SELECT id, type, amount, acct_signed_amount(type, amount) AS balance_change, allocation_id, session_id,
+      `SELECT id, type, amount, ${signedAmountSql('type', 'amount')} AS balance_change, allocation_id, session_id,
               usage_record_id, actor_id, note, created_at
          FROM credit_transactions
         WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2::bigint)
@@ -292,26 +274,10 @@ export class CreditService {
     return { data, nextCursor };
   }
 
-  /** Recomputes every lot and hold leg from the ledger; lists each difference (see acct_reconcile). */
+  /** Recomputes every lot and hold leg from the ledger; lists each difference (Ledger.reconcile). */
   async reconcile() {
     // One statement: the counts and the check describe the same snapshot.
-    const rows = await this.db.query<{
-      users: string;
-      allocations: string;
-      user_id: string | null;
-      allocation_id: string | null;
-      session_id: string | null;
-      usage_record_id: string | null;
-      kind: string | null;
-      expected: string;
-      actual: string;
-    }>(
-      `SELECT c.users, c.allocations, d.*
-         FROM (SELECT (SELECT count(*) FROM user_accounts) AS users,
-                      (SELECT count(*) FROM credit_allocations) AS allocations) c
-         LEFT JOIN acct_reconcile() d ON true
-        ORDER BY d.user_id, d.allocation_id, d.session_id, d.usage_record_id, d.kind`,
-    );
+    const rows = await this.ledger.reconcile();
     const discrepancies = rows
       .filter((row) => row.kind !== null)
       .map((row) => ({
@@ -324,10 +290,8 @@ export class CreditService {
         expected: toCredits(fromDb(row.expected)),
         actual: toCredits(fromDb(row.actual)),
       }));
-    // Budget counters against the charges that built them (acct_budget_reconcile; docs/budgets.md).
-    const budgetRows = await this.db.query<{ budget_id: string; session_id: string | null; kind: string; expected: string; actual: string }>(
-      `SELECT budget_id::text, session_id, kind, expected::text, actual::text FROM acct_budget_reconcile() ORDER BY budget_id, kind`,
-    );
+    // Budget counters against the charges that built them (docs/budgets.md).
+    const budgetRows = await this.ledger.reconcileBudgets();
     for (const row of budgetRows) {
       discrepancies.push({
         userId: null,
@@ -378,11 +342,10 @@ export class CreditService {
       for (const candidate of candidates) {
         tried++;
         try {
-          const rows = await this.db.query<{ expired_credits: string }>(`SELECT * FROM acct_expire_one_lot($1, $2::bigint)`, [notBefore, candidate.id]);
+          const expiredCredits = await this.ledger.expireLot({ notBefore, allocationId: candidate.id });
           if (candidate.failing) await backoff.succeeded('lot_expiry', candidate.id);
-          if (rows.length === 0) continue; // its user is busy (SKIP LOCKED): next tick
+          if (expiredCredits === null) continue; // its user is busy (SKIP LOCKED): next tick
           progressed++;
-          const expiredCredits = fromDb(rows[0].expired_credits);
           this.metrics.recordCredits('expired', expiredCredits);
           if (expiredCredits > 0n) expired++;
         } catch (error) {
@@ -398,30 +361,7 @@ export class CreditService {
 
   // ---------- internals ----------
 
-  private async debit(
-    userId: string,
-    amount: Micro,
-    kind: 'charge' | 'hold',
-    allowPartial: boolean,
-    options: Omit<DeductOptions, 'allowPartial'>,
-    tx: Transaction,
-  ): Promise<{ drawn: Micro; availableBefore: Micro }> {
-    if (amount < 0n) throw new Error(`debit: negative amount ${amount}`);
-    const [row] = await this.db.query<{ drawn: string; available_before: string }>(
-      `SELECT drawn, available_before FROM acct_debit($1, $2, $3, $4, $5, $6, $7)`,
-      [userId, amount.toString(), kind, allowPartial, options.sessionId ?? null, options.usageRecordId ?? null, options.actorId],
-      tx,
-    );
-    const drawn = fromDb(row.drawn);
-    tx.afterCommit(() => this.metrics.recordCredits(kind === 'hold' ? 'held' : 'charged', drawn));
-    return { drawn, availableBefore: fromDb(row.available_before) };
-  }
-
   private ledgerCursor(cursor: string | undefined): string | null {
-    const keys = decodeCursor(cursor);
-    if (keys === undefined) return null;
-    const id = keys.length === 1 ? cursorBigint(keys[0]) : null;
-    if (id === null) throw invalidCursor();
-    return id;
+    return decodeKeyCursor(cursor, (key) => cursorBigint(key) !== null);
   }
 }

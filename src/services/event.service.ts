@@ -1,8 +1,9 @@
 import type { Transaction } from 'sequelize';
 import type { Database } from '../db/database';
+import { ledgerOf } from '../ledger/ledger';
 import { forbidden } from '../lib/errors';
 import type { EventsQuery, EventType } from '../schemas/event.schemas';
-import type { Caller } from './credit.service';
+import type { Caller } from './user-account.service';
 
 /** An event as the API and webhook bodies show it. */
 export interface EventJson {
@@ -38,7 +39,7 @@ export const toEventJson = (row: EventRow): EventJson => ({
 export const eventNumber = (id: string): string => id.slice('evt_'.length);
 
 /**
- * The outbox: events are written by the ledger functions (acct_event_*, src/ledger/sql) in the transaction
+ * The outbox: events are written by the ledger functions (src/ledger/sql) in the transaction
  * of the change they report; this service reads them, keeps the thresholds the functions read, announces
  * lots about to expire and prunes old events.
  */
@@ -62,8 +63,7 @@ export class EventService {
 
   /** Emits one event in `tx` (for services whose change is made in TypeScript). */
   async emit(type: EventType, userId: string | null, data: Record<string, unknown>, tx?: Transaction): Promise<string> {
-    const [row] = await this.db.query<{ id: string }>(`SELECT acct_event_emit($1, $2, $3::jsonb) AS id`, [type, userId, JSON.stringify(data)], tx);
-    return `evt_${row.id}`;
+    return `evt_${await ledgerOf(this.db).emitEvent({ type, userId, data }, tx)}`;
   }
 
   /**
@@ -97,8 +97,7 @@ export class EventService {
 
   /** credits.expiring for lots within EXPIRING_NOTICE_DAYS of expiry, once per lot. Returns how many. */
   async announceExpiring(max = 1000): Promise<number> {
-    const [row] = await this.db.query<{ n: number }>(`SELECT acct_event_expiring($1, $2) AS n`, [this.options.expiringNoticeDays, max]);
-    return Number(row.n);
+    return ledgerOf(this.db).announceExpiring({ noticeDays: this.options.expiringNoticeDays, limit: max });
   }
 
   /**

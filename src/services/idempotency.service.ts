@@ -3,11 +3,13 @@ import type { Transaction } from 'sequelize';
 import type { Database } from '../db/database';
 import { pgErrorCode } from '../db/database';
 import { AppError } from '../lib/errors';
+import { effectOfStatus, STATUS_OF_EFFECT, type Effect } from '../lib/http-status';
 
-export interface ServiceResponse<T = unknown> {
-  status: number;
+/** What a money operation returns: what it did (created something, or done) and its result. */
+export interface Outcome<T = unknown> {
+  effect: Effect;
   body: T;
-  /** True when this is the stored response of an earlier request with the same key. */
+  /** True when this is the stored result of an earlier request with the same key. */
   replayed?: boolean;
 }
 
@@ -45,18 +47,18 @@ export class IdempotencyService {
 
   async run<T>(
     context: IdempotencyContext | undefined,
-    work: (tx: Transaction) => Promise<ServiceResponse<T>>,
-  ): Promise<ServiceResponse<T>> {
+    work: (tx: Transaction) => Promise<Outcome<T>>,
+  ): Promise<Outcome<T>> {
     if (!context) return this.db.transaction(work);
     // Re-running after an unknown COMMIT is safe here: a committed first run is found under the key and replayed.
     return this.db.transaction(async (tx) => {
       const stored = await this.claim(context, tx);
-      if (stored) return stored as ServiceResponse<T>;
+      if (stored) return stored as Outcome<T>;
       const response = await work(tx);
       await this.db.query(
         `UPDATE idempotency_keys SET response_status = $3, response_body = $4::json
           WHERE caller_id = $1 AND key = $2 RETURNING 1`,
-        [context.callerId, context.key, response.status, JSON.stringify(response.body)],
+        [context.callerId, context.key, STATUS_OF_EFFECT[response.effect], JSON.stringify(response.body)],
         tx,
       );
       return response;
@@ -68,7 +70,7 @@ export class IdempotencyService {
    * request with this key (a replay), null when the key is free, 422 when it was used for another request.
    * The work itself must be safe to repeat; run() then stores its response.
    */
-  async peek(context: IdempotencyContext | undefined): Promise<ServiceResponse | null> {
+  async peek(context: IdempotencyContext | undefined): Promise<Outcome | null> {
     if (!context) return null;
     const [row] = await this.db.query<{ request_hash: string; response_status: number; response_body: unknown }>(
       `SELECT request_hash, response_status, response_body FROM idempotency_keys
@@ -79,11 +81,11 @@ export class IdempotencyService {
     if (row.request_hash !== context.requestHash) {
       throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request');
     }
-    return { status: row.response_status, body: row.response_body, replayed: true };
+    return { effect: effectOfStatus(row.response_status), body: row.response_body, replayed: true };
   }
 
   /** Takes the key for this transaction, or returns the response stored under it. */
-  private async claim(context: IdempotencyContext, tx: Transaction): Promise<ServiceResponse | null> {
+  private async claim(context: IdempotencyContext, tx: Transaction): Promise<Outcome | null> {
     let claimed: object[];
     try {
       // An expired key is taken over as if new; a live one is left alone (and locked until we finish).
@@ -114,7 +116,7 @@ export class IdempotencyService {
     if (row.request_hash !== context.requestHash) {
       throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request');
     }
-    return { status: row.response_status, body: row.response_body, replayed: true };
+    return { effect: effectOfStatus(row.response_status), body: row.response_body, replayed: true };
   }
 
   /** Deletes keys past their retention; returns how many. Called by the background sweeper. */

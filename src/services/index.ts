@@ -38,7 +38,7 @@ export function createServices(db: Database, config: Config, metrics = new Metri
   const budgets = new BudgetService(db, users, prices);
   const credits = new CreditService(db, users, idempotency, prices, metrics, budgets, config.SETTLE_UNPAID_ON_GRANT);
   const sessions = new StreamingSessionService(db, credits, prices, config, idempotency, metrics, users);
-  const usage = new UsageService(db, credits, prices, idempotency, metrics, config.UNPAID_LIMIT_CREDITS);
+  const usage = new UsageService(db, credits, prices, idempotency, metrics, users, config.UNPAID_LIMIT_CREDITS);
   const corrections = new CorrectionService(db, credits, idempotency, { settleUnpaidOnGrant: config.SETTLE_UNPAID_ON_GRANT }, metrics);
   const events = new EventService(db, {
     lowBalanceThresholds: config.lowBalanceThresholds,

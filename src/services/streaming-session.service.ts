@@ -2,11 +2,11 @@ import crypto from 'node:crypto';
 import type { Transaction } from 'sequelize';
 import type { Config } from '../config';
 import type { Database } from '../db/database';
+import { ledgerOf, type LedgerSession } from '../ledger/ledger';
 import { isConnectionError, isPoolExhausted } from '../db/database';
 import { AppError } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { fromDb, toCredits, type Micro } from '../lib/money';
-import type { Role } from '../models';
 import { cursorPgTime, decodeCursor, encodeCursor, invalidCursor } from '../schemas/common';
 import { idProblem } from '../schemas/text';
 import type { TokenUsage } from '../metering/tokens';
@@ -19,17 +19,12 @@ import {
   type FinalizeSessionBody,
   type InitializeSessionBody,
 } from '../schemas/streaming-session.schemas';
-import { refusingBudgets } from './budget.service';
 import type { CreditService } from './credit.service';
 import { SweeperBackoff, type SweepFailureLog } from './sweeper-backoff';
-import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
-import { assertRequestCost, costAt, type PriceService } from './price.service';
-import type { TokenUser, UserAccountService } from './user-account.service';
+import type { IdempotencyContext, IdempotencyService, Outcome } from './idempotency.service';
+import { assertRequestCost, type PriceService } from './price.service';
+import type { TokenUser, UserAccountService, Caller } from './user-account.service';
 
-export interface Caller {
-  userId: string;
-  role: Role;
-}
 
 export interface SessionView {
   sessionId: string;
@@ -54,24 +49,6 @@ export interface ActiveSessionView extends Omit<SessionView, 'status'> {
   status: 'active';
   createdAt: string;
   userId?: string;
-}
-
-/** One row of the acct_session_result type (migrations/20261124002000_streaming_sessions.up.sql). */
-interface SessionResultRow {
-  outcome: 'created' | 'replayed' | 'reused' | 'conflict' | 'insufficient' | 'settled' | 'not_active' | 'not_found' | 'extended';
-  available_credits: string | null;
-  id: string;
-  user_id: string;
-  model_id: string;
-  price_version: number;
-  status: SessionView['status'];
-  estimated_credits: string;
-  allocated_credits: string;
-  used_credits: string | null;
-  refunded_credits: string | null;
-  unpaid_credits: string;
-  expires_at: Date;
-  created_at: Date;
 }
 
 interface ActiveRow {
@@ -104,6 +81,7 @@ export class StreamingSessionService {
    * of an ended one) finalize reads them first.
    */
   private readonly pricing = new Map<string, { modelId: string; priceVersion: number }>();
+  private readonly ledger;
 
   constructor(
     private readonly db: Database,
@@ -113,156 +91,159 @@ export class StreamingSessionService {
     private readonly idempotency?: IdempotencyService,
     private readonly metrics: Metrics = new Metrics(),
     private readonly users?: UserAccountService,
-  ) {}
+  ) {
+    this.ledger = ledgerOf(db);
+  }
 
   get maxTtlSeconds(): number {
     return this.config.SESSION_MAX_TTL_SECONDS;
   }
 
   /** POST /initialize: holds the estimate. 201 when created, 200 when the same request is replayed. */
-  async initialize(caller: Caller | TokenUser, body: InitializeSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SessionView>> {
+  async initializeSession(caller: Caller | TokenUser, body: InitializeSessionBody, idem?: IdempotencyContext): Promise<Outcome<SessionView>> {
     const price = await this.prices.current(body.modelId);
-    let estimate: Micro;
-    let estimatedInputCredits: Micro | null = null;
-    let tokens: TokenUsage | null = null;
-    if (body.estimatedCredits !== undefined) {
-      estimate = body.estimatedCredits;
-    } else {
-      tokens = estimateOf(body);
-      estimate = costAt(price, tokens).total;
-      assertRequestCost(estimate, ['estimatedInputTokens', 'estimatedOutputTokens']);
-      // The prompt side alone (for the charge_estimated_input expiry policy).
-      estimatedInputCredits = costAt(price, { ...tokens, outputTokens: 0, reasoningTokens: 0 }).total;
-    }
+    const { credits: estimate, tokens } = await this.credits.resolveCost(
+      body.estimatedCredits,
+      async () => price,
+      () => estimateOf(body),
+      ['estimatedInputTokens', 'estimatedOutputTokens'],
+    );
+    // The prompt side alone (for the charge_estimated_input expiry policy).
+    const estimatedInputCredits = tokens
+      ? this.credits.calculateCreditsForTokens(price, { ...tokens, outputTokens: 0, reasoningTokens: 0 }).total
+      : null;
     const id = body.sessionId ?? crypto.randomUUID();
     const ttl = body.ttlSeconds ?? this.config.SESSION_TTL_SECONDS;
 
-    const bind = [
-      id,
-      caller.userId,
-      price.modelId,
-      price.priceVersion,
-      tokens?.inputTokens ?? null,
-      tokens?.outputTokens ?? null,
-      estimate.toString(),
-      estimatedInputCredits?.toString() ?? null,
-      initializeHash(body, tokens),
-      ttl,
-    ];
-    const unpaidLimit = this.config.UNPAID_LIMIT_CREDITS?.toString() ?? null;
+    const unpaidLimit = this.config.UNPAID_LIMIT_CREDITS ?? null;
 
     // The route skips the auth middleware's mirror upsert (mirrorsUser): unless this process mirrored these
     // claims lately, the statement that opens the session mirrors the caller too — one round trip for both.
     const mirror = this.users && 'email' in caller ? this.users.pendingMirror(caller) : null;
-    if (mirror) bind.push(mirror.email, mirror.username, mirror.role, mirror.orgId ?? null);
-    bind.push(unpaidLimit);
-    const name = mirror ? 'acct_session_open_as' : 'acct_session_open';
-    const casts = '$1, $2, $3, $4::integer, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9, $10::integer';
-    const more = mirror ? ', $11, $12, $13, $14, $15::bigint' : ', $11::bigint';
     // A budget refusal is raised inside the statement (BUDGET_EXCEEDED; nothing held).
-    const response = await refusingBudgets(() => this.run(idem, async (tx) => {
-      const row = await this.statement(name, `SELECT * FROM ${name}(${casts}${more})`, bind, tx);
-      switch (row.outcome) {
+    const response = await this.run(idem, async (tx) => {
+      // Priced above through calculateCreditsForTokens; the hold itself is CreditService.deductCredits (one statement).
+      const result = await this.credits.deductCredits(
+        {
+          sessionId: id,
+          userId: caller.userId,
+          modelId: price.modelId,
+          priceVersion: price.priceVersion,
+          estimatedInputTokens: tokens?.inputTokens ?? null,
+          estimatedOutputTokens: tokens?.outputTokens ?? null,
+          estimate,
+          estimatedInputCredits,
+          requestHash: initializeHash(body, tokens),
+          ttlSeconds: ttl,
+          unpaidLimit,
+          mirror: mirror ? { email: mirror.email, username: mirror.username, role: mirror.role, orgId: mirror.orgId ?? null } : null,
+        },
+        tx,
+      );
+      switch (result.outcome) {
         case 'created':
-        case 'replayed':
-          this.remember(row.user_id, row.id, row.model_id, row.price_version);
-          if (row.outcome === 'created') afterCommit(tx, () => this.metrics.recordCredits('held', fromDb(row.allocated_credits)));
-          return { status: row.outcome === 'created' ? 201 : 200, body: sessionView(row) };
+        case 'replayed': {
+          const session = result.session;
+          this.remember(session.userId, session.id, session.modelId, session.priceVersion);
+          if (result.outcome === 'created') afterCommit(tx, () => this.metrics.recordCredits('held', session.allocated));
+          return { effect: result.outcome === 'created' ? 'created' : 'done', body: sessionView(session) };
+        }
         case 'insufficient':
           throw new AppError('INSUFFICIENT_CREDITS', 'Available credits do not cover the estimate', {
             requiredCredits: toCredits(estimate),
-            availableCredits: toCredits(fromDb(row.available_credits)),
+            availableCredits: toCredits(result.availableCredits),
           });
         case 'reused':
           throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This sessionId was used with a different request');
-        default:
-          throw new Error(`acct_session_open: unexpected outcome ${row.outcome}`);
       }
-    }));
+    });
     // Only once committed: inside an idempotency transaction the mirror could still roll back.
     if (mirror) this.users!.markSynced(mirror);
     return response;
   }
 
   /** POST /finalize: captures the real cost at the session's price version, releases the rest. */
-  async finalize(caller: Caller, body: FinalizeSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SettledView>> {
+  async finalizeSession(caller: Caller, body: FinalizeSessionBody, idem?: IdempotencyContext): Promise<Outcome<SettledView>> {
     const owner = ownerOf(caller, body.userId);
-    const pricing = await this.pricingOf(owner, body.sessionId);
-    if (!pricing) throw sessionNotFound();
-    const tokens = actualOf(body);
-    const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
-    const cost = costAt(price, tokens).total;
-    assertRequestCost(cost, ['actualInputTokens', 'actualOutputTokens']);
+    const { pricing, cost, tokens } = await this.actualCost(owner, body);
     return this.settle(caller, owner, 'finalize', body.sessionId, pricing, cost, tokens, null, idem);
   }
 
   /** POST /abort: captures what was streamed (when token counts are given) and releases the rest. */
-  async abort(caller: Caller, body: AbortSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SettledView>> {
+  async abortSession(caller: Caller, body: AbortSessionBody, idem?: IdempotencyContext): Promise<Outcome<SettledView>> {
     const owner = ownerOf(caller, body.userId);
     if (!abortHasCounts(body)) return this.settle(caller, owner, 'abort', body.sessionId, null, null, null, body.reason ?? null, idem);
+    const { pricing, cost, tokens } = await this.actualCost(owner, body);
+    return this.settle(caller, owner, 'abort', body.sessionId, pricing, cost, tokens, body.reason ?? null, idem);
+  }
+
+  /** The real cost of a finalize/abort: its token counts at the session's own price version. */
+  private async actualCost(owner: string, body: FinalizeSessionBody | AbortSessionBody) {
     const pricing = await this.pricingOf(owner, body.sessionId);
     if (!pricing) throw sessionNotFound();
     const tokens = actualOf(body);
     const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
-    const cost = costAt(price, tokens).total;
+    const cost = this.credits.calculateCreditsForTokens(price, tokens).total;
     assertRequestCost(cost, ['actualInputTokens', 'actualOutputTokens']);
-    return this.settle(caller, owner, 'abort', body.sessionId, pricing, cost, tokens, body.reason ?? null, idem);
+    return { pricing, cost, tokens };
   }
 
   /**
-   * POST /extend: a new TTL and/or a larger hold for an active session, atomically (acct_session_extend).
+   * POST /extend: a new TTL and/or a larger hold for an active session, atomically (one ledger statement).
    * 402 (BUDGET_EXCEEDED or INSUFFICIENT_CREDITS) leaves the hold as it was; an ended session is
    * SESSION_NOT_ACTIVE; another user's is NOT_FOUND.
    */
-  async extend(caller: Caller, body: ExtendSessionBody, idem?: IdempotencyContext): Promise<ServiceResponse<SessionView>> {
+  async extend(caller: Caller, body: ExtendSessionBody, idem?: IdempotencyContext): Promise<Outcome<SessionView>> {
     const owner = ownerOf(caller, body.userId);
     let additional: Micro | null = body.additionalCredits ?? null;
     if (body.additionalOutputTokens !== undefined) {
       const pricing = await this.pricingOf(owner, body.sessionId);
       if (!pricing) throw sessionNotFound();
       const price = await this.prices.version(pricing.modelId, pricing.priceVersion);
-      additional = costAt(price, { inputTokens: 0, outputTokens: body.additionalOutputTokens }).total;
+      additional = this.credits.calculateCreditsForTokens(price, { inputTokens: 0, outputTokens: body.additionalOutputTokens }).total;
     }
-    const bind = [body.sessionId, caller.userId, caller.role === 'admin', body.ttlSeconds ?? null, additional?.toString() ?? null, owner];
-    return refusingBudgets(() => this.run(idem, async (tx) => {
-      const row = await this.statement(
-        'acct_session_extend',
-        `SELECT * FROM acct_session_extend($1, $2, $3::boolean, $4::integer, $5::bigint, $6)`,
-        bind,
+    return this.run(idem, async (tx) => {
+      const result = await this.ledger.extendSession(
+        {
+          sessionId: body.sessionId,
+          callerId: caller.userId,
+          isAdmin: caller.role === 'admin',
+          ttlSeconds: body.ttlSeconds ?? null,
+          additional,
+          ownerId: owner,
+        },
         tx,
       );
-      switch (row.outcome) {
+      switch (result.outcome) {
         case 'extended':
           if (additional && additional > 0n) afterCommit(tx, () => this.metrics.recordCredits('held', additional));
-          return { status: 200, body: sessionView(row) };
+          return { effect: 'done', body: sessionView(result.session) };
         case 'insufficient':
           throw new AppError('INSUFFICIENT_CREDITS', 'Available credits do not cover the larger hold; the session is unchanged', {
             requiredCredits: toCredits(additional ?? 0n),
-            availableCredits: toCredits(fromDb(row.available_credits)),
+            availableCredits: toCredits(result.availableCredits),
           });
         case 'not_found':
           throw sessionNotFound();
         case 'not_active':
-          throw new AppError('SESSION_NOT_ACTIVE', `Session is already ${row.status}`, { sessionId: body.sessionId, status: row.status });
-        default:
-          throw new Error(`acct_session_extend: unexpected outcome ${row.outcome}`);
+          throw new AppError('SESSION_NOT_ACTIVE', `Session is already ${result.status}`, { sessionId: body.sessionId, status: result.status });
       }
-    }));
+    });
   }
 
   /** GET /active: the caller's active sessions, oldest first. */
-  async listActive(userId: string, limit: number, cursor?: string) {
+  async getActiveSessions(userId: string, limit: number, cursor?: string) {
     return this.listActiveWhere(limit, cursor, userId);
   }
 
   /** GET /active/all (admin): every active session, oldest first, with its user. */
-  async listAllActive(limit: number, cursor?: string) {
+  async getAllActiveSessions(limit: number, cursor?: string) {
     return this.listActiveWhere(limit, cursor, undefined);
   }
 
   /**
-   * Expires up to `limit` overdue sessions, one per transaction (each call of acct_session_expire_one
-   * is its own autocommit statement), under SESSION_EXPIRY_POLICY. Safe to run in many instances at once.
+   * Expires up to `limit` overdue sessions, one per transaction (each expiry is one ledger
+   * statement in autocommit), under SESSION_EXPIRY_POLICY. Safe to run in many instances at once.
    * Returns how many it expired; stops early when nothing (claimable) is left.
    */
   async expireOverdue(limit = 100, log?: SweepFailureLog): Promise<number> {
@@ -283,15 +264,17 @@ export class StreamingSessionService {
       let progressed = 0;
       for (const candidate of candidates) {
         try {
-          const [row] = await this.db.query<{ expired_user_id: string; expired_session_id: string }>(
-            `SELECT * FROM acct_session_expire_one($1, $2, $3, $4)`,
-            [this.config.SESSION_EXPIRY_POLICY, SWEEPER_ACTOR, candidate.user_id, candidate.id],
-          );
+          const ended = await this.ledger.expireSession({
+            policy: this.config.SESSION_EXPIRY_POLICY,
+            actor: SWEEPER_ACTOR,
+            userId: candidate.user_id,
+            sessionId: candidate.id,
+          });
           if (candidate.failing) await backoff.succeeded('session_expiry', candidate.item);
-          if (!row) continue; // another sweeper has it, or it ended meanwhile
+          if (!ended) continue; // another sweeper has it, or it ended meanwhile
           expired++;
           progressed++;
-          await this.countExpiry(row.expired_user_id, row.expired_session_id);
+          await this.countExpiry(ended.userId, ended.sessionId);
         } catch (error) {
           // The database itself is gone: the whole run fails and is retried on the next tick.
           if (isConnectionError(error) || isPoolExhausted(error)) throw error;
@@ -313,46 +296,35 @@ export class StreamingSessionService {
     tokens: TokenUsage | null,
     reason: string | null,
     idem?: IdempotencyContext,
-  ): Promise<ServiceResponse<SettledView>> {
-    const bind = [
-      sessionId,
-      caller.userId,
-      caller.role === 'admin',
-      action,
-      pricing?.modelId ?? null,
-      pricing?.priceVersion ?? null,
-      cost?.toString() ?? null,
-      tokens?.inputTokens ?? null,
-      tokens?.outputTokens ?? null,
-      tokens?.cachedInputTokens ?? null,
-      reason,
-      tokens?.cacheWriteTokens ?? null,
-      tokens?.cacheWrite1hTokens ?? null,
-      tokens?.reasoningTokens ?? null,
-      owner,
-    ];
+  ): Promise<Outcome<SettledView>> {
     return this.run(idem, async (tx) => {
-      const row = await this.statement(
-        'acct_session_settle',
-        `SELECT * FROM acct_session_settle($1, $2, $3::boolean, $4, $5, $6::integer, $7::bigint, $8::bigint, $9::bigint, $10::bigint, $11,
-                                           $12::bigint, $13::bigint, $14::bigint, $15)`,
-        bind,
+      const result = await this.ledger.settleSession(
+        {
+          sessionId,
+          callerId: caller.userId,
+          isAdmin: caller.role === 'admin',
+          action,
+          modelId: pricing?.modelId ?? null,
+          priceVersion: pricing?.priceVersion ?? null,
+          cost,
+          tokens,
+          reason,
+          ownerId: owner,
+        },
         tx,
       );
-      switch (row.outcome) {
+      switch (result.outcome) {
         case 'settled':
         case 'replayed':
-          if (row.outcome === 'settled') afterCommit(tx, () => this.countSettlement(row));
+          if (result.outcome === 'settled') afterCommit(tx, () => this.countSettlement(result.session));
           // An ended session needs its pricing no more (a replay reads it again): the cache then holds the
           // sessions this process has open, not its whole history.
           this.pricing.delete(pricingKey(owner, sessionId));
-          return { status: 200, body: settledView(row) };
+          return { effect: 'done', body: settledView(result.session) };
         case 'not_found':
           throw sessionNotFound();
         case 'not_active':
-          throw new AppError('SESSION_NOT_ACTIVE', `Session is already ${row.status}`, { sessionId, status: row.status });
-        default:
-          throw new Error(`acct_session_settle: unexpected outcome ${row.outcome}`);
+          throw new AppError('SESSION_NOT_ACTIVE', `Session is already ${result.status}`, { sessionId, status: result.status });
       }
     });
   }
@@ -362,31 +334,16 @@ export class StreamingSessionService {
    * with one, it runs inside the key's transaction so that the stored response and the work commit
    * together (errors roll both back, so nothing is stored for them).
    */
-  private run<T>(idem: IdempotencyContext | undefined, work: (tx?: Transaction) => Promise<ServiceResponse<T>>) {
+  private run<T>(idem: IdempotencyContext | undefined, work: (tx?: Transaction) => Promise<Outcome<T>>) {
     if (idem && this.idempotency) return this.idempotency.run(idem, (tx) => work(tx));
     return work();
   }
 
-  /**
-   * Inside an idempotency transaction the statement joins it; otherwise it is the hot path's single round
-   * trip, a named prepared statement in autocommit. Every session function is idempotent by session id (a
-   * rerun after a commit whose answer was lost replays it), so db.prepared may rerun it after a lost
-   * connection too, besides deadlocks and serialization failures.
-   */
-  private async statement(name: string, sql: string, bind: unknown[], tx?: Transaction): Promise<SessionResultRow> {
-    const [row] = tx
-      ? await this.db.query<SessionResultRow>(sql, bind, tx)
-      : await this.db.prepared<SessionResultRow>(name, sql, bind, { rerunnable: true });
-    return row;
-  }
-
   /** Metrics of a settled session: the hold split into captured and released, plus overage charged or unpaid. */
-  private countSettlement(row: SessionResultRow): void {
-    const allocated = fromDb(row.allocated_credits);
-    const released = fromDb(row.refunded_credits);
-    const unpaid = fromDb(row.unpaid_credits);
+  private countSettlement(session: Pick<LedgerSession, 'allocated' | 'refunded' | 'unpaid' | 'used'>): void {
+    const { allocated, refunded: released, unpaid } = session;
     const captured = allocated - released;
-    const charged = fromDb(row.used_credits) - captured - unpaid;
+    const charged = session.used - captured - unpaid;
     this.metrics.recordCredits('captured', captured);
     this.metrics.recordCredits('released', released);
     if (charged > 0n) this.metrics.recordCredits('charged', charged);
@@ -396,11 +353,18 @@ export class StreamingSessionService {
   /** Metrics of an expired session (read after its own committed statement; only the sweeper pays this). */
   private async countExpiry(userId: string, sessionId: string): Promise<void> {
     this.metrics.sessionsExpired.inc();
-    const [row] = await this.db.query<SessionResultRow>(
+    const [row] = await this.db.query<{ allocated_credits: string; used_credits: string | null; refunded_credits: string | null; unpaid_credits: string }>(
       `SELECT allocated_credits, used_credits, refunded_credits, unpaid_credits FROM streaming_sessions WHERE user_id = $1 AND id = $2`,
       [userId, sessionId],
     );
-    if (row) this.countSettlement(row);
+    if (row) {
+      this.countSettlement({
+        allocated: fromDb(row.allocated_credits),
+        refunded: fromDb(row.refunded_credits),
+        unpaid: fromDb(row.unpaid_credits),
+        used: fromDb(row.used_credits),
+      });
+    }
   }
 
   private async pricingOf(owner: string, sessionId: string): Promise<{ modelId: string; priceVersion: number } | null> {
@@ -495,26 +459,26 @@ function initializeHash(body: InitializeSessionBody, tokens: TokenUsage | null):
   return crypto.createHash('sha256').update(canonical).digest('hex');
 }
 
-function sessionView(row: SessionResultRow): SessionView {
+function sessionView(session: LedgerSession): SessionView {
   return {
-    sessionId: row.id,
-    modelId: row.model_id,
-    status: row.status,
-    estimatedCredits: toCredits(fromDb(row.estimated_credits)),
-    allocatedCredits: toCredits(fromDb(row.allocated_credits)),
-    priceVersion: row.price_version,
-    expiresAt: row.expires_at.toISOString(),
+    sessionId: session.id,
+    modelId: session.modelId,
+    status: session.status,
+    estimatedCredits: toCredits(session.estimated),
+    allocatedCredits: toCredits(session.allocated),
+    priceVersion: session.priceVersion,
+    expiresAt: session.expiresAt.toISOString(),
   };
 }
 
-function settledView(row: SessionResultRow): SettledView {
+function settledView(session: LedgerSession): SettledView {
   return {
-    sessionId: row.id,
-    status: row.status as SettledView['status'],
-    allocatedCredits: toCredits(fromDb(row.allocated_credits)),
-    usedCredits: toCredits(fromDb(row.used_credits)),
-    refundedCredits: toCredits(fromDb(row.refunded_credits)),
-    unpaidCredits: toCredits(fromDb(row.unpaid_credits)),
+    sessionId: session.id,
+    status: session.status as SettledView['status'],
+    allocatedCredits: toCredits(session.allocated),
+    usedCredits: toCredits(session.used),
+    refundedCredits: toCredits(session.refunded),
+    unpaidCredits: toCredits(session.unpaid),
   };
 }
 

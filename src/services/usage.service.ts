@@ -2,20 +2,17 @@ import type { Database } from '../db/database';
 import { AppError, forbidden, notFound } from '../lib/errors';
 import { Metrics } from '../lib/metrics';
 import { countFromDb, formatCredits, fromDb, toCredits, tokenSumFromDb, type Micro } from '../lib/money';
-import type { Role } from '../models';
 import { cursorBigint, cursorEpochMicros, decodeCursor, encodeCursor, invalidCursor } from '../schemas/common';
 import { recordTokensOf, resolveDayRange, TOP_USERS, type DayRange, type RecordUsageBody, type RecordsQuery, type StatsQuery } from '../schemas/usage.schemas';
-import { refusingBudgets } from './budget.service';
+import { ledgerOf } from '../ledger/ledger';
 import type { CreditService } from './credit.service';
-import type { IdempotencyContext, IdempotencyService, ServiceResponse } from './idempotency.service';
-import { assertRequestCost, costAt, type PriceService } from './price.service';
+import type { IdempotencyContext, IdempotencyService, Outcome } from './idempotency.service';
+import type { PriceService } from './price.service';
 
-export interface Caller {
-  userId: string;
-  role: Role;
-}
+import type { Caller, UserAccountService } from './user-account.service';
+import type { TokenUsage } from '../metering/tokens';
 
-export interface UsageRecordView {
+export interface UsageRecordView extends TokenUsage {
   id: string;
   userId: string;
   sessionId: string | null;
@@ -23,12 +20,6 @@ export interface UsageRecordView {
   operation: string;
   modelId: string | null;
   priceVersion: number | null;
-  inputTokens: number;
-  outputTokens: number;
-  cachedInputTokens: number;
-  cacheWriteTokens: number;
-  cacheWrite1hTokens: number;
-  reasoningTokens: number;
   credits: number;
   chargedCredits: number;
   unpaidCredits: number;
@@ -164,8 +155,13 @@ export class UsageService {
     private readonly prices: PriceService,
     private readonly idempotency: IdempotencyService,
     private readonly metrics: Metrics = new Metrics(),
+    private readonly users: UserAccountService,
     private readonly unpaidLimit?: Micro,
   ) {}
+
+  private get ledger() {
+    return ledgerOf(this.db);
+  }
 
   /**
    * Records usage and charges it from the user's available credits; whatever they do not cover is
@@ -173,67 +169,49 @@ export class UsageService {
    * user never seen before is created, as an allocation would. One SQL call inside the idempotency
    * transaction: lock the user, record, fold into the rollups, draw, link the ledger rows to the record.
    */
-  async record(caller: Caller, body: RecordUsageBody, idem: IdempotencyContext | undefined): Promise<ServiceResponse<RecordUsageResult>> {
+  async recordUsage(caller: Caller, body: RecordUsageBody, idem: IdempotencyContext | undefined): Promise<Outcome<RecordUsageResult>> {
     const userId = this.targetOf(caller, body.userId);
-    let credits: Micro;
-    let priceVersion: number | null = null;
     const tokens = recordTokensOf(body);
     // A late event is priced at the version in effect when it happened.
     const occurredAt = body.occurredAt === undefined ? null : new Date(body.occurredAt);
-    if (body.credits !== undefined) {
-      credits = body.credits;
-    } else {
-      const price = occurredAt ? await this.prices.at(body.modelId!, occurredAt) : await this.prices.current(body.modelId!);
-      priceVersion = price.priceVersion;
-      credits = costAt(price, tokens).total;
-      assertRequestCost(credits, ['inputTokens', 'outputTokens']);
-    }
+    const cost = await this.credits.resolveCost(
+      body.credits,
+      () => (occurredAt ? this.prices.at(body.modelId!, occurredAt) : this.prices.current(body.modelId!)),
+      () => tokens,
+      ['inputTokens', 'outputTokens'],
+    );
+    const credits = cost.credits;
+    const priceVersion = cost.price?.priceVersion ?? null;
     const modelId = body.modelId ?? null;
     const { inputTokens, outputTokens, cachedInputTokens, cacheWriteTokens, cacheWrite1hTokens, reasoningTokens } = tokens;
     const metadata = body.metadata ?? null;
 
     // A user's own record is refused inside the statement when a budget would be exceeded (BUDGET_EXCEEDED).
-    return refusingBudgets(() => this.idempotency.run(idem, async (tx) => {
-      const [row] = await this.db.query<{
-        usage_record_id: string;
-        created_at: Date;
-        recorded_at: Date;
-        charged_credits: string;
-        unpaid_credits: string;
-        available_credits: string;
-      }>(
-        `SELECT usage_record_id::text, created_at, now() AS recorded_at, charged_credits::text, unpaid_credits::text,
-                available_credits::text
-           FROM acct_record_charged_usage($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15::timestamptz, $16::bigint)`,
-        [
+    return this.idempotency.run(idem, async (tx) => {
+      const row = await this.ledger.recordChargedUsage(
+        {
           userId,
-          body.service,
-          body.operation,
+          service: body.service,
+          operation: body.operation,
           modelId,
           priceVersion,
-          inputTokens,
-          outputTokens,
-          cachedInputTokens,
-          credits.toString(),
-          metadata === null ? null : JSON.stringify(metadata),
-          caller.userId,
-          cacheWriteTokens,
-          cacheWrite1hTokens,
-          reasoningTokens,
-          body.occurredAt ?? null,
+          tokens,
+          credits,
+          metadata,
+          actorId: caller.userId,
+          occurredAt: body.occurredAt ?? null,
           // UNPAID_LIMIT applies to a user's own records; supervisors' and admins' records are never refused.
-          caller.role === 'user' ? (this.unpaidLimit?.toString() ?? null) : null,
-        ],
+          unpaidLimit: caller.role === 'user' ? (this.unpaidLimit ?? null) : null,
+        },
         tx,
       );
-      const charged = fromDb(row.charged_credits);
-      const unpaid = fromDb(row.unpaid_credits);
+      const { charged, unpaid } = row;
       tx.afterCommit(() => {
         this.metrics.recordCredits('charged', charged);
         this.metrics.recordCredits('unpaid', unpaid);
       });
       const usageRecord: UsageRecordView = {
-        id: row.usage_record_id,
+        id: row.usageRecordId,
         userId,
         sessionId: null,
         service: body.service,
@@ -252,20 +230,20 @@ export class UsageService {
         refundedCredits: 0,
         metadata,
         recordedBy: caller.userId,
-        createdAt: row.created_at.toISOString(),
-        occurredAt: row.created_at.toISOString(),
-        recordedAt: row.recorded_at.toISOString(),
+        createdAt: row.createdAt.toISOString(),
+        occurredAt: row.createdAt.toISOString(),
+        recordedAt: row.recordedAt.toISOString(),
       };
       return {
-        status: 201,
+        effect: 'created',
         body: {
           usageRecord,
           chargedCredits: toCredits(charged),
           unpaidCredits: toCredits(unpaid),
-          availableCredits: toCredits(fromDb(row.available_credits)),
+          availableCredits: toCredits(row.available),
         },
       };
-    }));
+    });
   }
 
   /**
@@ -273,7 +251,7 @@ export class UsageService {
    * user's rollup rows (primary key prefix user_id, day), so the cost grows with days, not records.
    * `userId` (another user) is for supervisors and admins; a user never seen is NOT_FOUND.
    */
-  async userStats(caller: Caller, query: StatsQuery, userId?: string) {
+  async getUserStats(caller: Caller, query: StatsQuery, userId?: string) {
     const range = dayRangeOf(query);
     const target = this.targetOf(caller, userId);
     if (target !== caller.userId) await this.assertUserExists(target);
@@ -306,7 +284,7 @@ export class UsageService {
    * system as of now, from lots, active holds, small counter tables and a partial index. The three reads
    * run in parallel on separate connections: a dashboard may see them a few milliseconds apart.
    */
-  async systemStats(query: StatsQuery) {
+  async getSystemStats(query: StatsQuery) {
     const range = dayRangeOf(query);
     const [usageRows, userRows, [snapshot]] = await Promise.all([
       this.db.read<SumColumns & { g: number; model_id: string; day: string }>(
@@ -479,8 +457,7 @@ export class UsageService {
   }
 
   private async assertUserExists(userId: string): Promise<void> {
-    const rows = await this.db.query(`SELECT 1 FROM user_accounts WHERE id = $1`, [userId]);
-    if (rows.length === 0) throw notFound('User');
+    if (!(await this.users.userExists(userId))) throw notFound('User');
   }
 }
 

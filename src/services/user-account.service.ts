@@ -2,11 +2,16 @@ import type { Transaction } from 'sequelize';
 import type { Database } from '../db/database';
 import type { Role, UserAccountAttributes } from '../models';
 
-export interface TokenUser {
+/** Who calls or acts: the one caller/actor type every service takes. */
+export interface Caller {
   userId: string;
+  role: Role;
+}
+
+/** A caller as the verified token names them (mirrored into user_accounts). */
+export interface TokenUser extends Caller {
   email: string | null;
   username: string | null;
-  role: Role;
   /** The token's org claim (JWT_ORG_CLAIM); null when the token carries none (the stored org is kept). */
   orgId?: string | null;
 }
@@ -92,5 +97,10 @@ export class UserAccountService {
   async find(userId: string, tx?: Transaction): Promise<UserAccountAttributes | null> {
     const row = await this.db.models.UserAccount.findByPk(userId, { transaction: tx, raw: true });
     return (row as UserAccountAttributes | null) ?? null;
+  }
+
+  /** Whether this service has seen the user (a token, a grant or a usage record naming them). */
+  async userExists(userId: string): Promise<boolean> {
+    return (await this.db.models.UserAccount.count({ where: { id: userId } })) > 0;
   }
 }

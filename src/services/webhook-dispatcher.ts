@@ -3,6 +3,7 @@ import https from 'node:https';
 import { isIP } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import type { Database } from '../db/database';
+import { ledgerOf } from '../ledger/ledger';
 import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
 import { decryptSecret } from '../lib/webhook-secrets';
@@ -357,9 +358,14 @@ export class WebhookDispatcher {
         tx,
       );
       // The event saying so, written with the change (it reaches the other subscribed endpoints).
-      await this.db.query(`SELECT acct_event_emit('webhook.disabled', NULL, $1::jsonb)`, [
-        JSON.stringify({ webhookId: delivery.endpoint_id, url: endpoint.url, consecutiveFailures: endpoint.consecutive_failures, reason }),
-      ], tx);
+      await ledgerOf(this.db).emitEvent(
+        {
+          type: 'webhook.disabled',
+          userId: null,
+          data: { webhookId: delivery.endpoint_id, url: endpoint.url, consecutiveFailures: endpoint.consecutive_failures, reason },
+        },
+        tx,
+      );
       return true;
     });
   }

@@ -3,7 +3,7 @@ import type { Database } from '../db/database';
 import { AppError, notFound } from '../lib/errors';
 import { encryptSecret, generateWebhookSecret } from '../lib/webhook-secrets';
 import { webhookUrlProblem } from '../lib/webhook-url';
-import { decodeCursor, encodeCursor } from '../schemas/common';
+import { decodeKeyCursor, encodeCursor } from '../schemas/common';
 import type { CreateWebhookBody, DeliveriesQuery, UpdateWebhookBody } from '../schemas/webhook.schemas';
 import type { EventService } from './event.service';
 import type { WebhookDispatcher } from './webhook-dispatcher';
@@ -82,10 +82,6 @@ const toDeliveryJson = (row: DeliveryRow) => ({
 const invalid = (path: string, message: string) =>
   new AppError('VALIDATION_ERROR', 'The request is not valid', { problems: [{ location: 'body', path, message }] });
 
-const badCursor = () =>
-  new AppError('VALIDATION_ERROR', 'The request is not valid', {
-    problems: [{ location: 'query', path: 'cursor', message: 'is not a cursor this service issued' }],
-  });
 
 /** Webhook endpoints (admin): CRUD, test sends, deliveries and manual retries. Sending is the dispatcher's. */
 export class WebhookService {
@@ -114,11 +110,10 @@ export class WebhookService {
   }
 
   async list(query: { limit: number; cursor?: string }) {
-    const keys = decodeCursor(query.cursor);
-    if (keys !== undefined && !(keys.length === 1 && typeof keys[0] === 'string')) throw badCursor();
+    const after = decodeKeyCursor(query.cursor, () => true);
     const rows = await this.db.query<EndpointRow>(
       `SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE ($1::text IS NULL OR id > $1) ORDER BY id LIMIT $2`,
-      [keys?.[0] ?? null, query.limit + 1],
+      [after, query.limit + 1],
     );
     const data = rows.slice(0, query.limit).map(toWebhookJson);
     return { data, nextCursor: rows.length > query.limit ? encodeCursor([data[data.length - 1].id]) : null };
@@ -174,13 +169,12 @@ export class WebhookService {
 
   async deliveries(id: string, query: DeliveriesQuery) {
     await this.find(id);
-    const keys = decodeCursor(query.cursor);
-    if (keys !== undefined && !(keys.length === 1 && typeof keys[0] === 'string' && /^\d{1,18}$/.test(keys[0]))) throw badCursor();
+    const before = decodeKeyCursor(query.cursor, (key) => /^\d{1,18}$/.test(key));
     const rows = await this.db.query<DeliveryRow>(
       `${DELIVERY_SELECT}
         WHERE d.endpoint_id = $1 AND ($2::bigint IS NULL OR d.id < $2::bigint) AND ($3::text IS NULL OR d.status = $3)
         ORDER BY d.id DESC LIMIT $4`,
-      [id, keys?.[0] ?? null, query.status ?? null, query.limit + 1],
+      [id, before, query.status ?? null, query.limit + 1],
     );
     const data = rows.slice(0, query.limit).map(toDeliveryJson);
     return { data, nextCursor: rows.length > query.limit ? encodeCursor([data[data.length - 1].id]) : null };

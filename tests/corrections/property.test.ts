@@ -95,7 +95,7 @@ async function apply(model: Model, userId: string, step: Op): Promise<void> {
       if (step.kind === 'grant' || step.amount > 0n) {
         const res =
           step.kind === 'grant'
-            ? await credits.allocate(ADMIN, { userId, credits: step.amount, ...(step.days === null ? {} : { expiresInDays: step.days }) }, undefined)
+            ? await credits.allocateCredits(ADMIN, { userId, credits: step.amount, ...(step.days === null ? {} : { expiresInDays: step.days }) }, undefined)
             : await corrections.adjust(
                 ADMIN,
                 { userId, credits: step.amount, reason: 'p', ...(step.days === null ? {} : { expiresAt: new Date(Date.now() + step.days * 86_400_000).toISOString() }) },
@@ -120,7 +120,7 @@ async function apply(model: Model, userId: string, step: Op): Promise<void> {
       return;
     }
     case 'charge': {
-      const res = await ctx.services.usage.record({ userId: ADMIN, role: 'admin' }, { service: 'p', operation: 'p', credits: step.amount, userId }, undefined);
+      const res = await ctx.services.usage.recordUsage({ userId: ADMIN, role: 'admin' }, { service: 'p', operation: 'p', credits: step.amount, userId }, undefined);
       const record: ModelRecord = { id: res.body.usageRecord.id, credits: step.amount, unpaid: 0n, refunded: 0n, paidBy: new Map() };
       const charged = min(step.amount, model.available());
       model.draw(charged, record);

@@ -3,7 +3,7 @@ import { allocateResponse, balanceSchema, checkResponse, calculateResponse, tran
 import { createTestContext, type TestContext } from '../support/context';
 import { count, grantDirect, micro } from '../support/db';
 import { userWithRole } from '../support/tokens';
-import { allocate, holdForSession } from './helpers';
+import { allocate, chargeUsage, holdForSession } from './helpers';
 
 let ctx: TestContext;
 beforeAll(async () => {
@@ -238,7 +238,7 @@ describe('GET /api/credits/transactions', () => {
   test('When a user reads their ledger, then entries come newest first with positive credits and a signed balanceChange, page by page', async () => {
     const gina = userWithRole('user');
     await grantDirect(ctx.db, gina.id, 10);
-    await ctx.services.credits.deductCredits(gina.id, micro(2.5), { actorId: 'test' });
+    await chargeUsage(ctx, gina.id, micro(2.5));
     await holdForSession(ctx, gina.id, `s-${gina.id}`, micro(1));
 
     const first = await request(ctx.app).get('/api/credits/transactions?limit=2').set('Authorization', gina.auth);

@@ -4,7 +4,7 @@ import { AppError } from '../../src/lib/errors';
 import { createTestContext, type TestContext } from '../support/context';
 import { availableOf, count, grantDirect, micro } from '../support/db';
 import { userWithRole } from '../support/tokens';
-import { discrepancies, lotsOf } from './helpers';
+import { chargeUsage, discrepancies, holdForSession, lotsOf } from './helpers';
 
 let ctx: TestContext;
 let server: Server;
@@ -17,8 +17,8 @@ afterAll(async () => {
   await ctx.close();
 });
 
-describe('concurrent deductions', () => {
-  test('When 200 deductions of 1 credit race against a balance of 100, then exactly 100 succeed, the rest get INSUFFICIENT_CREDITS, the balance is 0 and reconcile is clean', async () => {
+describe('concurrent holds and charges', () => {
+  test('When 200 session holds of 1 credit race against a balance of 100, then exactly 100 succeed, the rest get INSUFFICIENT_CREDITS, the balance is 0 and reconcile is clean', async () => {
     const userId = 'race-200';
     // Spread over lots with different expiries so the race also crosses lot boundaries.
     await grantDirect(ctx.db, userId, 25, new Date(Date.now() + 86_400_000));
@@ -27,7 +27,7 @@ describe('concurrent deductions', () => {
     await grantDirect(ctx.db, userId, 25);
 
     const results = await Promise.allSettled(
-      Array.from({ length: 200 }, () => ctx.services.credits.deductCredits(userId, micro(1), { actorId: 'race' })),
+      Array.from({ length: 200 }, (_, i) => holdForSession(ctx, userId, `race-${i}`, micro(1))),
     );
 
     const succeeded = results.filter((r) => r.status === 'fulfilled');
@@ -41,16 +41,16 @@ describe('concurrent deductions', () => {
     }
     expect(await availableOf(ctx.db, userId)).toBe(0n);
     expect((await lotsOf(ctx, userId)).map((lot) => lot.remaining)).toEqual([0n, 0n, 0n, 0n]);
-    expect(await count(ctx.db, 'credit_transactions', `user_id = $1 AND type = 'charge'`, [userId])).toBe(100);
+    expect(await count(ctx.db, 'credit_transactions', `user_id = $1 AND type = 'hold'`, [userId])).toBe(100);
     expect(await discrepancies(ctx)).toEqual([]);
   });
 
-  test('When 50 partial deductions of 3 credits race against 100, then exactly 100 credits are charged and the rest is unpaid', async () => {
+  test('When 50 usage records of 3 credits race against 100, then exactly 100 credits are charged and the rest is unpaid', async () => {
     const userId = 'race-partial';
     await grantDirect(ctx.db, userId, 100);
 
     const results = await Promise.all(
-      Array.from({ length: 50 }, () => ctx.services.credits.deductCredits(userId, micro(3), { actorId: 'race', allowPartial: true })),
+      Array.from({ length: 50 }, () => chargeUsage(ctx, userId, micro(3))),
     );
 
     const charged = results.reduce((sum, r) => sum + r.charged, 0n);

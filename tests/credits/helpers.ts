@@ -29,77 +29,45 @@ export async function discrepancies(ctx: TestContext) {
   return (await ctx.services.credits.reconcile()).discrepancies;
 }
 
-/**
- * Starts a streaming session holding `credits` for the user, as the sessions service would: session row,
- * then CreditService.holdCredits in the same transaction (throws INSUFFICIENT_CREDITS and rolls back).
- */
-export async function holdForSession(ctx: TestContext, userId: string, sessionId: string, credits: Micro) {
-  return ctx.db.transaction(async (tx) => {
-    await ctx.db.query(
-      `INSERT INTO streaming_sessions (id, user_id, model_id, price_version, status, estimated_credits, allocated_credits,
-                                       request_hash, expires_at)
-       VALUES ($1, $2, 'gpt-4o', 1, 'active', $3, $3, 'test', now() + interval '15 minutes') RETURNING 1`,
-      [sessionId, userId, credits.toString()],
-      tx,
-    );
-    return ctx.services.credits.holdCredits(userId, credits, sessionId, 'test', tx);
-  });
+/** A model priced at 1 micro-credit per input token, so a finalize can capture any exact amount. */
+export const UNIT_MODEL = 'unit-credit-model';
+
+async function ensureUnitModel(ctx: TestContext): Promise<void> {
+  await ctx.db.query(
+    `INSERT INTO model_prices (model_id, price_version, input_price_per_1m, output_price_per_1m, cached_input_price_per_1m, created_by)
+     VALUES ($1, 1, 1000000, 1000000, 1000000, 'test') ON CONFLICT DO NOTHING RETURNING 1`,
+    [UNIT_MODEL],
+  );
 }
 
 /**
- * Resolves a session as the sessions service does: captures `capture` from its legs (in leg order),
- * releases the rest to the same lots — into an expired lot as release + expire — and ends the session.
+ * Opens a streaming session holding `credits` for the user through the production path
+ * (StreamingSessionService.initializeSession -> CreditService.deductCredits: one statement, all or nothing;
+ * INSUFFICIENT_CREDITS changes nothing).
  */
-export async function resolveSession(ctx: TestContext, sessionId: string, capture: Micro, status = 'completed') {
-  await ctx.db.transaction(async (tx) => {
-    const [session] = await ctx.db.query<{ user_id: string }>(
-      `SELECT u.id AS user_id FROM user_accounts u JOIN streaming_sessions s ON s.user_id = u.id WHERE s.id = $1 FOR UPDATE OF u`,
-      [sessionId],
-      tx,
-    );
-    const legs = await ctx.db.query<{ allocation_id: string; held_credits: string; expired: boolean }>(
-      `SELECT h.allocation_id::text, h.held_credits, coalesce(a.expires_at <= now(), false) AS expired
-         FROM session_holds h JOIN credit_allocations a ON a.id = h.allocation_id
-        WHERE h.session_id = $1
-        ORDER BY a.expires_at NULLS LAST, a.id
-          FOR UPDATE OF a, h`,
-      [sessionId],
-      tx,
-    );
-    let toCapture = capture;
-    for (const leg of legs) {
-      const held = fromDb(leg.held_credits);
-      const captured = toCapture < held ? toCapture : held;
-      const released = held - captured;
-      toCapture -= captured;
-      const entry = (type: string, amount: Micro) =>
-        ctx.db.query(
-          `INSERT INTO credit_transactions (user_id, type, amount, allocation_id, session_id, actor_id)
-           VALUES ($1, $2, $3, $4, $5, 'test') RETURNING 1`,
-          [session.user_id, type, amount.toString(), leg.allocation_id, sessionId],
-          tx,
-        );
-      if (captured > 0n) await entry('capture', captured);
-      if (released > 0n) {
-        await entry('release', released);
-        if (leg.expired) await entry('expire', released);
-        else
-          await ctx.db.query(`UPDATE credit_allocations SET remaining_credits = remaining_credits + $2 WHERE id = $1 RETURNING 1`, [
-            leg.allocation_id,
-            released.toString(),
-          ], tx);
-      }
-      await ctx.db.query(
-        `UPDATE session_holds SET captured_credits = $3, released_credits = $4 WHERE session_id = $1 AND allocation_id = $2 RETURNING 1`,
-        [sessionId, leg.allocation_id, captured.toString(), released.toString()],
-        tx,
-      );
-    }
-    // An ended session carries its cost (CHECK streaming_sessions_ended_has_cost).
-    await ctx.db.query(`UPDATE streaming_sessions SET status = $2, ended_at = now(), used_credits = $3 WHERE id = $1 RETURNING 1`, [
-      sessionId,
-      status,
-      capture.toString(),
-    ], tx);
-  });
+export async function holdForSession(ctx: TestContext, userId: string, sessionId: string, credits: Micro) {
+  await ensureUnitModel(ctx);
+  const res = await ctx.services.sessions.initializeSession({ userId, role: 'user' }, { sessionId, modelId: UNIT_MODEL, estimatedCredits: credits });
+  return { held: credits, session: res.body };
+}
+
+/**
+ * Ends a session opened by holdForSession through the production path: finalize (or abort with counts)
+ * capturing exactly `capture` micro-credits (at most the hold) and releasing the rest to the same lots.
+ */
+export async function resolveSession(ctx: TestContext, userId: string, sessionId: string, capture: Micro, status: 'completed' | 'aborted' = 'completed') {
+  const caller = { userId, role: 'user' as const };
+  const counts = { sessionId, actualInputTokens: Number(capture), actualOutputTokens: 0 };
+  return status === 'completed' ? ctx.services.sessions.finalizeSession(caller, counts) : ctx.services.sessions.abortSession(caller, counts);
+}
+
+/**
+ * Charges `amount` through the production path for usage (UsageService.recordUsage with given credits, recorded by
+ * an admin): drawn from lots in consumption order; what they do not cover is recorded as unpaid.
+ */
+export async function chargeUsage(ctx: TestContext, userId: string, amount: Micro) {
+  const res = await ctx.services.usage.recordUsage({ userId: 'test-admin', role: 'admin' }, { userId, service: 'test', operation: 'charge', credits: amount }, undefined);
+  const body = res.body;
+  const charged = BigInt(Math.round(body.chargedCredits * 1_000_000));
+  return { charged, unpaid: amount - charged, availableAfter: BigInt(Math.round(body.availableCredits * 1_000_000)) };
 }

@@ -2,17 +2,18 @@ import fc from 'fast-check';
 import { formatCredits, fromDb, parseCredits, type Micro } from '../../src/lib/money';
 import { createTestContext, type TestContext } from '../support/context';
 import { availableOf, grantDirect } from '../support/db';
-import { discrepancies, holdForSession, lotsOf, resolveSession } from './helpers';
+import { chargeUsage, discrepancies, holdForSession, lotsOf, resolveSession } from './helpers';
 
 let ctx: TestContext;
 beforeAll(async () => {
-  ctx = await createTestContext();
+  // Unpaid usage stays unpaid here (a grant does not pay it), so the model's lots are only what this test moves.
+  ctx = await createTestContext({ SETTLE_UNPAID_ON_GRANT: 'false' });
 });
 afterAll(() => ctx.close());
 
 type Op =
   | { kind: 'grant'; amount: Micro; days: number | null }
-  | { kind: 'deduct'; amount: Micro; partial: boolean }
+  | { kind: 'charge'; amount: Micro }
   | { kind: 'expire'; pick: number }
   | { kind: 'hold'; amount: Micro }
   | { kind: 'resolve'; pick: number; capturePercent: number };
@@ -20,7 +21,7 @@ type Op =
 const amount = fc.bigInt({ min: 1n, max: 40_000_000n }); // up to 40 credits, any micro-credit
 const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('grant' as const), amount: fc.bigInt({ min: 1n, max: 100_000_000n }), days: fc.option(fc.integer({ min: 1, max: 30 }), { nil: null }) }),
-  fc.record({ kind: fc.constant('deduct' as const), amount, partial: fc.boolean() }),
+  fc.record({ kind: fc.constant('charge' as const), amount }),
   fc.record({ kind: fc.constant('expire' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('hold' as const), amount }),
   fc.record({ kind: fc.constant('resolve' as const), pick: fc.nat(), capturePercent: fc.integer({ min: 0, max: 100 }) }),
@@ -67,7 +68,7 @@ async function apply(model: Model, userId: string, step: Op): Promise<void> {
   const credits = ctx.services.credits;
   switch (step.kind) {
     case 'grant': {
-      const res = await credits.allocate(
+      const res = await credits.allocateCredits(
         'property-admin',
         { userId, credits: step.amount, ...(step.days === null ? {} : { expiresInDays: step.days }) },
         undefined,
@@ -81,16 +82,13 @@ async function apply(model: Model, userId: string, step: Op): Promise<void> {
       });
       return;
     }
-    case 'deduct': {
+    case 'charge': {
+      // Usage is always recorded: what available credits do not cover is unpaid.
       const available = model.available();
-      if (available < step.amount && !step.partial) {
-        await expect(credits.deductCredits(userId, step.amount, { actorId: 'property' })).rejects.toMatchObject({ code: 'INSUFFICIENT_CREDITS' });
-        return;
-      }
-      const result = await credits.deductCredits(userId, step.amount, { actorId: 'property', allowPartial: step.partial });
+      const result = await chargeUsage(ctx, userId, step.amount);
       const expected = available < step.amount ? available : step.amount;
       model.draw(expected);
-      expect(result).toEqual({ charged: expected, unpaid: step.amount - expected, availableBefore: available, availableAfter: available - expected });
+      expect(result).toEqual({ charged: expected, unpaid: step.amount - expected, availableAfter: available - expected });
       return;
     }
     case 'expire': {
@@ -122,7 +120,7 @@ async function apply(model: Model, userId: string, step: Op): Promise<void> {
       const session = open[step.pick % open.length];
       const held = [...session.legs.values()].reduce((a, b) => a + b, 0n);
       let toCapture = (held * BigInt(step.capturePercent)) / 100n;
-      await resolveSession(ctx, session.id, toCapture);
+      await resolveSession(ctx, userId, session.id, toCapture);
       // Same leg order as the release code: the lots' current consumption order.
       const legLots = model.lots.filter((lot) => session.legs.has(lot.id)).sort(consumptionOrder);
       for (const lot of legLots) {
@@ -138,7 +136,7 @@ async function apply(model: Model, userId: string, step: Op): Promise<void> {
 }
 
 describe('ledger invariants under random operations', () => {
-  test('When grants, deductions, expiries, holds and releases run in any order, then after every step each lot equals its ledger and the balance matches an independent model', async () => {
+  test('When grants, usage charges, expiries, holds and finalizes run in any order, then after every step each lot equals its ledger and the balance matches an independent model', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 18 }), async (ops) => {
         const userId = `property-${++runs}`;
@@ -164,7 +162,7 @@ describe('ledger invariants under random operations', () => {
 describe('amounts add exactly', () => {
   const credits = fc.integer({ min: 1, max: 50_000_000 }).map((n) => n / 1e6); // JSON numbers with up to 6 decimals
 
-  test('When a then b is deducted from one account and a+b from an identical one, then both end with the same lots and the same charges', async () => {
+  test('When usage of a then b is charged to one account and a+b to an identical one, then both end with the same lots and the same charges', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.record({ credits, days: fc.option(fc.integer({ min: 1, max: 30 }), { nil: null }) }), { minLength: 1, maxLength: 4 }),
@@ -185,9 +183,9 @@ describe('amounts add exactly', () => {
           const sumMicro = parseMicro(formatCredits(aMicro + bMicro));
           expect(sumMicro).toBe(aMicro + bMicro);
 
-          const first = await ctx.services.credits.deductCredits(separately, aMicro, { actorId: 'p', allowPartial: true });
-          const second = await ctx.services.credits.deductCredits(separately, bMicro, { actorId: 'p', allowPartial: true });
-          const once = await ctx.services.credits.deductCredits(together, sumMicro, { actorId: 'p', allowPartial: true });
+          const first = await chargeUsage(ctx, separately, aMicro);
+          const second = await chargeUsage(ctx, separately, bMicro);
+          const once = await chargeUsage(ctx, together, sumMicro);
 
           expect(first.charged + second.charged).toBe(once.charged);
           expect(first.unpaid + second.unpaid).toBe(once.unpaid);

@@ -2,7 +2,7 @@ import request from 'supertest';
 import { createTestContext, type TestContext } from '../support/context';
 import { availableOf, count, grantDirect, micro } from '../support/db';
 import { userWithRole } from '../support/tokens';
-import { allocate, discrepancies, holdForSession, lotsOf, resolveSession } from './helpers';
+import { allocate, chargeUsage, discrepancies, holdForSession, lotsOf, resolveSession } from './helpers';
 
 let ctx: TestContext;
 beforeAll(async () => {
@@ -29,7 +29,7 @@ async function expiredLot(userId: string, credits: number): Promise<string> {
 }
 
 describe('consumption order', () => {
-  test('When lots of 40 (expires soon), 30 (later), 30 (never) and an expired 50 exist, then deductions drain them in that order and never touch the expired one', async () => {
+  test('When lots of 40 (expires soon), 30 (later), 30 (never) and an expired 50 exist, then holds drain them in that order and never touch the expired one', async () => {
     const user = userWithRole('user');
     // Created in an order different from the consumption order, so id order alone would be wrong.
     const never = (await allocate(ctx, supervisor.auth, { userId: user.id, credits: 30 })).body.allocation.id;
@@ -42,36 +42,36 @@ describe('consumption order', () => {
     expect(balance.body.availableCredits).toBe(100);
     expect(balance.body.allocations.map((a: { id: string }) => a.id)).toEqual([soon, later, never]);
 
-    await ctx.services.credits.deductCredits(user.id, micro(25), { actorId: 'test' });
+    await holdForSession(ctx, user.id, 'order-1', micro(25));
     expect(await remaining()).toEqual({ [soon]: micro(15), [later]: micro(30), [never]: micro(30), [expired]: micro(50) });
 
-    await ctx.services.credits.deductCredits(user.id, micro(25), { actorId: 'test' });
+    await holdForSession(ctx, user.id, 'order-2', micro(25));
     expect(await remaining()).toEqual({ [soon]: 0n, [later]: micro(20), [never]: micro(30), [expired]: micro(50) });
 
-    await ctx.services.credits.deductCredits(user.id, micro(30), { actorId: 'test' });
+    await holdForSession(ctx, user.id, 'order-3', micro(30));
     expect(await remaining()).toEqual({ [soon]: 0n, [later]: 0n, [never]: micro(20), [expired]: micro(50) });
 
-    await ctx.services.credits.deductCredits(user.id, micro(20), { actorId: 'test' });
+    await holdForSession(ctx, user.id, 'order-4', micro(20));
     expect(await remaining()).toEqual({ [soon]: 0n, [later]: 0n, [never]: 0n, [expired]: micro(50) });
 
-    await expect(ctx.services.credits.deductCredits(user.id, micro(0.000001), { actorId: 'test' })).rejects.toMatchObject({
+    await expect(holdForSession(ctx, user.id, 'order-refused', micro(0.000001))).rejects.toMatchObject({
       code: 'INSUFFICIENT_CREDITS',
       details: { requiredCredits: 0.000001, availableCredits: 0 },
     });
-    expect(await count(ctx.db, 'credit_transactions', `allocation_id = $1 AND type = 'charge'`, [expired])).toBe(0);
+    expect(await count(ctx.db, 'credit_transactions', `allocation_id = $1 AND type <> 'grant'`, [expired])).toBe(0);
     const after = await request(ctx.app).get('/api/credits/balance').set('Authorization', user.auth);
     expect(after.body).toMatchObject({ availableCredits: 0, allocations: [] });
   });
 
-  test('When a deduction spans lots, then one charge row is written per lot it drew from', async () => {
+  test('When a usage charge spans lots, then one charge row is written per lot it drew from', async () => {
     const userId = 'span-user';
     const a = await grantDirect(ctx.db, userId, 1, new Date(Date.now() + DAY));
     const b = await grantDirect(ctx.db, userId, 2);
     const c = await grantDirect(ctx.db, userId, 3);
 
-    const result = await ctx.services.credits.deductCredits(userId, micro(4.5), { actorId: 'test' });
+    const result = await chargeUsage(ctx, userId, micro(4.5));
 
-    expect(result).toEqual({ charged: micro(4.5), unpaid: 0n, availableBefore: micro(6), availableAfter: micro(1.5) });
+    expect(result).toEqual({ charged: micro(4.5), unpaid: 0n, availableAfter: micro(1.5) });
     const rows = await ctx.db.query<{ allocation_id: string; amount: string }>(
       `SELECT allocation_id::text, amount FROM credit_transactions WHERE user_id = $1 AND type = 'charge' ORDER BY id`,
       [userId],
@@ -83,12 +83,12 @@ describe('consumption order', () => {
     ]);
   });
 
-  test('When a deduction is refused for lack of credits, then nothing changes', async () => {
+  test('When a hold is refused for lack of credits, then nothing changes', async () => {
     const userId = 'poor-user';
     await grantDirect(ctx.db, userId, 5);
     const entriesBefore = await count(ctx.db, 'credit_transactions', 'user_id = $1', [userId]);
 
-    await expect(ctx.services.credits.deductCredits(userId, micro(5.000001), { actorId: 'test' })).rejects.toMatchObject({
+    await expect(holdForSession(ctx, userId, 'poor-session', micro(5.000001))).rejects.toMatchObject({
       code: 'INSUFFICIENT_CREDITS',
       details: { requiredCredits: 5.000001, availableCredits: 5 },
     });
@@ -97,13 +97,13 @@ describe('consumption order', () => {
     expect(await count(ctx.db, 'credit_transactions', 'user_id = $1', [userId])).toBe(entriesBefore);
   });
 
-  test('When partial deduction is allowed, then what is available is charged and the rest is unpaid', async () => {
+  test('When usage costs more than is available, then what is available is charged and the rest is unpaid', async () => {
     const userId = 'partial-user';
     await grantDirect(ctx.db, userId, 7);
 
-    const result = await ctx.services.credits.deductCredits(userId, micro(10), { actorId: 'test', allowPartial: true });
+    const result = await chargeUsage(ctx, userId, micro(10));
 
-    expect(result).toEqual({ charged: micro(7), unpaid: micro(3), availableBefore: micro(7), availableAfter: 0n });
+    expect(result).toEqual({ charged: micro(7), unpaid: micro(3), availableAfter: 0n });
     expect(await availableOf(ctx.db, userId)).toBe(0n);
   });
 });
@@ -113,7 +113,7 @@ describe('lot expiry job', () => {
     const userId = 'expiry-user';
     const gone = await expiredLot(userId, 12);
     const live = await grantDirect(ctx.db, userId, 8, new Date(Date.now() + DAY));
-    await ctx.services.credits.deductCredits(userId, micro(1), { actorId: 'test' });
+    await chargeUsage(ctx, userId, micro(1));
 
     await ctx.services.credits.expireLots();
     const secondRun = await ctx.services.credits.expireLots();
@@ -136,7 +136,7 @@ describe('lot expiry job', () => {
 
     await ctx.services.credits.expireLots();
     const [afterExpiry] = await lotsOf(ctx, userId);
-    await resolveSession(ctx, 'expiry-hold-session', micro(1));
+    await resolveSession(ctx, userId, 'expiry-hold-session', micro(1));
 
     expect(afterExpiry.remaining).toBe(0n);
     const [afterRelease] = await lotsOf(ctx, userId);

@@ -4,7 +4,7 @@ import { modelListResponse, modelPriceSchema } from '../../src/schemas/model.sch
 import { createTestContext, type TestContext } from '../support/context';
 import { count, grantDirect, micro } from '../support/db';
 import { userWithRole } from '../support/tokens';
-import { holdForSession, resolveSession } from './helpers';
+import { chargeUsage, holdForSession, resolveSession } from './helpers';
 
 let ctx: TestContext;
 beforeAll(async () => {
@@ -114,12 +114,12 @@ describe('GET /api/admin/reconcile', () => {
     const soon = await grantDirect(ctx.db, user.id, 50, new Date(Date.now() + 86_400_000));
     await grantDirect(ctx.db, user.id, 50);
     await grantDirect(ctx.db, user.id, 5, new Date(Date.now() - 1000));
-    await ctx.services.credits.deductCredits(user.id, micro(10), { actorId: 'test' });
+    await chargeUsage(ctx, user.id, micro(10));
     await holdForSession(ctx, user.id, `rec-a-${user.id}`, micro(60));
     await holdForSession(ctx, user.id, `rec-b-${user.id}`, micro(5));
     // The lot the hold drew from expires while the session runs: its release is expired too.
     await ctx.db.query(`UPDATE credit_allocations SET expires_at = now() - interval '1 second' WHERE id = $1 RETURNING 1`, [soon]);
-    await resolveSession(ctx, `rec-a-${user.id}`, micro(12.5));
+    await resolveSession(ctx, user.id, `rec-a-${user.id}`, micro(12.5));
     await ctx.services.credits.expireLots();
     expect(await count(ctx.db, 'credit_transactions', `user_id = $1 AND type = 'expire'`, [user.id])).toBe(2);
 

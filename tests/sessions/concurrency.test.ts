@@ -188,13 +188,13 @@ describe('round trips', () => {
         .sort((x, y) => x.at - y.at)
         .map(({ sql }) => String(sql).trim().split(/\s+/).slice(0, 4).join(' '));
     try {
-      const res = await other.finalize({ userId: user.id, role: 'user' }, { sessionId: opened.body.sessionId, actualInputTokens: 1000, actualOutputTokens: 0 });
+      const res = await other.finalizeSession({ userId: user.id, role: 'user' }, { sessionId: opened.body.sessionId, actualInputTokens: 1000, actualOutputTokens: 0 });
       expect(res.body.usedCredits).toBe(1);
       // price lookup of the session + the version's price (cold in this instance) + the settle call
       expect(statementsInOrder()).toEqual([
         'SELECT model_id, price_version FROM',
         'SELECT * FROM model_prices',
-        'SELECT * FROM acct_session_settle($1,',
+        'SELECT * FROM acct_session_settle($1::text,',
       ]);
     } finally {
       spy.mockRestore();

@@ -248,7 +248,7 @@ describe('several sweepers at once', () => {
     for (const owner of owners) {
       const opened = await Promise.all(
         Array.from({ length: perUser }, () =>
-          ctx.services.sessions.initialize(
+          ctx.services.sessions.initializeSession(
             { userId: owner.id, role: 'user' },
             { modelId: TEST_MODEL, estimatedInputTokens: 500, estimatedOutputTokens: 250 }, // 0.5 + 0.5
           ),
@@ -291,13 +291,13 @@ describe('several sweepers at once', () => {
       const [finalized] = await Promise.all([
         Promise.all(
           toFinalize.map((id) =>
-            ctx.services.sessions.finalize({ userId: 'admin', role: 'admin' }, { sessionId: id, userId: owners.get(id), actualInputTokens: 1000, actualOutputTokens: 0 }),
+            ctx.services.sessions.finalizeSession({ userId: 'admin', role: 'admin' }, { sessionId: id, userId: owners.get(id), actualInputTokens: 1000, actualOutputTokens: 0 }),
           ),
         ),
         ...sweepers.map((s) => sweepUntilDone(s.sessions)),
       ]);
 
-      expect(finalized.every((r) => r.status === 200 && r.body.usedCredits === 1)).toBe(true);
+      expect(finalized.every((r) => r.effect === 'done' && r.body.usedCredits === 1)).toBe(true);
       expect(await count(ctx.db, 'streaming_sessions', `id = ANY($1) AND status = 'completed' AND used_credits = 1000000`, [toFinalize])).toBe(50);
       expect(await count(ctx.db, 'streaming_sessions', `id = ANY($1) AND status = 'expired'`, [ids])).toBe(50);
       expect(await count(ctx.db, 'usage_records', `session_id = ANY($1)`, [ids])).toBe(100);

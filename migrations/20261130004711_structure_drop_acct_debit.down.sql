@@ -1,3 +1,4 @@
+-- Restores acct_debit as it was before 20261130004711 (its text from the former src/ledger/sql/acct_debit.sql).
 -- acct_debit: current definition (first created in migrations/20261124001000_credits.up.sql).
 -- Locks the user, then draws p_amount ('charge' or 'hold') from live lots. All or nothing unless
 -- p_allow_partial (then it draws what is available). Returns what was drawn and what was available before;

@@ -73,21 +73,28 @@ function parseArgs(argv: string[]): Options {
 interface ScenarioSpec {
   id: string;
   title: string;
-  server: 'service' | 'baseline';
+  /** What takes the load: the service, the hand-written baselines, or PostgreSQL itself (P0). */
+  server: 'service' | 'baseline' | 'database';
   kind: LoadKind;
   path?: string;
   needs: Endpoint[];
+  /** Concurrency: the load's connections (default), or the pool size (P0: as many as the service's pool). */
+  connections?: 'pool';
 }
 
 type Endpoint = 'initialize' | 'finalize' | 'balance';
 
 const SCENARIOS: ScenarioSpec[] = [
+  { id: 'P0', title: "database ceiling: initialize's statement from plain pg clients, one per pooled connection", server: 'database', kind: 'statement-loop', needs: [], connections: 'pool' },
+  { id: 'H0', title: 'baseline: bare Express GET /health', server: 'baseline', kind: 'get', path: '/health', needs: [] },
+  { id: 'I0', title: "baseline: minimal Express handler, JWT verify + initialize's statement (prepared, same pool size)", server: 'baseline', kind: 'baseline-initialize', needs: [] },
   { id: 'B1', title: 'baseline: hold transaction (Express + jsonwebtoken + pg prepared statements)', server: 'baseline', kind: 'baseline-hold', needs: [] },
   { id: 'S1', title: 'initialize, random users', server: 'service', kind: 'initialize', needs: ['initialize'] },
   { id: 'S2', title: "finalize of S1's sessions", server: 'service', kind: 'finalize-opened', needs: ['finalize'] },
   { id: 'S3', title: 'initialize→finalize flows, random users', server: 'service', kind: 'flow', needs: ['initialize', 'finalize'] },
   { id: 'S4', title: 'initialize, one hot user', server: 'service', kind: 'initialize-hot', needs: ['initialize'] },
   { id: 'S5', title: 'GET /api/credits/balance, random users', server: 'service', kind: 'get', path: '/api/credits/balance', needs: ['balance'] },
+  { id: 'SH', title: "the service's GET /health (its middleware stack, no auth, no database)", server: 'service', kind: 'get', path: '/health', needs: [] },
 ];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -255,8 +262,8 @@ async function main(): Promise<number> {
     const endpoints = await probeEndpoints(serviceUrl, probeAuth);
     log(`load generator ready (${signedUsers} pre-signed tokens); service endpoints present: ${[...endpoints].join(', ') || 'none of initialize/finalize/balance'}`);
 
-    const runLoad = async (id: string, kind: LoadKind, url: string, seconds: number, p?: string) => {
-      const answer = await loader.ask({ type: 'run', id, kind, url, path: p, connections: options.connections, durationSec: seconds }, (seconds + 60) * 1000);
+    const runLoad = async (id: string, kind: LoadKind, url: string, seconds: number, p?: string, connections = options.connections) => {
+      const answer = await loader.ask({ type: 'run', id, kind, url, path: p, connections, durationSec: seconds }, (seconds + 60) * 1000);
       if (answer.type === 'failed') throw new Error(`load generator failed: ${answer.error}`);
       return answer;
     };
@@ -266,6 +273,7 @@ async function main(): Promise<number> {
     const warmPath = endpoints.has('balance') ? '/api/credits/balance' : '/api/me';
     log(`warm-up ${options.warmupSec} s each`);
     await runLoad('warm-up B1', 'baseline-hold', baselineUrl, options.warmupSec);
+    await runLoad('warm-up I0', 'baseline-initialize', baselineUrl, options.warmupSec);
     await runLoad('warm-up service', serviceWarmKind, serviceUrl, options.warmupSec, warmPath);
 
     // Which scenarios run, and against what; the others get a row saying why not.
@@ -297,7 +305,8 @@ async function main(): Promise<number> {
         const deadlocksBefore = await deadlocks(stats);
         const from = Date.now();
         log(`round ${round}/${options.rounds} ${spec.id}: ${row.title} (${slice} s)`);
-        const answer = await runLoad(spec.id, spec.kind, spec.server === 'service' ? serviceUrl : baselineUrl, slice, kindPath);
+        const target = spec.server === 'service' ? serviceUrl : spec.server === 'baseline' ? baselineUrl : database.url;
+        const answer = await runLoad(spec.id, spec.kind, target, slice, kindPath, spec.connections === 'pool' ? options.poolMax : options.connections);
         if (answer.type === 'skipped') {
           row.skipped ??= answer.reason;
           continue;

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { renderDiagnostics, type Diagnostics } from './diagnostics';
 import type { ScenarioResult } from './protocol';
 
 export interface ScenarioRow {
@@ -9,6 +10,8 @@ export interface ScenarioRow {
   result?: ScenarioResult;
   deadlocks?: number;
   peakRssMb?: number;
+  /** Where its time went (bench/diagnostics.ts), summed over its rounds. */
+  diagnostics?: Diagnostics;
 }
 
 export interface SoakSummary {
@@ -23,6 +26,8 @@ export interface SoakSummary {
 export interface RunReport {
   command: string;
   date: string;
+  /** /proc/loadavg (1, 5, 15 min) at the start and the end of the run: the machine is shared. */
+  loadAverage?: string;
   commit: string;
   node: string;
   cpus: number;
@@ -103,8 +108,13 @@ export function renderReport(report: RunReport): string {
   const out = [
     `Run ${report.date} · commit ${report.commit} · node ${report.node} · ${report.cpus} CPUs · database: ${report.database}`,
     `Command: \`${report.command}\` · ${report.connections} connections · ${report.durationSec} s per scenario in ${report.rounds} round(s) · pool ${report.poolMax} (service and baseline)`,
+    `Load average (1/5/15 min): ${report.loadAverage ?? 'unknown'}`,
     '',
     renderTable(report),
+    '',
+    'Where the time went (per request, summed over rounds; ms/req of CPU is CPU time divided by requests served):',
+    '',
+    renderDiagnostics(report.rows),
     '',
     `Service RSS: peak sampled ${fmt(report.servicePeakRssMb)} MB, VmHWM ${fmt(report.serviceHwmMb)} MB.`,
   ];

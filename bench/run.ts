@@ -14,6 +14,7 @@ import path from 'node:path';
 import { Client } from 'pg';
 import { findFreePort } from '../src/db/embedded-postgres';
 import { BENCH_JWT_SECRET, DEFAULT_POOL_MAX, USER_COUNT, userId } from './constants';
+import { Probe, emptyDiagnostics, loadAverage } from './diagnostics';
 import { migrate, startFreshDatabase, type FreshDatabase } from './fresh-database';
 import { forkNode, RssSampler, startNode, stopAll, stopChild, waitForHttp } from './processes';
 import type { LoadKind, LoadRequest, LoadResponse } from './protocol';
@@ -21,6 +22,8 @@ import { renderReport, writeResultsBlock, type RunReport, type ScenarioRow, type
 import { seedUsers } from './seed';
 
 const ROOT = path.resolve(__dirname, '../..');
+/** Production refuses a public /metrics without a token; the bench scrapes it for event-loop and pool figures. */
+const METRICS_TOKEN = 'bench-metrics-token-not-a-secret';
 const OUT_DIR = path.join(ROOT, '.bench');
 
 interface Options {
@@ -189,6 +192,7 @@ async function main(): Promise<number> {
   pruneOldRuns(10);
   const logDir = fs.mkdtempSync(path.join(OUT_DIR, 'run-'));
   const userCount = Number(process.env.BENCH_USER_COUNT ?? USER_COUNT);
+  const startLoad = loadAverage();
 
   let database: FreshDatabase | undefined;
   let stats: Client | undefined;
@@ -216,6 +220,9 @@ async function main(): Promise<number> {
     stats = new Client({ connectionString: database.url });
     stats.on('error', () => undefined); // the server going away on Ctrl-C must not crash the cleanup
     await stats.connect();
+    const probePids: { loader?: number } = {};
+    const probe = new Probe(stats, probePids, METRICS_TOKEN);
+    await probe.enable(new URL(database.url).pathname.slice(1));
 
     const [servicePort, baselinePort] = [await findFreePort(), await findFreePort()];
     const serviceUrl = `http://127.0.0.1:${servicePort}`;
@@ -239,7 +246,7 @@ async function main(): Promise<number> {
         // Rate limiting would measure the limiter, not the hot path.
         RATE_LIMIT_ENABLED: 'false',
         // Production refuses a public /metrics without a token; the bench scrapes nothing, so a token will do.
-        METRICS_TOKEN: 'bench-metrics-token-not-a-secret',
+        METRICS_TOKEN,
       },
       path.join(logDir, 'service.log'),
       [...productionNodeFlags(), ...options.nodeArgs, ...(options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])],
@@ -249,6 +256,7 @@ async function main(): Promise<number> {
       path.join(ROOT, 'dist/bench/baseline-server.js'),
       { ...baseEnv, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(baselinePort), DATABASE_URL: database.url, POOL_MAX: String(options.poolMax), JWT_SECRET: BENCH_JWT_SECRET },
       path.join(logDir, 'baseline.log'),
+      options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', path.join(profileDir, 'baseline')] : [],
     );
     await Promise.all([waitForHttp(`${serviceUrl}/ready`, service), waitForHttp(`${baselineUrl}/ready`, baseline)]);
     const rss = new RssSampler(service.pid!);
@@ -256,6 +264,7 @@ async function main(): Promise<number> {
     log(`service (pid ${service.pid}) on ${serviceUrl}, baseline (pid ${baseline.pid}) on ${baselineUrl}; logs in ${path.relative(ROOT, logDir)}`);
 
     const loader = new Loader(forkNode('load generator', path.join(__dirname, 'load.js'), { ...baseEnv, BENCH_USER_COUNT: String(userCount), BENCH_TOKEN_KINDS: process.env.BENCH_TOKEN_KINDS ?? '' }));
+    probePids.loader = loader.child.pid;
     const signedUsers = await loader.ready();
     const { default: jwt } = await import('jsonwebtoken');
     const probeAuth = `Bearer ${jwt.sign({ sub: userId(1), role: 'user' }, BENCH_JWT_SECRET, { algorithm: 'HS256', expiresIn: '1h' })}`;
@@ -303,8 +312,13 @@ async function main(): Promise<number> {
     for (let round = 1; round <= options.rounds; round++) {
       for (const { spec, row, path: kindPath } of plan) {
         const deadlocksBefore = await deadlocks(stats);
+        const serverPid = spec.server === 'service' ? service.pid : spec.server === 'baseline' ? baseline.pid : undefined;
+        const scrapeUrl = spec.server === 'service' ? serviceUrl : undefined;
+        const load = loadAverage();
+        const before = await probe.snapshot(serverPid, scrapeUrl);
+        const [requestsBefore, secondsBefore] = [row.result?.requests ?? 0, row.result?.seconds ?? 0];
         const from = Date.now();
-        log(`round ${round}/${options.rounds} ${spec.id}: ${row.title} (${slice} s)`);
+        log(`round ${round}/${options.rounds} ${spec.id}: ${row.title} (${slice} s, load average ${load})`);
         const target = spec.server === 'service' ? serviceUrl : spec.server === 'baseline' ? baselineUrl : database.url;
         const answer = await runLoad(spec.id, spec.kind, target, slice, kindPath, spec.connections === 'pool' ? options.poolMax : options.connections);
         if (answer.type === 'skipped') {
@@ -319,6 +333,8 @@ async function main(): Promise<number> {
         }
         await sleep(1_100); // pg_stat counters are flushed about once a second
         row.deadlocks = (row.deadlocks ?? 0) + (await deadlocks(stats)) - deadlocksBefore;
+        const after = await probe.snapshot(serverPid, scrapeUrl);
+        Probe.add((row.diagnostics ??= emptyDiagnostics()), before, after, answer.result.requests - requestsBefore, answer.result.seconds - secondsBefore, load);
         const r = answer.result;
         log(`${spec.id} so far: ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, non-2xx ${r.non2xx}`);
       }
@@ -355,6 +371,7 @@ async function main(): Promise<number> {
     const report: RunReport = {
       command,
       date: new Date().toISOString(),
+      loadAverage: `${startLoad} at the start, ${loadAverage()} at the end`,
       commit: gitCommit(),
       node: process.version,
       cpus: os.cpus().length,
@@ -376,7 +393,7 @@ async function main(): Promise<number> {
       writeResultsBlock(path.join(ROOT, 'docs/performance.md'), markdown);
       log('results written to docs/performance.md');
     }
-    if (options.cpuProf) log(`CPU profile of the service in ${path.relative(ROOT, profileDir)}`);
+    if (options.cpuProf) log(`CPU profile of the service in ${path.relative(ROOT, profileDir)}, of the baselines (H0, I0, B1) in ${path.relative(ROOT, profileDir)}/baseline`);
 
     // A scenario that ran but got no 2xx at all means the harness sends requests the service rejects.
     const broken = rows.filter((r) => r.result && r.result.ok === 0);

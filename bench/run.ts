@@ -40,6 +40,34 @@ interface Options {
   /** Extra node flags for the service only (e.g. "--trace-gc" or "--max-old-space-size=96"). */
   nodeArgs: string[];
   write: boolean;
+  /** Other builds or settings of the service run in the same run (lever comparisons), see parseVariant. */
+  variants: Variant[];
+  variantScenarios: Set<string>;
+}
+
+/**
+ * `--variant name=<root>[:KEY=VALUE,KEY=VALUE]`: one more service instance, started from <root>/dist/src/server.js
+ * (a checkout of another commit, built; `.` is this one) with extra environment, on the same database. Its
+ * scenarios (`--variant-scenarios`, default S1,S3,S5,SH) run as `<id>@<name>` in the same rounds, so a lever's
+ * before and after are measured within one run. Repeat the flag for more variants.
+ */
+interface Variant {
+  name: string;
+  root: string;
+  env: Record<string, string>;
+}
+
+function parseVariant(raw: string): Variant {
+  const m = /^([A-Za-z0-9_-]{1,20})=([^:]+)(?::(.*))?$/.exec(raw);
+  if (!m) throw new Error(`--variant ${raw}: expected name=<root>[:KEY=VALUE,...]`);
+  const env: Record<string, string> = {};
+  for (const pair of (m[3] ?? '').split(',').filter(Boolean)) {
+    const [k, ...v] = pair.split('=');
+    env[k] = v.join('=');
+  }
+  const root = path.resolve(ROOT, m[2]);
+  if (!fs.existsSync(path.join(root, 'dist/src/server.js'))) throw new Error(`--variant ${m[1]}: no ${root}/dist/src/server.js (build it first)`);
+  return { name: m[1], root, env };
 }
 
 function parseArgs(argv: string[]): Options {
@@ -70,6 +98,8 @@ function parseArgs(argv: string[]): Options {
     cpuProf: has('cpu-prof'),
     nodeArgs: (value('node-args') ?? '').split(' ').filter(Boolean),
     write: !smoke && !has('no-write'),
+    variants: argv.flatMap((a, i) => (a === '--variant' ? [parseVariant(argv[i + 1] ?? '')] : [])),
+    variantScenarios: new Set((value('variant-scenarios') ?? 'S1,S3,S5,SH').split(',').map((x) => x.trim().toUpperCase())),
   };
 }
 
@@ -229,16 +259,13 @@ async function main(): Promise<number> {
     const baselineUrl = `http://127.0.0.1:${baselinePort}`;
     const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR };
     const profileDir = path.join(logDir, 'profiles');
-    const service = startNode(
-      'service',
-      path.join(ROOT, 'dist/src/server.js'),
-      {
+    const serviceEnv = (port: number, extra: Record<string, string> = {}) => ({
         ...baseEnv,
         NODE_ENV: 'production',
         LOG_LEVEL: 'warn',
         HOST: '127.0.0.1',
-        PORT: String(servicePort),
-        DATABASE_URL: database.url,
+        PORT: String(port),
+        DATABASE_URL: database!.url,
         DATABASE_POOL_MAX: String(options.poolMax),
         JWT_ALGORITHM: 'HS256',
         JWT_SECRET: BENCH_JWT_SECRET,
@@ -247,10 +274,27 @@ async function main(): Promise<number> {
         RATE_LIMIT_ENABLED: 'false',
         // Production refuses a public /metrics without a token; the bench scrapes nothing, so a token will do.
         METRICS_TOKEN,
-      },
+        ...extra,
+    });
+    const service = startNode(
+      'service',
+      path.join(ROOT, 'dist/src/server.js'),
+      serviceEnv(servicePort),
       path.join(logDir, 'service.log'),
       [...productionNodeFlags(), ...options.nodeArgs, ...(options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])],
     );
+    const variants: { variant: Variant; url: string; child: ChildProcess }[] = [];
+    for (const variant of options.variants) {
+      const port = await findFreePort();
+      const child = startNode(`service@${variant.name}`, path.join(variant.root, 'dist/src/server.js'), serviceEnv(port, variant.env), path.join(logDir, `service@${variant.name}.log`), [
+        ...productionNodeFlags(),
+        ...options.nodeArgs,
+        ...(options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', path.join(profileDir, variant.name)] : []),
+      ]);
+      variants.push({ variant, url: `http://127.0.0.1:${port}`, child });
+      log(`variant ${variant.name}: ${variant.root}/dist/src/server.js ${JSON.stringify(variant.env)} (pid ${child.pid}) on port ${port}`);
+    }
+    await Promise.all(variants.map((v) => waitForHttp(`${v.url}/ready`, v.child)));
     const baseline = startNode(
       'baseline',
       path.join(ROOT, 'dist/bench/baseline-server.js'),
@@ -284,10 +328,11 @@ async function main(): Promise<number> {
     await runLoad('warm-up B1', 'baseline-hold', baselineUrl, options.warmupSec);
     await runLoad('warm-up I0', 'baseline-initialize', baselineUrl, options.warmupSec);
     await runLoad('warm-up service', serviceWarmKind, serviceUrl, options.warmupSec, warmPath);
+    for (const v of variants) await runLoad(`warm-up ${v.variant.name}`, serviceWarmKind, v.url, options.warmupSec, warmPath);
 
     // Which scenarios run, and against what; the others get a row saying why not.
     const rows: ScenarioRow[] = [];
-    const plan: { spec: ScenarioSpec; row: ScenarioRow; path?: string }[] = [];
+    const plan: { spec: ScenarioSpec; row: ScenarioRow; path?: string; variant?: (typeof variants)[number] }[] = [];
     for (const spec of SCENARIOS) {
       const row: ScenarioRow = { id: spec.id, title: spec.title };
       rows.push(row);
@@ -305,21 +350,32 @@ async function main(): Promise<number> {
       else if (spec.id === 'S2' && !plan.some((p) => p.spec.id === 'S1')) row.skipped = 'needs S1 in the same run';
       else plan.push({ spec, row, path: kindPath });
     }
+    // Each variant's scenarios right after the main service's, so the comparison shares its neighbours' load.
+    for (const v of variants) {
+      for (const entry of plan.filter((p) => p.spec.server === 'service' && !p.variant && options.variantScenarios.has(p.spec.id))) {
+        const row: ScenarioRow = { id: `${entry.spec.id}@${v.variant.name}`, title: `${entry.row.title} — variant ${v.variant.name}` };
+        // S2 finalizes what the S1 just before it opened: a variant's S1 goes after S2.
+        const s2 = entry.spec.id === 'S1' ? plan.find((p) => p.spec.id === 'S2' && !p.variant) : undefined;
+        const after = s2 ?? entry;
+        rows.splice(rows.indexOf(after.row) + 1 + variants.indexOf(v), 0, row);
+        plan.splice(plan.indexOf(after) + 1 + variants.indexOf(v), 0, { spec: entry.spec, row, path: entry.path, variant: v });
+      }
+    }
 
     // Rounds: every scenario runs for duration/rounds, the whole list repeated `rounds` times, so that a
     // neighbour's load on this shared machine hits the baseline and the service alike; results are summed.
     const slice = options.durationSec / options.rounds;
     for (let round = 1; round <= options.rounds; round++) {
-      for (const { spec, row, path: kindPath } of plan) {
+      for (const { spec, row, path: kindPath, variant } of plan) {
         const deadlocksBefore = await deadlocks(stats);
-        const serverPid = spec.server === 'service' ? service.pid : spec.server === 'baseline' ? baseline.pid : undefined;
-        const scrapeUrl = spec.server === 'service' ? serviceUrl : undefined;
+        const serverPid = variant ? variant.child.pid : spec.server === 'service' ? service.pid : spec.server === 'baseline' ? baseline.pid : undefined;
+        const scrapeUrl = variant ? variant.url : spec.server === 'service' ? serviceUrl : undefined;
         const load = loadAverage();
         const before = await probe.snapshot(serverPid, scrapeUrl);
         const [requestsBefore, secondsBefore] = [row.result?.requests ?? 0, row.result?.seconds ?? 0];
         const from = Date.now();
         log(`round ${round}/${options.rounds} ${spec.id}: ${row.title} (${slice} s, load average ${load})`);
-        const target = spec.server === 'service' ? serviceUrl : spec.server === 'baseline' ? baselineUrl : database.url;
+        const target = variant ? variant.url : spec.server === 'service' ? serviceUrl : spec.server === 'baseline' ? baselineUrl : database.url;
         const answer = await runLoad(spec.id, spec.kind, target, slice, kindPath, spec.connections === 'pool' ? options.poolMax : options.connections);
         if (answer.type === 'skipped') {
           row.skipped ??= answer.reason;
@@ -327,7 +383,7 @@ async function main(): Promise<number> {
         }
         if (answer.type !== 'result') continue;
         row.result = answer.result;
-        if (spec.server === 'service') {
+        if (spec.server === 'service' && !variant) {
           const peak = Math.max(...rss.samples.filter((s) => s.at >= from).map((s) => s.rssKb)) / 1024;
           row.peakRssMb = Math.max(row.peakRssMb ?? 0, peak);
         }
@@ -366,6 +422,7 @@ async function main(): Promise<number> {
     rss.stop();
     await loader.ask({ type: 'stop' }, 5_000).catch(() => undefined);
     await stopChild(service, 15_000);
+    for (const v of variants) await stopChild(v.child, 15_000);
     await stopChild(baseline);
 
     const report: RunReport = {

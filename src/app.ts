@@ -73,7 +73,8 @@ export function createApp({ config, db, logger, lifecycle = { draining: false },
   // helmet everywhere (a relaxed CSP for Swagger UI), then CORS. No origin is allowed unless configured:
   // browsers are not this service's usual callers.
   app.use(responseHeaders(cors({ origin: config.CORS_ORIGINS, exposedHeaders: ['X-Request-Id', 'Idempotent-Replayed', 'Retry-After'] })));
-  app.use('/api', limiters.perIp);
+  // Disabled limiters are not mounted at all (each mounted layer is per-request work for the router).
+  if (config.RATE_LIMIT_ENABLED) app.use('/api', limiters.perIp);
   app.use(requireJsonBody);
   app.use(express.json({ limit: config.BODY_LIMIT, strict: true }));
   mountSwaggerUi(app);
@@ -84,7 +85,7 @@ export function createApp({ config, db, logger, lifecycle = { draining: false },
   const roleCheck = { user: requireAuthenticated, supervisor: requireSupervisor, admin: requireAdmin } as const;
   // What each declared route runs before its handler: auth, per-user limit, role, validation, idempotency key.
   const chain: RouteChain = (spec) => [
-    ...(spec.access === 'public' ? [] : [spec.mirrorsUser ? authenticateOnly : authenticate, limiters.perUser, roleCheck[spec.access]]),
+    ...(spec.access === 'public' ? [] : [spec.mirrorsUser ? authenticateOnly : authenticate, ...(config.RATE_LIMIT_ENABLED ? [limiters.perUser] : []), roleCheck[spec.access]]),
     validate(spec.request ?? {}),
     ...(spec.idempotent ? [readIdempotencyKey] : []),
   ];

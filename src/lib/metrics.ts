@@ -171,18 +171,14 @@ export class Metrics {
 
   /** Times every request under its route pattern (req.route.path), never the raw URL. */
   middleware(): RequestHandler {
+    // One listener per request: a response emits 'close' once, after 'finish' or when the client went away.
     return (req, res, next) => {
-      const end = this.httpDuration.startTimer();
+      const started = performance.now();
       this.httpInFlight.inc();
-      let done = false;
-      const finish = () => {
-        if (done) return;
-        done = true;
+      res.once('close', () => {
         this.httpInFlight.dec();
-        end({ method: req.method, route: routeLabel(req, res), status: String(res.statusCode) });
-      };
-      res.once('finish', finish);
-      res.once('close', finish);
+        this.httpDuration.observe({ method: req.method, route: routeLabel(req, res), status: String(res.statusCode) }, (performance.now() - started) / 1000);
+      });
       next();
     };
   }

@@ -1,8 +1,10 @@
 /**
  * Summarizes a V8 .cpuprofile (from `npm run bench -- --cpu-prof`): self time by package or source
  * area and the top functions, as a share of the process's busy (non-idle) time.
- * Usage: node dist/bench/profile-summary.js <file.cpuprofile> [topN] [skipSeconds]
- * skipSeconds leaves out the start (module loading, migrations check, warm-up).
+ * Usage: node dist/bench/profile-summary.js <file.cpuprofile> [topN] [skipSeconds] [untilSeconds] [requests]
+ * skipSeconds leaves out the start (module loading, migrations check, warm-up); untilSeconds the end, so one
+ * scenario's window can be cut out of a run (seconds since the process started, from the run's log lines).
+ * With `requests` (served in that window) every line also says how many microseconds per request it is.
  *
  * "By middleware" charges every sample to the Express middleware or handler it ran under: the innermost
  * frame on its stack that the router's Layer called. A middleware's figure is its own work, not the rest
@@ -57,7 +59,7 @@ function middlewareOf(id: number, byId: Map<number, ProfileNode>, parent: Map<nu
   return 'outside middleware: node internals';
 }
 
-export function summarize(profile: Profile, top = 25, skipSeconds = 0) {
+export function summarize(profile: Profile, top = 25, skipSeconds = 0, untilSeconds = Infinity) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -65,7 +67,7 @@ export function summarize(profile: Profile, top = 25, skipSeconds = 0) {
   let elapsedUs = 0;
   profile.samples.forEach((id, i) => {
     elapsedUs += profile.timeDeltas[i] ?? 0;
-    if (elapsedUs < skipSeconds * 1e6) return;
+    if (elapsedUs < skipSeconds * 1e6 || elapsedUs > untilSeconds * 1e6) return;
     selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
   });
   const areas = new Map<string, number>();
@@ -96,14 +98,18 @@ export function summarize(profile: Profile, top = 25, skipSeconds = 0) {
 if (require.main === module) {
   const file = process.argv[2];
   if (!file) {
-    console.error('usage: node dist/bench/profile-summary.js <file.cpuprofile> [topN] [skipSeconds]');
+    console.error('usage: node dist/bench/profile-summary.js <file.cpuprofile> [topN] [skipSeconds] [untilSeconds] [requests]');
     process.exit(2);
   }
-  const s = summarize(JSON.parse(fs.readFileSync(file, 'utf8')) as Profile, Number(process.argv[3] ?? 25), Number(process.argv[4] ?? 0));
-  console.log(`busy ${s.busyMs.toFixed(0)} ms, idle ${s.idleMs.toFixed(0)} ms\n\nself time by area:`);
-  for (const a of s.areas) console.log(`  ${a.pct.toFixed(1).padStart(5)}%  ${a.name}`);
+  const [top, skip, until, requests] = [process.argv[3] ?? 25, process.argv[4] ?? 0, process.argv[5] ?? Infinity, process.argv[6] ?? NaN].map(Number);
+  const s = summarize(JSON.parse(fs.readFileSync(file, 'utf8')) as Profile, top, skip, until);
+  const line = (x: { pct: number; ms: number; name: string }) =>
+    `  ${x.pct.toFixed(1).padStart(5)}%${requests > 0 ? `  ${((1000 * x.ms) / requests).toFixed(1).padStart(6)} µs/req` : ''}  ${x.name}`;
+  const perRequest = requests > 0 ? `, ${((1000 * s.busyMs) / requests).toFixed(0)} µs busy per request` : '';
+  console.log(`busy ${s.busyMs.toFixed(0)} ms, idle ${s.idleMs.toFixed(0)} ms${perRequest}\n\nself time by area:`);
+  for (const a of s.areas) console.log(line(a));
   console.log('\nby middleware (its own work, not the rest of the chain):');
-  for (const m of s.middleware) console.log(`  ${m.pct.toFixed(1).padStart(5)}%  ${m.name}`);
+  for (const m of s.middleware) console.log(line(m));
   console.log('\ntop functions (self time):');
-  for (const f of s.functions) console.log(`  ${f.pct.toFixed(1).padStart(5)}%  ${f.name}`);
+  for (const f of s.functions) console.log(line(f));
 }

@@ -47,7 +47,8 @@ interface Options {
 
 /**
  * `--variant name=<root>[:KEY=VALUE,KEY=VALUE]`: one more service instance, started from <root>/dist/src/server.js
- * (a checkout of another commit, built; `.` is this one) with extra environment, on the same database. Its
+ * (a checkout of another commit, built; `.` is this one) with extra environment, on the same database
+ * (`NODE_FLAGS=--a --b` replaces start:prod's node flags). Its
  * scenarios (`--variant-scenarios`, default S1,S3,S5,SH) run as `<id>@<name>` in the same rounds, so a lever's
  * before and after are measured within one run. Repeat the flag for more variants.
  */
@@ -286,8 +287,10 @@ async function main(): Promise<number> {
     const variants: { variant: Variant; url: string; child: ChildProcess }[] = [];
     for (const variant of options.variants) {
       const port = await findFreePort();
-      const child = startNode(`service@${variant.name}`, path.join(variant.root, 'dist/src/server.js'), serviceEnv(port, variant.env), path.join(logDir, `service@${variant.name}.log`), [
-        ...productionNodeFlags(),
+      // NODE_FLAGS (space-separated) replaces start:prod's node flags for this variant (GC settings).
+      const { NODE_FLAGS: nodeFlags, ...env } = variant.env;
+      const child = startNode(`service@${variant.name}`, path.join(variant.root, 'dist/src/server.js'), serviceEnv(port, env), path.join(logDir, `service@${variant.name}.log`), [
+        ...(nodeFlags !== undefined ? nodeFlags.split(' ').filter(Boolean) : productionNodeFlags()),
         ...options.nodeArgs,
         ...(options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', path.join(profileDir, variant.name)] : []),
       ]);
@@ -376,7 +379,7 @@ async function main(): Promise<number> {
         const from = Date.now();
         log(`round ${round}/${options.rounds} ${spec.id}: ${row.title} (${slice} s, load average ${load})`);
         const target = variant ? variant.url : spec.server === 'service' ? serviceUrl : spec.server === 'baseline' ? baselineUrl : database.url;
-        const answer = await runLoad(spec.id, spec.kind, target, slice, kindPath, spec.connections === 'pool' ? options.poolMax : options.connections);
+        const answer = await runLoad(row.id, spec.kind, target, slice, kindPath, spec.connections === 'pool' ? options.poolMax : options.connections);
         if (answer.type === 'skipped') {
           row.skipped ??= answer.reason;
           continue;
@@ -387,7 +390,7 @@ async function main(): Promise<number> {
           const peak = Math.max(...rss.samples.filter((s) => s.at >= from).map((s) => s.rssKb)) / 1024;
           row.peakRssMb = Math.max(row.peakRssMb ?? 0, peak);
         }
-        await sleep(1_100); // pg_stat counters are flushed about once a second
+        await sleep(1_500); // pg_stat counters are flushed about once a second (an idle backend within ~1 s)
         row.deadlocks = (row.deadlocks ?? 0) + (await deadlocks(stats)) - deadlocksBefore;
         const after = await probe.snapshot(serverPid, scrapeUrl);
         Probe.add((row.diagnostics ??= emptyDiagnostics()), before, after, answer.result.requests - requestsBefore, answer.result.seconds - secondsBefore, load);

@@ -215,7 +215,9 @@ export class Probe {
       into.walBytes += b.db.walBytes - a.db.walBytes;
     }
     const m = b.metrics;
-    if (m && a.metrics) {
+    // With WEB_CONCURRENCY > 1 each scrape reaches one worker: counters from two different workers do not subtract.
+    const sameProcess = m && a.metrics && (m.db_hot_statements_total ?? 0) >= (a.metrics.db_hot_statements_total ?? 0);
+    if (m && a.metrics && sameProcess) {
       into.statements += (m.db_hot_statements_total ?? 0) - (a.metrics.db_hot_statements_total ?? 0);
       into.acquireSeconds += (m.db_hot_statement_acquire_seconds_total ?? 0) - (a.metrics.db_hot_statement_acquire_seconds_total ?? 0);
       into.executeSeconds += (m.db_hot_statement_execute_seconds_total ?? 0) - (a.metrics.db_hot_statement_execute_seconds_total ?? 0);

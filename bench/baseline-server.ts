@@ -1,5 +1,15 @@
 /**
- * B1, the hand-written floor: the smallest thing that does the hold transaction of
+ * The hand-written baselines, one process (they never run at the same time):
+ *
+ * H0 — `GET /health`: bare Express 5 answering JSON, no middleware at all (the service's /health floor).
+ *
+ * I0 — `POST /initialize`: the ideal for the service's design. Express + express.json, jsonwebtoken
+ * verification (same secret and algorithm, a KeyObject, like the service), a few typeof checks, then the
+ * statement the service's initialize sends (bench/session-open.ts: acct_session_open, named prepared, in
+ * autocommit) on a `pg` Pool of the same size, and the same 201 body. No validation library, no
+ * idempotency header, no logging, no metrics, no security headers.
+ *
+ * B1 — `POST /hold`, the smallest thing that does the hold transaction of
  * POST /api/streaming-sessions/initialize on this stack. Express + jsonwebtoken (same secret and
  * algorithm, a KeyObject like the service) + a `pg` Pool with named prepared statements, one statement
  * per round trip:
@@ -14,6 +24,7 @@ import express from 'express';
 import jwt from 'jsonwebtoken';
 import { Pool, type PoolClient } from 'pg';
 import { toCredits } from '../src/lib/money';
+import { SESSION_OPEN, loadPrices, sessionOpenValues, type Price as OpenPrice } from './session-open';
 
 const env = process.env;
 const pool = new Pool({
@@ -104,9 +115,65 @@ async function hold(client: PoolClient, userId: string, sessionId: string, model
 }
 
 const app = express();
+// H0: before any middleware.
+app.get('/health', (_req, res) => {
+  res.json({ status: 'ok' });
+});
 app.use(express.json());
 app.get('/ready', (_req, res) => {
   res.json({ ready: true });
+});
+
+/** The token's subject, or null (401). */
+function subjectOf(authorization: string | undefined): string | null {
+  const match = /^Bearer (.+)$/.exec(authorization ?? '');
+  try {
+    const claims = jwt.verify(match?.[1] ?? '', key, { algorithms: ['HS256'] });
+    return typeof claims !== 'string' && typeof claims.sub === 'string' ? claims.sub : null;
+  } catch {
+    return null;
+  }
+}
+
+let openPrices = new Map<string, OpenPrice>();
+const OPEN_STATUS: Record<string, [number, string?]> = { created: [201], replayed: [200], insufficient: [402, 'INSUFFICIENT_CREDITS'], reused: [409, 'IDEMPOTENCY_KEY_REUSED'] };
+
+// I0: JWT verify + the service's one statement.
+app.post('/initialize', async (req, res) => {
+  const sub = subjectOf(req.headers.authorization);
+  if (sub === null) {
+    res.status(401).json({ error: { code: 'UNAUTHENTICATED' } });
+    return;
+  }
+  const { sessionId, modelId, estimatedInputTokens, estimatedOutputTokens } = req.body ?? {};
+  const price = typeof modelId === 'string' ? openPrices.get(modelId) : undefined;
+  if (typeof sessionId !== 'string' || !price || !Number.isInteger(estimatedInputTokens) || !Number.isInteger(estimatedOutputTokens)) {
+    res.status(400).json({ error: { code: 'VALIDATION_ERROR' } });
+    return;
+  }
+  try {
+    const { rows } = await pool.query<{ outcome: string; id: string; model_id: string; status: string; estimated_credits: string; allocated_credits: string; price_version: number; expires_at: Date }>({
+      ...SESSION_OPEN,
+      values: sessionOpenValues(price, sessionId, sub, estimatedInputTokens, estimatedOutputTokens),
+    });
+    const row = rows[0];
+    const [status, code] = OPEN_STATUS[row.outcome] ?? [500, 'INTERNAL'];
+    if (code) {
+      res.status(status).json({ error: { code } });
+      return;
+    }
+    res.status(status).json({
+      sessionId: row.id,
+      modelId: row.model_id,
+      status: row.status,
+      estimatedCredits: toCredits(BigInt(row.estimated_credits)),
+      allocatedCredits: toCredits(BigInt(row.allocated_credits)),
+      priceVersion: row.price_version,
+      expiresAt: row.expires_at.toISOString(),
+    });
+  } catch {
+    res.status(500).json({ error: { code: 'INTERNAL' } });
+  }
 });
 app.post('/hold', async (req, res) => {
   const match = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
@@ -153,6 +220,7 @@ async function main() {
        FROM model_prices ORDER BY model_id, price_version DESC`,
   );
   for (const r of rows) prices.set(r.model_id, { version: r.price_version, input: BigInt(r.input_price_per_1m), output: BigInt(r.output_price_per_1m) });
+  openPrices = await loadPrices(pool);
   const server = http.createServer(app);
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve) => server.listen(Number(env.PORT ?? 0), env.HOST ?? '127.0.0.1', resolve));

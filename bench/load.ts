@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 import autocannon from 'autocannon';
 import jwt from 'jsonwebtoken';
+import { Client } from 'pg';
 import {
   ACTUAL_INPUT_TOKENS,
   ACTUAL_OUTPUT_TOKENS,
@@ -18,6 +19,7 @@ import {
   userId,
 } from './constants';
 import type { LoadRequest, LoadResponse, ScenarioResult } from './protocol';
+import { SESSION_OPEN, loadPrices, sessionOpenValues } from './session-open';
 
 const key = crypto.createSecretKey(Buffer.from(BENCH_JWT_SECRET, 'utf8'));
 const sign = (sub: string) => `Bearer ${jwt.sign({ sub, role: 'user' }, key, { algorithm: 'HS256', expiresIn: '6h' })}`;
@@ -94,6 +96,10 @@ function plan(msg: Extract<LoadRequest, { type: 'run' }>): Plan | string {
   switch (msg.kind) {
     case 'baseline-hold':
       return { requests: [holdRequest('/hold', 'b1')] };
+    case 'baseline-initialize':
+      return { requests: [holdRequest('/initialize', 'i0')] };
+    case 'statement-loop':
+      return 'not an HTTP scenario';
     case 'initialize':
       opened.length = 0;
       return { requests: [holdRequest(init, 's1', { remember: true })] };
@@ -148,7 +154,77 @@ function runAutocannon(options: autocannon.Options, onLatency: (ms: number) => v
   });
 }
 
+/**
+ * P0, the database's ceiling: `connections` plain pg clients (one per pooled connection of the service),
+ * each sending the statement initialize sends (bench/session-open.ts, named prepared, autocommit) for a
+ * random user, back to back, for `durationSec`. No HTTP, no JSON, no JWT: only the driver and PostgreSQL.
+ */
+async function runStatementLoop(msg: Extract<LoadRequest, { type: 'run' }>, acc: Accumulated): Promise<number> {
+  const clients = await Promise.all(
+    Array.from({ length: msg.connections }, async () => {
+      const client = new Client({ connectionString: msg.url, application_name: 'bench-p0', options: '-c timezone=UTC' });
+      client.on('error', () => undefined);
+      await client.connect();
+      return client;
+    }),
+  );
+  try {
+    const price = (await loadPrices(clients[0])).get(MODEL_ID);
+    if (!price) throw new Error(`no price for ${MODEL_ID}`);
+    const started = performance.now();
+    const deadline = started + msg.durationSec * 1000;
+    await Promise.all(
+      clients.map(async (client) => {
+        while (performance.now() < deadline) {
+          const t0 = performance.now();
+          try {
+            const { rows } = await client.query<{ outcome: string }>({ ...SESSION_OPEN, values: sessionOpenValues(price, nextSessionId('p0'), randomUser().id) });
+            acc.latencies.push(performance.now() - t0);
+            if (rows[0]?.outcome === 'created') acc.ok++;
+            else {
+              acc.non2xx++;
+              const code = `outcome ${rows[0]?.outcome ?? 'none'}`;
+              acc.errorCodes[code] = (acc.errorCodes[code] ?? 0) + 1;
+            }
+          } catch (error) {
+            acc.errors++;
+            const code = `error ${(error as { code?: string }).code ?? 'none'}`;
+            acc.errorCodes[code] = (acc.errorCodes[code] ?? 0) + 1;
+          }
+        }
+      }),
+    );
+    return (performance.now() - started) / 1000;
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+  }
+}
+
+const summaryOf = (acc: Accumulated, perFlow: number): ScenarioResult => {
+  const sorted = Float64Array.from(acc.latencies).sort();
+  return {
+    requests: acc.latencies.length,
+    seconds: acc.seconds,
+    reqPerSec: acc.latencies.length / acc.seconds,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    max: sorted.length ? sorted[sorted.length - 1] : NaN,
+    ok: acc.ok,
+    non2xx: acc.non2xx,
+    errors: acc.errors,
+    timeouts: acc.timeouts,
+    errorCodes: acc.errorCodes,
+    perFlow,
+  };
+};
+
 async function run(msg: Extract<LoadRequest, { type: 'run' }>): Promise<ScenarioResult | string> {
+  if (msg.kind === 'statement-loop') {
+    const acc: Accumulated = accumulated.get(msg.id) ?? { latencies: [], seconds: 0, ok: 0, non2xx: 0, errors: 0, timeouts: 0, errorCodes: {} };
+    accumulated.set(msg.id, acc);
+    acc.seconds += await runStatementLoop(msg, acc);
+    return summaryOf(acc, 1);
+  }
   const p = plan(msg);
   if (typeof p === 'string') return p;
   const acc: Accumulated = accumulated.get(msg.id) ?? { latencies: [], seconds: 0, ok: 0, non2xx: 0, errors: 0, timeouts: 0, errorCodes: {} };
@@ -174,21 +250,7 @@ async function run(msg: Extract<LoadRequest, { type: 'run' }>): Promise<Scenario
   acc.non2xx += result.non2xx;
   acc.errors += result.errors;
   acc.timeouts += result.timeouts;
-  const sorted = Float64Array.from(acc.latencies).sort();
-  return {
-    requests: acc.latencies.length,
-    seconds: acc.seconds,
-    reqPerSec: acc.latencies.length / acc.seconds,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    max: sorted.length ? sorted[sorted.length - 1] : NaN,
-    ok: acc.ok,
-    non2xx: acc.non2xx,
-    errors: acc.errors,
-    timeouts: acc.timeouts,
-    errorCodes: acc.errorCodes,
-    perFlow: p.perFlow ?? 1,
-  };
+  return summaryOf(acc, p.perFlow ?? 1);
 }
 
 process.on('message', (raw) => {

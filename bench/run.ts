@@ -14,6 +14,7 @@ import path from 'node:path';
 import { Client } from 'pg';
 import { findFreePort } from '../src/db/embedded-postgres';
 import { BENCH_JWT_SECRET, DEFAULT_POOL_MAX, USER_COUNT, userId } from './constants';
+import { Probe, emptyDiagnostics, loadAverage } from './diagnostics';
 import { migrate, startFreshDatabase, type FreshDatabase } from './fresh-database';
 import { forkNode, RssSampler, startNode, stopAll, stopChild, waitForHttp } from './processes';
 import type { LoadKind, LoadRequest, LoadResponse } from './protocol';
@@ -21,6 +22,8 @@ import { renderReport, writeResultsBlock, type RunReport, type ScenarioRow, type
 import { seedUsers } from './seed';
 
 const ROOT = path.resolve(__dirname, '../..');
+/** Production refuses a public /metrics without a token; the bench scrapes it for event-loop and pool figures. */
+const METRICS_TOKEN = 'bench-metrics-token-not-a-secret';
 const OUT_DIR = path.join(ROOT, '.bench');
 
 interface Options {
@@ -37,6 +40,35 @@ interface Options {
   /** Extra node flags for the service only (e.g. "--trace-gc" or "--max-old-space-size=96"). */
   nodeArgs: string[];
   write: boolean;
+  /** Other builds or settings of the service run in the same run (lever comparisons), see parseVariant. */
+  variants: Variant[];
+  variantScenarios: Set<string>;
+}
+
+/**
+ * `--variant name=<root>[:KEY=VALUE,KEY=VALUE]`: one more service instance, started from <root>/dist/src/server.js
+ * (a checkout of another commit, built; `.` is this one) with extra environment, on the same database
+ * (`NODE_FLAGS=--a --b` replaces start:prod's node flags). Its
+ * scenarios (`--variant-scenarios`, default S1,S3,S5,SH) run as `<id>@<name>` in the same rounds, so a lever's
+ * before and after are measured within one run. Repeat the flag for more variants.
+ */
+interface Variant {
+  name: string;
+  root: string;
+  env: Record<string, string>;
+}
+
+function parseVariant(raw: string): Variant {
+  const m = /^([A-Za-z0-9_-]{1,20})=([^:]+)(?::(.*))?$/.exec(raw);
+  if (!m) throw new Error(`--variant ${raw}: expected name=<root>[:KEY=VALUE,...]`);
+  const env: Record<string, string> = {};
+  for (const pair of (m[3] ?? '').split(',').filter(Boolean)) {
+    const [k, ...v] = pair.split('=');
+    env[k] = v.join('=');
+  }
+  const root = path.resolve(ROOT, m[2]);
+  if (!fs.existsSync(path.join(root, 'dist/src/server.js'))) throw new Error(`--variant ${m[1]}: no ${root}/dist/src/server.js (build it first)`);
+  return { name: m[1], root, env };
 }
 
 function parseArgs(argv: string[]): Options {
@@ -67,27 +99,36 @@ function parseArgs(argv: string[]): Options {
     cpuProf: has('cpu-prof'),
     nodeArgs: (value('node-args') ?? '').split(' ').filter(Boolean),
     write: !smoke && !has('no-write'),
+    variants: argv.flatMap((a, i) => (a === '--variant' ? [parseVariant(argv[i + 1] ?? '')] : [])),
+    variantScenarios: new Set((value('variant-scenarios') ?? 'S1,S3,S5,SH').split(',').map((x) => x.trim().toUpperCase())),
   };
 }
 
 interface ScenarioSpec {
   id: string;
   title: string;
-  server: 'service' | 'baseline';
+  /** What takes the load: the service, the hand-written baselines, or PostgreSQL itself (P0). */
+  server: 'service' | 'baseline' | 'database';
   kind: LoadKind;
   path?: string;
   needs: Endpoint[];
+  /** Concurrency: the load's connections (default), or the pool size (P0: as many as the service's pool). */
+  connections?: 'pool';
 }
 
 type Endpoint = 'initialize' | 'finalize' | 'balance';
 
 const SCENARIOS: ScenarioSpec[] = [
+  { id: 'P0', title: "database ceiling: initialize's statement from plain pg clients, one per pooled connection", server: 'database', kind: 'statement-loop', needs: [], connections: 'pool' },
+  { id: 'H0', title: 'baseline: bare Express GET /health', server: 'baseline', kind: 'get', path: '/health', needs: [] },
+  { id: 'I0', title: "baseline: minimal Express handler, JWT verify + initialize's statement (prepared, same pool size)", server: 'baseline', kind: 'baseline-initialize', needs: [] },
   { id: 'B1', title: 'baseline: hold transaction (Express + jsonwebtoken + pg prepared statements)', server: 'baseline', kind: 'baseline-hold', needs: [] },
   { id: 'S1', title: 'initialize, random users', server: 'service', kind: 'initialize', needs: ['initialize'] },
   { id: 'S2', title: "finalize of S1's sessions", server: 'service', kind: 'finalize-opened', needs: ['finalize'] },
   { id: 'S3', title: 'initialize→finalize flows, random users', server: 'service', kind: 'flow', needs: ['initialize', 'finalize'] },
   { id: 'S4', title: 'initialize, one hot user', server: 'service', kind: 'initialize-hot', needs: ['initialize'] },
   { id: 'S5', title: 'GET /api/credits/balance, random users', server: 'service', kind: 'get', path: '/api/credits/balance', needs: ['balance'] },
+  { id: 'SH', title: "the service's GET /health (its middleware stack, no auth, no database)", server: 'service', kind: 'get', path: '/health', needs: [] },
 ];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -182,6 +223,7 @@ async function main(): Promise<number> {
   pruneOldRuns(10);
   const logDir = fs.mkdtempSync(path.join(OUT_DIR, 'run-'));
   const userCount = Number(process.env.BENCH_USER_COUNT ?? USER_COUNT);
+  const startLoad = loadAverage();
 
   let database: FreshDatabase | undefined;
   let stats: Client | undefined;
@@ -209,22 +251,22 @@ async function main(): Promise<number> {
     stats = new Client({ connectionString: database.url });
     stats.on('error', () => undefined); // the server going away on Ctrl-C must not crash the cleanup
     await stats.connect();
+    const probePids: { loader?: number } = {};
+    const probe = new Probe(stats, probePids, METRICS_TOKEN);
+    await probe.enable(new URL(database.url).pathname.slice(1));
 
     const [servicePort, baselinePort] = [await findFreePort(), await findFreePort()];
     const serviceUrl = `http://127.0.0.1:${servicePort}`;
     const baselineUrl = `http://127.0.0.1:${baselinePort}`;
     const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR };
     const profileDir = path.join(logDir, 'profiles');
-    const service = startNode(
-      'service',
-      path.join(ROOT, 'dist/src/server.js'),
-      {
+    const serviceEnv = (port: number, extra: Record<string, string> = {}) => ({
         ...baseEnv,
         NODE_ENV: 'production',
         LOG_LEVEL: 'warn',
         HOST: '127.0.0.1',
-        PORT: String(servicePort),
-        DATABASE_URL: database.url,
+        PORT: String(port),
+        DATABASE_URL: database!.url,
         DATABASE_POOL_MAX: String(options.poolMax),
         JWT_ALGORITHM: 'HS256',
         JWT_SECRET: BENCH_JWT_SECRET,
@@ -232,16 +274,36 @@ async function main(): Promise<number> {
         // Rate limiting would measure the limiter, not the hot path.
         RATE_LIMIT_ENABLED: 'false',
         // Production refuses a public /metrics without a token; the bench scrapes nothing, so a token will do.
-        METRICS_TOKEN: 'bench-metrics-token-not-a-secret',
-      },
+        METRICS_TOKEN,
+        ...extra,
+    });
+    const service = startNode(
+      'service',
+      path.join(ROOT, 'dist/src/server.js'),
+      serviceEnv(servicePort),
       path.join(logDir, 'service.log'),
       [...productionNodeFlags(), ...options.nodeArgs, ...(options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])],
     );
+    const variants: { variant: Variant; url: string; child: ChildProcess }[] = [];
+    for (const variant of options.variants) {
+      const port = await findFreePort();
+      // NODE_FLAGS (space-separated) replaces start:prod's node flags for this variant (GC settings).
+      const { NODE_FLAGS: nodeFlags, ...env } = variant.env;
+      const child = startNode(`service@${variant.name}`, path.join(variant.root, 'dist/src/server.js'), serviceEnv(port, env), path.join(logDir, `service@${variant.name}.log`), [
+        ...(nodeFlags !== undefined ? nodeFlags.split(' ').filter(Boolean) : productionNodeFlags()),
+        ...options.nodeArgs,
+        ...(options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', path.join(profileDir, variant.name)] : []),
+      ]);
+      variants.push({ variant, url: `http://127.0.0.1:${port}`, child });
+      log(`variant ${variant.name}: ${variant.root}/dist/src/server.js ${JSON.stringify(variant.env)} (pid ${child.pid}) on port ${port}`);
+    }
+    await Promise.all(variants.map((v) => waitForHttp(`${v.url}/ready`, v.child)));
     const baseline = startNode(
       'baseline',
       path.join(ROOT, 'dist/bench/baseline-server.js'),
       { ...baseEnv, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(baselinePort), DATABASE_URL: database.url, POOL_MAX: String(options.poolMax), JWT_SECRET: BENCH_JWT_SECRET },
       path.join(logDir, 'baseline.log'),
+      options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', path.join(profileDir, 'baseline')] : [],
     );
     await Promise.all([waitForHttp(`${serviceUrl}/ready`, service), waitForHttp(`${baselineUrl}/ready`, baseline)]);
     const rss = new RssSampler(service.pid!);
@@ -249,14 +311,15 @@ async function main(): Promise<number> {
     log(`service (pid ${service.pid}) on ${serviceUrl}, baseline (pid ${baseline.pid}) on ${baselineUrl}; logs in ${path.relative(ROOT, logDir)}`);
 
     const loader = new Loader(forkNode('load generator', path.join(__dirname, 'load.js'), { ...baseEnv, BENCH_USER_COUNT: String(userCount), BENCH_TOKEN_KINDS: process.env.BENCH_TOKEN_KINDS ?? '' }));
+    probePids.loader = loader.child.pid;
     const signedUsers = await loader.ready();
     const { default: jwt } = await import('jsonwebtoken');
     const probeAuth = `Bearer ${jwt.sign({ sub: userId(1), role: 'user' }, BENCH_JWT_SECRET, { algorithm: 'HS256', expiresIn: '1h' })}`;
     const endpoints = await probeEndpoints(serviceUrl, probeAuth);
     log(`load generator ready (${signedUsers} pre-signed tokens); service endpoints present: ${[...endpoints].join(', ') || 'none of initialize/finalize/balance'}`);
 
-    const runLoad = async (id: string, kind: LoadKind, url: string, seconds: number, p?: string) => {
-      const answer = await loader.ask({ type: 'run', id, kind, url, path: p, connections: options.connections, durationSec: seconds }, (seconds + 60) * 1000);
+    const runLoad = async (id: string, kind: LoadKind, url: string, seconds: number, p?: string, connections = options.connections) => {
+      const answer = await loader.ask({ type: 'run', id, kind, url, path: p, connections, durationSec: seconds }, (seconds + 60) * 1000);
       if (answer.type === 'failed') throw new Error(`load generator failed: ${answer.error}`);
       return answer;
     };
@@ -266,11 +329,13 @@ async function main(): Promise<number> {
     const warmPath = endpoints.has('balance') ? '/api/credits/balance' : '/api/me';
     log(`warm-up ${options.warmupSec} s each`);
     await runLoad('warm-up B1', 'baseline-hold', baselineUrl, options.warmupSec);
+    await runLoad('warm-up I0', 'baseline-initialize', baselineUrl, options.warmupSec);
     await runLoad('warm-up service', serviceWarmKind, serviceUrl, options.warmupSec, warmPath);
+    for (const v of variants) await runLoad(`warm-up ${v.variant.name}`, serviceWarmKind, v.url, options.warmupSec, warmPath);
 
     // Which scenarios run, and against what; the others get a row saying why not.
     const rows: ScenarioRow[] = [];
-    const plan: { spec: ScenarioSpec; row: ScenarioRow; path?: string }[] = [];
+    const plan: { spec: ScenarioSpec; row: ScenarioRow; path?: string; variant?: (typeof variants)[number] }[] = [];
     for (const spec of SCENARIOS) {
       const row: ScenarioRow = { id: spec.id, title: spec.title };
       rows.push(row);
@@ -288,28 +353,47 @@ async function main(): Promise<number> {
       else if (spec.id === 'S2' && !plan.some((p) => p.spec.id === 'S1')) row.skipped = 'needs S1 in the same run';
       else plan.push({ spec, row, path: kindPath });
     }
+    // Each variant's scenarios right after the main service's, so the comparison shares its neighbours' load.
+    for (const v of variants) {
+      for (const entry of plan.filter((p) => p.spec.server === 'service' && !p.variant && options.variantScenarios.has(p.spec.id))) {
+        const row: ScenarioRow = { id: `${entry.spec.id}@${v.variant.name}`, title: `${entry.row.title} — variant ${v.variant.name}` };
+        // S2 finalizes what the S1 just before it opened: a variant's S1 goes after S2.
+        const s2 = entry.spec.id === 'S1' ? plan.find((p) => p.spec.id === 'S2' && !p.variant) : undefined;
+        const after = s2 ?? entry;
+        rows.splice(rows.indexOf(after.row) + 1 + variants.indexOf(v), 0, row);
+        plan.splice(plan.indexOf(after) + 1 + variants.indexOf(v), 0, { spec: entry.spec, row, path: entry.path, variant: v });
+      }
+    }
 
     // Rounds: every scenario runs for duration/rounds, the whole list repeated `rounds` times, so that a
     // neighbour's load on this shared machine hits the baseline and the service alike; results are summed.
     const slice = options.durationSec / options.rounds;
     for (let round = 1; round <= options.rounds; round++) {
-      for (const { spec, row, path: kindPath } of plan) {
+      for (const { spec, row, path: kindPath, variant } of plan) {
         const deadlocksBefore = await deadlocks(stats);
+        const serverPid = variant ? variant.child.pid : spec.server === 'service' ? service.pid : spec.server === 'baseline' ? baseline.pid : undefined;
+        const scrapeUrl = variant ? variant.url : spec.server === 'service' ? serviceUrl : undefined;
+        const load = loadAverage();
+        const before = await probe.snapshot(serverPid, scrapeUrl);
+        const [requestsBefore, secondsBefore] = [row.result?.requests ?? 0, row.result?.seconds ?? 0];
         const from = Date.now();
-        log(`round ${round}/${options.rounds} ${spec.id}: ${row.title} (${slice} s)`);
-        const answer = await runLoad(spec.id, spec.kind, spec.server === 'service' ? serviceUrl : baselineUrl, slice, kindPath);
+        log(`round ${round}/${options.rounds} ${spec.id}: ${row.title} (${slice} s, load average ${load})`);
+        const target = variant ? variant.url : spec.server === 'service' ? serviceUrl : spec.server === 'baseline' ? baselineUrl : database.url;
+        const answer = await runLoad(row.id, spec.kind, target, slice, kindPath, spec.connections === 'pool' ? options.poolMax : options.connections);
         if (answer.type === 'skipped') {
           row.skipped ??= answer.reason;
           continue;
         }
         if (answer.type !== 'result') continue;
         row.result = answer.result;
-        if (spec.server === 'service') {
+        if (spec.server === 'service' && !variant) {
           const peak = Math.max(...rss.samples.filter((s) => s.at >= from).map((s) => s.rssKb)) / 1024;
           row.peakRssMb = Math.max(row.peakRssMb ?? 0, peak);
         }
-        await sleep(1_100); // pg_stat counters are flushed about once a second
+        await sleep(1_500); // pg_stat counters are flushed about once a second (an idle backend within ~1 s)
         row.deadlocks = (row.deadlocks ?? 0) + (await deadlocks(stats)) - deadlocksBefore;
+        const after = await probe.snapshot(serverPid, scrapeUrl);
+        Probe.add((row.diagnostics ??= emptyDiagnostics()), before, after, answer.result.requests - requestsBefore, answer.result.seconds - secondsBefore, load);
         const r = answer.result;
         log(`${spec.id} so far: ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms, non-2xx ${r.non2xx}`);
       }
@@ -341,11 +425,13 @@ async function main(): Promise<number> {
     rss.stop();
     await loader.ask({ type: 'stop' }, 5_000).catch(() => undefined);
     await stopChild(service, 15_000);
+    for (const v of variants) await stopChild(v.child, 15_000);
     await stopChild(baseline);
 
     const report: RunReport = {
       command,
       date: new Date().toISOString(),
+      loadAverage: `${startLoad} at the start, ${loadAverage()} at the end`,
       commit: gitCommit(),
       node: process.version,
       cpus: os.cpus().length,
@@ -367,7 +453,7 @@ async function main(): Promise<number> {
       writeResultsBlock(path.join(ROOT, 'docs/performance.md'), markdown);
       log('results written to docs/performance.md');
     }
-    if (options.cpuProf) log(`CPU profile of the service in ${path.relative(ROOT, profileDir)}`);
+    if (options.cpuProf) log(`CPU profile of the service in ${path.relative(ROOT, profileDir)}, of the baselines (H0, I0, B1) in ${path.relative(ROOT, profileDir)}/baseline`);
 
     // A scenario that ran but got no 2xx at all means the harness sends requests the service rejects.
     const broken = rows.filter((r) => r.result && r.result.ok === 0);

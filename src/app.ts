@@ -1,5 +1,5 @@
 import cors from 'cors';
-import express, { type Express, type RequestHandler } from 'express';
+import express, { type Express, type RequestHandler, type Response } from 'express';
 import helmet from 'helmet';
 import swaggerUi from 'swagger-ui-express';
 import type { Config } from './config';
@@ -70,10 +70,11 @@ export function createApp({ config, db, logger, lifecycle = { draining: false },
   app.use(metrics.middleware());
   app.use(createHttpLogger(logger));
   app.use(closeConnectionsWhileDraining(lifecycle));
-  app.use(securityHeaders());
-  // No origin is allowed unless configured: browsers are not this service's usual callers.
-  app.use(cors({ origin: config.CORS_ORIGINS, exposedHeaders: ['X-Request-Id', 'Idempotent-Replayed', 'Retry-After'] }));
-  app.use('/api', limiters.perIp);
+  // helmet everywhere (a relaxed CSP for Swagger UI), then CORS. No origin is allowed unless configured:
+  // browsers are not this service's usual callers.
+  app.use(responseHeaders(cors({ origin: config.CORS_ORIGINS, exposedHeaders: ['X-Request-Id', 'Idempotent-Replayed', 'Retry-After'] })));
+  // Disabled limiters are not mounted at all (each mounted layer is per-request work for the router).
+  if (config.RATE_LIMIT_ENABLED) app.use('/api', limiters.perIp);
   app.use(requireJsonBody);
   app.use(express.json({ limit: config.BODY_LIMIT, strict: true }));
   mountSwaggerUi(app);
@@ -84,7 +85,7 @@ export function createApp({ config, db, logger, lifecycle = { draining: false },
   const roleCheck = { user: requireAuthenticated, supervisor: requireSupervisor, admin: requireAdmin } as const;
   // What each declared route runs before its handler: auth, per-user limit, role, validation, idempotency key.
   const chain: RouteChain = (spec) => [
-    ...(spec.access === 'public' ? [] : [spec.mirrorsUser ? authenticateOnly : authenticate, limiters.perUser, roleCheck[spec.access]]),
+    ...(spec.access === 'public' ? [] : [spec.mirrorsUser ? authenticateOnly : authenticate, ...(config.RATE_LIMIT_ENABLED ? [limiters.perUser] : []), roleCheck[spec.access]]),
     validate(spec.request ?? {}),
     ...(spec.idempotent ? [readIdempotencyKey] : []),
   ];
@@ -96,8 +97,56 @@ export function createApp({ config, db, logger, lifecycle = { draining: false },
   return { app, services, routes, lifecycle, metrics, close: limiters.close };
 }
 
-/** helmet everywhere; Swagger UI's page gets a CSP that lets its own scripts, styles and images load. */
-function securityHeaders(): RequestHandler {
+type HeaderOp = readonly [name: string, value: number | string | readonly string[] | undefined];
+
+/**
+ * What `middleware` does to the response headers of `req`, recorded once by running it against a stand-in
+ * response: the setHeader/removeHeader calls in order (a `Vary` is recorded as such and replayed with
+ * res.vary). null when it did anything else (ended the response, failed, went asynchronous), so the caller
+ * keeps running the middleware itself.
+ */
+function recordHeaders(middleware: RequestHandler, req: { method: string; url: string; headers: Record<string, string> }): HeaderOp[] | null {
+  const ops: HeaderOp[] = [];
+  const headers = new Map<string, unknown>();
+  let passed = false;
+  const res = {
+    getHeader: (name: string) => headers.get(name.toLowerCase()),
+    setHeader(name: string, value: HeaderOp[1]) {
+      headers.set(name.toLowerCase(), value);
+      ops.push([name, value]);
+      return res;
+    },
+    removeHeader(name: string) {
+      headers.delete(name.toLowerCase());
+      ops.push([name, undefined]);
+    },
+  };
+  try {
+    middleware({ ...req, path: req.url } as never, res as never, (error?: unknown) => {
+      passed = error === undefined;
+    });
+  } catch {
+    return null;
+  }
+  return passed ? ops : null;
+}
+
+function replay(res: Response, ops: HeaderOp[]): void {
+  for (const [name, value] of ops) {
+    if (value === undefined) res.removeHeader(name);
+    else if (name === 'Vary') res.vary(String(value));
+    else res.setHeader(name, value);
+  }
+}
+
+/**
+ * helmet on every response (Swagger UI's page gets a CSP that lets its own scripts, styles and images
+ * load), then CORS. helmet's headers are the same for every request and so are CORS's for a request without
+ * an Origin header that is not a preflight (Vary: Origin and the exposed headers): they are recorded once
+ * from helmet and cors themselves and set from that record, instead of running both per request
+ * (docs/performance.md). Browsers' requests (with Origin), preflights and the docs page run them as before.
+ */
+function responseHeaders(corsMiddleware: RequestHandler): RequestHandler {
   const api = helmet();
   const docs = helmet({
     contentSecurityPolicy: {
@@ -115,7 +164,24 @@ function securityHeaders(): RequestHandler {
       },
     },
   });
-  return (req, res, next) => (req.path === '/api/docs' || req.path.startsWith('/api/docs/') ? docs : api)(req, res, next);
+  const plainRequest = { method: 'GET', url: '/api', headers: {} };
+  const apiHeaders = recordHeaders(api, plainRequest);
+  const corsHeaders = recordHeaders(corsMiddleware, plainRequest);
+  const isDocs = (path: string) => path === '/api/docs' || path.startsWith('/api/docs/');
+  return (req, res, next) => {
+    const withCors = () => {
+      if (corsHeaders && req.headers.origin === undefined && req.method !== 'OPTIONS') {
+        replay(res, corsHeaders);
+        next();
+      } else corsMiddleware(req, res, next);
+    };
+    if (apiHeaders && !isDocs(req.path)) {
+      replay(res, apiHeaders);
+      withCors();
+    } else {
+      (isDocs(req.path) ? docs : api)(req, res, (error?: unknown) => (error === undefined ? withCors() : next(error)));
+    }
+  };
 }
 
 /** Swagger UI at /api/docs/, reading the document from /api/openapi.json. Public, like the document. */

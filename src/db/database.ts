@@ -29,12 +29,23 @@ export interface Database {
    */
   prepared<T extends object>(name: string, sql: string, bind?: unknown[], options?: { rerunnable?: boolean }): Promise<T[]>;
   /**
+   * Running totals of the hot path's statements (`prepared`): how many, seconds spent waiting for a pooled
+   * connection, seconds from sending to the result (network + PostgreSQL). Read at scrape time (metrics).
+   */
+  readonly statementStats: StatementStats;
+  /**
    * Runs `work` in one READ COMMITTED transaction, retrying the whole of it on transient failures.
    * A connection lost during COMMIT leaves the outcome unknown: that is retried only for work marked
    * `rerunnable` (it finds out itself whether it already committed, e.g. through an idempotency key).
    */
   transaction<T>(work: (tx: Transaction) => Promise<T>, options?: { rerunnable?: boolean }): Promise<T>;
   close(): Promise<void>;
+}
+
+export interface StatementStats {
+  statements: number;
+  acquireSeconds: number;
+  executeSeconds: number;
 }
 
 // Serialization failure, deadlock, lock timeout, and connection loss mid-transaction.
@@ -109,14 +120,20 @@ export function createDatabase(options: DatabaseOptions): Database {
   // Behind PgBouncer in transaction mode a named statement parsed on one server connection may be executed on
   // another: send the same statement unnamed (parsed on every call) instead.
   const statementName = (name: string) => (options.preparedStatements === false ? undefined : name);
+  const statementStats: StatementStats = { statements: 0, acquireSeconds: 0, executeSeconds: 0 };
   async function prepared<T extends object>(name: string, sql: string, bind: unknown[] = [], { rerunnable = false } = {}): Promise<T[]> {
     for (let attempt = 1; ; attempt++) {
       let connection: PgConnection | undefined;
       let sent = false;
       try {
+        const asked = performance.now();
         connection = (await sequelize.connectionManager.getConnection({ type: 'write' })) as unknown as PgConnection;
+        const got = performance.now();
         sent = true;
         const result = await connection.query({ name: statementName(name), text: sql, values: bind });
+        statementStats.statements++;
+        statementStats.acquireSeconds += (got - asked) / 1000;
+        statementStats.executeSeconds += (performance.now() - got) / 1000;
         return result.rows as T[];
       } catch (error) {
         if (sent && !rerunnable && isConnectionError(error)) {
@@ -190,6 +207,7 @@ export function createDatabase(options: DatabaseOptions): Database {
     },
     replica,
     prepared,
+    statementStats,
     transaction,
     close: async () => {
       await Promise.all([sequelize.close(), replica?.replica.close()]);

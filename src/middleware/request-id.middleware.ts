@@ -5,8 +5,8 @@ const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Uses the caller's X-Request-Id when it is sane, otherwise makes one; echoes it back. */
 export const requestId: RequestHandler = (req, res, next) => {
-  const incoming = req.header('x-request-id');
-  req.id = incoming && SAFE_ID.test(incoming) ? incoming : crypto.randomUUID();
+  const incoming = req.headers['x-request-id'];
+  req.id = typeof incoming === 'string' && SAFE_ID.test(incoming) ? incoming : crypto.randomUUID();
   res.setHeader('X-Request-Id', req.id);
   next();
 };

@@ -55,6 +55,19 @@ describe('GET /metrics', () => {
     expect(sample(text, 'accounting_sweeper_runs_total{outcome="ok"}')).toBeGreaterThanOrEqual(0);
   });
 
+  test('When hot-path statements ran, then their count, pool wait and round-trip time are exposed as counters', async () => {
+    const alice = userWithRole('user');
+    const before = (await request(ctx.app).get('/metrics')).text;
+    await request(ctx.app).get('/api/credits/balance').set('Authorization', alice.auth).expect(200);
+    await request(ctx.app).get('/api/credits/balance').set('Authorization', alice.auth).expect(200);
+
+    const after = (await request(ctx.app).get('/metrics')).text;
+
+    expect(sample(after, 'db_hot_statements_total')! - sample(before, 'db_hot_statements_total')!).toBe(2);
+    expect(sample(after, 'db_hot_statement_execute_seconds_total')!).toBeGreaterThan(sample(before, 'db_hot_statement_execute_seconds_total')!);
+    expect(sample(after, 'db_hot_statement_acquire_seconds_total')!).toBeGreaterThanOrEqual(sample(before, 'db_hot_statement_acquire_seconds_total')!);
+  });
+
   test('When sessions are active in the database, then the active-sessions gauge counts them at scrape time', async () => {
     await ctx.db.query(`INSERT INTO user_accounts (id) VALUES ('metrics-user') ON CONFLICT DO NOTHING RETURNING 1`);
     for (const [id, status] of [['m-s1', 'active'], ['m-s2', 'active'], ['m-s3', 'completed']]) {

@@ -1,0 +1,56 @@
+/**
+ * The statement `POST /api/streaming-sessions/initialize` sends for a caller this process mirrored lately
+ * (src/services/streaming-session.service.ts): `acct_session_open` in autocommit, as a named prepared
+ * statement, with the same casts and the same argument order. P0 (the database's ceiling, bench/load.ts)
+ * and I0 (the minimal Express handler, bench/baseline-server.ts) both send exactly this.
+ */
+import crypto from 'node:crypto';
+import type { ClientBase } from 'pg';
+import { ESTIMATED_INPUT_TOKENS, ESTIMATED_OUTPUT_TOKENS, MODEL_ID } from './constants';
+
+export const SESSION_OPEN = {
+  name: 'acct_session_open',
+  text: 'SELECT * FROM acct_session_open($1, $2, $3, $4::integer, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9, $10::integer, $11::bigint)',
+};
+
+/** The service's default SESSION_TTL_SECONDS. */
+export const SESSION_TTL_SECONDS = 900;
+
+export interface Price {
+  modelId: string;
+  version: number;
+  input: bigint;
+  output: bigint;
+}
+
+/** The newest price version of every model (the seed has one per model). */
+export async function loadPrices(client: Pick<ClientBase, 'query'>): Promise<Map<string, Price>> {
+  const { rows } = await client.query<{ model_id: string; price_version: number; input_price_per_1m: string; output_price_per_1m: string }>(
+    `SELECT DISTINCT ON (model_id) model_id, price_version, input_price_per_1m, output_price_per_1m
+       FROM model_prices ORDER BY model_id, price_version DESC`,
+  );
+  return new Map(rows.map((r) => [r.model_id, { modelId: r.model_id, version: r.price_version, input: BigInt(r.input_price_per_1m), output: BigInt(r.output_price_per_1m) }]));
+}
+
+/** Micro-credits for the tokens at the price, rounded up (as the service's costAt). */
+export const costOf = (price: Price, input: number, output: number) => (BigInt(input) * price.input + BigInt(output) * price.output + 999_999n) / 1_000_000n;
+
+/** The bind values of one open, in the service's order (no unpaid limit, as the bench's service runs). */
+export function sessionOpenValues(price: Price, sessionId: string, userId: string, input = ESTIMATED_INPUT_TOKENS, output = ESTIMATED_OUTPUT_TOKENS): unknown[] {
+  const hash = crypto.createHash('sha256').update(JSON.stringify([price.modelId, input, output, null, null])).digest('hex');
+  return [
+    sessionId,
+    userId,
+    price.modelId,
+    price.version,
+    input,
+    output,
+    costOf(price, input, output).toString(),
+    costOf(price, input, 0).toString(),
+    hash,
+    SESSION_TTL_SECONDS,
+    null,
+  ];
+}
+
+export const BENCH_MODEL = MODEL_ID;

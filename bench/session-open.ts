@@ -6,11 +6,13 @@
  */
 import crypto from 'node:crypto';
 import type { ClientBase } from 'pg';
+import { callOf } from '../src/ledger/ledger';
 import { ESTIMATED_INPUT_TOKENS, ESTIMATED_OUTPUT_TOKENS, MODEL_ID } from './constants';
 
 export const SESSION_OPEN = {
   name: 'acct_session_open',
-  text: 'SELECT * FROM acct_session_open($1, $2, $3, $4::integer, $5::bigint, $6::bigint, $7::bigint, $8::bigint, $9, $10::integer, $11::bigint)',
+  // The gateway's own text, so P0 and I0 send exactly what initialize sends.
+  text: `SELECT * FROM ${callOf('acct_session_open')}`,
 };
 
 /** The service's default SESSION_TTL_SECONDS. */

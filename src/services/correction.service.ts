@@ -231,9 +231,7 @@ export class CorrectionService {
     if (body.dryRun) {
       const [row] = await this.db.query<{ records: string; charged: string; refunded: string }>(
         `WITH diffs AS (
-           SELECT ceil(((u.input_tokens - u.cached_input_tokens)::numeric * p.input_price_per_1m
-                        + u.cached_input_tokens::numeric * p.cached_input_price_per_1m
-                        + u.output_tokens::numeric * p.output_price_per_1m) / 1000000)::bigint - u.credits AS diff,
+           SELECT acct_usage_cost(u, p) - u.credits AS diff,
                   u.credits - u.refunded_credits AS reducible
              FROM usage_records u JOIN model_prices p ON p.model_id = u.model_id AND p.price_version = $3
             WHERE u.model_id = $1 AND u.price_version = $2 AND u.created_at BETWEEN $4 AND $5

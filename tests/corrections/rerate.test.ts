@@ -105,3 +105,48 @@ test('When three re-rates of the same range race over more records than one batc
   expect(left.n).toBe('0');
   expect(await discrepancies(ctx)).toEqual([]);
 }, 120_000);
+
+test('When records with every token kind are re-rated, then the new cost is what calculate (costAt) gives at that version, kind fallbacks included', async () => {
+  const model = `rr-kinds-${Date.now()}`;
+  await setPrice(model, 1, 1); // v1: every kind 1 credit per 1M (kinds without a price fall back)
+  const user = userWithRole('user');
+  await allocate(ctx, supervisor.auth, { userId: user.id, credits: 100 });
+  const tokens = {
+    inputTokens: 1_000_000,
+    cachedInputTokens: 100_000,
+    cacheWriteTokens: 200_000,
+    cacheWrite1hTokens: 300_000,
+    outputTokens: 1_000_000,
+    reasoningTokens: 400_000,
+  };
+  const rec = await recordUsage(ctx, supervisor.auth, { userId: user.id, modelId: model, ...tokens });
+  expect(rec.status).toBe(201);
+  expect(rec.body.usageRecord.credits).toBe(2);
+  const calculate = async () => {
+    const res = await request(ctx.app).post('/api/credits/calculate').set('Authorization', admin.auth).send({ modelId: model, ...tokens });
+    expect(res.status).toBe(200);
+    return res.body.credits as number;
+  };
+
+  // v2: every kind its own price. 0.4M x 2 + 0.1M x 0.5 + 0.2M x 3 + 0.3M x 5 + 0.6M x 7 + 0.4M x 11 = 11.55
+  const v2 = await request(ctx.app).put(`/api/models/${model}`).set('Authorization', admin.auth).send({
+    inputPricePer1M: 2, cachedInputPricePer1M: 0.5, cacheWritePricePer1M: 3, cacheWrite1hPricePer1M: 5, outputPricePer1M: 7, reasoningPricePer1M: 11,
+  });
+  expect(v2.status).toBe(200);
+  expect(await calculate()).toBe(11.55);
+  const body = { modelId: model, fromPriceVersion: 1, toPriceVersion: 2, ...range };
+  expect((await rerate({ ...body, dryRun: true })).body).toEqual({ records: 1, creditsCharged: 9.55, creditsRefunded: 0, dryRun: true });
+  expect((await rerate(body)).body).toEqual({ records: 1, creditsCharged: 9.55, creditsRefunded: 0, dryRun: false });
+  expect(await recordState(ctx, rec.body.usageRecord.id)).toMatchObject({ credits: micro(11.55), charged: micro(11.55) });
+
+  // v3: only input, cached input and output priced: cache writes fall back to input, reasoning to output.
+  await setPrice(model, 1, 2);
+  const expected = await calculate();
+  expect(expected).toBe(3); // 0.4 + 0.1 + 0.2 + 0.3 + 0.6 x 2 + 0.4 x 2
+  expect((await rerate({ modelId: model, fromPriceVersion: 2, toPriceVersion: 3, ...range })).body).toEqual({
+    records: 1, creditsCharged: 0, creditsRefunded: 8.55, dryRun: false,
+  });
+  expect(await recordState(ctx, rec.body.usageRecord.id)).toMatchObject({ credits: micro(expected) });
+  expect(await availableOf(ctx.db, user.id)).toBe(micro(97));
+  expect(await discrepancies(ctx)).toEqual([]);
+});

@@ -7,6 +7,8 @@
 -- The record keeps its cost: charged/unpaid shrink, refunded_credits grows; its rollup row counts it net.
 -- Outcomes: refunded | not_found | too_much (p_amount above what is refundable; nothing changed) |
 -- session_expired (the record of an expired session may still be settled late: finalize or abort it first).
+-- Events (issue 15): usage.refunded when something was refunded, then the low-balance state (returned
+-- credits re-arm thresholds), in the same transaction.
 -- Lock order: the owner's row, the record, then the lots in consumption order.
 CREATE OR REPLACE FUNCTION acct_refund_usage(p_record bigint, p_amount bigint, p_actor text, p_reason text)
 RETURNS TABLE (outcome text, user_id text, refundable bigint, forgiven bigint, returned bigint)
@@ -125,6 +127,14 @@ BEGIN
    WHERE usage_daily.user_id = r.user_id AND day = (r.created_at AT TIME ZONE 'UTC')::date AND service = r.service
      AND operation = r.operation AND model_id = coalesce(r.model_id, '');
   refundable := refundable - v_amount;
+  IF v_amount > 0 THEN
+    PERFORM acct_event_emit('usage.refunded', user_id, jsonb_build_object(
+      'usageRecordId', p_record::text, 'sessionId', r.session_id, 'modelId', r.model_id,
+      'credits', acct_event_credits(v_amount), 'forgivenCredits', acct_event_credits(forgiven),
+      'returnedCredits', acct_event_credits(returned), 'refundedCredits', acct_event_credits(r.refunded_credits + v_amount),
+      'recordCredits', acct_event_credits(r.credits), 'reason', p_reason, 'refundedBy', p_actor));
+    PERFORM acct_event_balance(user_id);
+  END IF;
   outcome := 'refunded';
   RETURN NEXT;
 END $$;

@@ -1,20 +1,21 @@
 -- acct_rerate_user (issue 16): re-rates up to p_limit usage records of ONE user that are priced at
 -- p_model@p_from_version and recorded in [p_from, p_to], to p_to_version, in one short transaction (the caller
 -- loops until fewer than p_limit come back, so no user's lock is held for long). Per record, the new cost is
--- ceil(Σ tokens x price / 1M) at the new version (uncached input, cached input, output) and the difference:
+-- acct_usage_cost at the new version (every token kind, as costAt) and the difference:
 --   more   is charged from available credits ('charge' rows linked to the record), the rest left unpaid;
 --   less   lowers unpaid first, then goes back to the lots that paid the record as positive 'adjust' rows
 --          (latest-expiring lot first; into an expired lot as 'adjust' + 'expire', not revived).
 -- The record's price_version moves to p_to_version in the same transaction, so each difference is charged or
 -- refunded exactly once and running the same re-rate again finds nothing. The part of a record already
 -- refunded stays refunded (a decrease never goes below it). Lock order: user, records, lots.
+-- Events (issue 15): after the batch, the low-balance state (credits.low / credits.depleted, or re-armed).
 CREATE OR REPLACE FUNCTION acct_rerate_user(p_user text, p_model text, p_from_version integer, p_to_version integer,
                                             p_from timestamptz, p_to timestamptz, p_limit integer, p_actor text)
 RETURNS TABLE (records integer, charged bigint, refunded bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
   p model_prices%ROWTYPE;
-  r record;
+  r usage_records%ROWTYPE;
   leg record;
   v_new bigint;
   v_diff bigint;
@@ -42,9 +43,7 @@ BEGIN
        FOR UPDATE OF u
   LOOP
     records := records + 1;
-    v_new := ceil(((r.input_tokens - r.cached_input_tokens)::numeric * p.input_price_per_1m
-                   + r.cached_input_tokens::numeric * p.cached_input_price_per_1m
-                   + r.output_tokens::numeric * p.output_price_per_1m) / 1000000)::bigint;
+    v_new := acct_usage_cost(r, p);
     v_diff := v_new - r.credits;
     v_pay := 0;
     v_forgive := 0;
@@ -117,5 +116,8 @@ BEGIN
      WHERE user_id = p_user AND day = (r.created_at AT TIME ZONE 'UTC')::date AND service = r.service
        AND operation = r.operation AND model_id = coalesce(r.model_id, '');
   END LOOP;
+  IF records > 0 THEN
+    PERFORM acct_event_balance(p_user);
+  END IF;
   RETURN NEXT;
 END $$;

@@ -149,9 +149,9 @@ export class WebhookDispatcher {
       const endpoints = await this.db.query<{ id: string }>(
         `SELECT e.id FROM webhook_endpoints e
           WHERE (e.enabled OR $1::bigint IS NOT NULL)
-            AND e.id IN (SELECT endpoint_id FROM webhook_deliveries
-                          WHERE status IN ('pending', 'delivering') AND next_attempt_at <= now()
-                            AND ($1::bigint IS NULL OR id = $1::bigint))
+            AND EXISTS (SELECT 1 FROM webhook_deliveries d
+                         WHERE d.endpoint_id = e.id AND d.status IN ('pending', 'delivering') AND d.next_attempt_at <= now()
+                           AND ($1::bigint IS NULL OR d.id = $1::bigint))
           ORDER BY e.id
             FOR UPDATE SKIP LOCKED`,
         [onlyDelivery ?? null],

@@ -204,6 +204,9 @@ interface Result {
   report: Record<string, unknown>;
   baseline: Latency;
   during: Latency;
+  /** The user's row lock taken and released on a connection of its own (no HTTP): alone, during the re-rate. */
+  lockBaseline: Latency;
+  lockDuring: Latency;
   reconcileOk: boolean;
 }
 
@@ -258,6 +261,22 @@ async function measure(adminUrl: string, options: Options): Promise<Result> {
         }
       };
 
+      // Next to it, a probe on its own connection takes the user's row lock (as every money request of the user
+      // does first) and lets go at once: how long the re-rate makes the user's requests wait, without HTTP.
+      const probe = new Client({ connectionString: url });
+      await probe.connect();
+      let probing = false;
+      const probeLoop = async (times: number[]) => {
+        while (probing) {
+          const started = process.hrtime.bigint();
+          await probe.query('BEGIN');
+          await probe.query(`SELECT 1 FROM user_accounts WHERE id = $1 FOR UPDATE`, [`${USER_PREFIX}1`]);
+          await probe.query('COMMIT');
+          times.push(Number(process.hrtime.bigint() - started) / 1e6);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      };
+
       const warm: number[] = [];
       const warmup = loop(warm);
       await new Promise((resolve) => setTimeout(resolve, 1_000));
@@ -265,16 +284,21 @@ async function measure(adminUrl: string, options: Options): Promise<Result> {
       await warmup;
 
       const baselineTimes: number[] = [];
+      const baselineLock: number[] = [];
       stop = false;
-      const baseline = loop(baselineTimes);
+      probing = true;
+      const baseline = Promise.all([loop(baselineTimes), probeLoop(baselineLock)]);
       await new Promise((resolve) => setTimeout(resolve, BASELINE_MS));
       stop = true;
+      probing = false;
       await baseline;
 
       console.log('re-rating...');
       const duringTimes: number[] = [];
+      const duringLock: number[] = [];
       stop = false;
-      const during = loop(duringTimes);
+      probing = true;
+      const during = Promise.all([loop(duringTimes), probeLoop(duringLock)]);
       const rerate = await post(adminAgent, port, '/api/admin/rerate', adminToken, {
         modelId: MODEL,
         fromPriceVersion: 1,
@@ -283,7 +307,9 @@ async function measure(adminUrl: string, options: Options): Promise<Result> {
         to: new Date().toISOString(),
       });
       stop = true;
+      probing = false;
       await during;
+      await probe.end();
       if (rerate.status !== 200) throw new Error(`rerate answered ${rerate.status}: ${JSON.stringify(rerate.json)}`);
       if (rerate.json.records !== options.records) throw new Error(`rerate re-rated ${String(rerate.json.records)} of ${options.records} records`);
 
@@ -296,7 +322,16 @@ async function measure(adminUrl: string, options: Options): Promise<Result> {
           })
           .on('error', reject);
       });
-      return { seedMs, rerateMs: rerate.ms, report: rerate.json, baseline: summarize(baselineTimes), during: summarize(duringTimes), reconcileOk: reconcile };
+      return {
+        seedMs,
+        rerateMs: rerate.ms,
+        report: rerate.json,
+        baseline: summarize(baselineTimes),
+        during: summarize(duringTimes),
+        lockBaseline: summarize(baselineLock),
+        lockDuring: summarize(duringLock),
+        reconcileOk: reconcile,
+      };
     } finally {
       userAgent.destroy();
       adminAgent.destroy();
@@ -313,15 +348,18 @@ const ms = (n: number) => `${n.toFixed(1)} ms`;
 function table(r: Result, options: Options, where: string): string {
   const perSecond = Math.round(options.records / (r.rerateMs / 1000));
   return [
-    `| records | users | re-rate | records/s | initialize p50 / p99 / max, alone | initialize p50 / p99 / max, during the re-rate |`,
-    `|---:|---:|---:|---:|---|---|`,
+    `| records | users | re-rate | records/s | | p50 / p99 / max, alone | p50 / p99 / max, during the re-rate |`,
+    `|---:|---:|---:|---:|---|---|---|`,
     `| ${options.records.toLocaleString('en-US')} | ${options.users} | ${(r.rerateMs / 1000).toFixed(1)} s | ${perSecond.toLocaleString('en-US')} | ` +
-      `${ms(r.baseline.p50)} / ${ms(r.baseline.p99)} / ${ms(r.baseline.max)} (${r.baseline.n}) | ` +
+      `initialize (HTTP) | ${ms(r.baseline.p50)} / ${ms(r.baseline.p99)} / ${ms(r.baseline.max)} (${r.baseline.n}) | ` +
       `${ms(r.during.p50)} / ${ms(r.during.p99)} / ${ms(r.during.max)} (${r.during.n}) |`,
+    `| | | | | the user's row lock (SQL) | ${ms(r.lockBaseline.p50)} / ${ms(r.lockBaseline.p99)} / ${ms(r.lockBaseline.max)} (${r.lockBaseline.n}) | ` +
+      `${ms(r.lockDuring.p50)} / ${ms(r.lockDuring.p99)} / ${ms(r.lockDuring.max)} (${r.lockDuring.n}) |`,
     '',
     `\`npm run bench:rerate -- --records ${options.records} --users ${options.users}\`: every record re-rated from version 1 to a dearer ` +
       `version 2 (report ${JSON.stringify(r.report)}), reconcile ${r.reconcileOk ? 'clean' : 'NOT clean'} afterwards; one client ` +
-      `looping initialize + abort on the affected user${options.users > 1 ? 's' : ''} (count in parentheses); ${where}; ` +
+      `looping initialize + abort on the affected user${options.users > 1 ? 's' : ''}, and a probe taking and releasing the row lock ` +
+      `of the first one every 5 ms (counts in parentheses); ${where}; ` +
       `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'CPU'} (load average ${os.loadavg()[0].toFixed(1)} at the end), Node ${process.version}; ` +
       `${new Date().toISOString().slice(0, 10)}; ` +
       `seed ${(r.seedMs / 1000).toFixed(1)} s.`,

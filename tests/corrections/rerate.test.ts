@@ -150,3 +150,30 @@ test('When records with every token kind are re-rated, then the new cost is what
   expect(await availableOf(ctx.db, user.id)).toBe(micro(97));
   expect(await discrepancies(ctx)).toEqual([]);
 });
+
+test('When one re-rate raises some records and lowers others while credits are short, then every lot and record adds up and reconcile is clean', async () => {
+  const model = `rr-mixed-${Date.now()}`;
+  await setPrice(model, 1, 1); // v1: 1 credit per 1M tokens of either kind
+  const user = userWithRole('user');
+  await allocate(ctx, supervisor.auth, { userId: user.id, credits: 30 });
+  await allocate(ctx, supervisor.auth, { userId: user.id, credits: 3, expiresInDays: 2 });
+  // 24 records alternating input-heavy (2M in) and output-heavy (2M out): 2 credits each at v1, 48 in all:
+  // 33 charged, 15 unpaid.
+  for (let i = 0; i < 24; i++) {
+    const tokens = i % 2 === 0 ? { inputTokens: 2_000_000, outputTokens: 0 } : { inputTokens: 0, outputTokens: 2_000_000 };
+    expect((await recordUsage(ctx, supervisor.auth, { userId: user.id, modelId: model, ...tokens })).status).toBe(201);
+  }
+  await setPrice(model, 3, 0.25); // v2: input-heavy records cost 6 (+4), output-heavy 0.5 (-1.5)
+  const res = await rerate({ modelId: model, fromPriceVersion: 1, toPriceVersion: 2, ...range });
+  expect(res.body).toEqual({ records: 24, creditsCharged: 48, creditsRefunded: 18, dryRun: false });
+  const rows = await ctx.db.query<{ credits: string; charged: string; unpaid: string }>(
+    `SELECT credits::text, charged_credits::text AS charged, unpaid_credits::text AS unpaid FROM usage_records WHERE model_id = $1`,
+    [model],
+  );
+  const sum = (key: 'credits' | 'charged' | 'unpaid') => rows.reduce((s, r) => s + BigInt(r[key]), 0n);
+  expect(sum('credits')).toBe(micro(12 * 6 + 12 * 0.5));
+  expect(sum('charged') + sum('unpaid')).toBe(sum('credits'));
+  // Every credit granted is either still available or paid a record.
+  expect((await availableOf(ctx.db, user.id)) + sum('charged')).toBe(micro(33));
+  expect(await discrepancies(ctx)).toEqual([]);
+});

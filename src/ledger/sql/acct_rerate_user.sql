@@ -52,14 +52,18 @@ BEGIN
   END IF;
   PERFORM acct_lock_user(p_user);
   FOR r IN
-    -- The records of a session that expired (it may still be finalized late) are left alone. NOT IN over the
-    -- user's expired sessions keeps the plan an ordered index scan that stops after p_limit rows.
+    -- The records of a session that expired (it may still be finalized late) are left alone. The plan must be
+    -- an ordered scan of usage_records_rerate that stops after p_limit rows, whatever the statistics say:
+    -- price_version is compared as a range and leads the ORDER BY, an order only that index gives (with an
+    -- equality the planner may walk (user_id, created_at, id) past every record already re-rated), and the
+    -- expired sessions are a NOT IN (an anti-join estimated at one row would make a full sort look cheap).
     SELECT u.* FROM usage_records u
-     WHERE u.user_id = p_user AND u.model_id = p_model AND u.price_version = p_from_version
+     WHERE u.user_id = p_user AND u.model_id = p_model
+       AND u.price_version BETWEEN p_from_version AND p_from_version
        AND u.created_at BETWEEN p_from AND p_to
        AND (u.session_id IS NULL
             OR u.session_id NOT IN (SELECT s.id FROM streaming_sessions s WHERE s.user_id = p_user AND s.status = 'expired'))
-     ORDER BY u.created_at, u.id
+     ORDER BY u.price_version, u.created_at, u.id
      LIMIT p_limit
        FOR UPDATE OF u
   LOOP

@@ -229,6 +229,7 @@ export class WebhookDispatcher {
         resolve({ ...result, durationMs: elapsed() });
       };
       let signature: string;
+      let signedAt: Date;
       let url: URL;
       try {
         url = new URL(delivery.url);
@@ -237,7 +238,10 @@ export class WebhookDispatcher {
           return finish({ success: false, statusCode: null, error: `refused: ${host} is a private or loopback address`, outcome: 'network_error' });
         }
         if (!this.options.secretKey) throw new Error('WEBHOOK_SECRET_KEY is not set');
-        signature = new Webhook(decryptSecret(delivery.secret_encrypted, this.options.secretKey)).sign(messageId, new Date(), body);
+        // One instant for the signature and the header: two clock reads can straddle a second boundary, and the
+        // receiver would then reject a correctly signed delivery.
+        signedAt = new Date();
+        signature = new Webhook(decryptSecret(delivery.secret_encrypted, this.options.secretKey)).sign(messageId, signedAt, body);
       } catch (error) {
         return finish({ success: false, statusCode: null, error: `cannot sign or address the request: ${(error as Error).message}`, outcome: 'network_error' });
       }
@@ -251,7 +255,7 @@ export class WebhookDispatcher {
           'content-type': 'application/json',
           'user-agent': 'accounting-service-webhooks/1',
           'webhook-id': messageId,
-          'webhook-timestamp': String(Math.floor(Date.now() / 1000)),
+          'webhook-timestamp': String(Math.floor(signedAt.getTime() / 1000)),
           'webhook-signature': signature,
         },
       });

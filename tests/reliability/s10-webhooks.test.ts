@@ -186,7 +186,17 @@ test('When 3 instances dispatch 10,000 events to one endpoint, then each is deli
       },
       150_000,
       1_000,
-    );
+    ).catch(async (error: Error) => {
+      // What is missing, and what the outbox says about it.
+      const got = new Set(receiver.received.map((r) => r.id));
+      const missing = (await committedEventIds(cluster)).filter((id) => !got.has(id)).slice(0, 10);
+      const rows = await cluster.pg.sql(
+        `SELECT e.id, e.fanned_out, e.created_at, d.id AS delivery, d.status, d.attempts, d.next_attempt_at, d.last_status_code, d.last_error, now() AS now
+           FROM events e LEFT JOIN webhook_deliveries d ON d.event_id = e.id WHERE e.id = ANY ($1::bigint[])`,
+        [missing.map((id) => id.slice(4))],
+      );
+      throw new Error(`${error.message}; invalid signatures ${receiver.invalid}; missing ${JSON.stringify(rows)}`);
+    });
     const elapsedMs = Date.now() - started;
     await sleep(1_000); // a late duplicate would arrive now
 

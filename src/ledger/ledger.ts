@@ -691,6 +691,27 @@ export class Ledger {
     return { records: row.records, charged: fromDb(row.charged), refunded: fromDb(row.refunded) };
   }
 
+  /**
+   * What a re-rate would change, in one read: records of modelId@fromVersion created in [from, to] (expired
+   * sessions' records skipped, as rerateUser does), priced at toVersion by acct_usage_cost (the SQL twin of costAt).
+   */
+  async rerateDryRun(args: { modelId: string; fromVersion: number; toVersion: number; from: Date | string; to: Date | string }) {
+    const [row] = await this.call<{ records: string; charged: string; refunded: string }>(
+      `WITH diffs AS (
+         SELECT acct_usage_cost(u, p) - u.credits AS diff,
+                u.credits - u.refunded_credits AS reducible
+           FROM usage_records u JOIN model_prices p ON p.model_id = u.model_id AND p.price_version = $3
+          WHERE u.model_id = $1 AND u.price_version = $2 AND u.created_at BETWEEN $4 AND $5
+            AND NOT EXISTS (SELECT 1 FROM streaming_sessions s WHERE s.user_id = u.user_id AND s.id = u.session_id AND s.status = 'expired')
+       )
+       SELECT count(*)::text AS records, coalesce(sum(diff) FILTER (WHERE diff > 0), 0)::text AS charged,
+              coalesce(sum(least(-diff, reducible)) FILTER (WHERE diff < 0), 0)::text AS refunded
+         FROM diffs`,
+      [args.modelId, args.fromVersion, args.toVersion, args.from, args.to],
+    );
+    return { records: Number(row.records), charged: fromDb(row.charged), refunded: fromDb(row.refunded) };
+  }
+
   // ----- budgets -----
 
   /** Status rows of a user's own budgets and their org's (either may be null), as of now. */

@@ -224,24 +224,16 @@ export class CorrectionService {
     if (problems.length > 0) throw new AppError('VALIDATION_ERROR', 'The request is not valid', { problems });
 
     if (body.dryRun) {
-      const [row] = await this.db.query<{ records: string; charged: string; refunded: string }>(
-        `WITH diffs AS (
-           SELECT ceil(((u.input_tokens - u.cached_input_tokens)::numeric * p.input_price_per_1m
-                        + u.cached_input_tokens::numeric * p.cached_input_price_per_1m
-                        + u.output_tokens::numeric * p.output_price_per_1m) / 1000000)::bigint - u.credits AS diff,
-                  u.credits - u.refunded_credits AS reducible
-             FROM usage_records u JOIN model_prices p ON p.model_id = u.model_id AND p.price_version = $3
-            WHERE u.model_id = $1 AND u.price_version = $2 AND u.created_at BETWEEN $4 AND $5
-              AND NOT EXISTS (SELECT 1 FROM streaming_sessions s WHERE s.user_id = u.user_id AND s.id = u.session_id AND s.status = 'expired')
-         )
-         SELECT count(*)::text AS records, coalesce(sum(diff) FILTER (WHERE diff > 0), 0)::text AS charged,
-                coalesce(sum(least(-diff, reducible)) FILTER (WHERE diff < 0), 0)::text AS refunded
-           FROM diffs`,
-        [body.modelId, body.fromPriceVersion, body.toPriceVersion, body.from, body.to],
-      );
+      const diff = await this.ledger.rerateDryRun({
+        modelId: body.modelId,
+        fromVersion: body.fromPriceVersion,
+        toVersion: body.toPriceVersion,
+        from: body.from,
+        to: body.to,
+      });
       return {
         effect: 'done',
-        body: { records: Number(row.records), creditsCharged: toCredits(fromDb(row.charged)), creditsRefunded: toCredits(fromDb(row.refunded)), dryRun: true },
+        body: { records: diff.records, creditsCharged: toCredits(diff.charged), creditsRefunded: toCredits(diff.refunded), dryRun: true },
       };
     }
 
@@ -274,7 +266,8 @@ export class CorrectionService {
         records += row.records;
         charged += row.charged;
         refunded += row.refunded;
-        if (row.records < RERATE_BATCH) break;
+        // A batch also stops at its time budget (Ledger.rerateUser): done only when one finds nothing.
+        if (row.records === 0) break;
       }
     }
     const report = { records, creditsCharged: toCredits(charged), creditsRefunded: toCredits(refunded), dryRun: false };
@@ -282,7 +275,7 @@ export class CorrectionService {
   }
 }
 
-/** Records re-rated per user transaction: small enough that a user's other requests never wait long. */
+/** Most records re-rated per user transaction (each also stops after 10 ms of work): a user's other requests never wait long. */
 const RERATE_BATCH = 200;
 
 const SCHEDULE_COLUMNS = `id::text, user_id, credits::text, period, timezone, expire_at_period_end, expires_in_days,

@@ -150,9 +150,9 @@ export class WebhookDispatcher {
       const endpoints = await this.db.query<{ id: string }>(
         `SELECT e.id FROM webhook_endpoints e
           WHERE (e.enabled OR $1::bigint IS NOT NULL)
-            AND e.id IN (SELECT endpoint_id FROM webhook_deliveries
-                          WHERE status IN ('pending', 'delivering') AND next_attempt_at <= now()
-                            AND ($1::bigint IS NULL OR id = $1::bigint))
+            AND EXISTS (SELECT 1 FROM webhook_deliveries d
+                         WHERE d.endpoint_id = e.id AND d.status IN ('pending', 'delivering') AND d.next_attempt_at <= now()
+                           AND ($1::bigint IS NULL OR d.id = $1::bigint))
           ORDER BY e.id
             FOR UPDATE SKIP LOCKED`,
         [onlyDelivery ?? null],
@@ -230,6 +230,7 @@ export class WebhookDispatcher {
         resolve({ ...result, durationMs: elapsed() });
       };
       let signature: string;
+      let signedAt: Date;
       let url: URL;
       try {
         url = new URL(delivery.url);
@@ -238,7 +239,10 @@ export class WebhookDispatcher {
           return finish({ success: false, statusCode: null, error: `refused: ${host} is a private or loopback address`, outcome: 'network_error' });
         }
         if (!this.options.secretKey) throw new Error('WEBHOOK_SECRET_KEY is not set');
-        signature = new Webhook(decryptSecret(delivery.secret_encrypted, this.options.secretKey)).sign(messageId, new Date(), body);
+        // One instant for the signature and the header: two clock reads can straddle a second boundary, and the
+        // receiver would then reject a correctly signed delivery.
+        signedAt = new Date();
+        signature = new Webhook(decryptSecret(delivery.secret_encrypted, this.options.secretKey)).sign(messageId, signedAt, body);
       } catch (error) {
         return finish({ success: false, statusCode: null, error: `cannot sign or address the request: ${(error as Error).message}`, outcome: 'network_error' });
       }
@@ -252,7 +256,7 @@ export class WebhookDispatcher {
           'content-type': 'application/json',
           'user-agent': 'accounting-service-webhooks/1',
           'webhook-id': messageId,
-          'webhook-timestamp': String(Math.floor(Date.now() / 1000)),
+          'webhook-timestamp': String(Math.floor(signedAt.getTime() / 1000)),
           'webhook-signature': signature,
         },
       });

@@ -105,3 +105,75 @@ test('When three re-rates of the same range race over more records than one batc
   expect(left.n).toBe('0');
   expect(await discrepancies(ctx)).toEqual([]);
 }, 120_000);
+
+test('When records with every token kind are re-rated, then the new cost is what calculate (costAt) gives at that version, kind fallbacks included', async () => {
+  const model = `rr-kinds-${Date.now()}`;
+  await setPrice(model, 1, 1); // v1: every kind 1 credit per 1M (kinds without a price fall back)
+  const user = userWithRole('user');
+  await allocate(ctx, supervisor.auth, { userId: user.id, credits: 100 });
+  const tokens = {
+    inputTokens: 1_000_000,
+    cachedInputTokens: 100_000,
+    cacheWriteTokens: 200_000,
+    cacheWrite1hTokens: 300_000,
+    outputTokens: 1_000_000,
+    reasoningTokens: 400_000,
+  };
+  const rec = await recordUsage(ctx, supervisor.auth, { userId: user.id, modelId: model, ...tokens });
+  expect(rec.status).toBe(201);
+  expect(rec.body.usageRecord.credits).toBe(2);
+  const calculate = async () => {
+    const res = await request(ctx.app).post('/api/credits/calculate').set('Authorization', admin.auth).send({ modelId: model, ...tokens });
+    expect(res.status).toBe(200);
+    return res.body.credits as number;
+  };
+
+  // v2: every kind its own price. 0.4M x 2 + 0.1M x 0.5 + 0.2M x 3 + 0.3M x 5 + 0.6M x 7 + 0.4M x 11 = 11.55
+  const v2 = await request(ctx.app).put(`/api/models/${model}`).set('Authorization', admin.auth).send({
+    inputPricePer1M: 2, cachedInputPricePer1M: 0.5, cacheWritePricePer1M: 3, cacheWrite1hPricePer1M: 5, outputPricePer1M: 7, reasoningPricePer1M: 11,
+  });
+  expect(v2.status).toBe(200);
+  expect(await calculate()).toBe(11.55);
+  const body = { modelId: model, fromPriceVersion: 1, toPriceVersion: 2, ...range };
+  expect((await rerate({ ...body, dryRun: true })).body).toEqual({ records: 1, creditsCharged: 9.55, creditsRefunded: 0, dryRun: true });
+  expect((await rerate(body)).body).toEqual({ records: 1, creditsCharged: 9.55, creditsRefunded: 0, dryRun: false });
+  expect(await recordState(ctx, rec.body.usageRecord.id)).toMatchObject({ credits: micro(11.55), charged: micro(11.55) });
+
+  // v3: only input, cached input and output priced: cache writes fall back to input, reasoning to output.
+  await setPrice(model, 1, 2);
+  const expected = await calculate();
+  expect(expected).toBe(3); // 0.4 + 0.1 + 0.2 + 0.3 + 0.6 x 2 + 0.4 x 2
+  expect((await rerate({ modelId: model, fromPriceVersion: 2, toPriceVersion: 3, ...range })).body).toEqual({
+    records: 1, creditsCharged: 0, creditsRefunded: 8.55, dryRun: false,
+  });
+  expect(await recordState(ctx, rec.body.usageRecord.id)).toMatchObject({ credits: micro(expected) });
+  expect(await availableOf(ctx.db, user.id)).toBe(micro(97));
+  expect(await discrepancies(ctx)).toEqual([]);
+});
+
+test('When one re-rate raises some records and lowers others while credits are short, then every lot and record adds up and reconcile is clean', async () => {
+  const model = `rr-mixed-${Date.now()}`;
+  await setPrice(model, 1, 1); // v1: 1 credit per 1M tokens of either kind
+  const user = userWithRole('user');
+  await allocate(ctx, supervisor.auth, { userId: user.id, credits: 30 });
+  await allocate(ctx, supervisor.auth, { userId: user.id, credits: 3, expiresInDays: 2 });
+  // 24 records alternating input-heavy (2M in) and output-heavy (2M out): 2 credits each at v1, 48 in all:
+  // 33 charged, 15 unpaid.
+  for (let i = 0; i < 24; i++) {
+    const tokens = i % 2 === 0 ? { inputTokens: 2_000_000, outputTokens: 0 } : { inputTokens: 0, outputTokens: 2_000_000 };
+    expect((await recordUsage(ctx, supervisor.auth, { userId: user.id, modelId: model, ...tokens })).status).toBe(201);
+  }
+  await setPrice(model, 3, 0.25); // v2: input-heavy records cost 6 (+4), output-heavy 0.5 (-1.5)
+  const res = await rerate({ modelId: model, fromPriceVersion: 1, toPriceVersion: 2, ...range });
+  expect(res.body).toEqual({ records: 24, creditsCharged: 48, creditsRefunded: 18, dryRun: false });
+  const rows = await ctx.db.query<{ credits: string; charged: string; unpaid: string }>(
+    `SELECT credits::text, charged_credits::text AS charged, unpaid_credits::text AS unpaid FROM usage_records WHERE model_id = $1`,
+    [model],
+  );
+  const sum = (key: 'credits' | 'charged' | 'unpaid') => rows.reduce((s, r) => s + BigInt(r[key]), 0n);
+  expect(sum('credits')).toBe(micro(12 * 6 + 12 * 0.5));
+  expect(sum('charged') + sum('unpaid')).toBe(sum('credits'));
+  // Every credit granted is either still available or paid a record.
+  expect((await availableOf(ctx.db, user.id)) + sum('charged')).toBe(micro(33));
+  expect(await discrepancies(ctx)).toEqual([]);
+});

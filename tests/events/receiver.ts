@@ -6,17 +6,23 @@ export interface Received {
   id: string;
   timestamp: string;
   body: { id: string; type: string; userId: string | null; data: Record<string, unknown> };
+  /** The exact bytes received (the signed payload). */
+  raw: string;
 }
 
 /**
  * A real webhook receiver on loopback (node:http). Every request's signature is verified with the
- * `standardwebhooks` package against the endpoint's secret; `invalid` counts the ones that fail.
+ * `standardwebhooks` package against the endpoint's secret; `invalid` counts the ones that fail (answered 400).
  * `mode`: ok (204), fail (500), redirect (302 elsewhere), hang (holds the response until release()).
+ * `delayMs` > 0 (mode ok): the request is counted as received at once and answered that much later, so a
+ * sender can die while its request is in flight (`inFlight` lists the webhook-ids of those).
  */
 export class Receiver {
   readonly received: Received[] = [];
   invalid = 0;
   mode: 'ok' | 'fail' | 'redirect' | 'hang' = 'ok';
+  delayMs = 0;
+  readonly inFlight = new Set<string>();
   secret = '';
   private server: http.Server | null = null;
   private held: http.ServerResponse[] = [];
@@ -39,7 +45,17 @@ export class Receiver {
         }
         if (this.mode === 'fail') return res.writeHead(500).end('nope');
         if (this.mode === 'redirect') return res.writeHead(302, { location: `${this.url}/elsewhere` }).end();
-        this.accept(req, raw);
+        // As a real receiver does: a request that does not verify is refused (and counted in `invalid`).
+        if (!this.accept(req, raw)) return res.writeHead(400).end('bad signature');
+        if (this.delayMs > 0) {
+          const id = String(req.headers['webhook-id']);
+          this.inFlight.add(id);
+          setTimeout(() => {
+            this.inFlight.delete(id);
+            if (!res.destroyed) res.writeHead(204).end();
+          }, this.delayMs);
+          return;
+        }
         res.writeHead(204).end();
       });
     });
@@ -73,7 +89,7 @@ export class Receiver {
     return { distinct: ids.size, duplicates: this.received.length - ids.size };
   }
 
-  private accept(req: http.IncomingMessage, raw: string): void {
+  private accept(req: http.IncomingMessage, raw: string): boolean {
     const headers = {
       'webhook-id': String(req.headers['webhook-id']),
       'webhook-timestamp': String(req.headers['webhook-timestamp']),
@@ -81,9 +97,11 @@ export class Receiver {
     };
     try {
       const body = new Webhook(this.secret).verify(raw, headers) as Received['body'];
-      this.received.push({ id: headers['webhook-id'], timestamp: headers['webhook-timestamp'], body });
+      this.received.push({ id: headers['webhook-id'], timestamp: headers['webhook-timestamp'], body, raw });
+      return true;
     } catch {
       this.invalid++;
+      return false;
     }
   }
 }

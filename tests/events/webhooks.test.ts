@@ -108,7 +108,7 @@ describe('webhooks', () => {
     const [event] = (await request(ctx.app).get('/api/events').query({ userId: user.id }).set('Authorization', admin.auth)).body.data;
     const mine = r.received.filter((x) => x.body.userId === user.id);
     expect(r.invalid).toBe(0);
-    expect(mine).toEqual([{ id: event.id, timestamp: expect.stringMatching(/^\d{10}$/), body: event }]);
+    expect(mine).toEqual([{ id: event.id, timestamp: expect.stringMatching(/^\d{10}$/), body: event, raw: expect.any(String) }]);
   });
 
   it('When the receiver is down for a while, then attempts back off exponentially and it gets each event once it is up, under one webhook-id', async () => {

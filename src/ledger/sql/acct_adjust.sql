@@ -4,6 +4,8 @@
 --   < 0  takes |p_amount| from the available lots in consumption order as negative 'adjust' rows, all or
 --        nothing: outcome 'insufficient' (nothing changed) when they do not cover it; 'not_found' for a user
 --        never seen.
+-- Events (issue 15), in the same transaction: credits.adjusted (kind 'adjust', signed credits), then the
+-- low-balance state (credits.low / credits.depleted, or re-armed thresholds) after the movement.
 -- Lock order: the user's row, then lots in consumption order.
 CREATE OR REPLACE FUNCTION acct_adjust(p_user text, p_amount bigint, p_expires_at timestamptz, p_actor text,
                                        p_reason text, p_settle boolean)
@@ -29,6 +31,9 @@ BEGIN
     IF p_settle THEN
       settled := acct_settle_unpaid(p_user, p_amount, p_actor);
     END IF;
+    PERFORM acct_event_adjusted(p_user, 'adjust', p_amount, allocation_id, p_actor, p_reason,
+                                jsonb_build_object('expiresAt', acct_event_time(p_expires_at),
+                                                   'settledCredits', acct_event_credits(settled)));
     outcome := 'adjusted';
     RETURN NEXT;
     RETURN;
@@ -63,6 +68,8 @@ BEGIN
   IF v_left <> 0 THEN
     RAISE EXCEPTION 'acct_adjust: lots of % changed under lock', p_user;
   END IF;
+  PERFORM acct_event_adjusted(p_user, 'adjust', p_amount, NULL, p_actor, p_reason,
+                              jsonb_build_object('expiresAt', NULL, 'settledCredits', 0));
   outcome := 'adjusted';
   RETURN NEXT;
 END $$;

@@ -8,8 +8,10 @@
 -- Outcomes: refunded | not_found | too_much (p_amount above what is refundable; nothing changed) |
 -- session_expired (the record of an expired session may still be settled late: finalize or abort it first).
 -- Budgets: the refunded amount leaves the spend of the budget periods the record counted in
--- (acct_budget_refund_record). Lock order: those budget counter rows, the owner's row, the record, then the
--- lots in consumption order.
+-- (acct_budget_refund_record).
+-- Events (issue 15): usage.refunded when something was refunded, then the low-balance state (returned
+-- credits re-arm thresholds), in the same transaction.
+-- Lock order: those budget counter rows, the owner's row, the record, then the lots in consumption order.
 CREATE OR REPLACE FUNCTION acct_refund_usage(p_record bigint, p_amount bigint, p_actor text, p_reason text)
 RETURNS TABLE (outcome text, user_id text, refundable bigint, forgiven bigint, returned bigint)
 LANGUAGE plpgsql AS $$
@@ -129,6 +131,14 @@ BEGIN
      AND operation = r.operation AND model_id = coalesce(r.model_id, '');
   PERFORM acct_budget_refund_record(p_record, v_amount); -- the spend leaves the period it counted in
   refundable := refundable - v_amount;
+  IF v_amount > 0 THEN
+    PERFORM acct_event_emit('usage.refunded', user_id, jsonb_build_object(
+      'usageRecordId', p_record::text, 'sessionId', r.session_id, 'modelId', r.model_id,
+      'credits', acct_event_credits(v_amount), 'forgivenCredits', acct_event_credits(forgiven),
+      'returnedCredits', acct_event_credits(returned), 'refundedCredits', acct_event_credits(r.refunded_credits + v_amount),
+      'recordCredits', acct_event_credits(r.credits), 'reason', p_reason, 'refundedBy', p_actor));
+    PERFORM acct_event_balance(user_id);
+  END IF;
   outcome := 'refunded';
   RETURN NEXT;
 END $$;

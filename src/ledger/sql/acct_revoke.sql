@@ -2,6 +2,8 @@
 -- of what is left in a lot, as one 'revoke' row. Credits held by active sessions are not in remaining_credits
 -- and are not revocable: they are reported as held. An expired lot has nothing left to revoke.
 -- Outcomes: revoked (possibly 0 credits) | not_found. Lock order: the owner's row, then the lot.
+-- Events (issue 15): when credits were revoked, credits.adjusted (kind 'revoke', negative credits) and the
+-- low-balance state, in the same transaction; revoking nothing writes no event.
 CREATE OR REPLACE FUNCTION acct_revoke(p_allocation bigint, p_amount bigint, p_actor text, p_reason text)
 RETURNS TABLE (outcome text, user_id text, revoked bigint, held bigint)
 LANGUAGE plpgsql AS $$
@@ -27,6 +29,8 @@ BEGIN
     UPDATE credit_allocations SET remaining_credits = remaining_credits - revoked WHERE id = p_allocation;
     INSERT INTO credit_transactions (user_id, type, amount, allocation_id, actor_id, note)
     VALUES (user_id, 'revoke', revoked, p_allocation, p_actor, p_reason);
+    PERFORM acct_event_adjusted(user_id, 'revoke', -revoked, p_allocation, p_actor, p_reason,
+                                jsonb_build_object('heldCredits', acct_event_credits(held)));
   END IF;
   outcome := 'revoked';
   RETURN NEXT;

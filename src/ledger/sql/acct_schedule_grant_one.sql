@@ -9,6 +9,8 @@
 --   grant         a lot of `credits` ('grant' row), expiring at the period's end (expire_at_period_end), after
 --                 expires_in_days, or never;
 --   settlement    with p_settle, the new credits first pay unpaid usage (acct_settle_unpaid).
+--   events        credits.granted (with scheduleId, periodStart and the rollover revoked), then the
+--                 low-balance state once, after the whole movement (issue 15).
 -- Lock order: user row (with the schedule), then lots in consumption order.
 CREATE OR REPLACE FUNCTION acct_schedule_grant_one(p_now timestamptz, p_settle boolean)
 RETURNS TABLE (schedule_id bigint, user_id text, period_start timestamptz, allocation_id bigint, credits bigint,
@@ -74,6 +76,13 @@ BEGIN
   IF p_settle THEN
     PERFORM acct_settle_unpaid(s.user_id, s.credits, 'system');
   END IF;
+  PERFORM acct_event_emit('credits.granted', s.user_id, jsonb_build_object(
+    'allocationId', allocation_id::text, 'credits', acct_event_credits(s.credits),
+    'expiresAt', acct_event_time(a.expires_at), 'allocatedBy', a.allocated_by, 'note', a.note,
+    'scheduleId', s.id::text, 'periodStart', acct_event_time(s.next_period_start),
+    'rolloverRevokedCredits', acct_event_credits(revoked)))
+    FROM credit_allocations a WHERE a.id = allocation_id;
+  PERFORM acct_event_balance(s.user_id);
   schedule_id := s.id;
   user_id := s.user_id;
   period_start := s.next_period_start;

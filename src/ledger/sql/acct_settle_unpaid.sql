@@ -3,6 +3,7 @@
 -- unpaid usage, oldest record first, with up to p_max of the available credits (drawn in consumption order
 -- as 'charge' rows linked to the record they pay), and moves what was paid from unpaid to charged on the
 -- record and in the rollup row the record was counted in. Returns what was paid.
+-- When it paid something, the low-balance state follows the movement (acct_event_balance, issue 15).
 -- Lock order: user (held), then the records, then lots (inside acct_draw).
 CREATE OR REPLACE FUNCTION acct_settle_unpaid(p_user text, p_max bigint, p_actor text)
 RETURNS bigint LANGUAGE plpgsql AS $$
@@ -36,5 +37,8 @@ BEGIN
     v_left := v_left - v_pay;
     EXIT WHEN v_left = 0;
   END LOOP;
+  IF v_left < p_max THEN
+    PERFORM acct_event_balance(p_user);
+  END IF;
   RETURN p_max - v_left;
 END $$;

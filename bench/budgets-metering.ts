@@ -14,6 +14,10 @@
  *   B-none   initialize, random users without budgets                        (issue 14: budgets)
  *   B-both   initialize, random users each under a user budget and an org budget (own org per user, so
  *            this measures the cost of budgets, not contention)             → ratio B-both / B-none
+ *   O-on     initialize→finalize flows, input/output only, the outbox as it runs (issue 15: events)
+ *   O-off    the same flows with acct_event_balance (the per-movement low-balance check, the outbox's only
+ *            work on a movement that crosses no threshold) replaced by an empty function for that scenario
+ *            and restored from its file right after                        → ratio O-on / O-off
  *   H-org    hot org: initialize→finalize flows on every connection, the users of ONE org with an org
  *            budget in turn (requests in flight are different users; all holds and settles serialize on
  *            the org's counter row): req/s, p99, deadlocks
@@ -118,6 +122,18 @@ interface Scenario {
   users: () => string;
   /** Every token kind in the bodies (M-kinds). */
   allKinds?: boolean;
+  /** Run with the outbox's per-movement work stubbed out (O-off). */
+  outboxOff?: boolean;
+}
+
+const EVENT_BALANCE_SQL = path.join(ROOT, 'src/ledger/sql/acct_event_balance.sql');
+/** O-off: the low-balance check as an empty function (same signature), so the flows write no event state. */
+async function setOutbox(client: Client, on: boolean): Promise<void> {
+  await client.query(
+    on
+      ? fs.readFileSync(EVENT_BALANCE_SQL, 'utf8')
+      : `CREATE OR REPLACE FUNCTION acct_event_balance(p_user text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN RETURN; END $$`,
+  );
 }
 
 interface Measured {
@@ -258,6 +274,8 @@ async function main(): Promise<number> {
       { id: 'M-kinds', title: 'initialize→finalize, every token kind', kind: 'flow', users: pick(groups.plain), allKinds: true },
       { id: 'B-none', title: 'initialize, no budgets', kind: 'initialize', users: pick(groups.plain) },
       { id: 'B-both', title: 'initialize, user budget + org budget', kind: 'initialize', users: pick(groups.budgeted) },
+      { id: 'O-on', title: 'initialize→finalize, outbox on', kind: 'flow', users: pick(groups.plain) },
+      { id: 'O-off', title: 'initialize→finalize, low-balance check stubbed out', kind: 'flow', users: pick(groups.plain), outboxOff: true },
       { id: 'H-org', title: `initialize→finalize, one org (${groups.hotOrg.length} users in turn, 1 org budget)`, kind: 'flow', users: inTurn(groups.hotOrg) },
     ];
     const measured = new Map<string, Measured>(scenarios.map((s) => [s.id, { latencies: [], seconds: 0, ok: 0, non2xx: 0, errors: 0, deadlocks: 0, codes: {}, perRound: [] }]));
@@ -269,12 +287,17 @@ async function main(): Promise<number> {
 
     const slice = Math.max(1, Math.round(options.durationSec / options.rounds));
     // Each pair swaps its order every round (A B, then B A), so neither side always runs first.
-    const pairs = [[scenarios[0], scenarios[1]], [scenarios[2], scenarios[3]], [scenarios[4]]];
+    const pairs = [[scenarios[0], scenarios[1]], [scenarios[2], scenarios[3]], [scenarios[4], scenarios[5]], [scenarios[6]]];
     for (let round = 1; round <= options.rounds; round++) {
       for (const s of pairs.flatMap((pair) => (round % 2 === 0 ? [...pair].reverse() : pair))) {
         const m = measured.get(s.id)!;
         const before = await deadlocks(stats);
-        await runOnce(url, s, slice, options.connections, auth, m);
+        if (s.outboxOff) await setOutbox(stats, false);
+        try {
+          await runOnce(url, s, slice, options.connections, auth, m);
+        } finally {
+          if (s.outboxOff) await setOutbox(stats, true);
+        }
         await sleep(1_100); // pg_stat counters are flushed about once a second
         m.deadlocks += (await deadlocks(stats)) - before;
         log(`round ${round}/${options.rounds} ${s.id}: ${m.perRound[m.perRound.length - 1].toFixed(0)} req/s this round`);
@@ -310,7 +333,9 @@ async function main(): Promise<number> {
         `mean latency ${((x.mean / y.mean - 1) * 100).toFixed(1)}%, p50 ${((x.p50 / y.p50 - 1) * 100).toFixed(1)}%, p99 ${((x.p99 / y.p99 - 1) * 100).toFixed(1)}%; ` +
         `per round ${perRound.map((p) => `${p.toFixed(0)}%`).join(' ')} (median ${median.toFixed(1)}%)`;
     };
-    lines.push('', `issue 13 (target <= 5% over): ${ratio('M-kinds', 'M-plain')}`, `issue 14 (target <= 15% over): ${ratio('B-both', 'B-none')}`);
+    lines.push('', `issue 13 (target <= 5% over): ${ratio('M-kinds', 'M-plain')}`, `issue 14 (target <= 15% over): ${ratio('B-both', 'B-none')}`,
+      `issue 15 (target <= 10% over): ${ratio('O-on', 'O-off')}`,
+    );
     const hot = summary(measured.get('H-org')!);
     lines.push(`hot org: ${hot.reqPerSec.toFixed(0)} req/s, p99 ${hot.p99.toFixed(1)} ms, deadlocks ${measured.get('H-org')!.deadlocks}; budget reconcile problems ${problems[0].n}`);
     console.log('\n' + lines.join('\n') + '\n');

@@ -37,29 +37,39 @@ const report = (rows: RunReport['rows'], peakMb = 120): RunReport => ({
 });
 
 describe('benchmark report', () => {
-  it('When the service beats the baseline, then the table shows each ratio to B1 and the targets are met', () => {
+  it('When the service is close to its baselines, then the table shows each ratio to P0, I0, H0 and B1 and the targets are met', () => {
     const r = report([
-      { id: 'B1', title: 'baseline', result: result(1000) },
-      { id: 'S1', title: 'initialize', result: result(1200, { p99: 40 }) },
+      { id: 'B1', title: 'baseline', result: result(800) },
+      { id: 'P0', title: 'statement', result: result(1500) },
+      { id: 'I0', title: 'minimal handler', result: result(1000, { p99: 30 }) },
+      { id: 'H0', title: 'bare health', result: result(3000) },
+      { id: 'S1', title: 'initialize', result: result(900, { p99: 40 }) },
+      { id: 'S3', title: 'flows', result: result(900) },
       { id: 'S4', title: 'hot user', result: result(600), deadlocks: 0 },
-      { id: 'S5', title: 'balance', result: result(3000) },
+      { id: 'S5', title: 'balance', result: result(2000) },
+      { id: 'SH', title: 'service health', result: result(2700) },
     ]);
 
     const table = renderTable(r);
     const checks = targetChecks(r);
 
-    expect(table).toContain('| S1 | initialize | 1200 | 10 | 40 | 0 | 0 | – | 1.20 |');
-    expect(table).toContain('| S5 | balance | 3000 | 10 | 50 | 0 | 0 | – | 3.00 |');
+    expect(table).toContain('| S1 | initialize | 900 | 10 | 40 | 0 | 0 | – | 0.60 | 0.90 | 0.30 | 1.13 |');
+    expect(table).toContain('| S5 | balance | 2000 | 10 | 50 | 0 | 0 | – | 1.33 | 2.00 | 0.67 | 2.50 |');
     expect(checks.filter((c) => c.endsWith('NOT met'))).toEqual([]);
+    expect(checks.length).toBeGreaterThanOrEqual(8);
   });
 
-  it('When the hot user saw errors or the service is slower than the floor, then those targets read NOT met', () => {
+  it('When the service falls behind its baselines or the hot user saw errors, then those targets read NOT met', () => {
     const r = report(
       [
         { id: 'B1', title: 'baseline', result: result(1000, { p99: 30 }) },
+        { id: 'I0', title: 'minimal handler', result: result(1200, { p99: 20 }) },
+        { id: 'H0', title: 'bare health', result: result(3000) },
         { id: 'S1', title: 'initialize', result: result(900) },
+        { id: 'S3', title: 'flows', result: result(1100) },
         { id: 'S4', title: 'hot user', result: result(500, { non2xx: 3 }), deadlocks: 1 },
         { id: 'S5', title: 'balance', result: result(1500) },
+        { id: 'SH', title: 'service health', result: result(2000) },
       ],
       300,
     );
@@ -67,10 +77,12 @@ describe('benchmark report', () => {
     const failed = targetChecks(r).filter((c) => c.endsWith('NOT met'));
 
     expect(failed.map((c) => c.split(':')[0])).toEqual([
-      'S1 ≥ 1.0× B1 req/s',
-      'S1 p99 ≤ B1 p99',
-      'S4 zero errors and deadlocks',
+      'S1 ≥ 0.85× I0 req/s',
+      "SH (the service's /health) ≥ 0.85× H0 req/s",
       'S5 ≥ 2× S1 req/s',
+      'S1 p99 ≤ 1.5× I0 p99',
+      'S4 zero errors and deadlocks',
+      'S1 ≥ 1.0× B1 req/s',
       'service peak RSS < 250 MB',
     ]);
   });

@@ -220,4 +220,21 @@ describe('events of corrections and schedules', () => {
     const res = await request(ctx.app).get('/api/admin/reconcile').set('Authorization', admin.auth);
     expect(res.body.ok).toBe(true);
   });
+  it('When an extend with a larger hold takes available credits under a threshold, then credits.low is written by that statement, once', async () => {
+    const user = userWithRole('user');
+    await request(ctx.app).put('/api/models/events-extend-model').set('Authorization', admin.auth).send({ inputPricePer1M: 1_000_000, outputPricePer1M: 1_000_000 });
+    expect((await allocate(user.id, 12)).status).toBe(201);
+    const open = await request(ctx.app).post('/api/streaming-sessions/initialize').set('Authorization', user.auth)
+      .send({ modelId: 'events-extend-model', estimatedInputTokens: 1, estimatedOutputTokens: 0 });
+    expect(open.status).toBe(201);
+    expect(types(await eventsOf(user.id))).toEqual(['credits.granted']); // 11 left: still above 10
+    const extend = (additionalCredits: number) =>
+      request(ctx.app).post('/api/streaming-sessions/extend').set('Authorization', user.auth).send({ sessionId: open.body.sessionId, additionalCredits });
+    expect((await extend(4)).status).toBe(200); // 7 left: under 10
+    const events = await eventsOf(user.id);
+    expect(types(events)).toEqual(['credits.granted', 'credits.low']);
+    expect(events[1].data).toEqual({ thresholdCredits: 10, availableCredits: 7 });
+    expect((await extend(1)).status).toBe(200); // 6 left: still between 5 and 10, nothing new
+    expect(types(await eventsOf(user.id))).toEqual(['credits.granted', 'credits.low']);
+  });
 });

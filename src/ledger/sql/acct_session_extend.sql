@@ -47,6 +47,7 @@ BEGIN
       RAISE EXCEPTION 'acct_session_extend: hold of % for session % not covered', v_additional, p_session;
     END IF;
     PERFORM acct_budget_extend(v_owner, p_session, v_additional, true); -- held += on the session's budgets
+    PERFORM acct_event_balance(v_owner); -- events (issue 15): the larger hold may cross a low-balance threshold
   END IF;
 
   UPDATE streaming_sessions

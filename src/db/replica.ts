@@ -36,6 +36,7 @@ export class ReplicaRouter {
   /** The replica failed a read: use the primary for a while without asking it again. */
   markDown(): void {
     this.usable = false;
+    this.lastLagMs = null;
     this.downUntil = Date.now() + 5 * this.checkEveryMs;
   }
 

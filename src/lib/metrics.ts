@@ -26,6 +26,8 @@ export interface MetricsSources {
   pool?: () => { size: number; available: number; using: number; waiting: number; max: number } | undefined;
   /** Running totals of the hot path's prepared statements (Database.statementStats). */
   statements?: () => { statements: number; acquireSeconds: number; executeSeconds: number };
+  /** The read replica's replay lag in ms (null: unknown or unreachable); absent without a replica. */
+  replicaLagMs?: () => Promise<number | null>;
 }
 
 /**
@@ -150,6 +152,16 @@ export class Metrics {
     statements('db_hot_statements_total', 'Hot-path statements (one per initialize, finalize, balance) that completed', 'statements');
     statements('db_hot_statement_acquire_seconds_total', 'Time those statements waited for a pooled connection', 'acquireSeconds');
     statements('db_hot_statement_execute_seconds_total', 'Time from sending those statements to their result (network and PostgreSQL)', 'executeSeconds');
+    new Gauge({
+      name: 'db_replica_lag_seconds',
+      help: 'Replay lag of the read replica (DATABASE_REPLICA_URL) as last measured; NaN when unknown, unreachable or not configured',
+      registers: [this.registry],
+      async collect() {
+        // Measured at most once a second (the router's own check), so scrapes cannot flood the replica.
+        const lag = sources.replicaLagMs ? await sources.replicaLagMs().catch(() => null) : null;
+        this.set(lag === null ? NaN : lag / 1000);
+      },
+    });
     for (const movement of CREDIT_MOVEMENTS) this.credits.get(movement)!.inc(0);
     this.sweeperRuns.inc({ outcome: 'ok' }, 0);
     this.sweeperRuns.inc({ outcome: 'error' }, 0);
@@ -209,6 +221,12 @@ export function databaseMetricSources(db: Database, poolMax: number, cacheMs = 1
       return cached.value;
     },
     statements: () => db.statementStats,
+    replicaLagMs: db.replica
+      ? async () => {
+          await db.replica!.useReplica();
+          return db.replica!.lastLagMs;
+        }
+      : undefined,
     pool: () => {
       const pool = (db.sequelize.connectionManager as unknown as { pool?: Partial<Record<'size' | 'available' | 'using' | 'waiting', number>> }).pool;
       if (!pool || typeof pool.size !== 'number') return undefined;

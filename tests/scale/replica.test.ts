@@ -43,6 +43,12 @@ async function reads(target: 'replica' | 'primary'): Promise<number> {
   return (await app.metrics.dbReads.get()).values.find((v) => v.labels.target === target)?.value ?? 0;
 }
 
+/** db_replica_lag_seconds as a scrape would read it (NaN: unknown). */
+async function lagGauge(): Promise<number> {
+  const metric = app.metrics.registry.getSingleMetric('db_replica_lag_seconds');
+  return (await metric!.get()).values[0]?.value ?? -1;
+}
+
 const usageCount = async (server: PgServer) => Number((await sql<{ n: string }>(server, `SELECT count(*) AS n FROM usage_records`))[0].n);
 
 async function recordUsage(credits: number) {
@@ -104,6 +110,8 @@ test('When the standby is streaming and current, then statistics, lists and expo
   const balance = await request(app.app).get('/api/credits/balance').set('Authorization', alice.auth).expect(200);
   expect(balance.body.availableCredits).toBe(98);
   expect(await reads('replica')).toBe(replicaBefore);
+  expect(await lagGauge()).toBeGreaterThanOrEqual(0);
+  expect(await lagGauge()).toBeLessThan(0.5);
 }, 60_000);
 
 test('When replay is paused and the standby falls behind, then reads go to the primary and see the latest write; resumed, they return to the standby', async () => {
@@ -119,6 +127,7 @@ test('When replay is paused and the standby falls behind, then reads go to the p
   const fromPrimary = await request(app.app).get('/api/usage/stats').set('Authorization', alice.auth).expect(200);
   expect(fromPrimary.body.totals.requests).toBe(2);
   expect(db.replica!.lastLagMs).toBeGreaterThanOrEqual(500);
+  expect(await lagGauge()).toBeGreaterThanOrEqual(0.5);
   expect(latest).toBeGreaterThanOrEqual(1);
 
   await sql(cluster.standby, 'SELECT pg_wal_replay_resume()');
@@ -139,4 +148,5 @@ test('When the standby stops, then every read is answered by the primary without
     expect(res.body.totals.requests).toBe(2);
   }
   expect((await reads('primary')) - primaryBefore).toBeGreaterThanOrEqual(5);
+  expect(await lagGauge()).toBeNaN();
 }, 60_000);

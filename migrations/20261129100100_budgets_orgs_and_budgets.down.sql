@@ -7,6 +7,8 @@ DROP FUNCTION IF EXISTS acct_budget_lock(text, text, text, timestamptz);
 DROP FUNCTION IF EXISTS acct_budget_refusal(text, text, text, bigint, timestamptz, boolean);
 DROP FUNCTION IF EXISTS acct_budget_admit(text, text, bigint, timestamptz);
 DROP FUNCTION IF EXISTS acct_budget_hold(text, text, text, bigint, timestamptz);
+DROP FUNCTION IF EXISTS acct_budget_hold(text, text, bigint, bigint[], bigint[], timestamptz[]);
+DROP FUNCTION IF EXISTS acct_budget_open_admit(text, text, bigint, timestamptz);
 DROP FUNCTION IF EXISTS acct_budget_charge(text, bigint, text, bigint, timestamptz, boolean);
 DROP FUNCTION IF EXISTS acct_budget_settle(text, text, bigint);
 DROP FUNCTION IF EXISTS acct_budget_lock_session(text, text);

@@ -153,8 +153,13 @@ test('When random holds, extensions, settles, late settles, usage records and re
             const expected = refuses(user, model, amount, now) ? 'refused' : 'ok';
             const actual = await attempt(async (tx) => {
               await ctx.db.query(`SELECT acct_budget_lock($1, NULL, $2, $3::timestamptz)`, [user, model, at], tx);
-              await ctx.db.query(`SELECT acct_budget_admit($1, $2, $3::bigint, $4::timestamptz)`, [user, model, amount.toString(), at], tx);
-              await ctx.db.query(`SELECT acct_budget_hold($1, $2, $3, $4::bigint, $5::timestamptz)`, [user, id, model, amount.toString(), at], tx);
+              // The budget half of acct_session_open, at the chosen time: admit, then hold on what was admitted.
+              await ctx.db.query(
+                `SELECT acct_budget_hold($1, $2, $4::bigint, a.budget_ids, a.limits, a.period_starts)
+                   FROM acct_budget_open_admit($1, $3, $4::bigint, $5::timestamptz) a`,
+                [user, id, model, amount.toString(), at],
+                tx,
+              );
             });
             expect({ op, at, decision: actual }).toEqual({ op, at, decision: expected });
             if (actual === 'ok') {

@@ -13,12 +13,9 @@ CREATE OR REPLACE FUNCTION acct_session_open(
 DECLARE
   s streaming_sessions%ROWTYPE;
   v_available bigint;
-  v_budgets budgets[];
+  v_budget_ids bigint[];
+  v_limits bigint[];
   v_starts timestamptz[];
-  v_spent bigint;
-  v_held bigint;
-  v_used bigint;
-  v_level smallint;
 BEGIN
   -- Budgets (docs/budgets.md): their counter rows are locked before the user row. acct_session_open_as
   -- has just locked them (and says so, for this call only); a direct call locks them here.
@@ -31,27 +28,10 @@ BEGIN
   SELECT * INTO s FROM streaming_sessions WHERE user_id = p_user AND id = p_session;
   IF NOT FOUND THEN
     PERFORM acct_assert_unpaid_within(p_user, p_unpaid_limit);
-    -- The budgets that apply and their periods, read once for the decision and the hold (as
-    -- acct_budget_admit then acct_budget_hold would do, in one pass each).
-    SELECT array_agg(b ORDER BY b.id), array_agg(acct_budget_period_start(b.period, b.timezone, now()) ORDER BY b.id)
-      INTO v_budgets, v_starts
-      FROM acct_budget_applicable(p_user, (SELECT org_id FROM user_accounts WHERE id = p_user), p_model) b;
-    FOR i IN 1 .. coalesce(array_length(v_budgets, 1), 0) LOOP
-      -- Locked already by acct_budget_lock (taking it again is free); FOR UPDATE also covers a counter that was
-      -- not (the org changed in between; docs/architecture.md, lock order, notes that gap).
-      SELECT spent_credits, held_credits INTO v_spent, v_held
-        FROM budget_counters WHERE budget_id = v_budgets[i].id AND period_start = v_starts[i] FOR UPDATE;
-      IF NOT FOUND THEN
-        -- No row yet: create and lock it, or skip a budget deleted meanwhile.
-        CONTINUE WHEN NOT acct_budget_counter(v_budgets[i].id, v_starts[i]);
-        v_spent := 0;
-        v_held := 0;
-      END IF;
-      IF v_spent + v_held + p_estimate > v_budgets[i].limit_credits THEN -- BUDGET_EXCEEDED, all rolled back
-        RAISE EXCEPTION 'budget % would be exceeded', v_budgets[i].id
-          USING ERRCODE = 'P0B01', DETAIL = acct_budget_details(v_budgets[i], v_starts[i], v_spent, v_held)::text;
-      END IF;
-    END LOOP;
+    -- The budgets that apply and their periods, read once for the decision and the hold; raises P0B01
+    -- (BUDGET_EXCEEDED) before credits are looked at.
+    SELECT a.budget_ids, a.limits, a.period_starts INTO v_budget_ids, v_limits, v_starts
+      FROM acct_budget_open_admit(p_user, p_model, p_estimate, now()) a;
     v_available := acct_available(p_user);
     IF v_available < p_estimate THEN
       RETURN acct_session_result_of('insufficient', v_available, NULL::streaming_sessions);
@@ -66,18 +46,7 @@ BEGIN
     IF acct_draw(p_user, p_estimate, 'hold', p_session, NULL, p_user) <> p_estimate THEN
       RAISE EXCEPTION 'acct_session_open: hold of % for session % not covered', p_estimate, p_session;
     END IF;
-    -- The hold counts on every budget that applies (acct_budget_hold, inline).
-    FOR i IN 1 .. coalesce(array_length(v_budgets, 1), 0) LOOP
-      UPDATE budget_counters SET held_credits = held_credits + p_estimate
-       WHERE budget_id = v_budgets[i].id AND period_start = v_starts[i]
-      RETURNING spent_credits + held_credits, threshold_level INTO v_used, v_level;
-      CONTINUE WHEN NOT FOUND;
-      INSERT INTO budget_charges (budget_id, period_start, user_id, session_id, held_credits)
-      VALUES (v_budgets[i].id, v_starts[i], p_user, p_session, p_estimate);
-      IF v_level < 100 AND v_used > 0 AND v_used::numeric * 5 >= v_budgets[i].limit_credits::numeric * 4 THEN
-        PERFORM acct_budget_threshold(p_user, v_budgets[i].id, v_starts[i]);  -- budget.threshold at 80% / 100%
-      END IF;
-    END LOOP;
+    PERFORM acct_budget_hold(p_user, p_session, p_estimate, v_budget_ids, v_limits, v_starts);
     PERFORM acct_event_balance(p_user);  -- events (issue 15): credits.low / credits.depleted
     RETURN acct_session_result_of('created', v_available - p_estimate, s);
   END IF;

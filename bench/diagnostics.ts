@@ -128,9 +128,16 @@ export class Probe {
     private readonly metricsToken: string,
   ) {}
 
-  /** Turns on function and WAL timing for the bench's database (new connections pick it up); superuser only. */
+  /**
+   * Turns on function and WAL timing for the bench's database (new connections pick it up); superuser only.
+   * Also sets the session settings the service otherwise sends in its startup packet (its defaults), so a
+   * variant with DATABASE_PREPARED_STATEMENTS=false, which sends none (as behind PgBouncer), passes the
+   * boot check; a service that sends them overrides these.
+   */
   async enable(database: string): Promise<void> {
-    for (const setting of ['track_functions = pl', 'track_wal_io_timing = on']) {
+    const settings = ['track_functions = pl', 'track_wal_io_timing = on'];
+    settings.push("TimeZone = 'UTC'", "default_transaction_isolation = 'read committed'", "lock_timeout = '3s'", "statement_timeout = '10s'");
+    for (const setting of settings) {
       await this.stats.query(`ALTER DATABASE "${database.replace(/"/g, '')}" SET ${setting}`).catch(() => undefined);
     }
     try {

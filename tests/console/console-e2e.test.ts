@@ -248,7 +248,8 @@ test('When an admin refunds the usage record from the user page, then the record
   const [record] = await ctx.db.query<{ id: string }>(`SELECT id::text FROM usage_records WHERE user_id = $1`, [newUser]);
   await page.goto(`${baseUrl}/admin#/users/${encodeURIComponent(newUser)}`);
   await page.getByRole('button', { name: `Refund record ${record.id}` }).click();
-  expect(await page.getByLabel('Usage record id').inputValue()).toBe(record.id);
+  // The prefill lands a render or two after the click (state, then the form's effect): wait for it.
+  expect(await settle(() => page.getByLabel('Usage record id').inputValue(), (v) => v === record.id)).toBe(record.id);
   // Picking a record moves focus to the form.
   expect(await page.evaluate('document.activeElement?.id')).toBe('refund-record');
   await section('Refund a usage record').getByLabel('Reason').fill('console e2e refund');
@@ -283,7 +284,7 @@ test('When an admin adjusts too much, then the API\u2019s 402 is shown and nothi
 test('When an admin revokes part of a lot picked from the lots table, then the page shows what was revoked and the new balance', async () => {
   const [lot] = await ctx.db.query<{ id: string }>(`SELECT id::text FROM credit_allocations WHERE user_id = $1 ORDER BY remaining_credits DESC LIMIT 1`, [newUser]);
   await page.getByRole('button', { name: `Revoke lot ${lot.id}` }).click();
-  expect(await page.getByLabel('Lot id').inputValue()).toBe(lot.id);
+  expect(await settle(() => page.getByLabel('Lot id').inputValue(), (v) => v === lot.id)).toBe(lot.id);
   await page.getByLabel('Credits to revoke (optional; default: all that is left)').fill('4');
   await section('Revoke a lot').getByLabel('Reason').fill('console e2e revoke');
   await page.getByRole('button', { name: 'Revoke', exact: true }).click();
@@ -531,8 +532,9 @@ test('When a keyboard user tabs through the page, then the skip link comes first
   expect(await focused()).toBe('Users');
   await page.keyboard.press('Enter');
   await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
-  // Focus moved to the new page's heading.
-  expect(await page.evaluate('document.activeElement?.tagName')).toBe('H1');
+  // Focus moved to the new page's heading (in an effect after the page rendered).
+  const tag = () => page.evaluate<string | undefined>('document.activeElement?.tagName');
+  expect(await settle(tag, (v) => v === 'H1')).toBe('H1');
 });
 
 test('When a supervisor signs in, then admin-only pages say so and the user page works without the admin-only parts', async () => {

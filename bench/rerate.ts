@@ -23,9 +23,8 @@ import { Client } from 'pg';
 import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
 import { createDatabase } from '../src/db/database';
-import { startEmbeddedPostgres } from '../src/db/embedded-postgres';
-import { migrateToLatest } from '../src/db/migrator';
 import { createLogger } from '../src/lib/logger';
+import { migrate, startFreshDatabase } from './fresh-database';
 
 const JWT_SECRET = 'rerate-bench-secret-only-for-this-local-benchmark';
 const MODEL = 'bench-rerate-model';
@@ -53,38 +52,6 @@ function parseArgs(argv: string[]): Options {
     else throw new Error(`unknown argument ${arg}`);
   }
   return options;
-}
-
-const withDatabase = (url: string, database: string) => {
-  const parsed = new URL(url);
-  parsed.pathname = `/${database}`;
-  return parsed.toString();
-};
-
-async function startServer(): Promise<{ adminUrl: string; where: string; stop(): Promise<void> }> {
-  const serverUrl = process.env.DATABASE_URL?.trim();
-  if (serverUrl) return { adminUrl: serverUrl, where: new URL(serverUrl).host, stop: async () => undefined };
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acct-rerate-bench-'));
-  fs.chmodSync(dir, 0o755);
-  const embedded = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), persistent: false });
-  return {
-    adminUrl: embedded.url,
-    where: 'embedded PostgreSQL',
-    async stop() {
-      await embedded.stop().catch(() => undefined);
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function admin(url: string, sql: string): Promise<void> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
 }
 
 /** Users, lots, records at version 1 with their charge rows and rollups, in one transaction. */
@@ -210,136 +177,128 @@ interface Result {
   reconcileOk: boolean;
 }
 
-async function measure(adminUrl: string, options: Options): Promise<Result> {
-  const name = `acct_bench_rerate_${process.pid}`;
-  await admin(adminUrl, `DROP DATABASE IF EXISTS ${name}`);
-  await admin(adminUrl, `CREATE DATABASE ${name}`);
-  const url = withDatabase(adminUrl, name);
+/** On a fresh, migrated database (bench/fresh-database.ts), dropped by the caller afterwards. */
+async function measure(url: string, options: Options): Promise<Result> {
+  await migrate(url);
+  console.log(`seeding ${options.records.toLocaleString('en-US')} records for ${options.users} user(s)...`);
+  const seedMs = await seed(url, options);
+
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    DATABASE_URL: url,
+    JWT_SECRET,
+    LOG_LEVEL: 'silent',
+    SWEEPER_INTERVAL_MS: '0',
+    WEBHOOK_DISPATCH_INTERVAL_MS: '0',
+    METRICS_ENABLED: 'false',
+    RATE_LIMIT_ENABLED: 'false',
+  });
+  const db = createDatabase({
+    url,
+    poolMax: config.DATABASE_POOL_MAX,
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
+    acquireTimeoutMs: config.DB_ACQUIRE_TIMEOUT_MS,
+  });
+  const { app } = createApp({ config, db, logger: createLogger('silent') });
+  const server = http.createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  const userAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const adminAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const users = Array.from({ length: options.users }, (_, i) => token(`${USER_PREFIX}${i + 1}`, 'user'));
+  const adminToken = token('rerate-bench-admin', 'admin');
   try {
-    const migrator = createDatabase({ url, poolMax: 2, statementTimeoutMs: 600_000, lockTimeoutMs: 60_000, acquireTimeoutMs: 60_000 });
-    await migrateToLatest(migrator.sequelize).finally(() => migrator.close());
-    console.log(`seeding ${options.records.toLocaleString('en-US')} records for ${options.users} user(s)...`);
-    const seedMs = await seed(url, options);
+    // One client, initialize then abort (only initialize is timed), rotating over the affected users.
+    let stop = false;
+    let k = 0;
+    const loop = async (times: number[]) => {
+      while (!stop) {
+        const auth = users[k++ % users.length];
+        const init = await post(userAgent, port, '/api/streaming-sessions/initialize', auth, { modelId: MODEL, estimatedCredits: 1 });
+        if (init.status !== 201) throw new Error(`initialize answered ${init.status}: ${JSON.stringify(init.json)}`);
+        times.push(init.ms);
+        const abort = await post(userAgent, port, '/api/streaming-sessions/abort', auth, { sessionId: init.json.sessionId });
+        if (abort.status !== 200) throw new Error(`abort answered ${abort.status}: ${JSON.stringify(abort.json)}`);
+      }
+    };
 
-    const config = loadConfig({
-      NODE_ENV: 'production',
-      DATABASE_URL: url,
-      JWT_SECRET,
-      LOG_LEVEL: 'silent',
-      SWEEPER_INTERVAL_MS: '0',
-      WEBHOOK_DISPATCH_INTERVAL_MS: '0',
-      METRICS_ENABLED: 'false',
-      RATE_LIMIT_ENABLED: 'false',
+    // Next to it, a probe on its own connection takes the user's row lock (as every money request of the user
+    // does first) and lets go at once: how long the re-rate makes the user's requests wait, without HTTP.
+    const probe = new Client({ connectionString: url });
+    await probe.connect();
+    let probing = false;
+    const probeLoop = async (times: number[]) => {
+      while (probing) {
+        const started = process.hrtime.bigint();
+        await probe.query('BEGIN');
+        await probe.query(`SELECT 1 FROM user_accounts WHERE id = $1 FOR UPDATE`, [`${USER_PREFIX}1`]);
+        await probe.query('COMMIT');
+        times.push(Number(process.hrtime.bigint() - started) / 1e6);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    };
+
+    const warm: number[] = [];
+    const warmup = loop(warm);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    stop = true;
+    await warmup;
+
+    const baselineTimes: number[] = [];
+    const baselineLock: number[] = [];
+    stop = false;
+    probing = true;
+    const baseline = Promise.all([loop(baselineTimes), probeLoop(baselineLock)]);
+    await new Promise((resolve) => setTimeout(resolve, BASELINE_MS));
+    stop = true;
+    probing = false;
+    await baseline;
+
+    console.log('re-rating...');
+    const duringTimes: number[] = [];
+    const duringLock: number[] = [];
+    stop = false;
+    probing = true;
+    const during = Promise.all([loop(duringTimes), probeLoop(duringLock)]);
+    const rerate = await post(adminAgent, port, '/api/admin/rerate', adminToken, {
+      modelId: MODEL,
+      fromPriceVersion: 1,
+      toPriceVersion: 2,
+      from: new Date(Date.now() - 30 * 86_400_000).toISOString(),
+      to: new Date().toISOString(),
     });
-    const db = createDatabase({
-      url,
-      poolMax: config.DATABASE_POOL_MAX,
-      statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
-      lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
-      acquireTimeoutMs: config.DB_ACQUIRE_TIMEOUT_MS,
+    stop = true;
+    probing = false;
+    await during;
+    await probe.end();
+    if (rerate.status !== 200) throw new Error(`rerate answered ${rerate.status}: ${JSON.stringify(rerate.json)}`);
+    if (rerate.json.records !== options.records) throw new Error(`rerate re-rated ${String(rerate.json.records)} of ${options.records} records`);
+
+    const reconcile = await new Promise<boolean>((resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port, path: '/api/admin/reconcile', agent: adminAgent, headers: { Authorization: `Bearer ${adminToken}` } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { ok: boolean }).ok === true));
+        })
+        .on('error', reject);
     });
-    const { app } = createApp({ config, db, logger: createLogger('silent') });
-    const server = http.createServer(app);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as { port: number }).port;
-    const userAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const adminAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const users = Array.from({ length: options.users }, (_, i) => token(`${USER_PREFIX}${i + 1}`, 'user'));
-    const adminToken = token('rerate-bench-admin', 'admin');
-    try {
-      // One client, initialize then abort (only initialize is timed), rotating over the affected users.
-      let stop = false;
-      let k = 0;
-      const loop = async (times: number[]) => {
-        while (!stop) {
-          const auth = users[k++ % users.length];
-          const init = await post(userAgent, port, '/api/streaming-sessions/initialize', auth, { modelId: MODEL, estimatedCredits: 1 });
-          if (init.status !== 201) throw new Error(`initialize answered ${init.status}: ${JSON.stringify(init.json)}`);
-          times.push(init.ms);
-          const abort = await post(userAgent, port, '/api/streaming-sessions/abort', auth, { sessionId: init.json.sessionId });
-          if (abort.status !== 200) throw new Error(`abort answered ${abort.status}: ${JSON.stringify(abort.json)}`);
-        }
-      };
-
-      // Next to it, a probe on its own connection takes the user's row lock (as every money request of the user
-      // does first) and lets go at once: how long the re-rate makes the user's requests wait, without HTTP.
-      const probe = new Client({ connectionString: url });
-      await probe.connect();
-      let probing = false;
-      const probeLoop = async (times: number[]) => {
-        while (probing) {
-          const started = process.hrtime.bigint();
-          await probe.query('BEGIN');
-          await probe.query(`SELECT 1 FROM user_accounts WHERE id = $1 FOR UPDATE`, [`${USER_PREFIX}1`]);
-          await probe.query('COMMIT');
-          times.push(Number(process.hrtime.bigint() - started) / 1e6);
-          await new Promise((resolve) => setTimeout(resolve, 5));
-        }
-      };
-
-      const warm: number[] = [];
-      const warmup = loop(warm);
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
-      stop = true;
-      await warmup;
-
-      const baselineTimes: number[] = [];
-      const baselineLock: number[] = [];
-      stop = false;
-      probing = true;
-      const baseline = Promise.all([loop(baselineTimes), probeLoop(baselineLock)]);
-      await new Promise((resolve) => setTimeout(resolve, BASELINE_MS));
-      stop = true;
-      probing = false;
-      await baseline;
-
-      console.log('re-rating...');
-      const duringTimes: number[] = [];
-      const duringLock: number[] = [];
-      stop = false;
-      probing = true;
-      const during = Promise.all([loop(duringTimes), probeLoop(duringLock)]);
-      const rerate = await post(adminAgent, port, '/api/admin/rerate', adminToken, {
-        modelId: MODEL,
-        fromPriceVersion: 1,
-        toPriceVersion: 2,
-        from: new Date(Date.now() - 30 * 86_400_000).toISOString(),
-        to: new Date().toISOString(),
-      });
-      stop = true;
-      probing = false;
-      await during;
-      await probe.end();
-      if (rerate.status !== 200) throw new Error(`rerate answered ${rerate.status}: ${JSON.stringify(rerate.json)}`);
-      if (rerate.json.records !== options.records) throw new Error(`rerate re-rated ${String(rerate.json.records)} of ${options.records} records`);
-
-      const reconcile = await new Promise<boolean>((resolve, reject) => {
-        http
-          .get({ host: '127.0.0.1', port, path: '/api/admin/reconcile', agent: adminAgent, headers: { Authorization: `Bearer ${adminToken}` } }, (res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (c: Buffer) => chunks.push(c));
-            res.on('end', () => resolve((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { ok: boolean }).ok === true));
-          })
-          .on('error', reject);
-      });
-      return {
-        seedMs,
-        rerateMs: rerate.ms,
-        report: rerate.json,
-        baseline: summarize(baselineTimes),
-        during: summarize(duringTimes),
-        lockBaseline: summarize(baselineLock),
-        lockDuring: summarize(duringLock),
-        reconcileOk: reconcile,
-      };
-    } finally {
-      userAgent.destroy();
-      adminAgent.destroy();
-      await new Promise((resolve) => server.close(resolve));
-      await db.close();
-    }
+    return {
+      seedMs,
+      rerateMs: rerate.ms,
+      report: rerate.json,
+      baseline: summarize(baselineTimes),
+      during: summarize(duringTimes),
+      lockBaseline: summarize(baselineLock),
+      lockDuring: summarize(duringLock),
+      reconcileOk: reconcile,
+    };
   } finally {
-    await admin(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+    userAgent.destroy();
+    adminAgent.destroy();
+    await new Promise((resolve) => server.close(resolve));
+    await db.close();
   }
 }
 
@@ -381,14 +340,14 @@ function writeIntoDocs(text: string): void {
 
 async function main() {
   const options = parseArgs(process.argv.slice(2));
-  const server = await startServer();
+  const database = await startFreshDatabase();
   let result: Result;
   try {
-    result = await measure(server.adminUrl, options);
+    result = await measure(database.url, options);
   } finally {
-    await server.stop();
+    await database.stop();
   }
-  const text = table(result, options, server.where);
+  const text = table(result, options, database.where);
   console.log(`\n${text}\n`);
   if (!result.reconcileOk) throw new Error('reconcile is not clean after the re-rate');
   if (options.write) writeIntoDocs(text);

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Starts Debian's PgBouncer in transaction pooling mode on 127.0.0.1:${PGBOUNCER_PORT:-6432}, in front of the
-# machine's PostgreSQL on 127.0.0.1:5432 (every database name is forwarded). Installs it when missing.
+# PostgreSQL on 127.0.0.1:${PGBOUNCER_UPSTREAM_PORT:-5432} (every database name is forwarded). Installs it when
+# missing. Prints the folder holding its configuration, log and pid file.
 # The session settings the service would send at connect go in connect_query instead (docs/scaling.md).
 set -euo pipefail
 PORT="${PGBOUNCER_PORT:-6432}"
+UPSTREAM_PORT="${PGBOUNCER_UPSTREAM_PORT:-5432}"
 if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
 fi
 DIR="$(mktemp -d /tmp/acct-pgbouncer-XXXXXX)"
 cat >"$DIR/pgbouncer.ini" <<INI
 [databases]
-* = host=127.0.0.1 port=5432 connect_query='SET TimeZone TO ''UTC''; SET default_transaction_isolation TO ''read committed''; SET lock_timeout TO 3000; SET statement_timeout TO 60000'
+* = host=127.0.0.1 port=${UPSTREAM_PORT} connect_query='SET TimeZone TO ''UTC''; SET default_transaction_isolation TO ''read committed''; SET lock_timeout TO 3000; SET statement_timeout TO 60000'
 
 [pgbouncer]
 listen_addr = 127.0.0.1

@@ -19,7 +19,7 @@ export interface LedgerReport {
  * - no lot and no user's available balance is negative; usage records have charged + unpaid + refunded = credits.
  * Given an admin token, the service's own GET /api/admin/reconcile is asked too and must say ok.
  */
-export async function checkLedger(pg: ControlledPostgres, service?: { url: string; adminToken: string }): Promise<LedgerReport> {
+export async function checkLedger(pg: Pick<ControlledPostgres, 'sql'>, service?: { url: string; adminToken: string }): Promise<LedgerReport> {
   const problems: string[] = [];
 
   // A lot's total is what opened money into it (as acct_reconcile has it since corrections): its grant rows, a

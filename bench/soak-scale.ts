@@ -46,6 +46,8 @@ const METRICS_TOKEN = 'soak-metrics-token-not-a-secret';
 const INSTANCES = 3;
 const WORKERS = 2;
 const MODEL = 'gpt-4o-mini';
+/** A budgeted user's daily limit: about a dozen flows, so BUDGET_EXCEEDED refusals come within minutes. */
+const BUDGET_CREDITS = 1;
 
 interface Options {
   durationSec: number;
@@ -239,7 +241,7 @@ async function main(): Promise<number> {
     const admin = sign('soak-admin', 'admin');
     const budgeted = users.slice(0, Math.max(1, Math.floor(users.length / 10)));
     for (const user of budgeted) {
-      const res = await call(urls[0], { method: 'POST', path: '/api/budgets', headers: { Authorization: `Bearer ${admin}` }, body: { scope: { userId: user.id }, period: 'day', limitCredits: 5 } });
+      const res = await call(urls[0], { method: 'POST', path: '/api/budgets', headers: { Authorization: `Bearer ${admin}` }, body: { scope: { userId: user.id }, period: 'day', limitCredits: BUDGET_CREDITS } });
       if (res.status !== 201) throw new Error(`creating a budget answered ${res.status}: ${res.text.slice(0, 300)}`);
     }
     const standbyScansBefore = await tableScans(standbyUrl);
@@ -404,7 +406,7 @@ async function main(): Promise<number> {
       [
         '',
         `== soak:scale summary (${new Date().toISOString().slice(0, 16)}Z, commit ${gitCommit()})`,
-        `setup: ${INSTANCES} start:prod processes × WEB_CONCURRENCY=${WORKERS} (pool 4 each) → PgBouncer (transaction, DATABASE_PREPARED_STATEMENTS=false) → primary; DATABASE_REPLICA_URL → streaming standby; ${options.users} users (${budgeted.length} with a 5-credit daily budget)`,
+        `setup: ${INSTANCES} start:prod processes × WEB_CONCURRENCY=${WORKERS} (pool 4 each) → PgBouncer (transaction, DATABASE_PREPARED_STATEMENTS=false) → primary; DATABASE_REPLICA_URL → streaming standby; ${options.users} users (${budgeted.length} with a ${BUDGET_CREDITS}-credit daily budget)`,
         `load: ${elapsedSec.toFixed(0)} s, concurrency ${options.concurrency}, ${operations} operations, ${counts.latencies.length} requests, ${(counts.latencies.length / elapsedSec).toFixed(0)} req/s`,
         `status: ${classes}; no response ${noResponse}; by status ${statusLine}; unexpected ${counts.unexpectedCount}`,
         `latency: p50 ${pct(50).toFixed(1)} ms, p99 ${pct(99).toFixed(1)} ms, max ${pct(100).toFixed(1)} ms`,

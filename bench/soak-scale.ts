@@ -5,7 +5,7 @@
  * `start:prod` processes with WEB_CONCURRENCY=2 each, driven by a bounded mixed load over loopback for
  * `--duration` seconds, then checked. It is a correctness soak, not a benchmark: no timing is asserted.
  *
- *  1. A throwaway primary and a real streaming standby (`pg_basebackup -R`, bench/../tests/support/pg-cluster.ts)
+ *  1. A throwaway primary and a real streaming standby (`pg_basebackup -R`, tests/support/pg-cluster.ts)
  *     from the machine's PostgreSQL server binaries, on free loopback ports: a physical standby copies a whole
  *     server, so it is made from a server of its own (a shared one would also need a replication entry in its
  *     pg_hba.conf). A database `soak_<id>` on it, migrated, `--users` users seeded with credits (bench/seed.ts).

@@ -4,6 +4,7 @@ import { AppError } from '../lib/errors';
 import { fromDb, toCredits, type Micro } from '../lib/money';
 import type { TokenUsage } from '../metering/tokens';
 import { toBudgetExceededDetails, type BudgetStatusRow } from '../schemas/budget.schemas';
+import { mirrorBind, mirrorCte, type TokenUser } from '../services/user-account.service';
 
 /**
  * The ledger gateway: the one TypeScript module that calls the PL/pgSQL ledger functions
@@ -43,6 +44,7 @@ export const LEDGER_FUNCTIONS = {
   ],
   acct_session_expire_one: [['p_policy', 'text'], ['p_actor', 'text'], ['p_user', 'text'], ['p_session', 'text']],
   acct_available: [['p_user', 'text']],
+  acct_balance: [['p_user', 'text'], ['p_soon_days', 'integer'], ['p_org', 'text']],
   acct_allocate: [
     ['p_user', 'text'], ['p_amount', 'bigint'], ['p_expires_at', 'timestamp with time zone'], ['p_expires_in_days', 'integer'],
     ['p_actor', 'text'], ['p_note', 'text'],
@@ -89,6 +91,10 @@ export const LEDGER_RESULT_COLUMNS: Record<LedgerFunction, readonly string[]> = 
   acct_session_settle: sessionColumns(),
   acct_session_expire_one: ['expired_user_id', 'expired_session_id'],
   acct_available: [],
+  acct_balance: [
+    'reserved', 'unpaid', 'soon_before', 'org_id', 'budgets', 'id', 'user_id', 'total_credits', 'remaining_credits', 'allocated_by',
+    'expires_at', 'created_at', 'note',
+  ],
   acct_allocate: ['id', 'user_id', 'total_credits', 'remaining_credits', 'allocated_by', 'expires_at', 'created_at', 'note'],
   acct_settle_unpaid: [],
   acct_expire_one_lot: ['expired_credits'],
@@ -306,6 +312,15 @@ export interface SettleSessionArgs {
   ownerId: string;
 }
 
+/** A row of acct_balance: one per available lot (lot columns NULL for a user without lots). */
+export type BalanceRow = { [K in keyof LotRow]: LotRow[K] | null } & {
+  reserved: string;
+  unpaid: string;
+  soon_before: Date;
+  org_id: string | null;
+  budgets: BudgetStatusRow[];
+};
+
 export interface LotRow {
   id: string;
   user_id: string;
@@ -320,13 +335,6 @@ export interface LotRow {
 
 const BUDGET_STATUS_COLUMNS = `budget_id::text, user_id, org_id, period, model_id, timezone, limit_credits::text, spent_credits::text,
                         held_credits::text, period_start, resets_at`;
-
-/**
- * SQL for a jsonb array of a user's and org's budget status rows (amounts as text, so no precision is lost),
- * for a statement that returns them together with something else (the balance).
- */
-export const budgetStatusJsonSql = (user: string, org: string) => `(SELECT coalesce(jsonb_agg(to_jsonb(st) ORDER BY st.budget_id::bigint), '[]'::jsonb)
-     FROM (SELECT ${BUDGET_STATUS_COLUMNS} FROM acct_budget_status(${user}, ${org}, now())) st)`;
 
 /** SQL for the signed balance change of a ledger row (grant/release/adjust add, hold/charge/expire subtract). */
 export const signedAmountSql = (type: string, amount: string) => `acct_signed_amount(${type}, ${amount})`;
@@ -455,6 +463,26 @@ export class Ledger {
   async available(userId: string, tx?: Transaction): Promise<Micro> {
     const [row] = await this.call<{ available: string }>(`SELECT ${callOf('acct_available')} AS available`, bindOf('acct_available', { p_user: userId }), tx);
     return fromDb(row.available);
+  }
+
+  /**
+   * A user's balance rows (acct_balance), one statement and one snapshot. With `mirror` the caller's claims are
+   * mirrored into user_accounts by the same statement (a data-modifying CTE, invisible to the read: the token's
+   * org is passed as p_org instead). Without `tx` it is a named prepared statement in autocommit, rerunnable (a
+   * read plus an idempotent mirror); the function keeps its own plan even when statements are sent unnamed.
+   */
+  async balance(args: { userId: string; soonDays: number; mirror: TokenUser | null }, tx?: Transaction): Promise<BalanceRow[]> {
+    const bind = bindOf('acct_balance', { p_user: args.userId, p_soon_days: args.soonDays, p_org: args.mirror?.orgId ?? null });
+    const first = bind.length + 1;
+    const sql = `${args.mirror ? mirrorCte(first) : ''}SELECT * FROM ${callOf('acct_balance')}`;
+    const binds = args.mirror ? [...bind, ...mirrorBind(args.mirror)] : bind;
+    try {
+      return tx
+        ? await this.db.query<BalanceRow>(sql, binds, tx)
+        : await this.db.prepared<BalanceRow>(args.mirror ? 'acct_balance_mirror' : 'acct_balance', sql, binds, { rerunnable: true });
+    } catch (error) {
+      throw ledgerError(error);
+    }
   }
 
   /** Grants a new lot (the user is created if unknown). */

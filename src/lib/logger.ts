@@ -24,7 +24,16 @@ const { pinoHttp } = createRequire(__filename)('pino-http') as { pinoHttp(option
 
 export type Logger = pino.Logger;
 
-/** JSON logs; tokens and Authorization headers are redacted wherever they appear. */
+/**
+ * JSON logs; tokens and Authorization headers are redacted wherever they appear.
+ *
+ * Without `destination`, lines go to stdout synchronously (pino.destination with sync: true), each written
+ * before the logging call returns — as Node writes process.stdout to a pipe on Linux. pino's own default
+ * destination writes asynchronously, and at process.exit it writes synchronously only what is not yet in a
+ * write under way: a line still being written (e.g. retried after a full pipe) then lands after later lines,
+ * or is lost (sonic-boom issue 101). The shutdown logs its last line right before process.exit, so its
+ * order — "listener closed …" before "shutdown complete" — held only when the earlier write had finished.
+ */
 export function createLogger(level: string, pretty = false, destination?: pino.DestinationStream): Logger {
   const options: pino.LoggerOptions = {
     level,
@@ -35,7 +44,8 @@ export function createLogger(level: string, pretty = false, destination?: pino.D
     },
     transport: pretty && !destination ? { target: 'pino-pretty', options: { singleLine: true, translateTime: 'SYS:HH:MM:ss.l' } } : undefined,
   };
-  return destination ? pino(options, destination) : pino(options);
+  if (options.transport) return pino(options);
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: true }));
 }
 
 const PROBES = new Set(['/health', '/ready', '/metrics']);

@@ -21,9 +21,8 @@ import {
 import type { IdempotencyContext, IdempotencyService, Outcome } from './idempotency.service';
 import type { BudgetService } from './budget.service';
 import { assertRequestCost, costAt, type Cost, type ModelPrice, type PriceService, type TokenCounts } from './price.service';
-import { mirrorBind, mirrorCte, type TokenUser, type UserAccountService, type Caller } from './user-account.service';
-import type { BudgetStatusRow } from '../schemas/budget.schemas';
-import { budgetStatusJsonSql, ledgerOf, signedAmountSql, type LotRow, type OpenSessionArgs, type OpenSessionOutcome } from '../ledger/ledger';
+import { type TokenUser, type UserAccountService, type Caller } from './user-account.service';
+import { ledgerOf, signedAmountSql, type LotRow, type OpenSessionArgs, type OpenSessionOutcome } from '../ledger/ledger';
 
 export type { LotRow } from '../ledger/ledger';
 
@@ -119,32 +118,11 @@ export class CreditService {
     return balance;
   }
 
-  /** The balance of a user (zero everywhere for a user without lots). One statement, one snapshot. */
+  /** The balance of a user (zero everywhere for a user without lots). One statement, one snapshot (the ledger's balance function). */
   async getBalance(userId: string, tx?: Transaction, mirror?: TokenUser | null): Promise<Balance> {
-    // The org: the token's (it wins, and the mirror in the same statement is not visible to it) or the stored one.
-    const org = `${mirror ? 'coalesce($7::text, ' : '('}(SELECT u.org_id FROM user_accounts u WHERE u.id = $1))`;
-    const sql = `${mirror ? mirrorCte(3) : ''}SELECT r.reserved, r.unpaid, r.soon_before, r.org_id, r.budgets, a.*
-         FROM (SELECT now() + make_interval(days => $2) AS soon_before,
-                      (SELECT coalesce(sum(h.held_credits - h.captured_credits - h.released_credits), 0)
-                         FROM streaming_sessions s JOIN session_holds h ON h.user_id = s.user_id AND h.session_id = s.id
-                        WHERE s.user_id = $1 AND s.status = 'active') AS reserved,
-                      -- Through the partial index of unpaid records: empty for a user without debt.
-                      (SELECT coalesce(sum(u.unpaid_credits), 0) FROM usage_records u
-                        WHERE u.user_id = $1 AND u.unpaid_credits > 0) AS unpaid,
-                      o.org_id, ${budgetStatusJsonSql('$1', 'o.org_id')} AS budgets
-                 FROM (SELECT ${org} AS org_id) o) r
-         LEFT JOIN credit_allocations a
-           ON a.user_id = $1 AND a.remaining_credits > 0 AND (a.expires_at IS NULL OR a.expires_at > now())
-        ORDER BY a.expires_at NULLS LAST, a.id`;
-    const bind = [userId, EXPIRING_SOON_DAYS, ...(mirror ? mirrorBind(mirror) : [])];
-    type Row = LotRow & { reserved: string; unpaid: string; soon_before: Date; org_id: string | null; budgets: BudgetStatusRow[] };
-    // Outside a transaction: a prepared statement, parsed once per connection. A read plus an idempotent
-    // mirror, so it may be rerun after a connection lost mid-statement.
-    const rows = tx
-      ? await this.db.query<Row>(sql, bind, tx)
-      : await this.db.prepared<Row>(mirror ? 'credit_balance_mirror' : 'credit_balance', sql, bind, { rerunnable: true });
+    const rows = await this.ledger.balance({ userId, soonDays: EXPIRING_SOON_DAYS, mirror: mirror ?? null }, tx);
     const soonBefore = rows[0].soon_before;
-    const allocations = rows.filter((row) => row.id !== null).map(toLot);
+    const allocations = rows.filter((row): row is LotRow & typeof row => row.id !== null).map(toLot);
     const sum = (lots: Lot[]) => lots.reduce((total, lot) => total + lot.remaining, 0n);
     return {
       userId,

@@ -184,7 +184,7 @@ describe('graceful shutdown of the real server process', () => {
     const requestLine = messages.findIndex((msg) => msg === 'GET /api/me 200');
     expect(requestLine).toBeGreaterThan(order[0]);
     expect(requestLine).toBeLessThan(order[1]);
-  });
+  }, 180_000);
 
   test('When a request outlives SHUTDOWN_GRACE_MS, then the process still exits, with status 1', async () => {
     const server = await startServer({ SHUTDOWN_DELAY_MS: '0', SHUTDOWN_GRACE_MS: '1500' });
@@ -201,7 +201,7 @@ describe('graceful shutdown of the real server process', () => {
     expect(server.logs.map((entry) => entry.msg)).toContain('shutdown grace period over: exiting with work still open');
     // The abandoned request's connection was cut, not answered.
     expect(await inFlight).toMatchObject({ code: 'ECONNRESET' });
-  });
+  }, 180_000);
 
   test('When the embedded PostgreSQL is in use, then SIGTERM still lets the request finish before the database stops', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'acct-shutdown-pg-'));

@@ -39,14 +39,38 @@ export interface App {
   close(): Promise<void>;
 }
 
-/** Requests with a body must say it is JSON; anything else is refused before parsing. */
-const requireJsonBody: RequestHandler = (req, _res, next) => {
-  const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-  if (hasBody && !req.is('application/json')) {
-    return next(new AppError('UNSUPPORTED_MEDIA_TYPE', 'Request bodies must be JSON (Content-Type: application/json)'));
-  }
-  next();
-};
+/**
+ * Requests with a body must say it is JSON; anything else is refused before parsing. A request with neither
+ * Content-Length nor Transfer-Encoding has no body (type-is's definition, which the JSON parser uses too):
+ * it skips the parser, which would only set req.body = undefined for it.
+ */
+function jsonBody(limit: string): RequestHandler {
+  const parse = express.json({ limit, strict: true });
+  return (req, res, next) => {
+    const length = req.headers['content-length'];
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    if (length === undefined && !chunked) {
+      if (!Reflect.has(req, 'body')) req.body = undefined; // as the parser does
+      return next();
+    }
+    if ((Number(length ?? 0) > 0 || chunked) && !req.is('application/json')) {
+      return next(new AppError('UNSUPPORTED_MEDIA_TYPE', 'Request bodies must be JSON (Content-Type: application/json)'));
+    }
+    parse(req, res, next);
+  };
+}
+
+/**
+ * Runs synchronous middlewares one after the other as a single router layer: each mounted layer is
+ * per-request work for the router (matching, its next() machinery), and these run for every request.
+ * An error passed to next() skips the rest, as between layers.
+ */
+export function inSeries(handlers: RequestHandler[]): RequestHandler {
+  return handlers.reduceRight<RequestHandler>(
+    (rest, handler) => (req, res, next) => handler(req, res, (error?: unknown) => (error === undefined ? rest(req, res, next) : next(error))),
+    (_req, _res, next) => next(),
+  );
+}
 
 /** Builds the Express app without listening, so tests get a fresh app on a fresh database. */
 export function createApp({ config, db, logger, lifecycle = { draining: false }, metrics = new Metrics() }: AppDependencies): App {
@@ -66,20 +90,21 @@ export function createApp({ config, db, logger, lifecycle = { draining: false },
   app.disable('x-powered-by');
   app.set('trust proxy', config.TRUST_PROXY);
   app.set('query parser', 'simple');
-  app.use(requestId);
-  app.use(metrics.middleware());
-  app.use(createHttpLogger(logger));
-  app.use(closeConnectionsWhileDraining(lifecycle));
-  // helmet everywhere (a relaxed CSP for Swagger UI), then CORS. No origin is allowed unless configured:
-  // browsers are not this service's usual callers.
-  app.use(responseHeaders(cors({ origin: config.CORS_ORIGINS, exposedHeaders: ['X-Request-Id', 'Idempotent-Replayed', 'Retry-After'] })));
+  // What every response needs, as one layer: request id, metrics, the request logger, draining, then helmet
+  // everywhere (a relaxed CSP for Swagger UI) and CORS. No origin is allowed unless configured: browsers are
+  // not this service's usual callers.
+  app.use(
+    inSeries([
+      requestId,
+      metrics.middleware(),
+      createHttpLogger(logger),
+      closeConnectionsWhileDraining(lifecycle),
+      responseHeaders(cors({ origin: config.CORS_ORIGINS, exposedHeaders: ['X-Request-Id', 'Idempotent-Replayed', 'Retry-After'] })),
+    ]),
+  );
   // Disabled limiters are not mounted at all (each mounted layer is per-request work for the router).
   if (config.RATE_LIMIT_ENABLED) app.use('/api', limiters.perIp);
-  app.use(requireJsonBody);
-  app.use(express.json({ limit: config.BODY_LIMIT, strict: true }));
-  mountSwaggerUi(app);
-  app.use('/admin', consoleRouter(config)); // the admin console (issue #17): static, own CSP
-
+  app.use(jsonBody(config.BODY_LIMIT));
   const authenticate = authenticateJWT(config.jwt, services.users);
   const authenticateOnly = authenticateJWT(config.jwt, services.users, { mirror: false });
   const roleCheck = { user: requireAuthenticated, supervisor: requireSupervisor, admin: requireAdmin } as const;
@@ -89,7 +114,11 @@ export function createApp({ config, db, logger, lifecycle = { draining: false },
     validate(spec.request ?? {}),
     ...(spec.idempotent ? [readIdempotencyKey] : []),
   ];
+  // Probes, metrics and the OpenAPI document first (none of them is under /api/docs or /admin), so a
+  // load balancer's /health does not pass the docs' and the console's layers.
   app.use(routerFor(outsideApi, '', chain));
+  mountSwaggerUi(app);
+  app.use('/admin', consoleRouter(config)); // the admin console (issue #17): static, own CSP
   app.use('/api', createApiRouter(areas, chain));
 
   app.use(notFoundHandler);

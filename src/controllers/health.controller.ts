@@ -10,8 +10,13 @@ export interface Lifecycle {
 /** How long one database probe answers /ready: a flood of probes costs one query per second, not one each. */
 export const READY_CACHE_MS = 1000;
 
+// /health's answer never changes: its body is made once, and so is its ETag (by the app's own ETag function,
+// as res.send would compute it for every response).
+const HEALTH_BODY = Buffer.from(JSON.stringify({ status: 'ok' }));
+
 export class HealthController {
   private migrationsComplete = false;
+  private healthEtag: string | undefined | null = null;
   private probe: { at: number; result: Promise<{ database: string; migrations: string }> } | null = null;
 
   constructor(
@@ -19,8 +24,15 @@ export class HealthController {
     private readonly lifecycle: Lifecycle,
   ) {}
 
-  health: RequestHandler = (_req, res) => {
-    res.json({ status: 'ok' });
+  health: RequestHandler = (req, res) => {
+    if (this.healthEtag === null) {
+      const etagFn = req.app.get('etag fn') as ((body: Buffer, encoding?: string) => string) | undefined;
+      this.healthEtag = etagFn?.(HEALTH_BODY);
+    }
+    // The same headers res.json would set; res.send still answers HEAD and a matching If-None-Match (304).
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    if (this.healthEtag !== undefined) res.setHeader('ETag', this.healthEtag);
+    res.send(HEALTH_BODY);
   };
 
   ready: RequestHandler = async (_req, res) => {

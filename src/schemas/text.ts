@@ -42,7 +42,8 @@ export interface TextIssue {
  */
 export function findTextIssues(value: unknown, path: (string | number)[] = [], depth = 0): TextIssue[] {
   const issues: TextIssue[] = [];
-  walk(value, path, depth, issues);
+  // One path array is pushed and popped along the walk; an issue gets its own copy.
+  walk(value, [...path], depth, issues);
   return issues;
 }
 
@@ -56,14 +57,21 @@ function walk(value: unknown, path: (string | number)[], depth: number, issues: 
   if (issues.length >= 20 || depth > 64) return; // enough to report; JSON depth is bounded by the body limit
   if (typeof value === 'string') {
     const problem = textProblem(value, multilineAt(path));
-    if (problem) issues.push({ path, message: problem });
+    if (problem) issues.push({ path: [...path], message: problem });
   } else if (Array.isArray(value)) {
-    value.forEach((item, i) => walk(item, [...path, i], depth + 1, issues));
+    for (let i = 0; i < value.length; i++) {
+      path.push(i);
+      walk(value[i], path, depth + 1, issues);
+      path.pop();
+    }
   } else if (value !== null && typeof value === 'object') {
-    for (const [key, item] of Object.entries(value)) {
+    const record = value as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      path.push(key);
       const keyProblem = textProblem(key);
-      if (keyProblem) issues.push({ path: [...path, key], message: `key ${keyProblem}` });
-      walk(item, [...path, key], depth + 1, issues);
+      if (keyProblem) issues.push({ path: [...path], message: `key ${keyProblem}` });
+      walk(record[key], path, depth + 1, issues);
+      path.pop();
     }
   }
 }

@@ -65,3 +65,24 @@ describe('security and CORS headers', () => {
     expect(api.headers['content-security-policy']).toBe(await request(referenceApp()).get('/health').then((r) => r.headers['content-security-policy']));
   });
 });
+
+describe('/health answered from a record', () => {
+  test('When /health is asked, then its body, type and ETag are what res.json gives, and If-None-Match and HEAD work as for any response', async () => {
+    const service = await request(ctx.app).get('/health');
+    const reference = await request(referenceApp()).get('/health');
+
+    expect(service.body).toEqual({ status: 'ok' });
+    expect(service.text).toBe(reference.text);
+    expect(service.headers['content-type']).toBe(reference.headers['content-type']);
+    expect(service.headers['content-length']).toBe(reference.headers['content-length']);
+    expect(service.headers.etag).toBe(reference.headers.etag);
+
+    const revalidated = await request(ctx.app).get('/health').set('If-None-Match', service.headers.etag);
+    expect(revalidated.status).toBe(304);
+    expect(revalidated.text).toBe('');
+    const head = await request(ctx.app).head('/health');
+    expect(head.status).toBe(200);
+    expect(head.headers.etag).toBe(reference.headers.etag);
+    expect(head.text).toBeUndefined();
+  });
+});

@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { pgErrorCode } from '../../src/db/database';
 import { createTestContext, type TestContext } from '../support/context';
 import { count, grantDirect, micro } from '../support/db';
 import { bearer, tokenFor, userWithRole } from '../support/tokens';
@@ -277,6 +278,32 @@ describe('enforcement', () => {
     const local = new Intl.DateTimeFormat('en-CA', { timeZone: 'America/New_York', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
     expect(local.format(new Date(status.body.data[0].periodStart))).toBe('00:00');
     expect(local.format(new Date(status.body.data[0].resetsAt))).toBe('00:00');
+  });
+
+  test('When the user\u2019s org changed between the budget lock and the user row lock, then the stored org\u2019s budgets decide and hold', async () => {
+    // acct_session_open locks the budgets of the org it read before locking the user row; a PUT of the org
+    // in between is simulated by passing the budgets of another org: the open must notice and use the stored one.
+    const stale = `org-stale-${Date.now()}`;
+    const current = `org-now-${Date.now()}`;
+    const user = await userWithCredits(100);
+    expect((await request(ctx.app).put(`/api/users/${user.id}/org`).set('Authorization', supervisor.auth).send({ orgId: current })).status).toBe(200);
+    const staleBudget = (await createBudget({ scope: { orgId: stale }, period: 'day', limitCredits: 100 })).body;
+    const currentBudget = (await createBudget({ scope: { orgId: current }, period: 'week', limitCredits: 5 })).body;
+    const open = (session: string, credits: number) =>
+      ctx.db.transaction(async (tx) =>
+        ctx.db.query<{ outcome: string }>(
+          `SELECT (acct_session_open_locked($1, $2, $3, 1, NULL, NULL, $4::bigint, 0::bigint, 'h', 600, NULL,
+                                            $5, l.budget_ids, l.limits, l.period_starts, l.used)).outcome
+             FROM acct_budget_open_lock($2, $5, $3, now()) l`,
+          [session, user.id, TEST_MODEL, micro(credits).toString(), stale],
+          tx,
+        ),
+      );
+    expect(await open('org-race-1', 6).then(() => 'created', (error) => pgErrorCode(error))).toBe('P0B01');
+    expect(await open('org-race-2', 4)).toEqual([{ outcome: 'created' }]);
+    expect(await counterOf(ctx.db, currentBudget.id)).toEqual({ spent: 0n, held: micro(4) });
+    expect(await counterOf(ctx.db, staleBudget.id)).toEqual({ spent: 0n, held: 0n });
+    expect(await count(ctx.db, 'budget_charges', 'session_id = $1 AND budget_id = $2::bigint', ['org-race-2', currentBudget.id])).toBe(1);
   });
 
   test('When a budget names a model, then only spend on that model counts and is refused', async () => {

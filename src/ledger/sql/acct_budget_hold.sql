@@ -1,6 +1,7 @@
 -- acct_budget_hold: first created for budgets (issue 14, docs/budgets.md).
--- Adds a new session's hold to the counters acct_budget_open_admit admitted it on (same order, same
--- periods), and remembers per budget what the session holds (budget_charges), so its capture, release or
+-- Adds a new session's hold to the counters acct_budget_open_lock locked and acct_budget_open_decide
+-- admitted it on (same order, same periods), and remembers per budget what the session holds
+-- (budget_charges), so its capture, release or
 -- expiry later updates the same period's row. Called by acct_session_open after the draw, in the same
 -- statement. Announces budget.threshold when the hold reaches 80% / 100% of a limit (acct_budget_threshold).
 DROP FUNCTION IF EXISTS acct_budget_hold(text, text, text, bigint, timestamptz);

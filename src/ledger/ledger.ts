@@ -528,15 +528,35 @@ export class Ledger {
 
   /**
    * Starts a reconcile run in `tx`: makes it one REPEATABLE READ, READ ONLY snapshot (every check of the run
-   * reads the same state) and returns that snapshot's xmin (a 64-bit xid: every transaction before it had
-   * ended, so each row it cannot see has an xmin at or after it) with the last clean run's checkpoint.
+   * reads the same state), each statement limited to `timeoutMs`, and returns that snapshot's horizon (a 64-bit
+   * xid: every transaction of this database before it had ended, so each row the run cannot see has an xmin at
+   * or after it) with the last clean run's checkpoint.
    */
-  async reconcileSnapshot(tx: Transaction): Promise<{ snapshotXmin: bigint; takenAt: Date; checkpoint: { snapshotXmin: bigint; takenAt: Date } | null }> {
+  async reconcileSnapshot(
+    timeoutMs: number,
+    tx: Transaction,
+  ): Promise<{ snapshotXmin: bigint; takenAt: Date; checkpoint: { snapshotXmin: bigint; takenAt: Date } | null }> {
     await this.db.query(`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`, [], tx);
+    // REPEATABLE READ: this statement takes the transaction's snapshot, and every later one (the xmin read
+    // below included) sees that same snapshot.
+    await this.db.query(`SELECT set_config('statement_timeout', $1::text, true)`, [String(timeoutMs)], tx);
+    // The horizon: the oldest transaction still running at the snapshot (or the snapshot's xmax when none is),
+    // leaving out those positively known to belong to another database of the server (pg_stat_activity,
+    // pg_prepared_xacts: a transaction id belongs to one database for good), which cannot write rows here.
+    // A transaction that is not listed there (ended meanwhile, or hidden from this role) counts.
     const [row] = await this.call<{ snapshot_xmin: string; taken_at: Date; since_xmin: string | null; since: Date | null }>(
-      `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS snapshot_xmin, statement_timestamp() AS taken_at,
-              c.snapshot_xmin::text AS since_xmin, c.taken_at AS since
-         FROM (SELECT 1) one LEFT JOIN reconcile_checkpoints c ON c.id = 1`,
+      `WITH s AS MATERIALIZED (SELECT pg_current_snapshot() AS snap),
+            elsewhere AS MATERIALIZED (
+              SELECT a.backend_xid::text::bigint AS xid FROM pg_stat_activity a
+               WHERE a.backend_xid IS NOT NULL AND a.datname IS DISTINCT FROM current_database()
+              UNION
+              SELECT p.transaction::text::bigint FROM pg_prepared_xacts p WHERE p.database <> current_database()
+            )
+       SELECT least(pg_snapshot_xmax(s.snap)::text::bigint,
+                    (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s.snap) x
+                      WHERE x::text::bigint % 4294967296 NOT IN (SELECT xid FROM elsewhere)))::text AS snapshot_xmin,
+              statement_timestamp() AS taken_at, c.snapshot_xmin::text AS since_xmin, c.taken_at AS since
+         FROM s LEFT JOIN reconcile_checkpoints c ON c.id = 1`,
       [],
       tx,
     );

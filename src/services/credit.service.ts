@@ -71,6 +71,8 @@ export class CreditService {
     private readonly budgets?: BudgetService,
     /** New credits pay the oldest unpaid usage first (SETTLE_UNPAID_ON_GRANT; the ledger's settle-unpaid function). */
     private readonly settleUnpaidOnGrant = true,
+    /** Limit per statement of a reconcile run (RECONCILE_STATEMENT_TIMEOUT_MS). */
+    private readonly reconcileTimeoutMs = 600_000,
   ) {
     this.ledger = ledgerOf(db);
   }
@@ -296,7 +298,7 @@ export class CreditService {
    */
   async reconcile(options: { mode?: 'full' | 'incremental'; userId?: string } = {}) {
     const run = await this.db.transaction(async (tx) => {
-      const snapshot = await this.ledger.reconcileSnapshot(tx);
+      const snapshot = await this.ledger.reconcileSnapshot(this.reconcileTimeoutMs, tx);
       if (options.userId !== undefined) {
         if (!(await this.db.models.UserAccount.count({ where: { id: options.userId }, transaction: tx }))) throw notFound('User');
         return {

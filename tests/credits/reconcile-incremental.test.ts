@@ -23,18 +23,19 @@ function reconcile(query: Record<string, string> = {}) {
 }
 
 /**
- * Waits until every transaction that began before now has ended (bounded, 30 s). Transaction ids are
- * server-wide and other test files write on the same server: a run's checkpoint is the oldest transaction
- * still running at its snapshot, so without this a row written just before a clean run could still count as
- * changed after it (which only makes a run check more, but would make counts in these tests vary).
+ * Waits until no other transaction of this test's database is running (bounded, 30 s; an autoanalyze, say).
+ * A run's checkpoint is the oldest transaction of the database still running at its snapshot, so without
+ * this a row written just before a clean run could still count as changed after it (which only makes a run
+ * check more, but would make the counts in these tests vary).
  */
 async function settle(): Promise<void> {
-  const [{ next }] = await ctx.db.query<{ next: string }>(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next`);
   const until = Date.now() + 30_000;
   for (;;) {
-    const [{ xmin }] = await ctx.db.query<{ xmin: string }>(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`);
-    if (BigInt(xmin) >= BigInt(next)) return;
-    if (Date.now() > until) throw new Error('an older transaction stayed open for 30 s');
+    const [{ n }] = await ctx.db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`,
+    );
+    if (n === '0') return;
+    if (Date.now() > until) throw new Error('another transaction in this database stayed open for 30 s');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

@@ -19,7 +19,11 @@ LANGUAGE sql STABLE AS $$
            ARRAY(SELECT r.id FROM usage_records r WHERE r.user_id = ANY(p_users)
                  UNION SELECT o.usage_record_id FROM own o WHERE o.usage_record_id IS NOT NULL) AS records
   ),
-  -- Every ledger row any check below reads: by writer, by lot, by record.
+  -- The same as sets, for filters on rows already read (IN a hashed set, where = ANY(array) would compare each
+  -- row with every element).
+  lot_set AS MATERIALIZED (SELECT unnest(ids.lots) AS id FROM ids),
+  user_set AS MATERIALIZED (SELECT DISTINCT unnest(p_users) AS id),
+  -- Every ledger row any check below reads: by writer, by lot, by record (= ANY here is an index condition).
   rel AS MATERIALIZED (
     SELECT t.id, t.user_id, t.allocation_id, t.session_id, t.usage_record_id, t.type, t.amount, t.origin_allocation_id
       FROM credit_transactions t
@@ -34,7 +38,7 @@ LANGUAGE sql STABLE AS $$
            sum(CASE t.type WHEN 'hold' THEN t.amount WHEN 'release' THEN -t.amount WHEN 'capture' THEN -t.amount ELSE 0 END)
              OVER w AS running_held
       FROM rel t
-     WHERE t.allocation_id = ANY((SELECT lots FROM ids)::bigint[])
+     WHERE t.allocation_id IN (SELECT id FROM lot_set)
     WINDOW w AS (PARTITION BY t.allocation_id ORDER BY t.id)
   ),
   ledger AS (
@@ -58,7 +62,7 @@ LANGUAGE sql STABLE AS $$
   active_held AS (
     SELECT h.allocation_id, sum(h.held_credits - h.captured_credits - h.released_credits) AS held
       FROM holds h JOIN streaming_sessions s ON s.user_id = h.user_id AND s.id = h.session_id
-     WHERE s.status = 'active' AND h.allocation_id = ANY((SELECT lots FROM ids)::bigint[])
+     WHERE s.status = 'active' AND h.allocation_id IN (SELECT id FROM lot_set)
      GROUP BY h.allocation_id
   ),
   lots AS (
@@ -80,7 +84,7 @@ LANGUAGE sql STABLE AS $$
            coalesce(sum(t.amount) FILTER (WHERE t.type = 'release'), 0) AS released
       FROM rel t
      WHERE t.session_id IS NOT NULL AND t.allocation_id IS NOT NULL AND t.type IN ('hold', 'capture', 'release')
-       AND (t.user_id = ANY(p_users) OR t.allocation_id = ANY((SELECT lots FROM ids)::bigint[]))
+       AND (t.user_id IN (SELECT id FROM user_set) OR t.allocation_id IN (SELECT id FROM lot_set))
      GROUP BY t.user_id, t.session_id, t.allocation_id
   ),
   legs AS (
@@ -106,7 +110,7 @@ LANGUAGE sql STABLE AS $$
                              ELSE 0 END), 0) AS paid,
            coalesce(sum(t.amount) FILTER (WHERE t.type IN ('refund', 'forgive')), 0) AS refunded
       FROM rel t
-     WHERE t.usage_record_id = ANY((SELECT records FROM ids)::bigint[])
+     WHERE t.usage_record_id IS NOT NULL
      GROUP BY t.usage_record_id
   ),
   usage_check AS (
@@ -145,6 +149,6 @@ LANGUAGE sql STABLE AS $$
   UNION ALL
   SELECT a.user_id, a.id, NULL, 'foreign_entries', 0, count(*), NULL::bigint
     FROM rel t JOIN credit_allocations a ON a.id = t.allocation_id
-   WHERE t.user_id <> a.user_id AND t.allocation_id = ANY((SELECT lots FROM ids)::bigint[])
+   WHERE t.user_id <> a.user_id AND t.allocation_id IN (SELECT id FROM lot_set)
    GROUP BY a.user_id, a.id
 $$;

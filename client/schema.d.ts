@@ -276,8 +276,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Recompute every allocation and hold from the ledger and list any difference
-         * @description Recompute every allocation and hold from the ledger and list any difference. Needs the admin role.
+         * Recompute allocations, holds, usage records and budget counters from the ledger and list any difference
+         * @description Recompute allocations, holds, usage records and budget counters from the ledger and list any difference. Needs the admin role.
          */
         get: operations["getAdminReconcile"];
         put?: never;
@@ -3491,7 +3491,12 @@ export interface operations {
     };
     getAdminReconcile: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description full (default): every user. incremental: only users with rows written since the last clean run (full when there is none) */
+                mode?: "full" | "incremental";
+                /** @description Check this user only (404 for a user never seen); not with mode */
+                userId?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -3506,6 +3511,18 @@ export interface operations {
                 content: {
                     "application/json": {
                         ok: boolean;
+                        /**
+                         * @description What ran: an incremental request with no usable checkpoint runs (and says) full
+                         * @enum {string}
+                         */
+                        mode?: "full" | "incremental" | "user";
+                        /**
+                         * Format: date-time
+                         * @description incremental: when the snapshot of the last clean run (the checkpoint it started from) was taken
+                         * @example 2026-11-24T12:00:00.000Z
+                         */
+                        since?: string | null;
+                        /** @description Users checked (incremental: those with changes; userId: 1) */
                         checkedUsers: number;
                         checkedAllocations: number;
                         discrepancies: {
@@ -3530,6 +3547,15 @@ export interface operations {
                     };
                 };
             };
+            /** @description `VALIDATION_ERROR`: the body, query, path or a header is not valid (every problem is listed in details.problems) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description `UNAUTHENTICATED`: missing, malformed, expired or wrongly signed token */
             401: {
                 headers: {
@@ -3541,6 +3567,15 @@ export interface operations {
             };
             /** @description `FORBIDDEN`: the role is too low for this route */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `NOT_FOUND`: unknown user, session or route (or one that belongs to someone else) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

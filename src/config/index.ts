@@ -45,6 +45,8 @@ export const envSchema = z.object({
   REPLICA_MAX_LAG_MS: int(0, 3_600_000).default(5_000),
   DB_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(10_000),
   DB_LOCK_TIMEOUT_MS: int(10, 600_000).default(3_000),
+  // GET /api/admin/reconcile: each statement of a run may take this long (a full run reads the whole ledger).
+  RECONCILE_STATEMENT_TIMEOUT_MS: int(100, 3_600_000).default(600_000),
   DB_ACQUIRE_TIMEOUT_MS: int(100, 600_000).default(5_000),
   EMBEDDED_PG_DIR: z.string().default('.data/postgres'),
   EMBEDDED_PG_PORT: port().default(0),

@@ -2,7 +2,7 @@ import type { Response } from 'express';
 import { toCredits } from '../lib/money';
 import { send } from '../middleware/idempotency.middleware';
 import type { Input } from '../routes/route-table';
-import { toBalanceJson, type AllocateBody, type CalculateBody, type CheckBody, type TransactionsQuery } from '../schemas/credit.schemas';
+import { toBalanceJson, type AllocateBody, type CalculateBody, type CheckBody, type ReconcileQuery, type TransactionsQuery } from '../schemas/credit.schemas';
 import type { CreditService } from '../services/credit.service';
 
 export class CreditController {
@@ -44,8 +44,8 @@ export class CreditController {
     res.json(await this.credits.listTransactions(caller, query));
   };
 
-  /** GET /api/admin/reconcile (admin) */
-  reconcile = async (_input: Input, res: Response) => {
-    res.json(await this.credits.reconcile());
+  /** GET /api/admin/reconcile?mode=full|incremental or ?userId= (admin) */
+  reconcile = async ({ query }: Input<{ query: ReconcileQuery }>, res: Response) => {
+    res.json(await this.credits.reconcile(query));
   };
 }

@@ -17,7 +17,7 @@ import { mirrorBind, mirrorCte, type TokenUser } from '../services/user-account.
  * Errors the functions raise on purpose (a budget refusal, the unpaid limit) come out as AppErrors.
  */
 
-type PgType = 'text' | 'bigint' | 'integer' | 'boolean' | 'jsonb' | 'timestamp with time zone';
+type PgType = 'text' | 'bigint' | 'integer' | 'boolean' | 'jsonb' | 'timestamp with time zone' | 'text[]' | 'bigint[]';
 type Arg = readonly [name: string, type: PgType];
 
 /** Argument lists (name, type) of the ledger functions called from TypeScript, as PostgreSQL declares them. */
@@ -54,6 +54,9 @@ export const LEDGER_FUNCTIONS = {
   acct_signed_amount: [['p_type', 'text'], ['p_amount', 'bigint']],
   acct_reconcile: [],
   acct_budget_reconcile: [],
+  acct_reconcile_users: [['p_users', 'text[]']],
+  acct_budget_reconcile_for: [['p_users', 'text[]'], ['p_budgets', 'bigint[]']],
+  acct_reconcile_changed: [['p_since', 'bigint']],
   acct_record_charged_usage: [
     ['p_user', 'text'], ['p_service', 'text'], ['p_operation', 'text'], ['p_model', 'text'], ['p_price_version', 'integer'],
     ['p_input', 'bigint'], ['p_output', 'bigint'], ['p_cached', 'bigint'], ['p_credits', 'bigint'], ['p_metadata', 'jsonb'],
@@ -101,6 +104,9 @@ export const LEDGER_RESULT_COLUMNS: Record<LedgerFunction, readonly string[]> = 
   acct_signed_amount: [],
   acct_reconcile: ['user_id', 'allocation_id', 'session_id', 'usage_record_id', 'kind', 'expected', 'actual'],
   acct_budget_reconcile: ['budget_id', 'session_id', 'kind', 'expected', 'actual'],
+  acct_reconcile_users: ['user_id', 'allocation_id', 'session_id', 'usage_record_id', 'kind', 'expected', 'actual'],
+  acct_budget_reconcile_for: ['budget_id', 'session_id', 'kind', 'expected', 'actual'],
+  acct_reconcile_changed: ['user_id', 'budget_id', 'dirty_id'],
   acct_record_charged_usage: ['usage_record_id', 'created_at', 'charged_credits', 'unpaid_credits', 'available_credits'],
   acct_adjust: ['outcome', 'allocation_id', 'available_before', 'settled'],
   acct_revoke: ['outcome', 'user_id', 'revoked', 'held'],
@@ -124,7 +130,9 @@ function sessionColumns() {
   ] as const;
 }
 
-type TsOf<T extends PgType> = T extends 'text'
+type TsOf<T extends PgType> = T extends 'text[]' | 'bigint[]'
+  ? string[]
+  : T extends 'text'
   ? string
   : T extends 'bigint'
     ? Micro | string
@@ -341,6 +349,28 @@ export const signedAmountSql = (type: string, amount: string) => `acct_signed_am
 
 // ---------- the gateway ----------
 
+/** A row of a reconcile run: the counts of what it checked, and one difference (kind null when none). */
+export interface ReconcileRow {
+  users: string;
+  allocations: string;
+  user_id: string | null;
+  allocation_id: string | null;
+  session_id: string | null;
+  usage_record_id: string | null;
+  kind: string | null;
+  expected: string;
+  actual: string;
+}
+
+/** A budget counter or charge that disagrees (acct_budget_reconcile, acct_budget_reconcile_for). */
+export interface BudgetReconcileRow {
+  budget_id: string;
+  session_id: string | null;
+  kind: string;
+  expected: string;
+  actual: string;
+}
+
 export class Ledger {
   constructor(private readonly db: Database) {}
 
@@ -524,33 +554,155 @@ export class Ledger {
     return rows.length === 0 ? null : fromDb(rows[0].expired_credits);
   }
 
-  /** Every lot, hold leg and usage record recomputed from the ledger, with the users and lots counted in the same snapshot. */
-  async reconcile() {
-    return this.call<{
-      users: string;
-      allocations: string;
-      user_id: string | null;
-      allocation_id: string | null;
-      session_id: string | null;
-      usage_record_id: string | null;
-      kind: string | null;
-      expected: string;
-      actual: string;
-    }>(
+  /**
+   * Starts a reconcile run in `tx`: makes it one REPEATABLE READ, READ ONLY snapshot (every check of the run
+   * reads the same state), each statement limited to `timeoutMs`, and returns that snapshot's horizon (a 64-bit
+   * xid: every transaction of this database before it had ended, so each row the run cannot see has an xmin at
+   * or after it) with the last clean run's checkpoint.
+   */
+  async reconcileSnapshot(
+    timeoutMs: number,
+    tx: Transaction,
+  ): Promise<{ snapshotXmin: bigint; takenAt: Date; checkpoint: { snapshotXmin: bigint; takenAt: Date } | null }> {
+    await this.db.query(`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`, [], tx);
+    // REPEATABLE READ: this statement takes the transaction's snapshot, and every later one (the xmin read
+    // below included) sees that same snapshot.
+    await this.db.query(`SELECT set_config('statement_timeout', $1::text, true)`, [String(timeoutMs)], tx);
+    // The horizon: the oldest transaction still running at the snapshot (or the snapshot's xmax when none is),
+    // leaving out those positively known to belong to another database of the server (pg_stat_activity,
+    // pg_prepared_xacts: a transaction id belongs to one database for good), which cannot write rows here.
+    // A transaction that is not listed there (ended meanwhile, or hidden from this role) counts.
+    const [row] = await this.call<{ snapshot_xmin: string; taken_at: Date; since_xmin: string | null; since: Date | null }>(
+      `WITH s AS MATERIALIZED (SELECT pg_current_snapshot() AS snap),
+            elsewhere AS MATERIALIZED (
+              SELECT a.backend_xid::text::bigint AS xid FROM pg_stat_activity a
+               WHERE a.backend_xid IS NOT NULL AND a.datname IS DISTINCT FROM current_database()
+              UNION
+              SELECT p.transaction::text::bigint FROM pg_prepared_xacts p WHERE p.database <> current_database()
+            )
+       SELECT least(pg_snapshot_xmax(s.snap)::text::bigint,
+                    (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s.snap) x
+                      WHERE x::text::bigint % 4294967296 NOT IN (SELECT xid FROM elsewhere)))::text AS snapshot_xmin,
+              statement_timestamp() AS taken_at, c.snapshot_xmin::text AS since_xmin, c.taken_at AS since
+         FROM s LEFT JOIN reconcile_checkpoints c ON c.id = 1`,
+      [],
+      tx,
+    );
+    return {
+      snapshotXmin: BigInt(row.snapshot_xmin),
+      takenAt: row.taken_at,
+      checkpoint: row.since_xmin === null ? null : { snapshotXmin: BigInt(row.since_xmin), takenAt: row.since! },
+    };
+  }
+
+  /**
+   * Users and budgets written since `since` (acct_reconcile_changed), plus every reconcile_dirty row (its id,
+   * to clear after a clean run). `truncated`: a table was truncated since, so only a full run will do.
+   */
+  async reconcileChanged(since: bigint, tx: Transaction): Promise<{ users: string[]; budgets: string[]; dirtyIds: string[]; truncated: boolean }> {
+    const rows = await this.call<{ user_id: string | null; budget_id: string | null; dirty_id: string | null }>(
+      `SELECT user_id, budget_id::text AS budget_id, dirty_id::text AS dirty_id FROM ${callOf('acct_reconcile_changed')}`,
+      bindOf('acct_reconcile_changed', { p_since: since.toString() }),
+      tx,
+    );
+    const users = new Set<string>();
+    const budgets = new Set<string>();
+    const dirtyIds: string[] = [];
+    let truncated = false;
+    for (const row of rows) {
+      if (row.user_id !== null) users.add(row.user_id);
+      if (row.budget_id !== null) budgets.add(row.budget_id);
+      if (row.dirty_id !== null) dirtyIds.push(row.dirty_id);
+      if (row.dirty_id !== null && row.user_id === null && row.budget_id === null) truncated = true;
+    }
+    return { users: [...users].sort(), budgets: [...budgets].sort(), dirtyIds, truncated };
+  }
+
+  /** Every reconcile_dirty row's id (a clean full run clears them). */
+  async reconcileDirtyIds(tx: Transaction): Promise<string[]> {
+    const rows = await this.call<{ id: string }>(`SELECT id::text AS id FROM reconcile_dirty`, [], tx);
+    return rows.map((r) => r.id);
+  }
+
+  /** Recomputes every lot and hold leg from the ledger (acct_reconcile); the counts ride along (one snapshot). */
+  async reconcile(tx?: Transaction) {
+    return this.call<ReconcileRow>(
       `SELECT c.users, c.allocations, d.*
          FROM (SELECT (SELECT count(*) FROM user_accounts) AS users,
                       (SELECT count(*) FROM credit_allocations) AS allocations) c
          LEFT JOIN acct_reconcile() d ON true
         ORDER BY d.user_id, d.allocation_id, d.session_id, d.usage_record_id, d.kind`,
       [],
+      tx,
+    );
+  }
+
+  /** The same checks for these users only (acct_reconcile_users); `users` counts those that exist. */
+  async reconcileUsers(users: string[], tx?: Transaction) {
+    return this.call<ReconcileRow>(
+      `SELECT c.users, c.allocations, d.*
+         FROM (SELECT (SELECT count(*) FROM user_accounts WHERE id = ANY($1::text[])) AS users,
+                      (SELECT count(*) FROM credit_allocations WHERE user_id = ANY($1::text[])) AS allocations) c
+         LEFT JOIN ${callOf('acct_reconcile_users')} d ON true
+        ORDER BY d.user_id, d.allocation_id, d.session_id, d.usage_record_id, d.kind`,
+      bindOf('acct_reconcile_users', { p_users: users }),
+      tx,
     );
   }
 
   /** Budget counters against the charges that built them. */
-  async reconcileBudgets() {
-    return this.call<{ budget_id: string; session_id: string | null; kind: string; expected: string; actual: string }>(
+  async reconcileBudgets(tx?: Transaction) {
+    return this.call<BudgetReconcileRow>(
       `SELECT budget_id::text, session_id, kind, expected::text, actual::text FROM acct_budget_reconcile() ORDER BY budget_id, kind`,
       [],
+      tx,
+    );
+  }
+
+  /** The same for the budgets these users own or are charged in, and these budgets (acct_budget_reconcile_for). */
+  async reconcileBudgetsFor(users: string[], budgets: string[], tx?: Transaction) {
+    return this.call<BudgetReconcileRow>(
+      `SELECT budget_id::text, session_id, kind, expected::text, actual::text FROM ${callOf('acct_budget_reconcile_for')} ORDER BY budget_id, kind`,
+      bindOf('acct_budget_reconcile_for', { p_users: users, p_budgets: budgets }),
+      tx,
+    );
+  }
+
+  /**
+   * After a clean run: moves the checkpoint to its snapshot, never backwards (two runs at once: the later
+   * snapshot wins; the single row's lock orders them), and clears the reconcile_dirty rows it checked.
+   * Returns whether the checkpoint moved.
+   */
+  async advanceReconcileCheckpoint(args: { snapshotXmin: bigint; takenAt: Date; mode: 'full' | 'incremental'; checkedUsers: number; dirtyIds: string[] }) {
+    const [row] = await this.call<{ advanced: string }>(
+      `WITH advanced AS (
+         INSERT INTO reconcile_checkpoints AS c (id, snapshot_xmin, taken_at, mode, checked_users, updated_at)
+         VALUES (1, $1::bigint, $2::timestamptz, $3::text, $4::bigint, now())
+         ON CONFLICT (id) DO UPDATE
+           SET snapshot_xmin = EXCLUDED.snapshot_xmin, taken_at = EXCLUDED.taken_at, mode = EXCLUDED.mode,
+               checked_users = EXCLUDED.checked_users, updated_at = now()
+           WHERE c.snapshot_xmin < EXCLUDED.snapshot_xmin
+         RETURNING 1
+       ),
+       cleared AS (DELETE FROM reconcile_dirty WHERE id = ANY($5::bigint[]) RETURNING 1)
+       SELECT (SELECT count(*) FROM advanced)::text AS advanced, (SELECT count(*) FROM cleared) AS cleared`,
+      [args.snapshotXmin.toString(), args.takenAt, args.mode, args.checkedUsers, args.dirtyIds],
+    );
+    return row.advanced !== '0';
+  }
+
+  /** After a run that found differences: its users and budgets stay in every incremental run until a clean one. */
+  async noteReconcileDiscrepancies(users: string[], budgets: string[]) {
+    await this.call(
+      `INSERT INTO reconcile_dirty (user_id, budget_id, reason)
+       SELECT n.user_id, n.budget_id, 'discrepancy'
+         FROM (SELECT u AS user_id, NULL::bigint AS budget_id FROM unnest($1::text[]) u
+               UNION SELECT NULL, b FROM unnest($2::bigint[]) b) n
+        WHERE NOT EXISTS (SELECT 1 FROM reconcile_dirty d
+                           WHERE d.reason = 'discrepancy' AND d.user_id IS NOT DISTINCT FROM n.user_id
+                             AND d.budget_id IS NOT DISTINCT FROM n.budget_id)
+       RETURNING 1`,
+      [users, budgets],
     );
   }
 

@@ -12,6 +12,7 @@ import { defineModelPrice, type ModelPriceAttributes } from './model-price.model
 import { defineSessionHold, type SessionHoldAttributes } from './session-hold.model';
 import { defineSessionStatusCount, type SessionStatusCountAttributes } from './session-status-count.model';
 import { defineSweeperBackoff, type SweeperBackoffAttributes } from './sweeper-backoff.model';
+import { defineReconcileCheckpoint, defineReconcileDirty, type ReconcileCheckpointAttributes, type ReconcileDirtyAttributes } from './reconcile.model';
 import { defineStreamingSession, type StreamingSessionAttributes } from './streaming-session.model';
 import { defineUsageDaily, type UsageDailyAttributes } from './usage-daily.model';
 import { defineUsageDailySystem, type UsageDailySystemAttributes } from './usage-daily-system.model';
@@ -72,6 +73,9 @@ export interface Models {
   Budget: RowModel<BudgetAttributes>;
   BudgetCounter: RowModel<BudgetCounterAttributes>;
   BudgetCharge: RowModel<BudgetChargeAttributes>;
+  // Incremental reconcile (issue 18).
+  ReconcileCheckpoint: RowModel<ReconcileCheckpointAttributes>;
+  ReconcileDirty: RowModel<ReconcileDirtyAttributes>;
 }
 
 export function defineModels(sequelize: Sequelize): Models {
@@ -103,6 +107,8 @@ export function defineModels(sequelize: Sequelize): Models {
     Budget: defineBudget(sequelize),
     BudgetCounter: defineBudgetCounter(sequelize),
     BudgetCharge: defineBudgetCharge(sequelize),
+    ReconcileCheckpoint: defineReconcileCheckpoint(sequelize),
+    ReconcileDirty: defineReconcileDirty(sequelize),
   };
   associate(models);
   return models;

@@ -1,5 +1,5 @@
 import { CreditController } from '../controllers/credit.controller';
-import { reconcileResponse } from '../schemas/credit.schemas';
+import { reconcileQuery, reconcileResponse } from '../schemas/credit.schemas';
 import type { Services } from '../services';
 import { route, type RouteSpec } from './route-table';
 
@@ -10,10 +10,12 @@ export function adminRoutes(services: Services): RouteSpec[] {
     route({
       method: 'get',
       path: '/api/admin/reconcile',
-      summary: 'Recompute every allocation and hold from the ledger and list any difference',
+      summary: 'Recompute allocations, holds, usage records and budget counters from the ledger and list any difference',
       tags: ['Admin'],
       access: 'admin',
+      request: { query: reconcileQuery },
       responses: { 200: { description: 'Reconciliation report', schema: reconcileResponse } },
+      errors: ['VALIDATION_ERROR', 'NOT_FOUND'],
       handle: credits.reconcile,
     }),
   ];

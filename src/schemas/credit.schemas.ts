@@ -97,6 +97,20 @@ export const transactionsQuery = paginationQuery.extend({
 });
 export type TransactionsQuery = z.infer<typeof transactionsQuery>;
 
+/**
+ * GET /api/admin/reconcile: `mode` full (default: every user) or incremental (what changed since the last
+ * clean run); or `userId` alone (that user only, at full depth).
+ */
+export const reconcileQuery = z
+  .object({
+    mode: z.enum(['full', 'incremental']).optional().openapi({
+      description: 'full (default): every user. incremental: only users with rows written since the last clean run (full when there is none)',
+    }),
+    userId: userId.optional().openapi({ description: 'Check this user only (404 for a user never seen); not with mode' }),
+  })
+  .refine((query) => query.mode === undefined || query.userId === undefined, { message: 'give mode or userId, not both', path: ['userId'] });
+export type ReconcileQuery = z.infer<typeof reconcileQuery>;
+
 // ---------- responses ----------
 
 export const allocationSchema = z
@@ -181,7 +195,13 @@ export const transactionsResponse = page(transactionSchema);
 
 export const reconcileResponse = z.object({
   ok: z.boolean(),
-  checkedUsers: z.number().int(),
+  mode: z.enum(['full', 'incremental', 'user']).optional().openapi({
+    description: 'What ran: an incremental request with no usable checkpoint runs (and says) full',
+  }),
+  since: timestamp.nullable().optional().openapi({
+    description: 'incremental: when the snapshot of the last clean run (the checkpoint it started from) was taken',
+  }),
+  checkedUsers: z.number().int().openapi({ description: 'Users checked (incremental: those with changes; userId: 1)' }),
   checkedAllocations: z.number().int(),
   discrepancies: z.array(
     z.object({

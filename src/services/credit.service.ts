@@ -46,6 +46,17 @@ const EXPIRY_SWEEP_WINDOW_MS = 60 * 60 * 1000;
  * consumption order, inside the PL/pgSQL primitives (migrations/*_initial_schema and *_credits), so each
  * operation is one statement and one round trip.
  */
+/**
+ * A checkpoint more than this many transactions behind the current snapshot is not used: xmin is a 32-bit xid
+ * compared through age() (Ledger.reconcileChanged), exact only within 2^31 transactions. A checkpoint ahead of
+ * the snapshot (a restored dump starts its xids anew) is not used either. Either way the run is a full one.
+ */
+const MAX_CHECKPOINT_XIDS = 1_000_000_000n;
+
+function usableCheckpoint(checkpointXmin: bigint, snapshotXmin: bigint): boolean {
+  return checkpointXmin <= snapshotXmin && snapshotXmin - checkpointXmin <= MAX_CHECKPOINT_XIDS;
+}
+
 export class CreditService {
   private lastFullExpirySweep = 0;
   private readonly ledger;
@@ -59,6 +70,8 @@ export class CreditService {
     private readonly budgets?: BudgetService,
     /** New credits pay the oldest unpaid usage first (SETTLE_UNPAID_ON_GRANT; the ledger's settle-unpaid function). */
     private readonly settleUnpaidOnGrant = true,
+    /** Limit per statement of a reconcile run (RECONCILE_STATEMENT_TIMEOUT_MS). */
+    private readonly reconcileTimeoutMs = 600_000,
   ) {
     this.ledger = ledgerOf(db);
   }
@@ -252,10 +265,53 @@ export class CreditService {
     return { data, nextCursor };
   }
 
-  /** Recomputes every lot and hold leg from the ledger; lists each difference (Ledger.reconcile). */
-  async reconcile() {
-    // One statement: the counts and the check describe the same snapshot.
-    const rows = await this.ledger.reconcile();
+  /**
+   * Recomputes lots, hold legs, usage records and budget counters from the ledger and lists each difference
+   * (docs/credits.md "Reconcile"). `full` checks every user; `incremental` only the users (and budgets) with a
+   * row written since the last clean run's snapshot, the checkpoint (a full run when there is none, when it is
+   * too old to compare xids with, or after a TRUNCATE); `userId` one user at full depth (404 for a user never
+   * seen). Every check of a run reads one REPEATABLE READ snapshot. A clean full or incremental run moves the
+   * checkpoint to its snapshot; a run that finds differences leaves it and notes their users and budgets, so
+   * that incremental runs keep checking them until they are clean.
+   */
+  async reconcile(options: { mode?: 'full' | 'incremental'; userId?: string } = {}) {
+    const run = await this.db.transaction(async (tx) => {
+      const snapshot = await this.ledger.reconcileSnapshot(this.reconcileTimeoutMs, tx);
+      if (options.userId !== undefined) {
+        if (!(await this.db.models.UserAccount.count({ where: { id: options.userId }, transaction: tx }))) throw notFound('User');
+        return {
+          mode: 'user' as const,
+          since: null,
+          snapshot,
+          rows: await this.ledger.reconcileUsers([options.userId], tx),
+          budgetRows: await this.ledger.reconcileBudgetsFor([options.userId], [], tx),
+          dirtyIds: [],
+        };
+      }
+      const checkpoint = snapshot.checkpoint;
+      if (options.mode === 'incremental' && checkpoint && usableCheckpoint(checkpoint.snapshotXmin, snapshot.snapshotXmin)) {
+        const changed = await this.ledger.reconcileChanged(checkpoint.snapshotXmin, tx);
+        if (!changed.truncated) {
+          return {
+            mode: 'incremental' as const,
+            since: checkpoint.takenAt,
+            snapshot,
+            rows: await this.ledger.reconcileUsers(changed.users, tx),
+            budgetRows: await this.ledger.reconcileBudgetsFor(changed.users, changed.budgets, tx),
+            dirtyIds: changed.dirtyIds,
+          };
+        }
+      }
+      return {
+        mode: 'full' as const,
+        since: null,
+        snapshot,
+        rows: await this.ledger.reconcile(tx),
+        budgetRows: await this.ledger.reconcileBudgets(tx),
+        dirtyIds: await this.ledger.reconcileDirtyIds(tx),
+      };
+    });
+    const { rows, budgetRows } = run;
     const discrepancies = rows
       .filter((row) => row.kind !== null)
       .map((row) => ({
@@ -269,7 +325,6 @@ export class CreditService {
         actual: toCredits(fromDb(row.actual)),
       }));
     // Budget counters against the charges that built them (docs/budgets.md).
-    const budgetRows = await this.ledger.reconcileBudgets();
     for (const row of budgetRows) {
       discrepancies.push({
         userId: null,
@@ -280,9 +335,25 @@ export class CreditService {
         actual: toCredits(fromDb(row.actual)),
       });
     }
+    const checkedUsers = countFromDb(rows[0].users);
+    if (discrepancies.length > 0) {
+      const users = [...new Set(discrepancies.map((d) => d.userId).filter((u): u is string => u !== null))];
+      const budgets = [...new Set(budgetRows.map((row) => row.budget_id))];
+      await this.ledger.noteReconcileDiscrepancies(users, budgets);
+    } else if (run.mode !== 'user') {
+      await this.ledger.advanceReconcileCheckpoint({
+        snapshotXmin: run.snapshot.snapshotXmin,
+        takenAt: run.snapshot.takenAt,
+        mode: run.mode,
+        checkedUsers,
+        dirtyIds: run.dirtyIds,
+      });
+    }
     return {
       ok: discrepancies.length === 0,
-      checkedUsers: countFromDb(rows[0].users),
+      mode: run.mode,
+      since: run.since === null ? null : run.since.toISOString(),
+      checkedUsers,
       checkedAllocations: countFromDb(rows[0].allocations),
       discrepancies,
     };

@@ -60,6 +60,12 @@ export async function seedUsage(client: Client, options: SeedOptions): Promise<S
         WHERE u.id LIKE $1 || '%' AND NOT EXISTS (SELECT 1 FROM credit_allocations a WHERE a.user_id = u.id)`,
       [prefix],
     );
+    // Partitioned usage_records (issue 18): the months the records fall in exist before they are written
+    // (what the service's background job keeps ready; without them they would all land in the default).
+    const [{ partitioned }] = (
+      await client.query<{ partitioned: boolean }>(`SELECT to_regproc('acct_partitions_ensure') IS NOT NULL AS partitioned`)
+    ).rows;
+    if (partitioned) await client.query(`SELECT acct_partitions_ensure(3, now() - make_interval(days => $1::int))`, [options.days]);
     const [{ max_id: maxBefore }] = (await client.query<{ max_id: string }>(`SELECT coalesce(max(id), 0)::text AS max_id FROM usage_records`)).rows;
 
     const inserted = await client.query(

@@ -229,6 +229,8 @@ async function measureSize(adminUrl: string, records: number, options: Options, 
         await client.query('VACUUM ANALYZE');
       }
       usageDailyRows = Number((await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM usage_daily`)).rows[0].n);
+      // What is there (a reused database may hold fewer, if its seeding was stopped between chunks).
+      if (reuse) records = Number((await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM usage_records`)).rows[0].n);
       partitions = Number(
         (await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_inherits WHERE inhparent = to_regclass('usage_records')`)).rows[0].n,
       );

@@ -137,14 +137,16 @@ describe('partitioned tables', () => {
       `TRUNCATE credit_transactions_${monthName(monthsFromNow(2))}`,
       `TRUNCATE credit_transactions`,
     ]) {
-      await expect(ctx.db.query(sql)).rejects.toThrow(/append-only/);
+      // As the least-privilege role (TEST_AS_APP_ROLE=1) TRUNCATE is refused earlier, for want of the privilege.
+      await expect(ctx.db.query(sql)).rejects.toThrow(process.env.TEST_AS_APP_ROLE === '1' ? /append-only|permission denied/ : /append-only/);
     }
     const [row] = await ctx.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM credit_transactions WHERE user_id = 'p-ledger'`);
     expect(row.n).toBe(1);
   });
 });
 
-describe('the conversion migration', () => {
+// Migrating down and up is DDL, which the least-privilege role (TEST_AS_APP_ROLE=1) may not do.
+(process.env.TEST_AS_APP_ROLE === '1' ? describe.skip : describe)('the conversion migration', () => {
   let conv: TestContext;
   beforeAll(async () => {
     conv = await createTestContext();

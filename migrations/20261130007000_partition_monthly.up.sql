@@ -180,7 +180,7 @@ CREATE INDEX events_txid_id ON events (txid, id);
 CREATE INDEX events_user_txid_id ON events (user_id, txid, id);
 
 ALTER TABLE webhook_deliveries ADD CONSTRAINT webhook_deliveries_event_fkey
-  FOREIGN KEY (event_id, event_created_at) REFERENCES events (id, created_at) ON DELETE CASCADE;
+  FOREIGN KEY (event_id, event_created_at) REFERENCES events (id, created_at) ON UPDATE CASCADE ON DELETE CASCADE;
 
 -- The ledger stays append-only: row triggers on the parent are cloned onto every partition (present and
 -- future); TRUNCATE of a partition is refused by its own trigger, which acct_partitions_ensure gave each

@@ -1,5 +1,6 @@
 /**
  * npm run bench:usage [-- --sizes 10000,100000,1000000 --user-requests 200 --system-requests 100 --no-write]
+ *                     [--unpartitioned-sizes 1000000] [--inserts 1000] [--keep] [--reuse] [--seed-only]
  *
  * Latency of GET /api/usage/stats (a user's own, default range: the last 30 days) and
  * GET /api/usage/system-stats (admin) over HTTP against the real app, at several sizes of usage_records.
@@ -7,6 +8,14 @@
  * migrations, `seedUsage` (1,000 users, records over the last 90 days), the app from createApp listening
  * on 127.0.0.1, a warm-up, then N sequential requests of each kind. Prints p50/p99 and writes the table
  * into docs/usage.md between the usage-bench markers (unless --no-write).
+ *
+ * Partitioning (issue 18, docs/scaling.md "Partitions"): --sizes run on the latest (partitioned) schema;
+ * --unpartitioned-sizes on a database migrated only up to the migration before the partitioning one, so
+ * one run compares both. Each size also measures the insert cost: --inserts sequential calls of the
+ * function behind POST /api/usage (acct_record_charged_usage, one record each, for the sampled users).
+ * --keep leaves the databases (named bench_usage_<size>_<p|u>, with --db-prefix before it) and --reuse
+ * measures an existing one without seeding it again, so seeding (long, under a shared machine lock) and
+ * measuring (under an exclusive one) can be two runs; --seed-only stops after seeding.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -18,7 +27,7 @@ import { createApp } from '../src/app';
 import { loadConfig } from '../src/config';
 import { createDatabase } from '../src/db/database';
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres';
-import { migrateToLatest } from '../src/db/migrator';
+import { migrateToLatest, migrateUpTo } from '../src/db/migrator';
 import { createLogger } from '../src/lib/logger';
 import { SEED_USER_PREFIX, seedUsage } from '../scripts/seed-usage';
 
@@ -28,16 +37,36 @@ const DAYS = 90;
 /** Distinct users the user-stats requests rotate over: the heaviest (user 1) and 19 drawn at random. */
 const SAMPLED_USERS = 20;
 const WARMUP_ROUNDS = 2;
+/** The last migration before usage_records, credit_transactions and events were partitioned. */
+const BEFORE_PARTITIONING = '20261130006203_corrections_rerate_index';
+const SEED_CHUNK = 500_000;
 
 interface Options {
   sizes: number[];
+  unpartitionedSizes: number[];
+  inserts: number;
+  keep: boolean;
+  reuse: boolean;
+  seedOnly: boolean;
+  dbPrefix: string;
   userRequests: number;
   systemRequests: number;
   write: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { sizes: [10_000, 100_000, 1_000_000], userRequests: 200, systemRequests: 100, write: true };
+  const options: Options = {
+    sizes: [10_000, 100_000, 1_000_000],
+    unpartitionedSizes: [],
+    inserts: 1000,
+    keep: false,
+    reuse: false,
+    seedOnly: false,
+    dbPrefix: 'acct',
+    userRequests: 200,
+    systemRequests: 100,
+    write: true,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const positive = (text: string) => {
@@ -49,6 +78,15 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--user-requests') options.userRequests = positive(argv[++i]);
     else if (arg === '--system-requests') options.systemRequests = positive(argv[++i]);
     else if (arg === '--no-write') options.write = false;
+    else if (arg === '--unpartitioned-sizes') options.unpartitionedSizes = argv[++i].split(',').map(positive);
+    else if (arg === '--inserts') options.inserts = positive(argv[++i]);
+    else if (arg === '--keep') options.keep = true;
+    else if (arg === '--reuse') options.reuse = true;
+    else if (arg === '--seed-only') options.seedOnly = true;
+    else if (arg === '--db-prefix') {
+      options.dbPrefix = argv[++i];
+      if (!/^[a-z][a-z0-9_-]{0,30}$/.test(options.dbPrefix)) throw new Error(`--db-prefix ${options.dbPrefix}: letters, digits, _ and - only`);
+    }
     else throw new Error(`unknown argument ${arg}`);
   }
   return options;
@@ -116,6 +154,9 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
 
 interface Row {
   records: number;
+  schema: 'partitioned' | 'unpartitioned';
+  partitions: number;
+  insert: { p50: number; p99: number; perSecond: number };
   seedSeconds: number;
   usageDailyRows: number;
   userDailyRowsInRange: number;
@@ -123,21 +164,78 @@ interface Row {
   system: { p50: number; p99: number };
 }
 
-async function measureSize(adminUrl: string, records: number, options: Options): Promise<Row> {
-  const name = `acct_bench_usage_${records}_${process.pid}`;
-  await admin(adminUrl, `DROP DATABASE IF EXISTS ${name}`);
-  await admin(adminUrl, `CREATE DATABASE ${name}`);
-  const url = withDatabase(adminUrl, name);
+async function databaseExists(adminUrl: string, name: string): Promise<boolean> {
+  const client = new Client({ connectionString: adminUrl });
+  await client.connect();
   try {
-    const migrator = createDatabase({ url, poolMax: 2, statementTimeoutMs: 600_000, lockTimeoutMs: 60_000, acquireTimeoutMs: 60_000 });
-    await migrateToLatest(migrator.sequelize).finally(() => migrator.close());
+    return (await client.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [name])).rowCount === 1;
+  } finally {
+    await client.end();
+  }
+}
 
+/** Per-record insert cost: `n` sequential calls of acct_record_charged_usage (one record each) over the users. */
+async function measureInserts(url: string, n: number, users: string[]): Promise<Row['insert']> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    const sql = `SELECT usage_record_id FROM acct_record_charged_usage($1, 'chat', 'completion', 'gpt-4o', NULL, 1200, 300, 0, 1500, NULL, $1)`;
+    for (let i = 0; i < 20; i++) await client.query(sql, [users[i % users.length]]);
+    const times: number[] = [];
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) {
+      const t0 = process.hrtime.bigint();
+      await client.query(sql, [users[i % users.length]]);
+      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    times.sort((a, b) => a - b);
+    return { p50: percentile(times, 50), p99: percentile(times, 99), perSecond: n / seconds };
+  } finally {
+    await client.end();
+  }
+}
+
+async function measureSize(adminUrl: string, records: number, options: Options, partitioned: boolean): Promise<Row | null> {
+  const name = `${options.dbPrefix}_bench_usage_${records}_${partitioned ? 'p' : 'u'}`;
+  const quoted = `"${name}"`;
+  const url = withDatabase(adminUrl, name);
+  const reuse = options.reuse && (await databaseExists(adminUrl, name));
+  let seedSeconds = 0;
+  let usageDailyRows = 0;
+  let userDailyRowsInRange: number;
+  let partitions = 0;
+  if (!reuse) {
+    await admin(adminUrl, `DROP DATABASE IF EXISTS ${quoted}`);
+    await admin(adminUrl, `CREATE DATABASE ${quoted}`);
+  }
+  try {
+    if (!reuse) {
+      const migrator = createDatabase({ url, poolMax: 2, statementTimeoutMs: 600_000, lockTimeoutMs: 60_000, acquireTimeoutMs: 60_000 });
+      const migrate = partitioned ? migrateToLatest(migrator.sequelize) : migrateUpTo(migrator.sequelize, BEFORE_PARTITIONING);
+      await migrate.finally(() => migrator.close());
+    }
     const client = new Client({ connectionString: url });
     await client.connect();
-    let seeded;
-    let userDailyRowsInRange: number;
     try {
-      seeded = await seedUsage(client, { users: USERS, records, days: DAYS });
+      if (!reuse) {
+        // In chunks, each its own transaction (the rollups add up across chunks): one transaction writing
+        // millions of rows would hold back the server-wide snapshot horizon for minutes, which anything
+        // waiting for it (the event log) would notice.
+        // The rollups are then built once from all the records (one GROUP BY each, as seedUsage does).
+        for (let done = 0; done < records; done += SEED_CHUNK) {
+          const seeded = await seedUsage(client, { users: USERS, records: Math.min(SEED_CHUNK, records - done), days: DAYS, rollups: false });
+          seedSeconds += seeded.ms / 1000;
+        }
+        seedSeconds += (await seedUsage(client, { users: USERS, records: 0, days: DAYS, rollupsAfterId: '0' })).ms / 1000;
+        await client.query('VACUUM ANALYZE');
+      }
+      usageDailyRows = Number((await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM usage_daily`)).rows[0].n);
+      // What is there (a reused database may hold fewer, if its seeding was stopped between chunks).
+      if (reuse) records = Number((await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM usage_records`)).rows[0].n);
+      partitions = Number(
+        (await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_inherits WHERE inhparent = to_regclass('usage_records')`)).rows[0].n,
+      );
       const { rows } = await client.query<{ n: string }>(
         `SELECT count(*)::text AS n FROM usage_user_daily WHERE day > (now() AT TIME ZONE 'UTC')::date - 30`,
       );
@@ -145,6 +243,7 @@ async function measureSize(adminUrl: string, records: number, options: Options):
     } finally {
       await client.end();
     }
+    if (options.seedOnly) return null;
 
     const config = loadConfig({ NODE_ENV: 'production', DATABASE_URL: url, JWT_SECRET, LOG_LEVEL: 'silent', SWEEPER_INTERVAL_MS: '0', METRICS_ENABLED: 'false' });
     const db = createDatabase({
@@ -169,6 +268,7 @@ async function measureSize(adminUrl: string, records: number, options: Options):
         for (const user of users) await get(agent, port, '/api/usage/stats', user);
         for (let i = 0; i < 10; i++) await get(agent, port, '/api/usage/system-stats', adminToken);
       }
+      const insert = await measureInserts(url, options.inserts, users.map((_, i) => `${SEED_USER_PREFIX}${1 + ((i * 37) % USERS)}`));
       const userTimes: number[] = [];
       for (let i = 0; i < options.userRequests; i++) userTimes.push(await get(agent, port, '/api/usage/stats', users[i % users.length]));
       const systemTimes: number[] = [];
@@ -177,8 +277,11 @@ async function measureSize(adminUrl: string, records: number, options: Options):
       systemTimes.sort((a, b) => a - b);
       return {
         records,
-        seedSeconds: seeded.ms / 1000,
-        usageDailyRows: seeded.usageDailyRows,
+        schema: partitioned ? 'partitioned' : 'unpartitioned',
+        partitions,
+        insert,
+        seedSeconds,
+        usageDailyRows,
         userDailyRowsInRange,
         user: { p50: percentile(userTimes, 50), p99: percentile(userTimes, 99) },
         system: { p50: percentile(systemTimes, 50), p99: percentile(systemTimes, 99) },
@@ -189,7 +292,7 @@ async function measureSize(adminUrl: string, records: number, options: Options):
       await db.close();
     }
   } finally {
-    await admin(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+    if (!options.keep) await admin(adminUrl, `DROP DATABASE IF EXISTS ${quoted} WITH (FORCE)`).catch(() => undefined);
   }
 }
 
@@ -198,12 +301,13 @@ const ms = (n: number) => n.toFixed(1);
 function table(rows: Row[], options: Options, where: string): string {
   const first = rows[0];
   const lines = [
-    `| records | usage_daily rows | user-days in last 30 days | user stats p50 | user stats p99 | system stats p50 | system stats p99 | seed |`,
-    `|---:|---:|---:|---:|---:|---:|---:|---:|`,
+    `| records | schema (usage_records partitions) | usage_daily rows | user-days in last 30 days | insert p50 | insert p99 | inserts/s | user stats p50 | user stats p99 | system stats p50 | system stats p99 | seed |`,
+    `|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
     ...rows.map(
       (r) =>
-        `| ${r.records.toLocaleString('en-US')} | ${r.usageDailyRows.toLocaleString('en-US')} | ${r.userDailyRowsInRange.toLocaleString('en-US')} | ` +
-        `${ms(r.user.p50)} ms | ${ms(r.user.p99)} ms | ${ms(r.system.p50)} ms | ${ms(r.system.p99)} ms | ${r.seedSeconds.toFixed(1)} s |`,
+        `| ${r.records.toLocaleString('en-US')} | ${r.schema} (${r.partitions}) | ${r.usageDailyRows.toLocaleString('en-US')} | ${r.userDailyRowsInRange.toLocaleString('en-US')} | ` +
+        `${ms(r.insert.p50)} ms | ${ms(r.insert.p99)} ms | ${r.insert.perSecond.toFixed(0)} | ` +
+        `${ms(r.user.p50)} ms | ${ms(r.user.p99)} ms | ${ms(r.system.p50)} ms | ${ms(r.system.p99)} ms | ${r.seedSeconds ? `${r.seedSeconds.toFixed(1)} s` : 'reused'} |`,
     ),
   ];
   const last = rows[rows.length - 1];
@@ -215,7 +319,8 @@ function table(rows: Row[], options: Options, where: string): string {
   }
   lines.push(
     '',
-    `${options.userRequests} sequential user-stats requests (rotating over ${SAMPLED_USERS} users, the heaviest included) and ` +
+    `${options.inserts} sequential single-record inserts (acct_record_charged_usage), ` +
+      `${options.userRequests} sequential user-stats requests (rotating over ${SAMPLED_USERS} users, the heaviest included) and ` +
       `${options.systemRequests} system-stats requests per size, after a warm-up; ${USERS.toLocaleString('en-US')} users, records over ` +
       `the last ${DAYS} days; ${where}; ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'CPU'}, Node ${process.version}; ` +
       `${new Date().toISOString().slice(0, 10)}.`,
@@ -241,14 +346,18 @@ async function main() {
   const server = await startServer();
   const rows: Row[] = [];
   try {
-    for (const size of options.sizes) {
-      console.log(`seeding and measuring ${size.toLocaleString('en-US')} records...`);
-      const row = await measureSize(server.adminUrl, size, options);
+    const runs = [...options.unpartitionedSizes.map((size) => [size, false] as const), ...options.sizes.map((size) => [size, true] as const)];
+    for (const [size, partitioned] of runs) {
+      console.log(`${partitioned ? 'partitioned' : 'unpartitioned'}: seeding and measuring ${size.toLocaleString('en-US')} records...`);
+      const row = await measureSize(server.adminUrl, size, options, partitioned);
+      if (!row) continue;
       console.log(
-        `  user stats p50 ${ms(row.user.p50)} ms p99 ${ms(row.user.p99)} ms; system stats p50 ${ms(row.system.p50)} ms p99 ${ms(row.system.p99)} ms (seed ${row.seedSeconds.toFixed(1)} s)`,
+        `  insert p50 ${ms(row.insert.p50)} ms p99 ${ms(row.insert.p99)} ms (${row.insert.perSecond.toFixed(0)}/s); ` +
+          `user stats p50 ${ms(row.user.p50)} ms p99 ${ms(row.user.p99)} ms; system stats p50 ${ms(row.system.p50)} ms p99 ${ms(row.system.p99)} ms`,
       );
       rows.push(row);
     }
+    if (options.seedOnly) return;
   } finally {
     await server.stop();
   }

@@ -24,6 +24,13 @@ export interface SeedOptions {
   reset?: boolean;
   /** Seeded users are `${userPrefix}1` .. `${userPrefix}${users}`. */
   userPrefix?: string;
+  /**
+   * false: write the records only, no rollups (a big seed in many short transactions, then one call with
+   * `records: 0, rollupsAfterId: '0'` folds them all). Default true.
+   */
+  rollups?: boolean;
+  /** Fold the records with an id above this one into the rollups (default: the ones this call writes). */
+  rollupsAfterId?: string;
 }
 
 export const SEED_USER_PREFIX = 'seed-user-';
@@ -60,6 +67,12 @@ export async function seedUsage(client: Client, options: SeedOptions): Promise<S
         WHERE u.id LIKE $1 || '%' AND NOT EXISTS (SELECT 1 FROM credit_allocations a WHERE a.user_id = u.id)`,
       [prefix],
     );
+    // Partitioned usage_records (issue 18): the months the records fall in exist before they are written
+    // (what the service's background job keeps ready; without them they would all land in the default).
+    const [{ partitioned }] = (
+      await client.query<{ partitioned: boolean }>(`SELECT to_regproc('acct_partitions_ensure') IS NOT NULL AS partitioned`)
+    ).rows;
+    if (partitioned) await client.query(`SELECT acct_partitions_ensure(3, now() - make_interval(days => $1::int))`, [options.days]);
     const [{ max_id: maxBefore }] = (await client.query<{ max_id: string }>(`SELECT coalesce(max(id), 0)::text AS max_id FROM usage_records`)).rows;
 
     const inserted = await client.query(
@@ -107,6 +120,11 @@ export async function seedUsage(client: Client, options: SeedOptions): Promise<S
       [prefix, options.users, options.days, options.records],
     );
 
+    if (options.rollups === false) {
+      await client.query('COMMIT');
+      return { insertedRecords: inserted.rowCount ?? 0, usageDailyRows: 0, ms: Date.now() - started };
+    }
+    const foldAfter = options.rollupsAfterId ?? maxBefore;
     const daily = await client.query(
       `INSERT INTO usage_daily AS d (user_id, day, service, operation, model_id, requests, credits, unpaid_credits,
                                      input_tokens, output_tokens, cached_input_tokens)
@@ -119,7 +137,7 @@ export async function seedUsage(client: Client, options: SeedOptions): Promise<S
               unpaid_credits = d.unpaid_credits + EXCLUDED.unpaid_credits, input_tokens = d.input_tokens + EXCLUDED.input_tokens,
               output_tokens = d.output_tokens + EXCLUDED.output_tokens,
               cached_input_tokens = d.cached_input_tokens + EXCLUDED.cached_input_tokens`,
-      [maxBefore],
+      [foldAfter],
     );
     await client.query(
       `INSERT INTO usage_daily_system AS t (day, model_id, shard, requests, credits, unpaid_credits, input_tokens,
@@ -133,7 +151,7 @@ export async function seedUsage(client: Client, options: SeedOptions): Promise<S
               unpaid_credits = t.unpaid_credits + EXCLUDED.unpaid_credits, input_tokens = t.input_tokens + EXCLUDED.input_tokens,
               output_tokens = t.output_tokens + EXCLUDED.output_tokens,
               cached_input_tokens = t.cached_input_tokens + EXCLUDED.cached_input_tokens`,
-      [maxBefore],
+      [foldAfter],
     );
     await client.query(
       `INSERT INTO usage_user_daily AS t (day, user_id, requests, credits, unpaid_credits)
@@ -143,7 +161,7 @@ export async function seedUsage(client: Client, options: SeedOptions): Promise<S
        ON CONFLICT (day, user_id) DO UPDATE
           SET requests = t.requests + EXCLUDED.requests, credits = t.credits + EXCLUDED.credits,
               unpaid_credits = t.unpaid_credits + EXCLUDED.unpaid_credits`,
-      [maxBefore],
+      [foldAfter],
     );
     await client.query(
       `INSERT INTO usage_user_weekly AS t (week, user_id, requests, credits, unpaid_credits)
@@ -153,7 +171,7 @@ export async function seedUsage(client: Client, options: SeedOptions): Promise<S
        ON CONFLICT (week, user_id) DO UPDATE
           SET requests = t.requests + EXCLUDED.requests, credits = t.credits + EXCLUDED.credits,
               unpaid_credits = t.unpaid_credits + EXCLUDED.unpaid_credits`,
-      [maxBefore],
+      [foldAfter],
     );
     await client.query(
       `INSERT INTO usage_totals AS t (shard, requests, credits, unpaid_credits)
@@ -163,7 +181,7 @@ export async function seedUsage(client: Client, options: SeedOptions): Promise<S
        ON CONFLICT (shard) DO UPDATE
           SET requests = t.requests + EXCLUDED.requests, credits = t.credits + EXCLUDED.credits,
               unpaid_credits = t.unpaid_credits + EXCLUDED.unpaid_credits`,
-      [maxBefore],
+      [foldAfter],
     );
     await client.query('COMMIT');
     // Fresh statistics and visibility maps, as autovacuum would give a table that grew over months.

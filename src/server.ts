@@ -85,6 +85,11 @@ export async function startServer(config: Config = loadConfigOrExit()): Promise<
   );
   // The ledger's event functions read LOW_BALANCE_THRESHOLDS from the database (issue 15).
   await services.events.syncSettings();
+  // Monthly partitions ahead (issue 18); the background job retries if this fails (say, a lock timeout).
+  await services.partitions
+    .ensure()
+    .then((partitionsCreated) => partitionsCreated > 0 && logger.info({ partitionsCreated }, 'monthly partitions created ahead'))
+    .catch((error) => logger.warn({ err: error }, 'could not create the monthly partitions ahead; the background job retries'));
   const jobs = startBackgroundJobs(services, config.SWEEPER_INTERVAL_MS, logger, config.WEBHOOK_DISPATCH_INTERVAL_MS);
 
   await new Promise<void>((resolve, reject) => {

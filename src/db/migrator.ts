@@ -131,6 +131,16 @@ export async function migrateToLatest(sequelize: Sequelize, log?: (message: stri
   }
 }
 
+/**
+ * Applies the migrations up to and including `to` only, then every ledger function file (for benchmarks that
+ * compare a schema before a migration with the latest one; the service itself always migrates to the latest).
+ */
+export async function migrateUpTo(sequelize: Sequelize, to: string): Promise<string[]> {
+  const applied = (await createMigrator(sequelize).up({ to })).map((m) => m.name);
+  await applyRepeatables(sequelize, await staleRepeatables(sequelize));
+  return applied;
+}
+
 /** Migrations and ledger function files not yet applied (readiness fails while any are pending). */
 export async function pendingMigrations(sequelize: Sequelize): Promise<string[]> {
   const pending = (await createMigrator(sequelize).pending()).map((m) => m.name);

@@ -82,6 +82,7 @@ export const LEDGER_FUNCTIONS = {
   ],
   acct_event_emit: [['p_type', 'text'], ['p_user', 'text'], ['p_data', 'jsonb'], ['p_org', 'text']],
   acct_event_expiring: [['p_notice_days', 'integer'], ['p_limit', 'integer']],
+  acct_partitions_ensure: [['p_months_ahead', 'integer'], ['p_from', 'timestamp with time zone']],
 } as const satisfies Record<string, readonly Arg[]>;
 
 export type LedgerFunction = keyof typeof LEDGER_FUNCTIONS;
@@ -121,6 +122,7 @@ export const LEDGER_RESULT_COLUMNS: Record<LedgerFunction, readonly string[]> = 
   acct_budget_refusal: [],
   acct_event_emit: [],
   acct_event_expiring: [],
+  acct_partitions_ensure: [],
 };
 
 function sessionColumns() {
@@ -925,6 +927,18 @@ export class Ledger {
     const [row] = await this.call<{ n: number }>(
       `SELECT ${callOf('acct_event_expiring')} AS n`,
       bindOf('acct_event_expiring', { p_notice_days: args.noticeDays, p_limit: args.limit }),
+    );
+    return Number(row.n);
+  }
+
+  /**
+   * Makes the monthly partitions of usage_records, credit_transactions and events from `from`'s month (null:
+   * last month) through `monthsAhead` months after this one, where missing; returns how many it created.
+   */
+  async ensurePartitions(args: { monthsAhead: number; from?: Date | null }): Promise<number> {
+    const [row] = await this.call<{ n: number }>(
+      `SELECT ${callOf('acct_partitions_ensure')} AS n`,
+      bindOf('acct_partitions_ensure', { p_months_ahead: args.monthsAhead, p_from: args.from ?? null }),
     );
     return Number(row.n);
   }

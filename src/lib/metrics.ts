@@ -67,6 +67,20 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly partitionMonths = new Gauge({
+    name: 'accounting_partition_months',
+    help: 'Monthly partitions of each partitioned table (usage_records, credit_transactions, events)',
+    labelNames: ['table'] as const,
+    registers: [this.registry],
+  });
+
+  readonly partitionNextMonthReady = new Gauge({
+    name: 'accounting_partition_next_month_ready',
+    help: "1 when next month's partition of the table exists (made ahead by the background job), else 0",
+    labelNames: ['table'] as const,
+    registers: [this.registry],
+  });
+
   readonly sweeperRuns = new Counter({
     name: 'accounting_sweeper_runs_total',
     help: 'Background sweeper runs by outcome (ok or error)',

@@ -1,5 +1,5 @@
 import type { Sequelize } from 'sequelize';
-import { bigint, nullableText, nullableTimestamp, type RowModel, tableOptions, text, timestamp } from './columns';
+import { bigint, nullableBigint, nullableText, nullableTimestamp, type RowModel, tableOptions, text, timestamp } from './columns';
 
 /** A lot of credits: granted once, drawn down by holds and charges, expired at `expiresAt` (credit_allocations). */
 export interface CreditAllocationAttributes {
@@ -11,6 +11,8 @@ export interface CreditAllocationAttributes {
   allocatedBy: string;
   note: string | null;
   createdAt: Date;
+  /** Its credits.expiring event, once written (one per lot; set by the trigger on events). */
+  expiringEventId: string | null;
 }
 
 export function defineCreditAllocation(sequelize: Sequelize): RowModel<CreditAllocationAttributes> {
@@ -25,6 +27,7 @@ export function defineCreditAllocation(sequelize: Sequelize): RowModel<CreditAll
       allocatedBy: text(),
       note: nullableText(),
       createdAt: timestamp(),
+      expiringEventId: nullableBigint(),
     },
     { ...tableOptions, tableName: 'credit_allocations' },
   );

@@ -32,7 +32,7 @@ export function defineCreditTransaction(sequelize: Sequelize): RowModel<CreditTr
       usageRecordId: nullableBigint(),
       actorId: nullableText(),
       note: nullableText(),
-      createdAt: timestamp(),
+      createdAt: { ...timestamp(), primaryKey: true },
       originAllocationId: nullableBigint(),
     },
     { ...tableOptions, tableName: 'credit_transactions' },

@@ -23,7 +23,7 @@ export function defineEvent(sequelize: Sequelize): RowModel<EventAttributes> {
       userId: nullableText(),
       orgId: nullableText(),
       data: { type: DataTypes.JSONB, allowNull: false },
-      createdAt: timestamp(),
+      createdAt: { ...timestamp(), primaryKey: true },
       fannedOut: { type: DataTypes.BOOLEAN, allowNull: false },
     },
     { ...tableOptions, tableName: 'events' },

@@ -31,6 +31,8 @@ export interface StreamingSessionAttributes {
   endedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
+  /** Its usage record, once recorded (one per session; set by the trigger on usage_records). */
+  usageRecordId: string | null;
 }
 
 export function defineStreamingSession(sequelize: Sequelize): RowModel<StreamingSessionAttributes> {
@@ -63,6 +65,7 @@ export function defineStreamingSession(sequelize: Sequelize): RowModel<Streaming
       endedAt: nullableTimestamp(),
       createdAt: timestamp(),
       updatedAt: timestamp(),
+      usageRecordId: nullableBigint(),
     },
     { ...tableOptions, tableName: 'streaming_sessions' },
   );

@@ -52,7 +52,7 @@ export function defineUsageRecord(sequelize: Sequelize): RowModel<UsageRecordAtt
       refundedCredits: bigint(),
       metadata: { type: DataTypes.JSONB, allowNull: true },
       recordedBy: nullableText(),
-      createdAt: timestamp(),
+      createdAt: { ...timestamp(), primaryKey: true },
       recordedAt: nullableTimestamp(),
     },
     { ...tableOptions, tableName: 'usage_records' },

@@ -8,6 +8,8 @@ export interface WebhookDeliveryAttributes {
   id: string;
   endpointId: string;
   eventId: string;
+  /** The event's created_at: with eventId the key of the partitioned events table. */
+  eventCreatedAt: Date;
   status: DeliveryStatus;
   attempts: number;
   nextAttemptAt: Date;
@@ -24,6 +26,7 @@ export function defineWebhookDelivery(sequelize: Sequelize): RowModel<WebhookDel
       id: { ...bigint(), primaryKey: true },
       endpointId: text(),
       eventId: bigint(),
+      eventCreatedAt: timestamp(),
       status: text(),
       attempts: integer(),
       nextAttemptAt: timestamp(),

@@ -37,6 +37,11 @@ export function startBackgroundJobs(services: Services, intervalMs: number, logg
       const scheduledGrants = await services.corrections.materializeSchedules();
       if (scheduledGrants > 0) logger.info({ scheduledGrants }, 'scheduled grants made');
     }),
+    // Partitions (issue 18): next months' partitions of usage_records, credit_transactions and events.
+    every('partitions', async () => {
+      const partitionsCreated = await services.partitions.ensure();
+      if (partitionsCreated > 0) logger.info({ partitionsCreated }, 'monthly partitions created ahead');
+    }),
     // Events (issue 15): thresholds the ledger reads, expiry notices, retention.
     every('events', async () => {
       await services.events.syncSettings();

@@ -10,6 +10,7 @@ import { StreamingSessionService } from './streaming-session.service';
 import { UsageService } from './usage.service';
 import { UserAccountService } from './user-account.service';
 import { EventService } from './event.service';
+import { PartitionService } from './partition.service';
 import { WebhookDispatcher } from './webhook-dispatcher';
 import { WebhookService } from './webhook.service';
 
@@ -28,6 +29,8 @@ export interface Services {
   events: EventService;
   webhooks: WebhookService;
   dispatcher: WebhookDispatcher;
+  /** Monthly partitions made ahead (issue 18). */
+  partitions: PartitionService;
 }
 
 /** The composition root for business logic: every service gets its collaborators here, nowhere else. */
@@ -47,7 +50,8 @@ export function createServices(db: Database, config: Config, metrics = new Metri
   });
   const dispatcher = new WebhookDispatcher(db, dispatcherOptions(config), metrics);
   const webhooks = new WebhookService(db, events, dispatcher, { allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, secretKey: config.webhookSecretKey });
-  return { users, idempotency, prices, credits, sessions, usage, corrections, budgets, metrics, events, webhooks, dispatcher };
+  const partitions = new PartitionService(db, metrics);
+  return { users, idempotency, prices, credits, sessions, usage, corrections, budgets, metrics, events, webhooks, dispatcher, partitions };
 }
 
 export function dispatcherOptions(config: Config) {

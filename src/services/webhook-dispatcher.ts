@@ -130,12 +130,12 @@ export class WebhookDispatcher {
       `WITH ev AS (
          SELECT id, type, created_at FROM events WHERE NOT fanned_out ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED),
        deliveries AS (
-         INSERT INTO webhook_deliveries (endpoint_id, event_id)
-         SELECT w.id, ev.id FROM ev JOIN webhook_endpoints w
+         INSERT INTO webhook_deliveries (endpoint_id, event_id, event_created_at)
+         SELECT w.id, ev.id, ev.created_at FROM ev JOIN webhook_endpoints w
              ON (w.events @> ARRAY[ev.type] OR w.events @> ARRAY['*']) AND w.created_at <= ev.created_at
           WHERE ev.type <> 'webhook.test'
          ON CONFLICT DO NOTHING RETURNING 1),
-       done AS (UPDATE events SET fanned_out = true WHERE id IN (SELECT id FROM ev) RETURNING 1)
+       done AS (UPDATE events SET fanned_out = true WHERE (id, created_at) IN (SELECT id, created_at FROM ev) RETURNING 1)
        SELECT (SELECT count(*) FROM done) AS n, (SELECT count(*) FROM deliveries) AS d`,
       [batch],
     );
@@ -174,7 +174,7 @@ export class WebhookDispatcher {
          UPDATE webhook_deliveries w
             SET status = 'delivering', attempts = w.attempts + 1, next_attempt_at = now() + make_interval(secs => $5::double precision)
            FROM picked, webhook_endpoints e, events ev
-          WHERE w.id = picked.id AND e.id = w.endpoint_id AND ev.id = w.event_id
+          WHERE w.id = picked.id AND e.id = w.endpoint_id AND ev.id = w.event_id AND ev.created_at = w.event_created_at
         RETURNING w.id, w.endpoint_id, w.event_id, w.attempts, w.created_at, e.url, e.secret_encrypted,
                   w.delivered_at IS NOT NULL AS was_delivered,
                   ev.type AS ev_type, ev.created_at AS ev_created_at, ev.user_id AS ev_user_id, ev.org_id AS ev_org_id, ev.data AS ev_data`,

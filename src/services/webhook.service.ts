@@ -56,7 +56,7 @@ const DELIVERY_SELECT = `
                                                      'duration_ms', a.duration_ms, 'error', a.error, 'success', a.success)
                                    ORDER BY a.id DESC)
                      FROM webhook_attempts a WHERE a.delivery_id = d.id), '[]'::json) AS attempt_log
-    FROM webhook_deliveries d JOIN events e ON e.id = d.event_id`;
+    FROM webhook_deliveries d JOIN events e ON e.id = d.event_id AND e.created_at = d.event_created_at`;
 
 const toDeliveryJson = (row: DeliveryRow) => ({
   id: String(row.id),
@@ -156,8 +156,8 @@ export class WebhookService {
     const deliveryId = await this.db.transaction(async (tx) => {
       const eventId = await this.events.emit('webhook.test', callerId, { webhookId: id, message: 'A test event sent from the accounting service' }, tx);
       const [delivery] = await this.db.query<{ id: string }>(
-        `WITH ev AS (UPDATE events SET fanned_out = true WHERE id = $2 RETURNING id)
-         INSERT INTO webhook_deliveries (endpoint_id, event_id) SELECT $1, id FROM ev RETURNING id`,
+        `WITH ev AS (UPDATE events SET fanned_out = true WHERE id = $2 RETURNING id, created_at)
+         INSERT INTO webhook_deliveries (endpoint_id, event_id, event_created_at) SELECT $1, id, created_at FROM ev RETURNING id`,
         [id, eventId.slice('evt_'.length)],
         tx,
       );

@@ -19,6 +19,9 @@ import { apiAreas, createApiRouter, probeRoutes } from './routes/api.routes';
 import { operationsRoutes } from './routes/operations.routes';
 import { routerFor, type RouteChain, type RouteSpec } from './routes/route-table';
 import { createServices, type Services } from './services';
+import { inSeries } from './lib/in-series';
+
+export { inSeries };
 
 export interface AppDependencies {
   config: Config;
@@ -58,18 +61,6 @@ function jsonBody(limit: string): RequestHandler {
     }
     parse(req, res, next);
   };
-}
-
-/**
- * Runs synchronous middlewares one after the other as a single router layer: each mounted layer is
- * per-request work for the router (matching, its next() machinery), and these run for every request.
- * An error passed to next() skips the rest, as between layers.
- */
-export function inSeries(handlers: RequestHandler[]): RequestHandler {
-  return handlers.reduceRight<RequestHandler>(
-    (rest, handler) => (req, res, next) => handler(req, res, (error?: unknown) => (error === undefined ? rest(req, res, next) : next(error))),
-    (_req, _res, next) => next(),
-  );
 }
 
 /** Builds the Express app without listening, so tests get a fresh app on a fresh database. */
@@ -117,9 +108,11 @@ export function createApp({ config, db, logger, lifecycle = { draining: false },
   // Probes, metrics and the OpenAPI document first (none of them is under /api/docs or /admin), so a
   // load balancer's /health does not pass the docs' and the console's layers.
   app.use(routerFor(outsideApi, '', chain));
+  // The API next, ahead of Swagger UI's two layers and the console's: no API route is under /api/docs or
+  // /admin, so a docs or console request falls through the API router unchanged.
+  app.use('/api', createApiRouter(areas, chain));
   mountSwaggerUi(app);
   app.use('/admin', consoleRouter(config)); // the admin console (issue #17): static, own CSP
-  app.use('/api', createApiRouter(areas, chain));
 
   app.use(notFoundHandler);
   app.use(errorHandler(logger));

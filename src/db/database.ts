@@ -1,4 +1,5 @@
-import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { ConnectionAcquireTimeoutError, QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { createRequire } from 'node:module';
 import { createSequelize, type DatabaseOptions } from '../config/sequelize';
 import { defineModels, type Models } from '../models';
 import { ReplicaRouter, type ReadTarget } from './replica';
@@ -121,13 +122,33 @@ export function createDatabase(options: DatabaseOptions): Database {
   // another: send the same statement unnamed (parsed on every call) instead.
   const statementName = (name: string) => (options.preparedStatements === false ? undefined : name);
   const statementStats: StatementStats = { statements: 0, acquireSeconds: 0, executeSeconds: 0 };
+  // Sequelize's getConnection is its pool's acquire wrapped in two hook runs (none registered here: the
+  // service sets no pool hooks) and a one-time server version check. Once that check has run, the hot path
+  // takes the connection from the same pool directly, with the same timeout error as getConnection.
+  type SequelizePool = { acquire(): Promise<PgConnection> };
+  // The pool library's timeout error, from the copy Sequelize itself loads.
+  const { TimeoutError: PoolTimeoutError } = createRequire(require.resolve('sequelize'))('sequelize-pool') as { TimeoutError: new () => Error };
+  const connectionManager = sequelize.connectionManager as unknown as { pool: SequelizePool; getConnection(o: object): Promise<PgConnection> };
+  const noPoolHooks = !sequelize.hasHook('beforePoolAcquire') && !sequelize.hasHook('afterPoolAcquire');
+  async function acquire(): Promise<PgConnection> {
+    const pool = connectionManager.pool;
+    if (!noPoolHooks || (sequelize as unknown as { options: { databaseVersion?: unknown } }).options.databaseVersion === 0 || typeof pool?.acquire !== 'function') {
+      return connectionManager.getConnection({ type: 'write' });
+    }
+    try {
+      return await pool.acquire();
+    } catch (error) {
+      if (error instanceof PoolTimeoutError) throw new ConnectionAcquireTimeoutError(error as Error);
+      throw error;
+    }
+  }
   async function prepared<T extends object>(name: string, sql: string, bind: unknown[] = [], { rerunnable = false } = {}): Promise<T[]> {
     for (let attempt = 1; ; attempt++) {
       let connection: PgConnection | undefined;
       let sent = false;
       try {
         const asked = performance.now();
-        connection = (await sequelize.connectionManager.getConnection({ type: 'write' })) as unknown as PgConnection;
+        connection = await acquire();
         const got = performance.now();
         sent = true;
         const result = await connection.query({ name: statementName(name), text: sql, values: bind });

@@ -1,6 +1,7 @@
 import { Router, type Request, type RequestHandler, type Response } from 'express';
 import type { z, ZodType } from 'zod';
 import type { ErrorCode } from '../lib/errors';
+import { inSeries } from '../lib/in-series';
 import { idempotencyOf } from '../middleware/idempotency.middleware';
 import type { IdempotencyContext } from '../services/idempotency.service';
 import type { TokenUser } from '../services/user-account.service';
@@ -106,7 +107,8 @@ export function routerFor(specs: RouteSpec[], mountedAt: string, chain: RouteCha
   const router = Router();
   for (const spec of specs) {
     if (!spec.path.startsWith(mountedAt)) throw new Error(`route ${spec.path} does not belong under ${mountedAt}`);
-    router[spec.method](spec.path.slice(mountedAt.length) || '/', labelWith(spec.path), ...chain(spec), spec.handler);
+    // The label, the chain and the handler as one layer of the route (same order, same error routing).
+    router[spec.method](spec.path.slice(mountedAt.length) || '/', inSeries([labelWith(spec.path), ...chain(spec), spec.handler]));
   }
   return router;
 }

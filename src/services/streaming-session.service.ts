@@ -439,7 +439,8 @@ function ownerOf(caller: Caller, requested: string | undefined): string {
 }
 
 /** Session ids are unique per user only, so caches key them by owner and id. */
-const pricingKey = (owner: string, sessionId: string) => JSON.stringify([owner, sessionId]);
+// Neither part can hold a NUL (token subjects and session ids are checked printable), so the pair is unambiguous.
+const pricingKey = (owner: string, sessionId: string) => `${owner}\u0000${sessionId}`;
 
 /**
  * What makes two initialize requests "the same": everything but the id, normalized (1 = "1.000000";
@@ -456,8 +457,12 @@ function initializeHash(body: InitializeSessionBody, tokens: TokenUsage | null):
     body.ttlSeconds ?? null,
     ...(parts.some((n) => n > 0) ? [parts] : []),
   ]);
-  return crypto.createHash('sha256').update(canonical).digest('hex');
+  return sha256Hex(canonical);
 }
+
+// One-shot hashing (Node >= 20.12) skips the Hash object per call; the digest is the same.
+const sha256Hex: (text: string) => string =
+  typeof crypto.hash === 'function' ? (text) => crypto.hash('sha256', text, 'hex') : (text) => crypto.createHash('sha256').update(text).digest('hex');
 
 function sessionView(session: LedgerSession): SessionView {
   return {

@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { isConnectionError, isPoolExhausted, pgErrorCode } from '../db/database';
+import { writeJson } from '../lib/json-response';
 import { AppError } from '../lib/errors';
 import { STATUS_OF } from '../lib/http-status';
 import { ledgerError } from '../ledger/ledger';
@@ -51,7 +52,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (status >= 500) logger.error({ err: error, requestId: req.id, route: req.route?.path }, 'request failed');
     if (res.headersSent) return res.end();
     if (appError.code === 'SERVICE_UNAVAILABLE' && !res.getHeader('Retry-After')) res.setHeader('Retry-After', '1');
-    res.status(status).json({
+    writeJson(res, status, {
       error: {
         code: appError.code,
         message: appError.message,

@@ -1,6 +1,7 @@
 import type { RequestHandler, Response } from 'express';
 import { AppError } from '../lib/errors';
 import { STATUS_OF_EFFECT } from '../lib/http-status';
+import { writeJson } from '../lib/json-response';
 import { requestHash, type Outcome } from '../services/idempotency.service';
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
@@ -35,7 +36,6 @@ export const idempotencyOf = (req: Express.Request) =>
 /** Sends an operation's outcome: its status chosen by what it did (lib/http-status.ts), replays marked as the contract asks. */
 export function send(res: Response, outcome: Outcome): void {
   if (outcome.replayed) res.setHeader('Idempotent-Replayed', 'true');
-  res.status(STATUS_OF_EFFECT[outcome.effect]);
-  if (outcome.effect === 'deleted') res.end();
-  else res.json(outcome.body);
+  if (outcome.effect === 'deleted') res.status(STATUS_OF_EFFECT.deleted).end();
+  else writeJson(res, STATUS_OF_EFFECT[outcome.effect], outcome.body);
 }

@@ -92,7 +92,7 @@ export const envSchema = z.object({
   HTTP_REQUEST_TIMEOUT_MS: int(100, 600_000).default(30_000),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: int(100, 600_000).default(5_000),
   IDEMPOTENCY_KEY_TTL_HOURS: int(24, 24 * 365).default(24),
-  USER_CACHE_TTL_MS: int(0, 3_600_000).default(30_000),
+  USER_CACHE_TTL_MS: int(0, 3_600_000).default(600_000),
   PRICE_CACHE_TTL_MS: int(0, 3_600_000).default(5_000),
   REDIS_URL: optionalString.pipe(z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' }).optional()),
   // --- Operations (issue #8): rate limits, metrics, proxies, shutdown ---

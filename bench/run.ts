@@ -367,9 +367,19 @@ async function main(): Promise<number> {
 
     // Rounds: every scenario runs for duration/rounds, the whole list repeated `rounds` times, so that a
     // neighbour's load on this shared machine hits the baseline and the service alike; results are summed.
+    // Every other round runs the list backwards (A B B A): what drifts during a run — tables and WAL growing,
+    // autovacuum and checkpoints catching up after the writing scenarios, a heap that has grown — then lands
+    // on each scenario's neighbours from both sides instead of always on the one that comes next. S2 stays
+    // right after the S1 whose sessions it finalizes.
     const slice = options.durationSec / options.rounds;
+    const units: (typeof plan)[] = [];
+    for (const entry of plan) {
+      if (entry.spec.id === 'S2' && !entry.variant && units.length > 0) units[units.length - 1].push(entry);
+      else units.push([entry]);
+    }
     for (let round = 1; round <= options.rounds; round++) {
-      for (const { spec, row, path: kindPath, variant } of plan) {
+      const order = (round % 2 === 1 ? units : [...units].reverse()).flat();
+      for (const { spec, row, path: kindPath, variant } of order) {
         const deadlocksBefore = await deadlocks(stats);
         const serverPid = variant ? variant.child.pid : spec.server === 'service' ? service.pid : spec.server === 'baseline' ? baseline.pid : undefined;
         const scrapeUrl = variant ? variant.url : spec.server === 'service' ? serviceUrl : undefined;

@@ -1,10 +1,14 @@
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
+import { createApp } from '../src/app';
+import { loadConfig } from '../src/config';
 import { createDatabase } from '../src/db/database';
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres';
 import { migrateToLatest } from '../src/db/migrator';
+import { createLogger } from '../src/lib/logger';
 
 export interface FreshDatabase {
   url: string;
@@ -73,4 +77,46 @@ export async function migrate(url: string): Promise<void> {
   } finally {
     await db.close();
   }
+}
+
+/** The service's app, served in this process on a free loopback port (the single-request benches). */
+export interface BenchApp {
+  port: number;
+  /** Stops listening and closes the app's database pool. */
+  close(): Promise<void>;
+}
+
+/**
+ * createApp on `url` with production settings, no log output and nothing in the background (sweeper,
+ * webhook dispatch, metrics, rate limits), listening on 127.0.0.1: what bench/reconcile.ts, bench/rerate.ts
+ * and bench/usage-stats.ts time their requests against.
+ */
+export async function startBenchApp(url: string, jwtSecret: string): Promise<BenchApp> {
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    DATABASE_URL: url,
+    JWT_SECRET: jwtSecret,
+    LOG_LEVEL: 'silent',
+    SWEEPER_INTERVAL_MS: '0',
+    WEBHOOK_DISPATCH_INTERVAL_MS: '0',
+    METRICS_ENABLED: 'false',
+    RATE_LIMIT_ENABLED: 'false',
+  });
+  const db = createDatabase({
+    url,
+    poolMax: config.DATABASE_POOL_MAX,
+    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
+    acquireTimeoutMs: config.DB_ACQUIRE_TIMEOUT_MS,
+  });
+  const { app } = createApp({ config, db, logger: createLogger('silent') });
+  const server = http.createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    async close() {
+      await new Promise((resolve) => server.close(resolve));
+      await db.close();
+    },
+  };
 }

@@ -20,11 +20,7 @@ import http from 'node:http';
 import os from 'node:os';
 import jwt from 'jsonwebtoken';
 import { Client } from 'pg';
-import { createApp } from '../src/app';
-import { loadConfig } from '../src/config';
-import { createDatabase } from '../src/db/database';
-import { createLogger } from '../src/lib/logger';
-import { migrate, startFreshDatabase } from './fresh-database';
+import { migrate, startBenchApp, startFreshDatabase } from './fresh-database';
 
 const JWT_SECRET = 'reconcile-bench-secret-only-for-this-local-benchmark';
 const USER_PREFIX = 'rec-user-';
@@ -164,27 +160,8 @@ interface Run {
 }
 
 async function measure(url: string, options: Options): Promise<{ runs: Run[]; counts: Record<string, string>; sizes: string }> {
-  const config = loadConfig({
-    NODE_ENV: 'production',
-    DATABASE_URL: url,
-    JWT_SECRET,
-    LOG_LEVEL: 'silent',
-    SWEEPER_INTERVAL_MS: '0',
-    WEBHOOK_DISPATCH_INTERVAL_MS: '0',
-    METRICS_ENABLED: 'false',
-    RATE_LIMIT_ENABLED: 'false',
-  });
-  const db = createDatabase({
-    url,
-    poolMax: config.DATABASE_POOL_MAX,
-    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
-    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
-    acquireTimeoutMs: config.DB_ACQUIRE_TIMEOUT_MS,
-  });
-  const { app } = createApp({ config, db, logger: createLogger('silent') });
-  const server = http.createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
+  const served = await startBenchApp(url, JWT_SECRET);
+  const port = served.port;
   const admin = token('reconcile-bench-admin', 'admin');
   const users = usersOf(options);
   const runs: Run[] = [];
@@ -237,8 +214,7 @@ async function measure(url: string, options: Options): Promise<{ runs: Run[]; co
       await client.end();
     }
   } finally {
-    await new Promise((resolve) => server.close(resolve));
-    await db.close();
+    await served.close();
   }
 }
 

@@ -20,11 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
 import { Client } from 'pg';
-import { createApp } from '../src/app';
-import { loadConfig } from '../src/config';
-import { createDatabase } from '../src/db/database';
-import { createLogger } from '../src/lib/logger';
-import { migrate, startFreshDatabase } from './fresh-database';
+import { migrate, startBenchApp, startFreshDatabase } from './fresh-database';
 
 const JWT_SECRET = 'rerate-bench-secret-only-for-this-local-benchmark';
 const MODEL = 'bench-rerate-model';
@@ -183,27 +179,8 @@ async function measure(url: string, options: Options): Promise<Result> {
   console.log(`seeding ${options.records.toLocaleString('en-US')} records for ${options.users} user(s)...`);
   const seedMs = await seed(url, options);
 
-  const config = loadConfig({
-    NODE_ENV: 'production',
-    DATABASE_URL: url,
-    JWT_SECRET,
-    LOG_LEVEL: 'silent',
-    SWEEPER_INTERVAL_MS: '0',
-    WEBHOOK_DISPATCH_INTERVAL_MS: '0',
-    METRICS_ENABLED: 'false',
-    RATE_LIMIT_ENABLED: 'false',
-  });
-  const db = createDatabase({
-    url,
-    poolMax: config.DATABASE_POOL_MAX,
-    statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
-    lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
-    acquireTimeoutMs: config.DB_ACQUIRE_TIMEOUT_MS,
-  });
-  const { app } = createApp({ config, db, logger: createLogger('silent') });
-  const server = http.createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
+  const served = await startBenchApp(url, JWT_SECRET);
+  const port = served.port;
   const userAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const adminAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const users = Array.from({ length: options.users }, (_, i) => token(`${USER_PREFIX}${i + 1}`, 'user'));
@@ -297,8 +274,7 @@ async function measure(url: string, options: Options): Promise<Result> {
   } finally {
     userAgent.destroy();
     adminAgent.destroy();
-    await new Promise((resolve) => server.close(resolve));
-    await db.close();
+    await served.close();
   }
 }
 

@@ -26,13 +26,11 @@ import os from 'node:os';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
 import { Client } from 'pg';
-import { createApp } from '../src/app';
-import { loadConfig } from '../src/config';
 import { createDatabase } from '../src/db/database';
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres';
 import { migrateToLatest, migrateUpTo } from '../src/db/migrator';
-import { createLogger } from '../src/lib/logger';
 import { SEED_USER_PREFIX, seedUsage } from '../scripts/seed-usage';
+import { startBenchApp } from './fresh-database';
 
 const JWT_SECRET = 'usage-bench-secret-only-for-this-local-benchmark';
 const USERS = 1000;
@@ -253,18 +251,8 @@ async function measureSize(adminUrl: string, records: number, options: Options, 
     }
     if (options.seedOnly) return null;
 
-    const config = loadConfig({ NODE_ENV: 'production', DATABASE_URL: url, JWT_SECRET, LOG_LEVEL: 'silent', SWEEPER_INTERVAL_MS: '0', METRICS_ENABLED: 'false' });
-    const db = createDatabase({
-      url,
-      poolMax: config.DATABASE_POOL_MAX,
-      statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
-      lockTimeoutMs: config.DB_LOCK_TIMEOUT_MS,
-      acquireTimeoutMs: config.DB_ACQUIRE_TIMEOUT_MS,
-    });
-    const { app } = createApp({ config, db, logger: createLogger('silent') });
-    const server = http.createServer(app);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as { port: number }).port;
+    const served = await startBenchApp(url, JWT_SECRET);
+    const port = served.port;
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
       const random = prng(20261124);
@@ -297,8 +285,7 @@ async function measureSize(adminUrl: string, records: number, options: Options, 
       };
     } finally {
       agent.destroy();
-      await new Promise((resolve) => server.close(resolve));
-      await db.close();
+      await served.close();
     }
   } finally {
     if (!options.keep) await admin(adminUrl, `DROP DATABASE IF EXISTS ${quoted} WITH (FORCE)`).catch(() => undefined);

@@ -4,7 +4,7 @@ import { AppError } from '../lib/errors';
 import { fromDb, toCredits, type Micro } from '../lib/money';
 import type { TokenUsage } from '../metering/tokens';
 import { toBudgetExceededDetails, type BudgetStatusRow } from '../schemas/budget.schemas';
-import { mirrorBind, mirrorCte, type TokenUser } from '../services/user-account.service';
+import { mirrorBind, mirrorCte, type MirroredUser } from '../db/user-mirror';
 
 /**
  * The ledger gateway: the one TypeScript module that calls the PL/pgSQL ledger functions
@@ -503,7 +503,7 @@ export class Ledger {
    * org is passed as p_org instead). Without `tx` it is a named prepared statement in autocommit, rerunnable (a
    * read plus an idempotent mirror); the function keeps its own plan even when statements are sent unnamed.
    */
-  async balance(args: { userId: string; soonDays: number; mirror: TokenUser | null }, tx?: Transaction): Promise<BalanceRow[]> {
+  async balance(args: { userId: string; soonDays: number; mirror: MirroredUser | null }, tx?: Transaction): Promise<BalanceRow[]> {
     const bind = bindOf('acct_balance', { p_user: args.userId, p_soon_days: args.soonDays, p_org: args.mirror?.orgId ?? null });
     const first = bind.length + 1;
     const sql = `${args.mirror ? mirrorCte(first) : ''}SELECT * FROM ${callOf('acct_balance')}`;

@@ -120,3 +120,41 @@ export async function startBenchApp(url: string, jwtSecret: string): Promise<Ben
     },
   };
 }
+
+/** What benchRequest answers: the status, the JSON body ({} when empty) and the time it took. */
+export interface BenchResponse {
+  status: number;
+  json: Record<string, unknown>;
+  ms: number;
+}
+
+/** One timed request to a bench app on 127.0.0.1, with a bearer token and, when given, a JSON body. */
+export function benchRequest(port: number, method: string, urlPath: string, auth: string, body?: unknown, agent?: http.Agent): Promise<BenchResponse> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const started = process.hrtime.bigint();
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: urlPath,
+        method,
+        agent,
+        headers: { Authorization: `Bearer ${auth}`, ...(payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {}) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            json: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>,
+            ms: Number(process.hrtime.bigint() - started) / 1e6,
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}

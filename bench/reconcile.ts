@@ -16,11 +16,10 @@
  *   --seed-only   seed, print the database URL, keep the database (nothing timed)
  *   --url URL     measure on a database seeded by --seed-only (dropped afterwards unless --keep)
  */
-import http from 'node:http';
 import os from 'node:os';
 import jwt from 'jsonwebtoken';
 import { Client } from 'pg';
-import { migrate, startBenchApp, startFreshDatabase } from './fresh-database';
+import { benchRequest, migrate, startBenchApp, startFreshDatabase } from './fresh-database';
 
 const JWT_SECRET = 'reconcile-bench-secret-only-for-this-local-benchmark';
 const USER_PREFIX = 'rec-user-';
@@ -124,35 +123,6 @@ async function seed(url: string, options: Options): Promise<number> {
 
 const token = (sub: string, role: string) => jwt.sign({ sub, role }, JWT_SECRET, { algorithm: 'HS256', expiresIn: '2h' });
 
-function send(port: number, method: string, urlPath: string, auth: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const started = process.hrtime.bigint();
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: urlPath,
-        method,
-        headers: { Authorization: `Bearer ${auth}`, ...(payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {}) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            json: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>,
-            ms: Number(process.hrtime.bigint() - started) / 1e6,
-          }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
 interface Run {
   name: string;
   ms: number[];
@@ -168,7 +138,7 @@ async function measure(url: string, options: Options): Promise<{ runs: Run[]; co
   const reconcile = async (name: string, query: string, times: number, expectUsers?: number) => {
     const run: Run = { name, ms: [], checkedUsers: 0 };
     for (let i = 0; i < times; i++) {
-      const res = await send(port, 'GET', `/api/admin/reconcile${query}`, admin);
+      const res = await benchRequest(port, 'GET', `/api/admin/reconcile${query}`, admin);
       if (res.status !== 200 || res.json.ok !== true) throw new Error(`${name}: ${res.status} ${JSON.stringify(res.json).slice(0, 500)}`);
       if (expectUsers !== undefined && res.json.checkedUsers !== expectUsers) {
         throw new Error(`${name}: checked ${String(res.json.checkedUsers)} users, expected ${expectUsers}`);
@@ -184,7 +154,7 @@ async function measure(url: string, options: Options): Promise<{ runs: Run[]; co
     // `--changed` users (spread over the id range), one usage record each through the API.
     const touched = Array.from({ length: Math.min(options.changed, users) }, (_, i) => `${USER_PREFIX}${1 + Math.floor((i * users) / Math.min(options.changed, users))}`);
     for (const user of touched) {
-      const res = await send(port, 'POST', '/api/usage/record', admin, { userId: user, service: 'bench', operation: 'touch', credits: 1 });
+      const res = await benchRequest(port, 'POST', '/api/usage/record', admin, { userId: user, service: 'bench', operation: 'touch', credits: 1 });
       if (res.status !== 201 && res.status !== 200) throw new Error(`usage record for ${user}: ${res.status} ${JSON.stringify(res.json)}`);
     }
     // A run's checkpoint is the oldest transaction of the database still running at its snapshot: let any

@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
 import { Client } from 'pg';
-import { migrate, startBenchApp, startFreshDatabase } from './fresh-database';
+import { benchRequest, migrate, startBenchApp, startFreshDatabase } from './fresh-database';
 
 const JWT_SECRET = 'rerate-bench-secret-only-for-this-local-benchmark';
 const MODEL = 'bench-rerate-model';
@@ -117,36 +117,6 @@ async function seed(url: string, options: Options): Promise<number> {
 
 const token = (sub: string, role: string) => jwt.sign({ sub, role }, JWT_SECRET, { algorithm: 'HS256', expiresIn: '2h' });
 
-function post(agent: http.Agent, port: number, urlPath: string, auth: string, body: unknown): Promise<{ status: number; json: Record<string, unknown>; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const payload = Buffer.from(JSON.stringify(body));
-    const started = process.hrtime.bigint();
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: urlPath,
-        method: 'POST',
-        agent,
-        headers: { Authorization: `Bearer ${auth}`, 'Content-Type': 'application/json', 'Content-Length': payload.length },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            json: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>,
-            ms: Number(process.hrtime.bigint() - started) / 1e6,
-          }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 
 interface Latency {
@@ -192,10 +162,10 @@ async function measure(url: string, options: Options): Promise<Result> {
     const loop = async (times: number[]) => {
       while (!stop) {
         const auth = users[k++ % users.length];
-        const init = await post(userAgent, port, '/api/streaming-sessions/initialize', auth, { modelId: MODEL, estimatedCredits: 1 });
+        const init = await benchRequest(port, 'POST', '/api/streaming-sessions/initialize', auth, { modelId: MODEL, estimatedCredits: 1 }, userAgent);
         if (init.status !== 201) throw new Error(`initialize answered ${init.status}: ${JSON.stringify(init.json)}`);
         times.push(init.ms);
-        const abort = await post(userAgent, port, '/api/streaming-sessions/abort', auth, { sessionId: init.json.sessionId });
+        const abort = await benchRequest(port, 'POST', '/api/streaming-sessions/abort', auth, { sessionId: init.json.sessionId }, userAgent);
         if (abort.status !== 200) throw new Error(`abort answered ${abort.status}: ${JSON.stringify(abort.json)}`);
       }
     };
@@ -238,13 +208,13 @@ async function measure(url: string, options: Options): Promise<Result> {
     stop = false;
     probing = true;
     const during = Promise.all([loop(duringTimes), probeLoop(duringLock)]);
-    const rerate = await post(adminAgent, port, '/api/admin/rerate', adminToken, {
+    const rerate = await benchRequest(port, 'POST', '/api/admin/rerate', adminToken, {
       modelId: MODEL,
       fromPriceVersion: 1,
       toPriceVersion: 2,
       from: new Date(Date.now() - 30 * 86_400_000).toISOString(),
       to: new Date().toISOString(),
-    });
+    }, adminAgent);
     stop = true;
     probing = false;
     await during;

@@ -3,19 +3,26 @@
 -- state it compares with (user_event_state.balance_level: the highest threshold, or 1 micro-credit for "not
 -- empty", that available was at or above when last looked at) cannot change under it. A rise re-arms the
 -- thresholds it passes. Writes nothing when the level did not change (the common case).
+-- It runs at every open and settle (issue 19): the common path is one query (available, thresholds and the
+-- stored level together) and a loop of simple expressions, which PL/pgSQL evaluates without the executor.
 CREATE OR REPLACE FUNCTION acct_event_balance(p_user text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-  v_available bigint := acct_available(p_user);
+  v_available bigint;
   v_thresholds bigint[];
   v_old bigint;
   v_new bigint;
   v_threshold bigint;
 BEGIN
-  SELECT low_balance_thresholds INTO v_thresholds FROM event_settings WHERE id;
-  v_thresholds := coalesce(v_thresholds, '{}'::bigint[]);
-  SELECT balance_level INTO v_old FROM user_event_state WHERE user_id = p_user;
-  v_old := coalesce(v_old, 0);
-  SELECT coalesce(max(t), 0) INTO v_new FROM unnest(v_thresholds || 1::bigint) t WHERE t <= v_available;
+  SELECT acct_available(p_user),
+         coalesce((SELECT low_balance_thresholds FROM event_settings WHERE id), '{}'::bigint[]),
+         coalesce((SELECT balance_level FROM user_event_state WHERE user_id = p_user), 0)
+    INTO v_available, v_thresholds, v_old;
+  v_new := CASE WHEN v_available >= 1 THEN 1 ELSE 0 END;
+  FOREACH v_threshold IN ARRAY v_thresholds LOOP
+    IF v_threshold <= v_available AND v_threshold > v_new THEN
+      v_new := v_threshold;
+    END IF;
+  END LOOP;
   IF v_new = v_old THEN
     RETURN;
   END IF;

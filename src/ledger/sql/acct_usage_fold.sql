@@ -6,7 +6,7 @@
 -- checks a CHECK against the row an INSERT proposes before ON CONFLICT finds the existing one, so a negative
 -- delta (refund, late finalize, rerate) cannot be folded by an upsert: each row is updated in place, and
 -- inserted only when missing. A negative delta with no row to subtract from is a
--- negative rollup, refused by the CHECK.
+-- negative rollup, refused by the CHECK. Deltas that are all non-negative take one upsert statement.
 DROP FUNCTION IF EXISTS acct_usage_fold(text, date, text, bigint, bigint, bigint, bigint, bigint, bigint);
 DROP FUNCTION IF EXISTS acct_usage_fold(text, date, text, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint);
 DROP FUNCTION IF EXISTS acct_usage_fold(text, date, text, bigint, numeric, numeric, numeric, numeric, numeric);
@@ -24,8 +24,41 @@ BEGIN
      AND p_cache_write = 0 AND p_cache_write_1h = 0 AND p_reasoning = 0 THEN
     RETURN;
   END IF;
-  -- Each loop: update the row; if there is none, insert it; if a concurrent transaction inserted it first
-  -- (DO NOTHING waited for it to commit), update it on the next turn.
+  IF p_requests >= 0 AND p_credits >= 0 AND p_unpaid >= 0 AND p_input >= 0 AND p_output >= 0 AND p_cached >= 0
+     AND p_cache_write >= 0 AND p_cache_write_1h >= 0 AND p_reasoning >= 0 THEN
+    -- The common case, a new record (issue 19: this runs at every settle): no figure goes down, so an upsert
+    -- cannot propose a negative row, and one statement folds all four rollups. The main statement runs
+    -- before the WITH ones, so usage_daily_system is locked before usage_totals, as in the loops below.
+    WITH user_daily AS (
+      INSERT INTO usage_user_daily AS r (day, user_id, requests, credits, unpaid_credits)
+      VALUES (p_day, p_user, p_requests, p_credits, p_unpaid)
+      ON CONFLICT (day, user_id) DO UPDATE
+         SET requests = r.requests + p_requests, credits = r.credits + p_credits, unpaid_credits = r.unpaid_credits + p_unpaid
+    ), user_weekly AS (
+      INSERT INTO usage_user_weekly AS r (week, user_id, requests, credits, unpaid_credits)
+      VALUES (w, p_user, p_requests, p_credits, p_unpaid)
+      ON CONFLICT (week, user_id) DO UPDATE
+         SET requests = r.requests + p_requests, credits = r.credits + p_credits, unpaid_credits = r.unpaid_credits + p_unpaid
+    ), totals AS (
+      INSERT INTO usage_totals AS r (shard, requests, credits, unpaid_credits)
+      VALUES (s, p_requests, p_credits, p_unpaid)
+      ON CONFLICT (shard) DO UPDATE
+         SET requests = r.requests + p_requests, credits = r.credits + p_credits, unpaid_credits = r.unpaid_credits + p_unpaid
+    )
+    INSERT INTO usage_daily_system AS r (day, model_id, shard, requests, credits, unpaid_credits, input_tokens, output_tokens,
+                                         cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, reasoning_tokens)
+    VALUES (p_day, p_model, s, p_requests, p_credits, p_unpaid, p_input, p_output, p_cached, p_cache_write,
+            p_cache_write_1h, p_reasoning)
+    ON CONFLICT (day, model_id, shard) DO UPDATE
+       SET requests = r.requests + p_requests, credits = r.credits + p_credits, unpaid_credits = r.unpaid_credits + p_unpaid,
+           input_tokens = r.input_tokens + p_input, output_tokens = r.output_tokens + p_output,
+           cached_input_tokens = r.cached_input_tokens + p_cached, cache_write_tokens = r.cache_write_tokens + p_cache_write,
+           cache_write_1h_tokens = r.cache_write_1h_tokens + p_cache_write_1h,
+           reasoning_tokens = r.reasoning_tokens + p_reasoning;
+    RETURN;
+  END IF;
+  -- A negative delta. Each loop: update the row; if there is none, insert it; if a concurrent transaction
+  -- inserted it first (DO NOTHING waited for it to commit), update it on the next turn.
   LOOP
     UPDATE usage_daily_system
        SET requests = requests + p_requests, credits = credits + p_credits, unpaid_credits = unpaid_credits + p_unpaid,

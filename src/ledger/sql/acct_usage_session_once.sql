@@ -10,10 +10,13 @@ BEGIN
   IF TG_OP = 'INSERT' THEN
     UPDATE streaming_sessions SET usage_record_id = NEW.id
      WHERE user_id = NEW.user_id AND id = NEW.session_id AND (usage_record_id IS NULL OR usage_record_id = NEW.id);
-    IF NOT FOUND AND EXISTS (SELECT 1 FROM streaming_sessions WHERE user_id = NEW.user_id AND id = NEW.session_id) THEN
-      RAISE EXCEPTION 'duplicate key value violates unique constraint "usage_records_session_key"'
-        USING ERRCODE = 'unique_violation', CONSTRAINT = 'usage_records_session_key', TABLE = 'usage_records',
-              DETAIL = format('Session %s of user %s already has a usage record.', NEW.session_id, NEW.user_id);
+    -- Two IFs, not one AND: PL/pgSQL would run the EXISTS query at every insert (issue 19).
+    IF NOT FOUND THEN
+      IF EXISTS (SELECT 1 FROM streaming_sessions WHERE user_id = NEW.user_id AND id = NEW.session_id) THEN
+        RAISE EXCEPTION 'duplicate key value violates unique constraint "usage_records_session_key"'
+          USING ERRCODE = 'unique_violation', CONSTRAINT = 'usage_records_session_key', TABLE = 'usage_records',
+                DETAIL = format('Session %s of user %s already has a usage record.', NEW.session_id, NEW.user_id);
+      END IF;
     END IF;
     RETURN NEW;
   ELSIF TG_OP = 'UPDATE' THEN

@@ -29,3 +29,13 @@ test.each([
 ])('When a statement writes %s, then PostgreSQL refuses it', async (_name, sql) => {
   await refused(sql, sql.includes('$1') ? [lot] : []);
 });
+
+// Issue 19 dropped the single-column keys (allocation_id) -> credit_allocations (id): the composite
+// (allocation_id, user_id) keys must refuse a missing lot, and deleting a lot still named, by themselves.
+test.each([
+  ['a ledger row naming a lot that does not exist', `INSERT INTO credit_transactions (user_id, type, amount, allocation_id) VALUES ('owner', 'charge', 1, $1::bigint + 1000000)`],
+  ['a hold leg naming a lot that does not exist', `INSERT INTO session_holds (session_id, allocation_id, user_id, held_credits) VALUES ('c-1', $1::bigint + 1000000, 'owner', 1)`],
+  ['deleting a lot its ledger rows name', `DELETE FROM credit_allocations WHERE id = $1`],
+])('When a statement writes %s, then a foreign key refuses it', async (_name, sql) => {
+  await expect(ctx.db.query(sql, [lot])).rejects.toMatchObject({ original: { code: '23503' } });
+});

@@ -27,22 +27,23 @@ BEGIN
   IF p_requests >= 0 AND p_credits >= 0 AND p_unpaid >= 0 AND p_input >= 0 AND p_output >= 0 AND p_cached >= 0
      AND p_cache_write >= 0 AND p_cache_write_1h >= 0 AND p_reasoning >= 0 THEN
     -- The common case, a new record (issue 19: this runs at every settle): no figure goes down, so an upsert
-    -- cannot propose a negative row, and one statement folds all four rollups. The main statement runs
-    -- before the WITH ones, so usage_daily_system is locked before usage_totals, as in the loops below.
-    WITH user_daily AS (
-      INSERT INTO usage_user_daily AS r (day, user_id, requests, credits, unpaid_credits)
-      VALUES (p_day, p_user, p_requests, p_credits, p_unpaid)
-      ON CONFLICT (day, user_id) DO UPDATE
+    -- cannot propose a negative row, and one statement folds all four rollups. Rows are locked in the loops'
+    -- order: PostgreSQL runs the main statement (usage_daily_system) first, then the WITH statements that
+    -- nothing reads, last listed first (seen on PostgreSQL 15) - so they are listed backwards.
+    WITH totals AS (
+      INSERT INTO usage_totals AS r (shard, requests, credits, unpaid_credits)
+      VALUES (s, p_requests, p_credits, p_unpaid)
+      ON CONFLICT (shard) DO UPDATE
          SET requests = r.requests + p_requests, credits = r.credits + p_credits, unpaid_credits = r.unpaid_credits + p_unpaid
     ), user_weekly AS (
       INSERT INTO usage_user_weekly AS r (week, user_id, requests, credits, unpaid_credits)
       VALUES (w, p_user, p_requests, p_credits, p_unpaid)
       ON CONFLICT (week, user_id) DO UPDATE
          SET requests = r.requests + p_requests, credits = r.credits + p_credits, unpaid_credits = r.unpaid_credits + p_unpaid
-    ), totals AS (
-      INSERT INTO usage_totals AS r (shard, requests, credits, unpaid_credits)
-      VALUES (s, p_requests, p_credits, p_unpaid)
-      ON CONFLICT (shard) DO UPDATE
+    ), user_daily AS (
+      INSERT INTO usage_user_daily AS r (day, user_id, requests, credits, unpaid_credits)
+      VALUES (p_day, p_user, p_requests, p_credits, p_unpaid)
+      ON CONFLICT (day, user_id) DO UPDATE
          SET requests = r.requests + p_requests, credits = r.credits + p_credits, unpaid_credits = r.unpaid_credits + p_unpaid
     )
     INSERT INTO usage_daily_system AS r (day, model_id, shard, requests, credits, unpaid_credits, input_tokens, output_tokens,

@@ -9,6 +9,11 @@
  * autocommit) on a `pg` Pool of the same size, and the same 201 body. No validation library, no
  * idempotency header, no logging, no metrics, no security headers.
  *
+ * I3 — I0's `POST /initialize`, then `POST /finalize` of the same session: the same few checks, then the
+ * statement the service's finalize sends (bench/session-open.ts: acct_session_settle, named prepared, in
+ * autocommit; the cost at the bench model's price, as the service computes it) and a small 200 body. What
+ * S3's flows would cost with nothing of the service in front of its two statements.
+ *
  * B1 — `POST /hold`, the smallest thing that does the hold transaction of
  * POST /api/streaming-sessions/initialize on this stack. Express + jsonwebtoken (same secret and
  * algorithm, a KeyObject like the service) + a `pg` Pool with named prepared statements, one statement
@@ -24,7 +29,7 @@ import express from 'express';
 import jwt from 'jsonwebtoken';
 import { Pool, type PoolClient } from 'pg';
 import { toCredits } from '../src/lib/money';
-import { SESSION_OPEN, loadPrices, sessionOpenValues, type Price as OpenPrice } from './session-open';
+import { SESSION_OPEN, SESSION_SETTLE, loadPrices, sessionOpenValues, sessionSettleValues, BENCH_MODEL, type Price as OpenPrice } from './session-open';
 
 const env = process.env;
 const pool = new Pool({
@@ -171,6 +176,34 @@ app.post('/initialize', async (req, res) => {
       priceVersion: row.price_version,
       expiresAt: row.expires_at.toISOString(),
     });
+  } catch {
+    res.status(500).json({ error: { code: 'INTERNAL' } });
+  }
+});
+// I3's second request: JWT verify + the service's finalize statement.
+app.post('/finalize', async (req, res) => {
+  const sub = subjectOf(req.headers.authorization);
+  if (sub === null) {
+    res.status(401).json({ error: { code: 'UNAUTHENTICATED' } });
+    return;
+  }
+  const { sessionId, actualInputTokens, actualOutputTokens } = req.body ?? {};
+  const price = openPrices.get(BENCH_MODEL);
+  if (typeof sessionId !== 'string' || !price || !Number.isInteger(actualInputTokens) || !Number.isInteger(actualOutputTokens)) {
+    res.status(400).json({ error: { code: 'VALIDATION_ERROR' } });
+    return;
+  }
+  try {
+    const { rows } = await pool.query<{ outcome: string; id: string; status: string; used_credits: string; refunded_credits: string }>({
+      ...SESSION_SETTLE,
+      values: sessionSettleValues(price, sessionId, sub, actualInputTokens, actualOutputTokens),
+    });
+    const row = rows[0];
+    if (row.outcome !== 'settled' && row.outcome !== 'replayed') {
+      res.status(row.outcome === 'not_found' ? 404 : 409).json({ error: { code: row.outcome.toUpperCase() } });
+      return;
+    }
+    res.json({ sessionId: row.id, status: row.status, usedCredits: toCredits(BigInt(row.used_credits)), refundedCredits: toCredits(BigInt(row.refunded_credits)) });
   } catch {
     res.status(500).json({ error: { code: 'INTERNAL' } });
   }

@@ -65,16 +65,17 @@ function holdRequest(path: string, prefix: string, opts: { hot?: boolean; rememb
   };
 }
 
-/** Finalizes the session the previous request of this connection opened (S3, soak). */
-const finalizeOwn: autocannon.Request = {
+/** Finalizes the session the previous request of this connection opened (S3, I3, soak). */
+const finalizeOwnAt = (path: string): autocannon.Request => ({
   method: 'POST',
-  path: '/api/streaming-sessions/finalize',
+  path,
   setupRequest: (req: Req, context: object) => {
     const ctx = context as Ctx;
     if (!ctx.sessionId || !ctx.auth) return undefined as unknown as Req; // restart the flow
     return { ...req, headers: { ...JSON_HEADERS, authorization: ctx.auth }, body: finalizeBody(ctx.sessionId) };
   },
-};
+});
+const finalizeOwn = finalizeOwnAt('/api/streaming-sessions/finalize');
 
 function getRequest(path: string): autocannon.Request {
   return {
@@ -98,6 +99,8 @@ function plan(msg: Extract<LoadRequest, { type: 'run' }>): Plan | string {
       return { requests: [holdRequest('/hold', 'b1')] };
     case 'baseline-initialize':
       return { requests: [holdRequest('/initialize', 'i0')] };
+    case 'baseline-flow':
+      return { requests: [holdRequest('/initialize', 'i3'), finalizeOwnAt('/finalize')], perFlow: 2 };
     case 'statement-loop':
       return 'not an HTTP scenario';
     case 'initialize':

@@ -1,6 +1,6 @@
 /** Messages between the orchestrator (run.ts) and the load generator (load.ts). */
 
-export type LoadKind = 'statement-loop' | 'baseline-initialize' | 'baseline-hold' | 'initialize' | 'finalize-opened' | 'flow' | 'initialize-hot' | 'get' | 'mixed';
+export type LoadKind = 'statement-loop' | 'baseline-initialize' | 'baseline-flow' | 'baseline-hold' | 'initialize' | 'finalize-opened' | 'flow' | 'initialize-hot' | 'get' | 'mixed';
 
 export type LoadRequest =
   | { type: 'run'; id: string; kind: LoadKind; url: string; path?: string; connections: number; durationSec: number }

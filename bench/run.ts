@@ -122,6 +122,7 @@ const SCENARIOS: ScenarioSpec[] = [
   { id: 'P0', title: "database ceiling: initialize's statement from plain pg clients, one per pooled connection", server: 'database', kind: 'statement-loop', needs: [], connections: 'pool' },
   { id: 'H0', title: 'baseline: bare Express GET /health', server: 'baseline', kind: 'get', path: '/health', needs: [] },
   { id: 'I0', title: "baseline: minimal Express handler, JWT verify + initialize's statement (prepared, same pool size)", server: 'baseline', kind: 'baseline-initialize', needs: [] },
+  { id: 'I3', title: "baseline: I0's handler and a minimal finalize handler (finalize's statement), as flows (req/s counts both)", server: 'baseline', kind: 'baseline-flow', needs: [] },
   { id: 'B1', title: 'baseline: hold transaction (Express + jsonwebtoken + pg prepared statements)', server: 'baseline', kind: 'baseline-hold', needs: [] },
   { id: 'S1', title: 'initialize, random users', server: 'service', kind: 'initialize', needs: ['initialize'] },
   { id: 'S2', title: "finalize of S1's sessions", server: 'service', kind: 'finalize-opened', needs: ['finalize'] },
@@ -330,6 +331,7 @@ async function main(): Promise<number> {
     log(`warm-up ${options.warmupSec} s each`);
     await runLoad('warm-up B1', 'baseline-hold', baselineUrl, options.warmupSec);
     await runLoad('warm-up I0', 'baseline-initialize', baselineUrl, options.warmupSec);
+    await runLoad('warm-up I3', 'baseline-flow', baselineUrl, options.warmupSec);
     await runLoad('warm-up service', serviceWarmKind, serviceUrl, options.warmupSec, warmPath);
     for (const v of variants) await runLoad(`warm-up ${v.variant.name}`, serviceWarmKind, v.url, options.warmupSec, warmPath);
     // Statistics as a database in service has them. The seed's ANALYZE saw empty session, usage and ledger

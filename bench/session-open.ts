@@ -2,7 +2,8 @@
  * The statement `POST /api/streaming-sessions/initialize` sends for a caller this process mirrored lately
  * (src/services/streaming-session.service.ts): `acct_session_open` in autocommit, as a named prepared
  * statement, with the same casts and the same argument order. P0 (the database's ceiling, bench/load.ts)
- * and I0 (the minimal Express handler, bench/baseline-server.ts) both send exactly this.
+ * and I0 (the minimal Express handler, bench/baseline-server.ts) both send exactly this; I3 sends it and
+ * then finalize's statement (`acct_session_settle`, below) for the same session.
  */
 import crypto from 'node:crypto';
 import type { ClientBase } from 'pg';
@@ -53,6 +54,19 @@ export function sessionOpenValues(price: Price, sessionId: string, userId: strin
     SESSION_TTL_SECONDS,
     null,
   ];
+}
+
+/** The statement `POST /api/streaming-sessions/finalize` sends (src/ledger/ledger.ts settleSession). */
+export const SESSION_SETTLE = {
+  name: 'acct_session_settle',
+  text: `SELECT * FROM ${callOf('acct_session_settle')}`,
+};
+
+/** The bind values of a finalize by the session's owner with input and output counts only, in the service's order. */
+export function sessionSettleValues(price: Price, sessionId: string, userId: string, input: number, output: number): unknown[] {
+  const absent = null; // token kinds the request did not give, as the service sends them
+  return [sessionId, userId, false, 'finalize', price.modelId, price.version, costOf(price, input, output).toString(), String(input), String(output),
+    absent, null, absent, absent, absent, userId];
 }
 
 export const BENCH_MODEL = MODEL_ID;

@@ -87,6 +87,19 @@ describe('benchmark report', () => {
     ]);
   });
 
+  it('When the run has I3, then S3 against it is printed as information, never as a target', () => {
+    const rows = [
+      { id: 'I0', title: 'minimal handler', result: result(1000) },
+      { id: 'S3', title: 'flows', result: result(700) },
+    ];
+    expect(targetChecks(report(rows)).some((c) => c.startsWith('S3 vs I3'))).toBe(false);
+
+    const checks = targetChecks(report([...rows, { id: 'I3', title: 'minimal flows', result: result(800) }]));
+
+    expect(checks).toContain('S3 vs I3, the same two statements from minimal handlers (information): 0.88×');
+    expect(checks.filter((c) => c.endsWith('NOT met')).map((c) => c.split(':')[0])).toEqual(['S3 ≥ 0.85× I0 req/s (requests)']);
+  });
+
   it('When docs/performance.md already has a results block, then only that block is replaced', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-doc-'));
     const file = path.join(dir, 'performance.md');

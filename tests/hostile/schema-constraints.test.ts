@@ -35,16 +35,16 @@ test.each([
 // (allocation_id, user_id) keys must refuse a missing lot, and deleting a lot still named, by themselves.
 // As the owner: the suite may run as the least-privilege role, which may not delete lots at all.
 test.each([
-  ['a ledger row naming a lot that does not exist', `INSERT INTO credit_transactions (user_id, type, amount, allocation_id) VALUES ('owner', 'charge', 1, $1::bigint + 1000000)`],
-  ['a hold leg naming a lot that does not exist', `INSERT INTO session_holds (session_id, allocation_id, user_id, held_credits) VALUES ('c-1', $1::bigint + 1000000, 'owner', 1)`],
-  ['deleting a lot its ledger rows name', `DELETE FROM credit_allocations WHERE id = $1`],
-])('When a statement writes %s, then a foreign key refuses it', async (_name, sql) => {
+  ['a ledger row naming a lot that does not exist', `INSERT INTO credit_transactions (user_id, type, amount, allocation_id) VALUES ('owner', 'charge', 1, $1::bigint + 1000000)`, 'credit_transactions_lot_owner_fkey'],
+  ['a hold leg naming a lot that does not exist', `INSERT INTO session_holds (session_id, allocation_id, user_id, held_credits) VALUES ('c-1', $1::bigint + 1000000, 'owner', 1)`, 'session_holds_lot_owner_fkey'],
+  ['deleting a lot its ledger rows name', `DELETE FROM credit_allocations WHERE id = $1`, 'credit_transactions_lot_owner_fkey'],
+])('When a statement writes %s, then the composite lot key refuses it', async (_name, sql, constraint) => {
   const url = new URL(process.env.TEST_ADMIN_URL!);
   url.pathname = new URL(ctx.databaseUrl).pathname;
   const owner = new Client({ connectionString: url.toString() });
   await owner.connect();
   try {
-    await expect(owner.query(sql, [lot])).rejects.toMatchObject({ code: '23503' });
+    await expect(owner.query(sql, [lot])).rejects.toMatchObject({ code: '23503', constraint });
   } finally {
     await owner.end();
   }

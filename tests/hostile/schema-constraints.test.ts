@@ -27,6 +27,8 @@ test.each([
   ['an ended session without its cost', `UPDATE streaming_sessions SET ended_at = now() WHERE id = 'c-1' AND $1::text IS NOT NULL`],
   ['a negative rollup', `INSERT INTO usage_daily (user_id, day, service, operation, credits) VALUES ('owner', current_date, 's', 'o', -1) RETURNING $1::text`],
   ['TRUNCATE of the ledger', `TRUNCATE credit_transactions`],
+  ['a low-balance threshold that is not positive', `UPDATE event_settings SET low_balance_thresholds = '{5000000, 0}' WHERE id AND $1::text IS NOT NULL`],
+  ['a low-balance threshold that is missing', `UPDATE event_settings SET low_balance_thresholds = '{5000000, NULL}' WHERE id AND $1::text IS NOT NULL`],
 ])('When a statement writes %s, then PostgreSQL refuses it', async (_name, sql) => {
   await refused(sql, sql.includes('$1') ? [lot] : []);
 });

@@ -1,0 +1,1 @@
+ALTER TABLE event_settings DROP CONSTRAINT IF EXISTS event_settings_thresholds_positive;

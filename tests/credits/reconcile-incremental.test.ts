@@ -47,9 +47,7 @@ async function checkpoint(): Promise<{ snapshot_xmin: string; taken_at: Date } |
 
 /** A statement as the database owner (the tests' own connection may be the least-privilege role, which may not delete). */
 async function asOwner(sql: string, bind: unknown[] = []): Promise<void> {
-  const url = new URL(process.env.TEST_ADMIN_URL!);
-  url.pathname = new URL(ctx.databaseUrl).pathname;
-  const client = new Client({ connectionString: url.toString() });
+  const client = new Client({ connectionString: ctx.ownerUrl });
   await client.connect();
   try {
     await client.query(sql, bind);

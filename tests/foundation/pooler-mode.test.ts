@@ -9,13 +9,8 @@ describe('pooler mode (DATABASE_PREPARED_STATEMENTS=false)', () => {
   let ctx: TestContext;
   const opened: Database[] = [];
   /** The test database reached directly, never through a pooler, so each check sees one server connection. */
-  let directUrl: string;
-
   beforeAll(async () => {
     ctx = await createTestContext();
-    const url = new URL(process.env.TEST_ADMIN_URL!);
-    url.pathname = new URL(ctx.databaseUrl).pathname;
-    directUrl = url.toString();
   });
   afterAll(async () => {
     await Promise.all(opened.map((db) => db.close()));
@@ -23,7 +18,7 @@ describe('pooler mode (DATABASE_PREPARED_STATEMENTS=false)', () => {
   });
 
   const connect = (preparedStatements: boolean) => {
-    const db = createDatabase({ url: directUrl, poolMax: 1, statementTimeoutMs: 5_000, lockTimeoutMs: 1_000, acquireTimeoutMs: 5_000, preparedStatements });
+    const db = createDatabase({ url: ctx.ownerUrl, poolMax: 1, statementTimeoutMs: 5_000, lockTimeoutMs: 1_000, acquireTimeoutMs: 5_000, preparedStatements });
     opened.push(db);
     return db;
   };

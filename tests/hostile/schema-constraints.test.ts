@@ -41,9 +41,7 @@ test.each([
   ['a hold leg naming a lot that does not exist', `INSERT INTO session_holds (session_id, allocation_id, user_id, held_credits) VALUES ('c-1', $1::bigint + 1000000, 'owner', 1)`, 'session_holds_lot_owner_fkey'],
   ['deleting a lot its ledger rows name', `DELETE FROM credit_allocations WHERE id = $1`, 'credit_transactions_lot_owner_fkey'],
 ])('When a statement writes %s, then the composite lot key refuses it', async (_name, sql, constraint) => {
-  const url = new URL(process.env.TEST_ADMIN_URL!);
-  url.pathname = new URL(ctx.databaseUrl).pathname;
-  const owner = new Client({ connectionString: url.toString() });
+  const owner = new Client({ connectionString: ctx.ownerUrl });
   await owner.connect();
   try {
     await expect(owner.query(sql, [lot])).rejects.toMatchObject({ code: '23503', constraint });

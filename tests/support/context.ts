@@ -11,12 +11,14 @@ export interface TestContext extends App {
   config: Config;
   db: Database;
   databaseUrl: string;
+  /** The same database as its owner, directly (never through the pooler): for DDL and the writes the app role may not do. */
+  ownerUrl: string;
   close(): Promise<void>;
 }
 
 /** Where the app under test connects: through the pooler when the run has one (TEST_POOLER_URL), else directly. */
-function urlFor(database: string): string {
-  const url = new URL(process.env.TEST_APP_URL ?? process.env.TEST_ADMIN_URL!);
+function urlFor(database: string, base = process.env.TEST_APP_URL ?? process.env.TEST_ADMIN_URL!): string {
+  const url = new URL(base);
   url.pathname = `/${database}`;
   return url.toString();
 }
@@ -69,6 +71,7 @@ export async function createTestContext(env: Record<string, string> = {}): Promi
     config,
     db,
     databaseUrl,
+    ownerUrl: urlFor(database, process.env.TEST_ADMIN_URL!),
     async close() {
       await db.close();
       const admin = new Client({ connectionString: process.env.TEST_ADMIN_URL });

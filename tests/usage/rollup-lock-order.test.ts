@@ -13,9 +13,7 @@ let ctx: TestContext;
 let owner: Client;
 beforeAll(async () => {
   ctx = await createTestContext();
-  const url = new URL(process.env.TEST_ADMIN_URL!);
-  url.pathname = new URL(ctx.databaseUrl).pathname;
-  owner = new Client({ connectionString: url.toString() });
+  owner = new Client({ connectionString: ctx.ownerUrl });
   await owner.connect();
   await owner.query(`CREATE TABLE fold_order (seq bigserial PRIMARY KEY, tbl text NOT NULL)`);
   await owner.query(

@@ -20,7 +20,7 @@ const admin = userWithRole('admin');
 const post = (auth: string, url: string, body: object) => request(ctx.app).post(url).set('Authorization', auth).send(body);
 
 const CHECKS = [
-  'usage_daily_non_negative_kinds',
+  'usage_daily_non_negative',
   'usage_daily_system_non_negative',
   'usage_user_daily_non_negative',
   'usage_user_weekly_non_negative',

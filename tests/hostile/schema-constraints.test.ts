@@ -49,3 +49,76 @@ test.each([
     await owner.end();
   }
 });
+
+// Issue 19 folded the per-column `>= 0` CHECKs into one `least(...) >= 0` per table (migration 20261130008200):
+// every column is still refused below zero, by the table's one constraint, and a NULL column still passes.
+// As the owner, each statement in a transaction that is rolled back.
+const SESSION_AMOUNTS = [
+  'estimated_input_tokens', 'estimated_output_tokens', 'estimated_credits', 'estimated_input_credits', 'allocated_credits',
+  'used_credits', 'refunded_credits', 'unpaid_credits', 'actual_input_tokens', 'actual_output_tokens', 'cached_input_tokens',
+  'cache_write_tokens', 'cache_write_1h_tokens', 'reasoning_tokens',
+];
+const RECORD_TOKENS = ['input_tokens', 'output_tokens', 'cached_input_tokens', 'cache_write_tokens', 'cache_write_1h_tokens', 'reasoning_tokens'];
+const ROLLUP_AMOUNTS = ['requests', 'credits', 'unpaid_credits'];
+const DAILY_AMOUNTS = [...ROLLUP_AMOUNTS, 'refunded_credits', ...RECORD_TOKENS];
+const ROLLUP_KEYS: Record<string, [columns: string, values: string]> = {
+  usage_daily: ['user_id, day, service, operation', `'owner', current_date, 's', 'o'`],
+  usage_daily_system: ['day, model_id, shard', `current_date, 'm', 0`],
+  usage_user_daily: ['day, user_id', `current_date, 'owner'`],
+  usage_user_weekly: ['week, user_id', `date_trunc('week', now())::date, 'owner'`],
+  usage_totals: ['shard', '0'],
+};
+const ROLLUP_COLUMNS: Record<string, string[]> = {
+  usage_daily: DAILY_AMOUNTS,
+  usage_daily_system: DAILY_AMOUNTS,
+  usage_user_daily: ROLLUP_AMOUNTS,
+  usage_user_weekly: ROLLUP_AMOUNTS,
+  usage_totals: [...ROLLUP_AMOUNTS, 'refunded_credits'],
+};
+// A usage record negative in one column only (credits = charged + unpaid + refunded still holds).
+const recordWith = (column: string) => {
+  const amounts: Record<string, number> = { credits: 0, charged_credits: 0, unpaid_credits: 0, refunded_credits: 0, [column]: -1 };
+  if (column === 'credits') amounts.charged_credits = -1;
+  if (column === 'charged_credits') amounts.credits = -1;
+  if (column === 'unpaid_credits' || column === 'refunded_credits') amounts.charged_credits = 1;
+  const columns = Object.keys(amounts);
+  return `INSERT INTO usage_records (user_id, service, operation, ${columns.join(', ')}) VALUES ('owner', 's', 'o', ${columns.map((c) => amounts[c]).join(', ')})`;
+};
+
+async function asOwnerRolledBack(sql: string): Promise<unknown> {
+  const owner = new Client({ connectionString: ctx.ownerUrl });
+  await owner.connect();
+  try {
+    await owner.query('BEGIN');
+    return await owner.query(sql).then(
+      () => null,
+      (error: unknown) => error,
+    );
+  } finally {
+    await owner.query('ROLLBACK').catch(() => undefined);
+    await owner.end();
+  }
+}
+
+test.each([
+  ...SESSION_AMOUNTS.map((c) => ['streaming_sessions', c, `UPDATE streaming_sessions SET ${c} = -1 WHERE id = 'c-1'`, 'streaming_sessions_non_negative']),
+  ...[...RECORD_TOKENS, 'credits', 'charged_credits', 'unpaid_credits', 'refunded_credits'].map((c) => ['usage_records', c, recordWith(c), 'usage_records_non_negative']),
+  ...Object.entries(ROLLUP_COLUMNS).flatMap(([table, columns]) =>
+    columns.map((c) => [table, c, `INSERT INTO ${table} (${ROLLUP_KEYS[table][0]}, ${c}) VALUES (${ROLLUP_KEYS[table][1]}, -1)`, `${table}_non_negative`]),
+  ),
+])('When %s.%s is written below zero, then its one non-negative CHECK refuses it', async (_table, _column, sql, constraint) => {
+  expect(await asOwnerRolledBack(sql)).toMatchObject({ code: '23514', constraint });
+});
+
+test('When the non-negative columns are NULL or zero, then the compact CHECKs pass them, and no per-column CHECK is left', async () => {
+  const nulls = SESSION_AMOUNTS.filter((c) => !['estimated_credits', 'allocated_credits', 'unpaid_credits'].includes(c)).map((c) => `${c} = NULL`);
+  expect(await asOwnerRolledBack(`UPDATE streaming_sessions SET ${nulls.join(', ')} WHERE id = 'c-1'`)).toBeNull();
+  expect(await asOwnerRolledBack(`UPDATE streaming_sessions SET ${SESSION_AMOUNTS.map((c) => `${c} = 0`).join(', ')} WHERE id = 'c-1'`)).toBeNull();
+  for (const [table, [columns, values]] of Object.entries(ROLLUP_KEYS)) expect(await asOwnerRolledBack(`INSERT INTO ${table} (${columns}) VALUES (${values})`)).toBeNull();
+  const left = await ctx.db.query<{ conname: string }>(
+    `SELECT conname FROM pg_constraint
+      WHERE contype = 'c' AND conrelid IN ('streaming_sessions'::regclass, 'usage_records'::regclass, 'usage_daily'::regclass)
+        AND (conname LIKE '%\\_tokens\\_check' OR conname LIKE '%\\_credits\\_check' OR conname = 'usage_daily_non_negative_kinds')`,
+  );
+  expect(left).toEqual([]);
+});

@@ -20,13 +20,14 @@ BEGIN
     v_cap := least(leg.held_credits, v_left);
     v_rel := leg.held_credits - v_cap;
     v_left := v_left - v_cap;
-    IF v_cap > 0 THEN
-      INSERT INTO credit_transactions (user_id, type, amount, allocation_id, session_id, usage_record_id, actor_id)
-      VALUES (p_user, 'capture', v_cap, leg.allocation_id, p_session, p_usage_record, p_actor);
-    END IF;
+    -- The leg's capture and release rows (capture first) in one statement: PostgreSQL sets up the ledger's
+    -- CHECKs, keys and partition routing once per statement, not once per row (issue 19).
+    INSERT INTO credit_transactions (user_id, type, amount, allocation_id, session_id, usage_record_id, actor_id)
+    SELECT p_user, leg_row.type, leg_row.amount, leg.allocation_id, p_session, p_usage_record, p_actor
+      FROM (VALUES (1, 'capture', v_cap), (2, 'release', v_rel)) AS leg_row (n, type, amount)
+     WHERE leg_row.amount > 0
+     ORDER BY leg_row.n;
     IF v_rel > 0 THEN
-      INSERT INTO credit_transactions (user_id, type, amount, allocation_id, session_id, usage_record_id, actor_id)
-      VALUES (p_user, 'release', v_rel, leg.allocation_id, p_session, p_usage_record, p_actor);
       IF leg.lot_expired THEN
         INSERT INTO credit_transactions (user_id, type, amount, allocation_id, session_id, usage_record_id, actor_id, note)
         VALUES (p_user, 'expire', v_rel, leg.allocation_id, p_session, p_usage_record, p_actor,

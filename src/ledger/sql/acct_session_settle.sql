@@ -37,7 +37,6 @@ DECLARE
   v_cw1h bigint;
   v_reasoning bigint;
   v_meta jsonb;
-  v_was_active boolean;
 BEGIN
   IF p_action NOT IN ('finalize', 'abort') THEN
     RAISE EXCEPTION 'acct_session_settle: unknown action %', p_action;
@@ -70,20 +69,19 @@ BEGIN
   v_meta := jsonb_build_object('status', v_final)
             || CASE WHEN p_reason IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('reason', p_reason) END;
 
-  -- First what the session comes to, then the one UPDATE that ends it, then the writes that follow from it.
-  v_was_active := s.status = 'active';
-  IF v_was_active THEN
+  IF s.status = 'active' THEN
     v_cost := coalesce(p_cost, 0);
     v_capture := least(v_cost, v_held);
     IF v_cost > v_capture THEN
       v_charge := least(v_cost - v_capture, acct_available(v_owner));
       v_unpaid := v_cost - v_capture - v_charge;
     END IF;
-    -- The usage record's id now, so that ending the session also names its record: the record's
-    -- one-per-session trigger then finds its claim made instead of writing the session row a second time
-    -- (issue 19). A session that names another record already keeps it, and that trigger refuses this one.
-    IF s.usage_record_id IS NULL THEN
-      v_usage := nextval('usage_records_id_seq');
+    v_usage := acct_record_usage(v_owner, p_session, 'streaming', 'session', s.model_id, s.price_version,
+                                 coalesce(p_input, 0), coalesce(p_output, 0), coalesce(p_cached, 0),
+                                 v_cost, v_cost - v_unpaid, v_unpaid, v_meta, p_caller,
+                                 coalesce(p_cache_write, 0), coalesce(p_cache_write_1h, 0), coalesce(p_reasoning, 0));
+    IF acct_hold_resolve(p_session, v_owner, v_capture, v_usage, p_caller) <> v_capture THEN
+      RAISE EXCEPTION 'acct_session_settle: legs of session % do not cover %', p_session, v_capture;
     END IF;
   ELSE
     -- Late settle after expiry: the hold is already resolved and expiry captured v_prior.
@@ -96,31 +94,6 @@ BEGIN
     ELSE
       v_refund := v_prior - v_cost;
     END IF;
-  END IF;
-
-  UPDATE streaming_sessions
-     SET status = v_final, used_credits = v_cost, refunded_credits = v_held - v_capture, unpaid_credits = v_unpaid,
-         actual_input_tokens = CASE WHEN p_cost IS NULL THEN actual_input_tokens ELSE p_input END,
-         actual_output_tokens = CASE WHEN p_cost IS NULL THEN actual_output_tokens ELSE p_output END,
-         cached_input_tokens = CASE WHEN p_cost IS NULL THEN cached_input_tokens ELSE p_cached END,
-         cache_write_tokens = CASE WHEN p_cost IS NULL THEN cache_write_tokens ELSE p_cache_write END,
-         cache_write_1h_tokens = CASE WHEN p_cost IS NULL THEN cache_write_1h_tokens ELSE p_cache_write_1h END,
-         reasoning_tokens = CASE WHEN p_cost IS NULL THEN reasoning_tokens ELSE p_reasoning END,
-         usage_record_id = coalesce(v_usage, usage_record_id),
-         end_reason = coalesce(p_reason, end_reason), ended_at = now(), updated_at = now()
-   WHERE user_id = v_owner AND id = p_session
-  RETURNING * INTO s;
-
-  IF v_was_active THEN
-    v_usage := acct_record_usage(v_owner, p_session, 'streaming', 'session', s.model_id, s.price_version,
-                                 coalesce(p_input, 0), coalesce(p_output, 0), coalesce(p_cached, 0),
-                                 v_cost, v_cost - v_unpaid, v_unpaid, v_meta, p_caller,
-                                 coalesce(p_cache_write, 0), coalesce(p_cache_write_1h, 0), coalesce(p_reasoning, 0),
-                                 p_id => v_usage);
-    IF acct_hold_resolve(p_session, v_owner, v_capture, v_usage, p_caller) <> v_capture THEN
-      RAISE EXCEPTION 'acct_session_settle: legs of session % do not cover %', p_session, v_capture;
-    END IF;
-  ELSE
     SELECT * INTO u FROM usage_records WHERE user_id = v_owner AND session_id = p_session FOR UPDATE;
     v_input := CASE WHEN p_cost IS NULL THEN u.input_tokens ELSE coalesce(p_input, 0) END;
     v_output := CASE WHEN p_cost IS NULL THEN u.output_tokens ELSE coalesce(p_output, 0) END;
@@ -156,6 +129,18 @@ BEGIN
   IF v_charge > 0 AND acct_draw(v_owner, v_charge, 'charge', p_session, v_usage, p_caller) <> v_charge THEN
     RAISE EXCEPTION 'acct_session_settle: available credits changed under lock for %', v_owner;
   END IF;
+
+  UPDATE streaming_sessions
+     SET status = v_final, used_credits = v_cost, refunded_credits = v_held - v_capture, unpaid_credits = v_unpaid,
+         actual_input_tokens = CASE WHEN p_cost IS NULL THEN actual_input_tokens ELSE p_input END,
+         actual_output_tokens = CASE WHEN p_cost IS NULL THEN actual_output_tokens ELSE p_output END,
+         cached_input_tokens = CASE WHEN p_cost IS NULL THEN cached_input_tokens ELSE p_cached END,
+         cache_write_tokens = CASE WHEN p_cost IS NULL THEN cache_write_tokens ELSE p_cache_write END,
+         cache_write_1h_tokens = CASE WHEN p_cost IS NULL THEN cache_write_1h_tokens ELSE p_cache_write_1h END,
+         reasoning_tokens = CASE WHEN p_cost IS NULL THEN reasoning_tokens ELSE p_reasoning END,
+         end_reason = coalesce(p_reason, end_reason), ended_at = now(), updated_at = now()
+   WHERE user_id = v_owner AND id = p_session
+  RETURNING * INTO s;
   PERFORM acct_budget_settle(v_owner, p_session, v_cost); -- held -> spent on the budgets the hold counted in
   PERFORM acct_event_settled(v_owner, p_session, v_final, s.model_id, v_cost, v_unpaid);  -- events (issue 15)
   RETURN acct_session_result_of('settled', NULL, s);

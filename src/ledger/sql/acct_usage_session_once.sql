@@ -9,14 +9,10 @@ CREATE OR REPLACE FUNCTION acct_usage_session_once() RETURNS trigger LANGUAGE pl
 BEGIN
   IF TG_OP = 'INSERT' THEN
     UPDATE streaming_sessions SET usage_record_id = NEW.id
-     WHERE user_id = NEW.user_id AND id = NEW.session_id AND usage_record_id IS NULL;
-    -- Not claimed here: the session does not exist, already names this record, or names another one. A
-    -- settle names the record it is about to insert as it ends the session, so that the row is written once
-    -- (issue 19); only another record is refused. Two IFs, not one AND: PL/pgSQL would run the EXISTS query
-    -- at every insert.
+     WHERE user_id = NEW.user_id AND id = NEW.session_id AND (usage_record_id IS NULL OR usage_record_id = NEW.id);
+    -- Two IFs, not one AND: PL/pgSQL would run the EXISTS query at every insert (issue 19).
     IF NOT FOUND THEN
-      IF EXISTS (SELECT 1 FROM streaming_sessions
-                  WHERE user_id = NEW.user_id AND id = NEW.session_id AND usage_record_id IS DISTINCT FROM NEW.id) THEN
+      IF EXISTS (SELECT 1 FROM streaming_sessions WHERE user_id = NEW.user_id AND id = NEW.session_id) THEN
         RAISE EXCEPTION 'duplicate key value violates unique constraint "usage_records_session_key"'
           USING ERRCODE = 'unique_violation', CONSTRAINT = 'usage_records_session_key', TABLE = 'usage_records',
                 DETAIL = format('Session %s of user %s already has a usage record.', NEW.session_id, NEW.user_id);

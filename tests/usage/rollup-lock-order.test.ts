@@ -47,8 +47,8 @@ it('When a new record is folded (one upsert) and then taken back (the loops), th
   expect(await foldOrder(1)).toEqual(ORDER); // no rows yet: every upsert inserts
   expect(await foldOrder(1)).toEqual(ORDER); // rows exist: every upsert updates
   expect(await foldOrder(-1)).toEqual(ORDER);
-  const [totals] = await ctx.db.query<{ requests: string }>(
+  const [userDaily] = await ctx.db.query<{ requests: string }>(
     `SELECT requests::text FROM usage_user_daily WHERE user_id = 'order-user' AND day = current_date`,
   );
-  expect(totals.requests).toBe('1');
+  expect(userDaily.requests).toBe('1');
 });

@@ -9,7 +9,7 @@ import { creditRoutes } from './credit.routes';
 import { eventRoutes, webhookRoutes } from './event.routes';
 import { healthRoutes } from './health.routes';
 import { modelRoutes } from './model.routes';
-import { routerFor, type RouteChain, type RouteSpec } from './route-table';
+import { mountRoutes, type RouteChain, type RouteSpec } from './route-table';
 import { streamingSessionRoutes } from './streaming-session.routes';
 import { usageRoutes } from './usage.routes';
 import { userAccountRoutes } from './user-account.routes';
@@ -20,7 +20,7 @@ export interface ApiArea {
   specs: RouteSpec[];
 }
 
-/** The API's areas, one router each. A new area is one *.routes.ts file and one line here. */
+/** The API's areas. A new area is one *.routes.ts file and one line here. */
 export function apiAreas(services: Services): ApiArea[] {
   // Corrections (adjust, revoke, refund, schedules, re-rate) live in one file but belong to three areas.
   const corrections = correctionRoutes(services);
@@ -39,14 +39,24 @@ export function apiAreas(services: Services): ApiArea[] {
   ];
 }
 
-/** The main API router (mounted at /api): one express.Router per area. */
+/**
+ * The main API router (mounted at /api): every area's routes on this one router, so a request passes one
+ * router below the app's, not one per area as well (each router level is per-request work: matching, URL
+ * trimming, its own next() loop; docs/performance.md).
+ */
 export function createApiRouter(areas: ApiArea[], chain: RouteChain): Router {
   const api = Router();
-  // The hot path's areas first: the mounts are disjoint, so their order only decides how many mounts the
-  // router tries before the right one (the OpenAPI document keeps the areas' own order).
+  // The hot path's areas first: areas' paths are disjoint, so their order only decides how many routes the
+  // router tries before the right one (the OpenAPI document keeps the areas' own order). Within an area the
+  // declared order is kept.
   const first = ['/streaming-sessions', '/credits'];
   const rank = (area: ApiArea) => (first.includes(area.mount) ? first.indexOf(area.mount) : first.length);
-  for (const area of [...areas].sort((a, b) => rank(a) - rank(b))) api.use(area.mount, routerFor(area.specs, `/api${area.mount}`, chain));
+  for (const area of [...areas].sort((a, b) => rank(a) - rank(b))) {
+    if (area.specs.some((spec) => !spec.path.startsWith(`/api${area.mount}/`) && spec.path !== `/api${area.mount}`)) {
+      throw new Error(`area ${area.mount} has a route outside it`);
+    }
+    mountRoutes(api, area.specs, '/api', chain);
+  }
   return api;
 }
 

@@ -99,18 +99,16 @@ export function route<R extends RequestSchemas = Record<never, never>, A extends
 export type RouteChain = (spec: RouteSpec) => RequestHandler[];
 
 /**
- * An express.Router for one area: every spec mounted with its middleware chain, at its path relative to
- * where the router is mounted (`mountedAt`, e.g. `/api/credits`). Specs keep their full paths, which the
+ * Mounts every spec on `router` (an express.Router or the app) with its middleware chain, at its path
+ * relative to where the router is mounted (`mountedAt`, e.g. `/api`). Specs keep their full paths, which the
  * OpenAPI document and the metrics' route labels (req.baseUrl + req.route.path) use.
  */
-export function routerFor(specs: RouteSpec[], mountedAt: string, chain: RouteChain): Router {
-  const router = Router();
+export function mountRoutes(router: Pick<Router, RouteSpec['method']>, specs: RouteSpec[], mountedAt: string, chain: RouteChain): void {
   for (const spec of specs) {
     if (!spec.path.startsWith(mountedAt)) throw new Error(`route ${spec.path} does not belong under ${mountedAt}`);
     // The label, the chain and the handler as one layer of the route (same order, same error routing).
     router[spec.method](spec.path.slice(mountedAt.length) || '/', inSeries([labelWith(spec.path), ...chain(spec), spec.handler]));
   }
-  return router;
 }
 
 /** Names the request by its route's full pattern for logs and metrics (req.baseUrl is gone once the router is left). */

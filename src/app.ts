@@ -157,7 +157,8 @@ function recordHeaders(middleware: RequestHandler, req: { method: string; url: s
 function replay(res: Response, ops: HeaderOp[]): void {
   for (const [name, value] of ops) {
     if (value === undefined) res.removeHeader(name);
-    else if (name === 'Vary') res.vary(String(value));
+    // Vary merges with what is there; on a response that has none yet (the usual case) it is a plain set.
+    else if (name === 'Vary' && res.getHeader('Vary') !== undefined) res.vary(String(value));
     else res.setHeader(name, value);
   }
 }

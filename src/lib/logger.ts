@@ -93,7 +93,7 @@ function summary(req: Request, res: Response, value: Record<string, unknown>) {
 function errorLinesOnly(logger: Logger): RequestHandler {
   return (req, res, next) => {
     const started = performance.now();
-    res.once('finish', () => {
+    res.on('finish', () => {
       if (res.statusCode < 500) return;
       const durationMs = Math.round(performance.now() - started);
       logger.error(

@@ -201,7 +201,7 @@ export class Metrics {
     return (req, res, next) => {
       const started = performance.now();
       this.httpInFlight.inc();
-      res.once('close', () => {
+      res.on('close', () => {
         this.httpInFlight.dec();
         this.httpDuration.observe({ method: req.method, route: routeLabel(req, res), status: String(res.statusCode) }, (performance.now() - started) / 1000);
       });

@@ -91,7 +91,9 @@ export function authenticateJWT(jwtConfig: Config['jwt'], users: UserAccountServ
     return { auth, usableUntil: claims.exp + (jwtConfig.clockToleranceSeconds || 0) };
   };
   const cache = tokenCacheFor(jwtConfig);
-  return async (req, _res, next) => {
+  // Not an async function: a cached caller, or one on a route that mirrors it itself (initialize, balance),
+  // passes straight on, without a promise for the layer to watch.
+  return (req, _res, next) => {
     const header = req.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer ([A-Za-z0-9_\-.=]+)$/i.exec(header.trim()) : null;
     if (!match) return next(unauthenticated('Missing or malformed Authorization header; expected "Bearer <token>"'));
@@ -110,13 +112,8 @@ export function authenticateJWT(jwtConfig: Config['jwt'], users: UserAccountServ
       auth = verified.auth;
     }
     req.auth = auth;
-    if (!mirror) return next();
-    try {
-      await users.findOrCreateUser(auth);
-      next();
-    } catch (error) {
-      next(error);
-    }
+    if (!mirror || users.isSynced(auth)) return next();
+    users.findOrCreateUser(auth).then(() => next(), next);
   };
 }
 

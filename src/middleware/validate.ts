@@ -22,11 +22,13 @@ export function problemsOf(location: ValidationProblem['location'], error: ZodEr
  * (keys included) is first checked for NUL, C0 controls and lone surrogates (src/schemas/text.ts).
  * Parsed values land on `req.valid`; handlers never read raw input.
  */
+const LOCATIONS = ['params', 'query', 'body'] as const;
+
 export function validate(schemas: { body?: ZodType; query?: ZodType; params?: ZodType }): RequestHandler {
   return (req, _res, next) => {
     const problems: ValidationProblem[] = [];
     const valid: Express.Request['valid'] = { body: undefined, query: {}, params: {} };
-    for (const location of ['params', 'query', 'body'] as const) {
+    for (const location of LOCATIONS) {
       const schema = schemas[location];
       if (!schema) {
         // A route without a schema for this part still refuses hostile text in it (e.g. a stray query string).

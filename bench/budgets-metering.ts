@@ -46,8 +46,8 @@ import {
 import { migrate, startFreshDatabase, type FreshDatabase } from './fresh-database';
 import { startNode, stopAll, stopChild, waitForHttp } from './processes';
 import { seedUsers } from './seed';
+import { productionNodeFlags, ROOT, serviceEnv } from './service-builds';
 
-const ROOT = path.resolve(__dirname, '../..');
 
 interface Options {
   durationSec: number;
@@ -240,24 +240,9 @@ async function main(): Promise<number> {
     const service = startNode(
       'service',
       path.join(ROOT, 'dist/src/server.js'),
-      {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        TMPDIR: process.env.TMPDIR,
-        NODE_ENV: 'production',
-        LOG_LEVEL: 'warn',
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        DATABASE_URL: database.url,
-        DATABASE_POOL_MAX: String(options.poolMax),
-        JWT_ALGORITHM: 'HS256',
-        JWT_SECRET: BENCH_JWT_SECRET,
-        SWEEPER_INTERVAL_MS: '5000',
-        RATE_LIMIT_ENABLED: 'false',
-        METRICS_TOKEN: 'bench-metrics-token-not-a-secret',
-      },
+      serviceEnv(port, database.url, options.poolMax),
       path.join(logDir, 'service.log'),
-      ['--max-old-space-size=128'],
+      productionNodeFlags(),
     );
     await waitForHttp(`${url}/ready`, service);
 

@@ -20,10 +20,8 @@ import { forkNode, RssSampler, startNode, stopAll, stopChild, waitForHttp } from
 import type { LoadKind, LoadRequest, LoadResponse } from './protocol';
 import { renderReport, writeResultsBlock, type RunReport, type ScenarioRow, type SoakSummary } from './report';
 import { seedUsers } from './seed';
+import { METRICS_TOKEN, nodeFlagsOf, parseServiceBuild, productionNodeFlags, ROOT, serviceEnv, type ServiceBuild } from './service-builds';
 
-const ROOT = path.resolve(__dirname, '../..');
-/** Production refuses a public /metrics without a token; the bench scrapes it for event-loop and pool figures. */
-const METRICS_TOKEN = 'bench-metrics-token-not-a-secret';
 const OUT_DIR = path.join(ROOT, '.bench');
 
 interface Options {
@@ -46,30 +44,11 @@ interface Options {
 }
 
 /**
- * `--variant name=<root>[:KEY=VALUE,KEY=VALUE]`: one more service instance, started from <root>/dist/src/server.js
- * (a checkout of another commit, built; `.` is this one) with extra environment, on the same database
- * (`NODE_FLAGS=--a --b` replaces start:prod's node flags). Its
- * scenarios (`--variant-scenarios`, default S1,S3,S5,SH) run as `<id>@<name>` in the same rounds, so a lever's
- * before and after are measured within one run. Repeat the flag for more variants.
+ * `--variant name=<root>[:KEY=VALUE,KEY=VALUE]`: one more service instance (bench/service-builds.ts) on the
+ * same database. Its scenarios (`--variant-scenarios`, default S1,S3,S5,SH) run as `<id>@<name>` in the same
+ * rounds, so a lever's before and after are measured within one run. Repeat the flag for more variants.
  */
-interface Variant {
-  name: string;
-  root: string;
-  env: Record<string, string>;
-}
-
-function parseVariant(raw: string): Variant {
-  const m = /^([A-Za-z0-9_-]{1,20})=([^:]+)(?::(.*))?$/.exec(raw);
-  if (!m) throw new Error(`--variant ${raw}: expected name=<root>[:KEY=VALUE,...]`);
-  const env: Record<string, string> = {};
-  for (const pair of (m[3] ?? '').split(',').filter(Boolean)) {
-    const [k, ...v] = pair.split('=');
-    env[k] = v.join('=');
-  }
-  const root = path.resolve(ROOT, m[2]);
-  if (!fs.existsSync(path.join(root, 'dist/src/server.js'))) throw new Error(`--variant ${m[1]}: no ${root}/dist/src/server.js (build it first)`);
-  return { name: m[1], root, env };
-}
+type Variant = ServiceBuild;
 
 function parseArgs(argv: string[]): Options {
   const value = (name: string) => {
@@ -99,7 +78,7 @@ function parseArgs(argv: string[]): Options {
     cpuProf: has('cpu-prof'),
     nodeArgs: (value('node-args') ?? '').split(' ').filter(Boolean),
     write: !smoke && !has('no-write'),
-    variants: argv.flatMap((a, i) => (a === '--variant' ? [parseVariant(argv[i + 1] ?? '')] : [])),
+    variants: argv.flatMap((a, i) => (a === '--variant' ? [parseServiceBuild(argv[i + 1] ?? '')] : [])),
     variantScenarios: new Set((value('variant-scenarios') ?? 'S1,S3,S5,SH').split(',').map((x) => x.trim().toUpperCase())),
   };
 }
@@ -150,16 +129,6 @@ async function probeEndpoints(serviceUrl: string, auth: string): Promise<Set<End
 async function deadlocks(client: Client): Promise<number> {
   const { rows } = await client.query<{ deadlocks: string }>('SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()');
   return Number(rows[0]?.deadlocks ?? 0);
-}
-
-/**
- * The node flags of `npm run start:prod` (e.g. --max-old-space-size), so the benchmark starts the service
- * exactly as production does.
- */
-function productionNodeFlags(): string[] {
-  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
-  const words = (pkg.scripts?.['start:prod'] ?? '').split(/\s+/);
-  return words[0] === 'node' ? words.slice(1).filter((w) => w.startsWith('--')) : [];
 }
 
 function gitCommit(): string {
@@ -261,37 +230,18 @@ async function main(): Promise<number> {
     const baselineUrl = `http://127.0.0.1:${baselinePort}`;
     const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR };
     const profileDir = path.join(logDir, 'profiles');
-    const serviceEnv = (port: number, extra: Record<string, string> = {}) => ({
-        ...baseEnv,
-        NODE_ENV: 'production',
-        LOG_LEVEL: 'warn',
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        DATABASE_URL: database!.url,
-        DATABASE_POOL_MAX: String(options.poolMax),
-        JWT_ALGORITHM: 'HS256',
-        JWT_SECRET: BENCH_JWT_SECRET,
-        SWEEPER_INTERVAL_MS: '5000',
-        // Rate limiting would measure the limiter, not the hot path.
-        RATE_LIMIT_ENABLED: 'false',
-        // Production refuses a public /metrics without a token; the bench scrapes nothing, so a token will do.
-        METRICS_TOKEN,
-        ...extra,
-    });
     const service = startNode(
       'service',
       path.join(ROOT, 'dist/src/server.js'),
-      serviceEnv(servicePort),
+      serviceEnv(servicePort, database.url, options.poolMax),
       path.join(logDir, 'service.log'),
       [...productionNodeFlags(), ...options.nodeArgs, ...(options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])],
     );
     const variants: { variant: Variant; url: string; child: ChildProcess }[] = [];
     for (const variant of options.variants) {
       const port = await findFreePort();
-      // NODE_FLAGS (space-separated) replaces start:prod's node flags for this variant (GC settings).
-      const { NODE_FLAGS: nodeFlags, ...env } = variant.env;
-      const child = startNode(`service@${variant.name}`, path.join(variant.root, 'dist/src/server.js'), serviceEnv(port, env), path.join(logDir, `service@${variant.name}.log`), [
-        ...(nodeFlags !== undefined ? nodeFlags.split(' ').filter(Boolean) : productionNodeFlags()),
+      const child = startNode(`service@${variant.name}`, path.join(variant.root, 'dist/src/server.js'), serviceEnv(port, database.url, options.poolMax, variant.env), path.join(logDir, `service@${variant.name}.log`), [
+        ...nodeFlagsOf(variant),
         ...options.nodeArgs,
         ...(options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', path.join(profileDir, variant.name)] : []),
       ]);

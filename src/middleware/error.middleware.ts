@@ -5,6 +5,7 @@ import { AppError } from '../lib/errors';
 import { STATUS_OF } from '../lib/http-status';
 import { ledgerError } from '../ledger/ledger';
 import type { Logger } from '../lib/logger';
+import { routeLabel } from '../lib/metrics';
 
 /** Turns anything thrown into an AppError. Internals (stacks, SQL, driver messages) never pass through. */
 export function toAppError(error: unknown): AppError {
@@ -49,7 +50,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error, req, res, _next) => {
     const appError = toAppError(error);
     const status = STATUS_OF[appError.code];
-    if (status >= 500) logger.error({ err: error, requestId: req.id, route: req.route?.path }, 'request failed');
+    if (status >= 500) logger.error({ err: error, requestId: req.id, route: routeLabel(req, res) }, 'request failed');
     if (res.headersSent) return res.end();
     if (appError.code === 'SERVICE_UNAVAILABLE' && !res.getHeader('Retry-After')) res.setHeader('Retry-After', '1');
     writeJson(res, status, {

@@ -2,6 +2,7 @@ import type { RequestHandler, Response } from 'express';
 import { AppError } from '../lib/errors';
 import { STATUS_OF_EFFECT } from '../lib/http-status';
 import { writeJson } from '../lib/json-response';
+import { routeLabel } from '../lib/metrics';
 import { requestHash, type Outcome } from '../services/idempotency.service';
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
@@ -11,7 +12,7 @@ const KEY = /^[\x21-\x7e]{1,255}$/;
  * and fingerprints the validated request (with the route's full pattern). The service stores the key in its
  * own transaction.
  */
-export const readIdempotencyKey: RequestHandler = (req, _res, next) => {
+export const readIdempotencyKey: RequestHandler = (req, res, next) => {
   const key = req.header('idempotency-key');
   if (key === undefined) return next();
   if (!KEY.test(key)) {
@@ -21,10 +22,11 @@ export const readIdempotencyKey: RequestHandler = (req, _res, next) => {
       }),
     );
   }
-  // The route's full pattern plus its parameters: the same key on /records/1/refund and /records/2/refund
-  // is a different request (422), not a replay.
+  // The route's declared pattern plus its parameters: the same key on /records/1/refund and
+  // /records/2/refund is a different request (422), not a replay; /api/Credits/allocate (routes match
+  // case-insensitively) is the same request as /api/credits/allocate.
   const params = req.params && Object.keys(req.params).length > 0 ? ` ${JSON.stringify(req.params)}` : '';
-  const route = req.route ? req.baseUrl + req.route.path : req.path;
+  const route = routeLabel(req, res);
   req.idempotency = { key, requestHash: requestHash(req.method, `${route}${params}`, req.body) };
   next();
 };

@@ -113,7 +113,9 @@ export function authenticateJWT(jwtConfig: Config['jwt'], users: UserAccountServ
     }
     req.auth = auth;
     if (!mirror || users.isSynced(auth)) return next();
-    users.findOrCreateUser(auth).then(() => next(), next);
+    // catch after then: an error thrown further down the chain, synchronously inside next(), becomes
+    // next(error) as in an async middleware, not an unhandled rejection.
+    users.findOrCreateUser(auth).then(() => next()).catch(next);
   };
 }
 

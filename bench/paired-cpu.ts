@@ -49,6 +49,9 @@ async function main(): Promise<void> {
   if (builds.length < 2) throw new Error('name at least two builds: name=<root>[:KEY=VALUE,...]');
 
   const database = await startFreshDatabase();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => void stopAll().finally(() => database.stop().finally(() => process.exit(130))));
+  }
   fs.mkdirSync(path.join(ROOT, '.bench'), { recursive: true });
   const logDir = fs.mkdtempSync(path.join(ROOT, '.bench', 'paired-'));
   try {
@@ -80,8 +83,9 @@ async function main(): Promise<void> {
     const [first] = servers;
     console.log(`GET ${urlPath}: ${rounds} rounds of ${requests} requests per build at c=${connections}; server CPU µs per request`);
     for (const server of servers) {
-      const ratios = server.perRequestUs.map((us, i) => us / first.perRequestUs[i]);
-      const versus = server === first ? '' : `, median of per-round ratios to ${first.build.name} ${median(ratios).toFixed(3)}`;
+      // A batch too short for the 10-ms CPU clock can read 0: such rounds have no ratio.
+      const ratios = server.perRequestUs.flatMap((us, i) => (first.perRequestUs[i] > 0 ? [us / first.perRequestUs[i]] : []));
+      const versus = server === first || ratios.length === 0 ? '' : `, median of per-round ratios to ${first.build.name} ${median(ratios).toFixed(3)}`;
       console.log(`${server.build.name}: median ${median(server.perRequestUs).toFixed(1)} µs${versus}  [${server.perRequestUs.map((us) => us.toFixed(0)).join(' ')}]`);
     }
   } finally {

@@ -557,6 +557,21 @@ export class Ledger {
   }
 
   /**
+   * Transaction ids running now in other databases of the server (pg_stat_activity, pg_prepared_xacts, as
+   * far as this role may see them), read before a reconcile run's own transaction: see reconcileSnapshot.
+   */
+  async otherDatabasesTransactions(): Promise<string[]> {
+    const rows = await this.call<{ xid: string }>(
+      `SELECT a.backend_xid::text AS xid FROM pg_stat_activity a
+        WHERE a.backend_xid IS NOT NULL AND a.datname IS DISTINCT FROM current_database()
+       UNION
+       SELECT p.transaction::text FROM pg_prepared_xacts p WHERE p.database <> current_database()`,
+      [],
+    );
+    return rows.map((r) => r.xid);
+  }
+
+  /**
    * Starts a reconcile run in `tx`: makes it one REPEATABLE READ, READ ONLY snapshot (every check of the run
    * reads the same state), each statement limited to `timeoutMs`, and returns that snapshot's horizon (a 64-bit
    * xid: every transaction of this database before it had ended, so each row the run cannot see has an xmin at
@@ -565,7 +580,8 @@ export class Ledger {
   async reconcileSnapshot(
     timeoutMs: number,
     tx: Transaction,
-  ): Promise<{ snapshotXmin: bigint; takenAt: Date; checkpoint: { snapshotXmin: bigint; takenAt: Date } | null }> {
+    elsewhereBefore: string[] = [],
+  ): Promise<{ snapshotXmin: bigint; snapshotXmax: bigint; takenAt: Date; checkpoint: { snapshotXmin: bigint; takenAt: Date } | null }> {
     await this.db.query(`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`, [], tx);
     // REPEATABLE READ: this statement takes the transaction's snapshot, and every later one (the xmin read
     // below included) sees that same snapshot.
@@ -574,24 +590,31 @@ export class Ledger {
     // leaving out those positively known to belong to another database of the server (pg_stat_activity,
     // pg_prepared_xacts: a transaction id belongs to one database for good), which cannot write rows here.
     // A transaction that is not listed there (ended meanwhile, or hidden from this role) counts.
-    const [row] = await this.call<{ snapshot_xmin: string; taken_at: Date; since_xmin: string | null; since: Date | null }>(
+    // `elsewhereBefore`: the same list read just before the transaction (otherDatabasesTransactions), so a
+    // long transaction of another database that ends between this snapshot and the read below still
+    // counts as elsewhere.
+    const [row] = await this.call<{ snapshot_xmin: string; snapshot_xmax: string; taken_at: Date; since_xmin: string | null; since: Date | null }>(
       `WITH s AS MATERIALIZED (SELECT pg_current_snapshot() AS snap),
             elsewhere AS MATERIALIZED (
               SELECT a.backend_xid::text::bigint AS xid FROM pg_stat_activity a
                WHERE a.backend_xid IS NOT NULL AND a.datname IS DISTINCT FROM current_database()
               UNION
               SELECT p.transaction::text::bigint FROM pg_prepared_xacts p WHERE p.database <> current_database()
+              UNION
+              SELECT unnest($1::bigint[])
             )
        SELECT least(pg_snapshot_xmax(s.snap)::text::bigint,
                     (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s.snap) x
                       WHERE x::text::bigint % 4294967296 NOT IN (SELECT xid FROM elsewhere)))::text AS snapshot_xmin,
+              pg_snapshot_xmax(s.snap)::text AS snapshot_xmax,
               statement_timestamp() AS taken_at, c.snapshot_xmin::text AS since_xmin, c.taken_at AS since
          FROM s LEFT JOIN reconcile_checkpoints c ON c.id = 1`,
-      [],
+      [elsewhereBefore],
       tx,
     );
     return {
       snapshotXmin: BigInt(row.snapshot_xmin),
+      snapshotXmax: BigInt(row.snapshot_xmax),
       takenAt: row.taken_at,
       checkpoint: row.since_xmin === null ? null : { snapshotXmin: BigInt(row.since_xmin), takenAt: row.since! },
     };

@@ -48,13 +48,19 @@ const EXPIRY_SWEEP_WINDOW_MS = 60 * 60 * 1000;
  */
 /**
  * A checkpoint more than this many transactions behind the current snapshot is not used: xmin is a 32-bit xid
- * compared through age() (Ledger.reconcileChanged), exact only within 2^31 transactions. A checkpoint ahead of
- * the snapshot (a restored dump starts its xids anew) is not used either. Either way the run is a full one.
+ * compared through age() (Ledger.reconcileChanged), exact only within 2^31 transactions. A checkpoint at or
+ * past the snapshot's xmax is not from this server's past (a restored dump starts its xids anew) and is not
+ * used either. Either way the run is a full one.
+ *
+ * A checkpoint ahead of this snapshot's horizon (but before its xmax) is used: every transaction below the
+ * checkpoint had ended, or was known to be another database's, when it was taken, and both stay true; the
+ * horizon is lower only because a transaction of another database is running that this run could not
+ * place (it ended before the horizon's read, or this role cannot see it). The checkpoint never moves back.
  */
 const MAX_CHECKPOINT_XIDS = 1_000_000_000n;
 
-function usableCheckpoint(checkpointXmin: bigint, snapshotXmin: bigint): boolean {
-  return checkpointXmin <= snapshotXmin && snapshotXmin - checkpointXmin <= MAX_CHECKPOINT_XIDS;
+function usableCheckpoint(checkpointXmin: bigint, snapshot: { snapshotXmin: bigint; snapshotXmax: bigint }): boolean {
+  return checkpointXmin < snapshot.snapshotXmax && snapshot.snapshotXmin - checkpointXmin <= MAX_CHECKPOINT_XIDS;
 }
 
 export class CreditService {
@@ -275,8 +281,9 @@ export class CreditService {
    * that incremental runs keep checking them until they are clean.
    */
   async reconcile(options: { mode?: 'full' | 'incremental'; userId?: string } = {}) {
+    const elsewhereBefore = options.userId === undefined ? await this.ledger.otherDatabasesTransactions() : [];
     const run = await this.db.transaction(async (tx) => {
-      const snapshot = await this.ledger.reconcileSnapshot(this.reconcileTimeoutMs, tx);
+      const snapshot = await this.ledger.reconcileSnapshot(this.reconcileTimeoutMs, tx, elsewhereBefore);
       if (options.userId !== undefined) {
         if (!(await this.db.models.UserAccount.count({ where: { id: options.userId }, transaction: tx }))) throw notFound('User');
         return {
@@ -289,7 +296,7 @@ export class CreditService {
         };
       }
       const checkpoint = snapshot.checkpoint;
-      if (options.mode === 'incremental' && checkpoint && usableCheckpoint(checkpoint.snapshotXmin, snapshot.snapshotXmin)) {
+      if (options.mode === 'incremental' && checkpoint && usableCheckpoint(checkpoint.snapshotXmin, snapshot)) {
         const changed = await this.ledger.reconcileChanged(checkpoint.snapshotXmin, tx);
         if (!changed.truncated) {
           return {

@@ -191,6 +191,30 @@ describe('GET /api/admin/reconcile modes', () => {
     expect(BigInt((await checkpoint())!.snapshot_xmin)).toBeGreaterThan(before);
     expect(await count(ctx.db, 'reconcile_checkpoints')).toBe(1);
   });
+
+  test('When a transaction the run cannot place holds its horizon below the checkpoint, then incremental still uses the checkpoint, which does not move back', async () => {
+    await settle();
+    // A transaction of this database, open with an id: every run's horizon stops at it while it is open.
+    const holder = new Client({ connectionString: ctx.ownerUrl });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      const { rows } = await holder.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
+      const xid = BigInt(rows[0].xid);
+      // The checkpoint just past it, as a clean run leaves it when that transaction is another database's
+      // that ends before the next run can place it (the race behind this file's old flake).
+      await asOwner(`UPDATE reconcile_checkpoints SET snapshot_xmin = $1::bigint`, [String(xid + 1n)]);
+      await chargeUsage(ctx, b.id, micro(1));
+
+      const res = await reconcile({ mode: 'incremental' });
+
+      expect(res.body).toMatchObject({ ok: true, mode: 'incremental', checkedUsers: 1, discrepancies: [] });
+      expect((await checkpoint())!.snapshot_xmin).toBe(String(xid + 1n));
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+  });
 });
 
 describe('GET /api/admin/reconcile validation', () => {

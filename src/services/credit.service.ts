@@ -48,11 +48,12 @@ const EXPIRY_SWEEP_WINDOW_MS = 60 * 60 * 1000;
  */
 /**
  * A checkpoint more than this many transactions behind the current snapshot is not used: xmin is a 32-bit xid
- * compared through age() (Ledger.reconcileChanged), exact only within 2^31 transactions. A checkpoint at or
- * past the snapshot's xmax is not from this server's past (a restored dump starts its xids anew) and is not
- * used either. Either way the run is a full one.
+ * compared through age() (Ledger.reconcileChanged), exact only within 2^31 transactions. A checkpoint past the
+ * snapshot's xmax (one more than the newest ended transaction; a run's horizon is never past it, and xmax
+ * never goes back) is not from this server's past (a restored dump starts its xids anew) and is not used
+ * either. Either way the run is a full one.
  *
- * A checkpoint ahead of this snapshot's horizon (but before its xmax) is used: every transaction below the
+ * A checkpoint ahead of this snapshot's horizon (but not past its xmax) is used: every transaction below the
  * checkpoint had ended, or was known to be another database's, when it was taken, and both stay true; the
  * horizon is lower only because a transaction of another database is running that this run could not
  * place (it ended before the horizon's read, or this role cannot see it). The checkpoint never moves back.
@@ -60,7 +61,7 @@ const EXPIRY_SWEEP_WINDOW_MS = 60 * 60 * 1000;
 const MAX_CHECKPOINT_XIDS = 1_000_000_000n;
 
 function usableCheckpoint(checkpointXmin: bigint, snapshot: { snapshotXmin: bigint; snapshotXmax: bigint }): boolean {
-  return checkpointXmin < snapshot.snapshotXmax && snapshot.snapshotXmin - checkpointXmin <= MAX_CHECKPOINT_XIDS;
+  return checkpointXmin <= snapshot.snapshotXmax && snapshot.snapshotXmin - checkpointXmin <= MAX_CHECKPOINT_XIDS;
 }
 
 export class CreditService {

@@ -1,5 +1,6 @@
 import { Client } from 'pg';
 import request from 'supertest';
+import { ledgerOf } from '../../src/ledger/ledger';
 import { reconcileResponse } from '../../src/schemas/credit.schemas';
 import { createTestContext, type TestContext } from '../support/context';
 import { count, grantDirect, micro } from '../support/db';
@@ -194,15 +195,17 @@ describe('GET /api/admin/reconcile modes', () => {
 
   test('When a transaction the run cannot place holds its horizon below the checkpoint, then incremental still uses the checkpoint, which does not move back', async () => {
     await settle();
-    // A transaction of this database, open with an id: every run's horizon stops at it while it is open.
+    // A transaction open with an id, which every run's horizon stops at while it is open. It stands in for one
+    // of another database that a run cannot place (hidden from its role, or ended before its read): that is
+    // how a clean run can leave the checkpoint above a later run's horizon. (It is this database's here, to
+    // hold the horizon for certain; it writes nothing and is rolled back.)
     const holder = new Client({ connectionString: ctx.ownerUrl });
     await holder.connect();
     try {
       await holder.query('BEGIN');
       const { rows } = await holder.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
       const xid = BigInt(rows[0].xid);
-      // The checkpoint just past it, as a clean run leaves it when that transaction is another database's
-      // that ends before the next run can place it (the race behind this file's old flake).
+      // The checkpoint just past it.
       await asOwner(`UPDATE reconcile_checkpoints SET snapshot_xmin = $1::bigint`, [String(xid + 1n)]);
       await chargeUsage(ctx, b.id, micro(1));
 
@@ -214,6 +217,43 @@ describe('GET /api/admin/reconcile modes', () => {
       await holder.query('ROLLBACK').catch(() => undefined);
       await holder.end();
     }
+  });
+
+  test('When a run is told before its snapshot that a running transaction is another database\'s, then its horizon passes that transaction', async () => {
+    await settle();
+    const holder = new Client({ connectionString: ctx.ownerUrl });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      const { rows } = await holder.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
+      const xid = BigInt(rows[0].xid);
+      // A later transaction that ends: the snapshot's xmax (one past the newest ended one) passes the holder,
+      // which is then in the snapshot's list of running transactions.
+      await asOwner(`SELECT pg_current_xact_id()`);
+      const ledger = ledgerOf(ctx.db);
+      const horizon = async (elsewhereBefore: string[]) =>
+        (await ctx.db.transaction((tx) => ledger.reconcileSnapshot(60_000, tx, elsewhereBefore))).snapshotXmin;
+
+      expect(await horizon([])).toBeLessThanOrEqual(xid);
+      // (A transaction of another database that this role cannot see may hold both horizons lower still.)
+      expect(await horizon([String(xid % 4294967296n)])).not.toBe(xid);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+  });
+
+  test('When nothing has ended since a clean run left the checkpoint at its xmax, then the next incremental run still uses it', async () => {
+    await settle();
+    expect((await reconcile({ mode: 'incremental' })).body.ok).toBe(true);
+    // The checkpoint one past the transaction that sets it: the xmax the next snapshot has when nothing else
+    // ends in between (on a quiet server, as when this file runs alone), which a clean run with nothing
+    // running leaves as its horizon.
+    await asOwner(`UPDATE reconcile_checkpoints SET snapshot_xmin = pg_current_xact_id()::text::bigint + 1`);
+
+    const res = await reconcile({ mode: 'incremental' });
+
+    expect(res.body).toMatchObject({ ok: true, mode: 'incremental' });
   });
 });
 

@@ -373,6 +373,15 @@ export interface BudgetReconcileRow {
   actual: string;
 }
 
+/**
+ * The transaction ids (32-bit, as bigint `xid`) running in other databases of the server, as far as this role
+ * may see them (pg_stat_activity, pg_prepared_xacts): they cannot write rows in this one (reconcile's horizon).
+ */
+const OTHER_DATABASES_XIDS = `SELECT a.backend_xid::text::bigint AS xid FROM pg_stat_activity a
+   WHERE a.backend_xid IS NOT NULL AND a.datname IS DISTINCT FROM current_database()
+  UNION
+  SELECT p.transaction::text::bigint FROM pg_prepared_xacts p WHERE p.database <> current_database()`;
+
 export class Ledger {
   constructor(private readonly db: Database) {}
 
@@ -561,13 +570,7 @@ export class Ledger {
    * far as this role may see them), read before a reconcile run's own transaction: see reconcileSnapshot.
    */
   async otherDatabasesTransactions(): Promise<string[]> {
-    const rows = await this.call<{ xid: string }>(
-      `SELECT a.backend_xid::text AS xid FROM pg_stat_activity a
-        WHERE a.backend_xid IS NOT NULL AND a.datname IS DISTINCT FROM current_database()
-       UNION
-       SELECT p.transaction::text FROM pg_prepared_xacts p WHERE p.database <> current_database()`,
-      [],
-    );
+    const rows = await this.call<{ xid: string }>(`SELECT xid::text AS xid FROM (${OTHER_DATABASES_XIDS}) o`, []);
     return rows.map((r) => r.xid);
   }
 
@@ -595,14 +598,7 @@ export class Ledger {
     // counts as elsewhere.
     const [row] = await this.call<{ snapshot_xmin: string; snapshot_xmax: string; taken_at: Date; since_xmin: string | null; since: Date | null }>(
       `WITH s AS MATERIALIZED (SELECT pg_current_snapshot() AS snap),
-            elsewhere AS MATERIALIZED (
-              SELECT a.backend_xid::text::bigint AS xid FROM pg_stat_activity a
-               WHERE a.backend_xid IS NOT NULL AND a.datname IS DISTINCT FROM current_database()
-              UNION
-              SELECT p.transaction::text::bigint FROM pg_prepared_xacts p WHERE p.database <> current_database()
-              UNION
-              SELECT unnest($1::bigint[])
-            )
+            elsewhere AS MATERIALIZED (${OTHER_DATABASES_XIDS} UNION SELECT unnest($1::bigint[]))
        SELECT least(pg_snapshot_xmax(s.snap)::text::bigint,
                     (SELECT min(x::text::bigint) FROM pg_snapshot_xip(s.snap) x
                       WHERE x::text::bigint % 4294967296 NOT IN (SELECT xid FROM elsewhere)))::text AS snapshot_xmin,

@@ -17,13 +17,13 @@ export function problemsOf(location: ValidationProblem['location'], error: ZodEr
   }));
 }
 
+const LOCATIONS = ['params', 'query', 'body'] as const;
+
 /**
  * Parses body, query and params with the route's schemas and reports every problem at once. Every string
  * (keys included) is first checked for NUL, C0 controls and lone surrogates (src/schemas/text.ts).
  * Parsed values land on `req.valid`; handlers never read raw input.
  */
-const LOCATIONS = ['params', 'query', 'body'] as const;
-
 export function validate(schemas: { body?: ZodType; query?: ZodType; params?: ZodType }): RequestHandler {
   return (req, _res, next) => {
     const problems: ValidationProblem[] = [];

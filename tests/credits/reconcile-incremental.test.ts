@@ -57,6 +57,20 @@ async function asOwner(sql: string, bind: unknown[] = []): Promise<void> {
   }
 }
 
+/** Runs `body` while a transaction of this database (the owner's) is open with an id, which `body` gets; rolls it back after. */
+async function withOpenTransaction(body: (xid: bigint) => Promise<void>): Promise<void> {
+  const holder = new Client({ connectionString: ctx.ownerUrl });
+  await holder.connect();
+  try {
+    await holder.query('BEGIN');
+    const { rows } = await holder.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
+    await body(BigInt(rows[0].xid));
+  } finally {
+    await holder.query('ROLLBACK').catch(() => undefined);
+    await holder.end();
+  }
+}
+
 /** A user with two lots, one charge and one open hold: a ledger that reconciles. */
 async function busyUser(prefix: string): Promise<{ id: string; lot: string }> {
   const user = userWithRole('user');
@@ -199,12 +213,7 @@ describe('GET /api/admin/reconcile modes', () => {
     // of another database that a run cannot place (hidden from its role, or ended before its read): that is
     // how a clean run can leave the checkpoint above a later run's horizon. (It is this database's here, to
     // hold the horizon for certain; it writes nothing and is rolled back.)
-    const holder = new Client({ connectionString: ctx.ownerUrl });
-    await holder.connect();
-    try {
-      await holder.query('BEGIN');
-      const { rows } = await holder.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
-      const xid = BigInt(rows[0].xid);
+    await withOpenTransaction(async (xid) => {
       // The checkpoint just past it.
       await asOwner(`UPDATE reconcile_checkpoints SET snapshot_xmin = $1::bigint`, [String(xid + 1n)]);
       await chargeUsage(ctx, b.id, micro(1));
@@ -213,20 +222,12 @@ describe('GET /api/admin/reconcile modes', () => {
 
       expect(res.body).toMatchObject({ ok: true, mode: 'incremental', checkedUsers: 1, discrepancies: [] });
       expect((await checkpoint())!.snapshot_xmin).toBe(String(xid + 1n));
-    } finally {
-      await holder.query('ROLLBACK').catch(() => undefined);
-      await holder.end();
-    }
+    });
   });
 
   test('When a run is told before its snapshot that a running transaction is another database\'s, then its horizon passes that transaction', async () => {
     await settle();
-    const holder = new Client({ connectionString: ctx.ownerUrl });
-    await holder.connect();
-    try {
-      await holder.query('BEGIN');
-      const { rows } = await holder.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
-      const xid = BigInt(rows[0].xid);
+    await withOpenTransaction(async (xid) => {
       // A later transaction that ends: the snapshot's xmax (one past the newest ended one) passes the holder,
       // which is then in the snapshot's list of running transactions.
       await asOwner(`SELECT pg_current_xact_id()`);
@@ -237,10 +238,7 @@ describe('GET /api/admin/reconcile modes', () => {
       expect(await horizon([])).toBeLessThanOrEqual(xid);
       // (A transaction of another database that this role cannot see may hold both horizons lower still.)
       expect(await horizon([String(xid % 4294967296n)])).not.toBe(xid);
-    } finally {
-      await holder.query('ROLLBACK').catch(() => undefined);
-      await holder.end();
-    }
+    });
   });
 
   test('When nothing has ended since a clean run left the checkpoint at its xmax, then the next incremental run still uses it', async () => {

@@ -8,7 +8,7 @@ import { checkSessionSettings, createDatabase } from './db/database';
 import { checkDataFolderIsFree, startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres';
 import { migrateToLatest } from './db/migrator';
 import { createLogger } from './lib/logger';
-import { isPrimary, runWorkers } from './lib/cluster';
+import { clusterMetricsReader, isPrimary, isWorker, runWorkers } from './lib/cluster';
 import { Metrics } from './lib/metrics';
 import { startBackgroundJobs } from './services/background-jobs';
 
@@ -72,6 +72,8 @@ export async function startServer(config: Config = loadConfigOrExit()): Promise<
   if (applied.length) logger.info({ applied }, 'migrations applied');
 
   const metrics = new Metrics({ defaultMetrics: true });
+  // A worker of WEB_CONCURRENCY > 1 answers /metrics for the whole cluster (any worker may get the scrape).
+  if (isWorker()) metrics.exposition = clusterMetricsReader(metrics.registry);
   const { app, services, lifecycle, close: closeApp } = createApp({ config, db, logger, metrics });
   const server = http.createServer(
     {

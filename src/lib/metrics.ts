@@ -31,6 +31,13 @@ export interface MetricsSources {
 }
 
 /**
+ * How the cluster's primary merges a gauge that every worker reads from the same database (with
+ * WEB_CONCURRENCY > 1): one value, the largest of the workers' last reads, not their sum. Everything else
+ * is per process and summed (prom-client's default), e.g. the pools' connections and requests served.
+ */
+const DATABASE_FACT = 'max';
+
+/**
  * Every metric of one app instance, in its own Registry: createApp runs many times per test process,
  * and prom-client's global registry would refuse the second registration of the same name.
  */
@@ -71,6 +78,7 @@ export class Metrics {
     name: 'accounting_partition_months',
     help: 'Monthly partitions of each partitioned table (usage_records, credit_transactions, events)',
     labelNames: ['table'] as const,
+    aggregator: DATABASE_FACT,
     registers: [this.registry],
   });
 
@@ -78,6 +86,7 @@ export class Metrics {
     name: 'accounting_partition_next_month_ready',
     help: "1 when next month's partition of the table exists (made ahead by the background job), else 0",
     labelNames: ['table'] as const,
+    aggregator: DATABASE_FACT,
     registers: [this.registry],
   });
 
@@ -129,6 +138,7 @@ export class Metrics {
       name: 'accounting_sessions_active',
       help: 'Streaming sessions currently active (holding credits)',
       registers: [this.registry],
+      aggregator: DATABASE_FACT,
       async collect() {
         // A scrape must not fail because the database is briefly away; the last value stays.
         if (sources.activeSessions) this.set(await sources.activeSessions().catch(() => NaN));
@@ -170,6 +180,7 @@ export class Metrics {
       name: 'db_replica_lag_seconds',
       help: 'Replay lag of the read replica (DATABASE_REPLICA_URL) as last measured; NaN when unknown, unreachable or not configured',
       registers: [this.registry],
+      aggregator: DATABASE_FACT,
       async collect() {
         // Measured at most once a second (the router's own check), so scrapes cannot flood the replica.
         const lag = sources.replicaLagMs ? await sources.replicaLagMs().catch(() => null) : null;
@@ -184,6 +195,9 @@ export class Metrics {
     // observers, and tests build many apps per process.
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: options.prefix });
   }
+
+  /** The Prometheus text of /metrics: this registry's, or every worker's through the cluster's primary. */
+  exposition: () => Promise<string> = () => this.registry.metrics();
 
   /** Connects scrape-time sources (called once by the composition root). */
   connect(sources: MetricsSources): void {

@@ -35,7 +35,8 @@ export function operationsRoutes(options: {
       responses: {
         200: { description: 'Prometheus text exposition format', schema: z.string(), contentType: 'text/plain; version=0.0.4' },
       },
-      ...(options.metricsToken ? { errors: ['UNAUTHENTICATED' as const] } : {}),
+      // 503 only with WEB_CONCURRENCY > 1, when the workers' metrics cannot be gathered (docs/scaling.md).
+      errors: [...(options.metricsToken ? ['UNAUTHENTICATED' as const] : []), 'SERVICE_UNAVAILABLE'],
       handler: controller.prometheus,
     });
   }

@@ -3,9 +3,14 @@ import http from 'node:http';
 import path from 'node:path';
 import { findFreePort } from '../../src/db/embedded-postgres';
 import { createTestContext, type TestContext } from '../support/context';
+import { count, grantDirect } from '../support/db';
+import { addTestModel, TEST_MODEL } from '../sessions/support';
 import { TEST_JWT_SECRET, tokenFor } from '../support/tokens';
 
-/** WEB_CONCURRENCY=2: the real server process forks two workers on one port; SIGTERM drains both. */
+/**
+ * WEB_CONCURRENCY=2: the real server process forks two workers on one port; /metrics, whichever worker
+ * answers it, counts both workers' requests; SIGTERM drains both.
+ */
 const ROOT = path.resolve(__dirname, '../..');
 let ctx: TestContext;
 let child: ChildProcess | undefined;
@@ -30,7 +35,29 @@ function get(port: number, urlPath: string, headers: Record<string, string> = {}
   });
 }
 
-test('When WEB_CONCURRENCY=2, then two workers serve one port, and SIGTERM to the primary stops both and exits 0', async () => {
+/** The value of one sample line of a Prometheus text exposition (`name{labels} value`), or undefined. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+function post(port: number, urlPath: string, headers: Record<string, string>, body: unknown): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify(body);
+    const req = http.request(
+      { host: '127.0.0.1', port, path: urlPath, method: 'POST', agent: false, headers: { ...headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+test('When WEB_CONCURRENCY=2, then two workers serve one port, /metrics counts both, and SIGTERM to the primary stops both and exits 0', async () => {
   const port = await findFreePort();
   child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/server.ts'], {
     cwd: ROOT,
@@ -45,6 +72,7 @@ test('When WEB_CONCURRENCY=2, then two workers serve one port, and SIGTERM to th
       LOG_LEVEL: 'info',
       METRICS_TOKEN: 'metrics-token-for-the-cluster-test',
       WEB_CONCURRENCY: '2',
+      DATABASE_POOL_MAX: '4',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -72,6 +100,23 @@ test('When WEB_CONCURRENCY=2, then two workers serve one port, and SIGTERM to th
   const auth = { Authorization: `Bearer ${tokenFor({ sub: 'cluster-user' })}` };
   const answers = await Promise.all(Array.from({ length: 20 }, () => get(port, '/api/me', auth)));
   expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
+  // One active session (a database fact both workers read): reported once, not once per worker.
+  await grantDirect(ctx.db, 'cluster-user', 10);
+  await addTestModel(ctx.db);
+  const opened = await post(port, '/api/streaming-sessions/initialize', auth, { modelId: TEST_MODEL, estimatedCredits: 2 });
+  expect(opened.status).toBe(201);
+  expect(await count(ctx.db, 'streaming_sessions', `status = 'active'`)).toBe(1);
+
+  // Each scrape is a new connection, so the scrapes land on both workers; every one reports the cluster.
+  const metricsAuth = { Authorization: 'Bearer metrics-token-for-the-cluster-test' };
+  const meSeries = 'http_request_duration_seconds_count{method="GET",route="/api/me",status="200"}';
+  for (let i = 0; i < 4; i++) {
+    const scrape = await get(port, '/metrics', metricsAuth);
+    expect(scrape.status).toBe(200);
+    expect(sample(scrape.body, meSeries)).toBe(20);
+    expect(sample(scrape.body, 'accounting_sessions_active')).toBe(1);
+    expect(sample(scrape.body, 'db_pool_connections_max')).toBe(2 * 4); // each worker's pool: summed
+  }
 
   child.kill('SIGTERM');
   expect(await exited).toBe(0);

@@ -31,14 +31,23 @@ function option(argv: string[], name: string, fallback: number): number {
 }
 
 /**
- * CPU time (user + system) the process and its live children (WEB_CONCURRENCY's workers) have used, in ms
- * (clock ticks of 10 ms). A worker replaced during a batch would lose its ticks: none is, in a healthy run.
+ * CPU time (user + system) the process, its live children (WEB_CONCURRENCY's workers) and its reaped ones
+ * have used, in ms (clock ticks of 10 ms). A child that is gone by the time it is read counts 0 (its ticks
+ * move to the parent's reaped figures).
  */
 function cpuMs(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  const own = (Number(fields[11]) + Number(fields[12])) * 10;
-  const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').filter(Boolean);
-  return own + children.reduce((sum, child) => sum + cpuMs(Number(child)), 0);
+  let stat: string;
+  let children: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8');
+  } catch {
+    return 0;
+  }
+  const fields = stat.split(') ')[1].split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+  const live = children.trim().split(' ').filter(Boolean);
+  return ticks * 10 + live.reduce((sum, child) => sum + cpuMs(Number(child)), 0);
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];

@@ -2206,7 +2206,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -2266,7 +2266,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -2356,7 +2356,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -2502,7 +2502,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -2667,7 +2667,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -2809,7 +2809,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -2895,7 +2895,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -3047,7 +3047,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -3181,7 +3181,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -3264,7 +3264,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -3387,7 +3387,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -3476,7 +3476,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -3603,7 +3603,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -3726,7 +3726,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -3786,7 +3786,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -3886,7 +3886,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -3966,7 +3966,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -4113,7 +4113,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -4247,7 +4247,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -4370,7 +4370,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -4502,7 +4502,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -4625,7 +4625,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -4700,7 +4700,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -4784,7 +4784,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -4916,7 +4916,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -4990,7 +4990,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -5085,7 +5085,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -5168,7 +5168,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -5266,7 +5266,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -5400,7 +5400,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -5488,7 +5488,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -5572,7 +5572,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -5683,7 +5683,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -5772,7 +5772,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -5859,7 +5859,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -5982,7 +5982,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -6071,7 +6071,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -6167,7 +6167,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -6266,7 +6266,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -6353,7 +6353,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -6475,7 +6475,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -6560,7 +6560,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -6647,7 +6647,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -6764,7 +6764,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -6873,7 +6873,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */
@@ -6955,7 +6955,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy; nothing was changed, retry later */
+            /** @description `SERVICE_UNAVAILABLE`: the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying */

@@ -25,7 +25,7 @@ const ERROR_MEANING: Record<ErrorCode, string> = {
   UNSUPPORTED_MEDIA_TYPE: 'the body is not application/json',
   IDEMPOTENCY_KEY_REUSED: 'the Idempotency-Key was already used with a different request',
   RATE_LIMITED: 'too many requests; wait Retry-After seconds',
-  SERVICE_UNAVAILABLE: 'the database is unavailable or the account is busy; nothing was changed, retry later',
+  SERVICE_UNAVAILABLE: "the database is unavailable or the account is busy (on /metrics: the workers' metrics could not be gathered); nothing was changed, retry later",
   INTERNAL: 'unexpected error (no internals are revealed; quote the requestId)',
 };
 

@@ -8,7 +8,8 @@ import { checkSessionSettings, createDatabase } from './db/database';
 import { checkDataFolderIsFree, startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres';
 import { migrateToLatest } from './db/migrator';
 import { createLogger } from './lib/logger';
-import { clusterMetricsReader, isPrimary, isWorker, runWorkers } from './lib/cluster';
+import { isPrimary, isServiceWorker, runWorkers } from './lib/cluster';
+import { workerMetricsReader } from './lib/cluster-metrics';
 import { Metrics } from './lib/metrics';
 import { startBackgroundJobs } from './services/background-jobs';
 
@@ -73,7 +74,7 @@ export async function startServer(config: Config = loadConfigOrExit()): Promise<
 
   const metrics = new Metrics({ defaultMetrics: true });
   // A worker of WEB_CONCURRENCY > 1 answers /metrics for the whole cluster (any worker may get the scrape).
-  if (isWorker()) metrics.exposition = clusterMetricsReader(metrics.registry);
+  if (isServiceWorker()) metrics.exposition = workerMetricsReader(metrics.registry);
   const { app, services, lifecycle, close: closeApp } = createApp({ config, db, logger, metrics });
   const server = http.createServer(
     {

@@ -1,16 +1,8 @@
 import cluster from 'node:cluster';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import { aggregateWorkersMetrics } from './cluster-metrics';
 
-/** The IPC message a worker sends the primary for every worker's metrics, and the primary's answer. */
-const METRICS_MESSAGE = 'accounting:cluster-metrics';
-interface MetricsMessage {
-  type: typeof METRICS_MESSAGE;
-  id: number;
-  text?: string;
-  error?: string;
-}
-const isMetricsMessage = (message: unknown): message is MetricsMessage =>
-  typeof message === 'object' && message !== null && (message as { type?: unknown }).type === METRICS_MESSAGE;
+/** Set in the environment of the workers runWorkers forks (not of workers of some other cluster primary). */
+const WORKER_MARK = 'ACCOUNTING_CLUSTER_WORKER';
 
 /**
  * WEB_CONCURRENCY > 1: this process becomes a node:cluster primary that forks that many workers sharing
@@ -27,11 +19,13 @@ export function runWorkers(count: number, log: (message: string, fields?: Record
     const wait = Math.max(0, lastFork + 1_000 - Date.now());
     lastFork = Date.now() + wait;
     setTimeout(() => {
-      if (!stopping) cluster.fork();
+      if (!stopping) cluster.fork({ [WORKER_MARK]: '1' });
     }, wait);
   };
-  answerMetricsRequests();
-  for (let i = 0; i < count; i++) cluster.fork();
+  // 'advanced' (structured clone) IPC: metrics cross it with NaN intact (JSON would make it null, then 0).
+  cluster.setupPrimary({ serialization: 'advanced' });
+  aggregateWorkersMetrics(log);
+  for (let i = 0; i < count; i++) cluster.fork({ [WORKER_MARK]: '1' });
   lastFork = Date.now();
 
   cluster.on('exit', (worker, code, signal) => {
@@ -55,56 +49,5 @@ export function runWorkers(count: number, log: (message: string, fields?: Record
 }
 
 export const isPrimary = () => cluster.isPrimary;
-export const isWorker = () => cluster.isWorker;
-
-/**
- * In the primary: a worker serving /metrics asks for every worker's metrics, which prom-client's
- * AggregatorRegistry collects from all workers over IPC and merges (counters and histograms summed, each
- * metric by its `aggregator`). Any worker can answer a scrape, so each one asks here.
- */
-function answerMetricsRequests(): void {
-  const aggregator = new AggregatorRegistry();
-  cluster.on('message', (worker, message: unknown) => {
-    if (!isMetricsMessage(message)) return;
-    aggregator.clusterMetrics().then(
-      (text) => worker.send({ type: METRICS_MESSAGE, id: message.id, text }),
-      (error: unknown) => worker.send({ type: METRICS_MESSAGE, id: message.id, error: error instanceof Error ? error.message : String(error) }),
-    );
-  });
-}
-
-/**
- * In a worker: lets the primary read this worker's `registry` (prom-client answers its requests), and
- * returns what reads every worker's metrics, aggregated, through the primary. Rejects when the primary does
- * not answer within `timeoutMs` (prom-client's own wait for the workers is 5 s).
- */
-export function clusterMetricsReader(registry: Registry, timeoutMs = 10_000): () => Promise<string> {
-  AggregatorRegistry.setRegistries([registry]);
-  new AggregatorRegistry(); // constructing one installs prom-client's answering listener in this worker
-  const pending = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
-  let nextId = 0;
-  process.on('message', (message: unknown) => {
-    if (!isMetricsMessage(message)) return;
-    const request = pending.get(message.id);
-    if (!request) return; // timed out already
-    pending.delete(message.id);
-    clearTimeout(request.timer);
-    if (message.text !== undefined) request.resolve(message.text);
-    else request.reject(new Error(message.error ?? 'no metrics'));
-  });
-  return () =>
-    new Promise<string>((resolve, reject) => {
-      const id = nextId++;
-      const timer = setTimeout(() => {
-        pending.delete(id);
-        reject(new Error(`the primary did not answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      pending.set(id, { resolve, reject, timer });
-      process.send!({ type: METRICS_MESSAGE, id } satisfies MetricsMessage, undefined, undefined, (error: Error | null) => {
-        if (!error) return;
-        pending.delete(id);
-        clearTimeout(timer);
-        reject(error);
-      });
-    });
-}
+/** This process is a worker forked by runWorkers (WEB_CONCURRENCY > 1). */
+export const isServiceWorker = () => cluster.isWorker && process.env[WORKER_MARK] === '1';

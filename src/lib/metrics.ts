@@ -86,7 +86,7 @@ export class Metrics {
     name: 'accounting_partition_next_month_ready',
     help: "1 when next month's partition of the table exists (made ahead by the background job), else 0",
     labelNames: ['table'] as const,
-    aggregator: DATABASE_FACT,
+    aggregator: 'min', // with workers: 0 if any worker's last check found it missing (the cautious answer)
     registers: [this.registry],
   });
 
@@ -196,7 +196,7 @@ export class Metrics {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: options.prefix });
   }
 
-  /** The Prometheus text of /metrics: this registry's, or every worker's through the cluster's primary. */
+  /** The Prometheus text of /metrics: this registry's, or every worker's through the cluster's primary (src/lib/cluster-metrics.ts). */
   exposition: () => Promise<string> = () => this.registry.metrics();
 
   /** Connects scrape-time sources (called once by the composition root). */

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { findFreePort } from '../../src/db/embedded-postgres';
@@ -9,7 +10,7 @@ import { TEST_JWT_SECRET, tokenFor } from '../support/tokens';
 
 /**
  * WEB_CONCURRENCY=2: the real server process forks two workers on one port; /metrics, whichever worker
- * answers it, counts both workers' requests; SIGTERM drains both.
+ * answers it, counts both workers' requests, also after one of them is replaced; SIGTERM drains both.
  */
 const ROOT = path.resolve(__dirname, '../..');
 let ctx: TestContext;
@@ -25,7 +26,7 @@ afterAll(async () => {
 
 function get(port: number, urlPath: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    // agent: false: a new connection per request, so the kernel spreads them over the workers.
+    // agent: false: a new connection per request, so the primary's round robin spreads them over the workers.
     const req = http.get({ host: '127.0.0.1', port, path: urlPath, headers, agent: false }, (res) => {
       let body = '';
       res.on('data', (chunk) => (body += chunk));
@@ -79,23 +80,27 @@ test('When WEB_CONCURRENCY=2, then two workers serve one port, /metrics counts b
   const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
   let listening = 0;
   let output = '';
-  const twoListening = new Promise<void>((resolve, reject) => {
-    child!.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      for (const line of chunk.toString().split('\n')) {
-        try {
-          const entry = JSON.parse(line) as { msg?: string };
-          if (entry.msg?.includes('listening')) listening++;
-        } catch {
-          // not a log line
-        }
-      }
-      if (listening === 2) resolve();
+  const waiters: Array<{ count: number; resolve: () => void }> = [];
+  /** Resolves once `count` workers in all have logged that they listen (a replacement counts too). */
+  const listeningCount = (count: number) =>
+    new Promise<void>((resolve, reject) => {
+      waiters.push({ count, resolve });
+      void exited.then((code) => reject(new Error(`server exited (${code}) early:\n${output}`)));
     });
-    child!.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    void exited.then((code) => reject(new Error(`server exited (${code}) early:\n${output}`)));
+  child.stdout!.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    for (const line of chunk.toString().split('\n')) {
+      try {
+        const entry = JSON.parse(line) as { msg?: string };
+        if (entry.msg?.includes('listening')) listening++;
+      } catch {
+        // not a log line
+      }
+    }
+    for (const waiter of waiters) if (listening >= waiter.count) waiter.resolve();
   });
-  await twoListening;
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  await listeningCount(2);
 
   const auth = { Authorization: `Bearer ${tokenFor({ sub: 'cluster-user' })}` };
   const answers = await Promise.all(Array.from({ length: 20 }, () => get(port, '/api/me', auth)));
@@ -116,6 +121,27 @@ test('When WEB_CONCURRENCY=2, then two workers serve one port, /metrics counts b
     expect(sample(scrape.body, meSeries)).toBe(20);
     expect(sample(scrape.body, 'accounting_sessions_active')).toBe(1);
     expect(sample(scrape.body, 'db_pool_connections_max')).toBe(2 * 4); // each worker's pool: summed
+    expect(sample(scrape.body, 'db_replica_lag_seconds')).toBeNaN(); // no replica: NaN, not 0, across the IPC channel
+  }
+
+  // A worker dies: its requests stay counted, while it is replaced and after (a drop would read as a reset).
+  const workers = fs.readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(' ').map(Number);
+  expect(workers).toHaveLength(2);
+  process.kill(workers[0], 'SIGKILL');
+  // Until the primary has seen the exit, it may still hand a new connection to the dead worker.
+  for (let waited = 0; !output.includes('worker exited: starting another') && waited < 30_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+  for (let i = 0; i < 3; i++) {
+    const scrape = await get(port, '/metrics', metricsAuth);
+    expect(scrape.status).toBe(200);
+    expect(sample(scrape.body, meSeries)).toBe(20);
+  }
+  await listeningCount(3);
+  await get(port, '/api/me', auth);
+  for (let i = 0; i < 4; i++) {
+    const scrape = await get(port, '/metrics', metricsAuth);
+    expect(scrape.status).toBe(200);
+    expect(sample(scrape.body, meSeries)).toBe(21);
+    expect(sample(scrape.body, 'db_pool_connections_max')).toBe(2 * 4); // the replacement's pool, not the dead one's
   }
 
   child.kill('SIGTERM');

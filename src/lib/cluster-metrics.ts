@@ -1,0 +1,196 @@
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import { AppError } from './errors';
+
+/**
+ * /metrics with WEB_CONCURRENCY > 1 (docs/scaling.md, "Metrics with workers"). Any worker may get a scrape;
+ * it asks the primary, which collects every worker's registry over the cluster's IPC channel and merges
+ * them with prom-client's AggregatorRegistry.aggregate (each metric by its `aggregator`: counters and
+ * histograms summed). The collection protocol is ours rather than prom-client's clusterMetrics(), which
+ * asks workers that cannot answer yet (still starting), waits its 5 s for them, and never forgets a request
+ * that failed.
+ */
+type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/** worker → primary: this worker answers COLLECT from now on. */
+const READY = 'accounting:metrics-ready';
+/** worker → primary: a scrape wants the merged text; primary → worker: the text, or why not. */
+const SCRAPE = 'accounting:metrics-scrape';
+/** primary → worker: send your registry; worker → primary: it, as prom-client's JSON. */
+const COLLECT = 'accounting:metrics-collect';
+
+interface Message {
+  type: typeof READY | typeof SCRAPE | typeof COLLECT;
+  id?: number;
+  text?: string;
+  metrics?: MetricsJson;
+  error?: string;
+}
+
+const isMessage = (message: unknown): message is Message => {
+  const type = (message as { type?: unknown } | null)?.type;
+  return type === READY || type === SCRAPE || type === COLLECT;
+};
+
+/** How long the primary waits for one worker's registry; a scrape fails (503) past it. */
+export const COLLECT_TIMEOUT_MS = 5_000;
+
+/** What of a worker that exited still counts: its counters and histograms (prom-client's JSON names types in lower case; its typings say an enum). */
+const KEPT_AFTER_EXIT = new Set(['counter', 'histogram']);
+
+type Log = (message: string, fields?: Record<string, unknown>) => void;
+
+/**
+ * In the primary. Keeps what a scrape showed of each worker's counters and histograms, and when a worker
+ * exits, keeps adding its last shown values to every later scrape: the instance's sums never go down when
+ * a worker is replaced (Prometheus would read a drop as a counter reset and count the other workers'
+ * whole totals again). What the worker counted after the last scrape is lost, as in a single process that
+ * dies. Gauges of a worker that exited are dropped.
+ */
+export function aggregateWorkersMetrics(log: Log): void {
+  const answering = new Set<Worker>();
+  const pending = new Map<number, { worker: Worker; resolve: (metrics: MetricsJson) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  const lastShown = new Map<Worker, MetricsJson>();
+  let retired: MetricsJson[] = [];
+  let collapsing = false;
+  let nextId = 0;
+
+  // Retired parts are merged into one now and then (a crash loop must not grow them without bound). Scrapes
+  // meanwhile read the unmerged list; only exits append to it, so the merged prefix is replaced exactly.
+  const collapseRetired = async () => {
+    if (collapsing || retired.length < 2) return;
+    collapsing = true;
+    try {
+      const merging = retired.slice();
+      const merged = await AggregatorRegistry.aggregate(merging).getMetricsAsJSON();
+      retired = [merged, ...retired.slice(merging.length)];
+    } finally {
+      collapsing = false;
+    }
+  };
+
+  const send = (worker: Worker, message: Message, onError: (error: Error) => void) => {
+    if (!worker.isConnected()) return onError(new Error(`worker ${worker.process.pid} is disconnected`));
+    worker.send(message, undefined, (error: Error | null) => {
+      if (error) onError(error);
+    });
+  };
+
+  const collect = (worker: Worker) =>
+    new Promise<MetricsJson>((resolve, reject) => {
+      const id = nextId++;
+      const fail = (error: Error) => {
+        if (!pending.delete(id)) return;
+        clearTimeout(timer);
+        reject(error);
+      };
+      const timer = setTimeout(() => fail(new Error(`worker ${worker.process.pid} did not send its metrics within ${COLLECT_TIMEOUT_MS} ms`)), COLLECT_TIMEOUT_MS);
+      pending.set(id, { worker, resolve, reject, timer });
+      send(worker, { type: COLLECT, id }, fail);
+    });
+
+  const gather = async (): Promise<string> => {
+    const workers = [...answering];
+    // A worker that cannot be asked because it is going away (disconnected) is not a failed scrape; one that
+    // is connected and does not answer is.
+    const parts = await Promise.all(workers.map((worker) => collect(worker).catch((error: unknown) => (worker.isConnected() ? Promise.reject(error) : null))));
+    // Decided in one synchronous step, so that every scrape shows each worker's counters at least as high
+    // as the one before: a worker that exited meanwhile is in `retired` with what the last scrape showed of
+    // it; one that is going away but not yet gone shows that same part.
+    const shown: MetricsJson[] = [];
+    workers.forEach((worker, i) => {
+      if (!answering.has(worker)) return;
+      const part = parts[i];
+      if (part === null) {
+        const last = lastShown.get(worker);
+        if (last) shown.push(last);
+        return;
+      }
+      shown.push(part);
+      lastShown.set(worker, part.filter((metric) => KEPT_AFTER_EXIT.has(String(metric.type))));
+    });
+    return AggregatorRegistry.aggregate([...shown, ...retired]).metrics();
+  };
+
+  // A reply to a worker that has just died must not take the primary down with an unhandled 'error'.
+  cluster.on('fork', (worker) => worker.on('error', (error: Error) => log('worker IPC error', { pid: worker.process.pid, error: error.message })));
+  cluster.on('exit', (worker) => {
+    answering.delete(worker);
+    const last = lastShown.get(worker);
+    lastShown.delete(worker);
+    if (last) retired.push(last);
+    collapseRetired().catch((error: unknown) => log('merging retired workers\' metrics failed', { error: String(error) }));
+    for (const [id, request] of pending) {
+      if (request.worker !== worker) continue;
+      pending.delete(id);
+      clearTimeout(request.timer);
+      request.reject(new Error(`worker ${worker.process.pid} exited`));
+    }
+  });
+  cluster.on('message', (worker, message: unknown) => {
+    if (!isMessage(message)) return;
+    if (message.type === READY) answering.add(worker);
+    else if (message.type === COLLECT && message.id !== undefined) {
+      const request = pending.get(message.id);
+      if (!request || request.worker !== worker) return; // timed out already
+      pending.delete(message.id);
+      clearTimeout(request.timer);
+      if (message.metrics) request.resolve(message.metrics);
+      else request.reject(new Error(message.error ?? `worker ${worker.process.pid} sent no metrics`));
+    } else if (message.type === SCRAPE) {
+      const id = message.id;
+      const ignore = () => undefined; // the asking worker is gone: nobody to answer
+      gather().then(
+        (text) => send(worker, { type: SCRAPE, id, text }, ignore),
+        (error: unknown) => send(worker, { type: SCRAPE, id, error: error instanceof Error ? error.message : String(error) }, ignore),
+      );
+    }
+  });
+}
+
+/**
+ * In a worker: answers the primary's requests for `registry`, tells it so, and returns what reads the
+ * merged metrics of every worker through the primary. Rejects with 503 SERVICE_UNAVAILABLE when they cannot
+ * be gathered: one worker's figures alone would look like counters jumping between scrapes.
+ */
+export function workerMetricsReader(registry: Registry, timeoutMs = 2 * COLLECT_TIMEOUT_MS): () => Promise<string> {
+  const pending = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  let nextId = 0;
+  const ignore = () => undefined; // the primary is gone: this worker is being stopped
+  const send = (message: Message, onError: (error: Error | null) => void = ignore) => process.send!(message, undefined, undefined, onError);
+  const unavailable = (reason: string) => new AppError('SERVICE_UNAVAILABLE', `The workers' metrics could not be gathered: ${reason}`);
+
+  process.on('message', (message: unknown) => {
+    if (!isMessage(message) || message.id === undefined) return;
+    const id = message.id;
+    if (message.type === COLLECT) {
+      registry.getMetricsAsJSON().then(
+        (metrics) => send({ type: COLLECT, id, metrics }),
+        (error: unknown) => send({ type: COLLECT, id, error: error instanceof Error ? error.message : String(error) }),
+      );
+    } else if (message.type === SCRAPE) {
+      const request = pending.get(id);
+      if (!request) return; // timed out already
+      pending.delete(id);
+      clearTimeout(request.timer);
+      if (message.text !== undefined) request.resolve(message.text);
+      else request.reject(unavailable(message.error ?? 'no answer'));
+    }
+  });
+  send({ type: READY });
+
+  return () =>
+    new Promise<string>((resolve, reject) => {
+      const id = nextId++;
+      const fail = (error: Error) => {
+        if (!pending.delete(id)) return;
+        clearTimeout(timer);
+        reject(error);
+      };
+      const timer = setTimeout(() => fail(unavailable(`the primary did not answer within ${timeoutMs} ms`)), timeoutMs);
+      pending.set(id, { resolve, reject, timer });
+      send({ type: SCRAPE, id }, (error) => {
+        if (error) fail(unavailable(error.message));
+      });
+    });
+}

@@ -22,6 +22,7 @@ const ERROR_MEANING: Record<ErrorCode, string> = {
   IDEMPOTENCY_IN_PROGRESS: 'a request with the same Idempotency-Key is still running; retry later with the same key',
   CONFLICT: 'the request conflicts with the current state',
   PAYLOAD_TOO_LARGE: 'the body is over the size limit',
+  HEADERS_TOO_LARGE: 'the request headers are over 16 KB (answered before routing, by any path)',
   UNSUPPORTED_MEDIA_TYPE: 'the body is not application/json',
   IDEMPOTENCY_KEY_REUSED: 'the Idempotency-Key was already used with a different request',
   RATE_LIMITED: 'too many requests; wait Retry-After seconds',

@@ -11,6 +11,7 @@ import { createLogger } from './lib/logger';
 import { isPrimary, isServiceWorker, runWorkers } from './lib/cluster';
 import { workerMetricsReader } from './lib/cluster-metrics';
 import { Metrics } from './lib/metrics';
+import { clientErrorHandler } from './middleware/error.middleware';
 import { startBackgroundJobs } from './services/background-jobs';
 
 function loadConfigOrExit(): Config {
@@ -86,6 +87,7 @@ export async function startServer(config: Config = loadConfigOrExit()): Promise<
     },
     app,
   );
+  server.on('clientError', clientErrorHandler); // malformed or oversize requests: the API's error format
   // The ledger's event functions read LOW_BALANCE_THRESHOLDS from the database (issue 15).
   await services.events.syncSettings();
   // Monthly partitions ahead (issue 18); the background job retries if this fails (say, a lock timeout).

@@ -15,6 +15,8 @@ export const STATUS_OF: Record<ErrorCode, number> = {
   IDEMPOTENCY_IN_PROGRESS: 409,
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
+  // Not in API.md's table: headers over Node's 16 KB limit, answered before routing (clientErrorHandler).
+  HEADERS_TOO_LARGE: 431,
   UNSUPPORTED_MEDIA_TYPE: 415,
   IDEMPOTENCY_KEY_REUSED: 422,
   RATE_LIMITED: 429,

@@ -1,3 +1,5 @@
+import crypto from 'node:crypto';
+import type { Socket } from 'node:net';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { isConnectionError, isPoolExhausted, pgErrorCode } from '../db/database';
 import { writeJson } from '../lib/json-response';
@@ -66,3 +68,29 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
 
 export const notFoundHandler: RequestHandler = (req, _res, next) =>
   next(new AppError('NOT_FOUND', `No route for ${req.method} ${req.path}`));
+
+/**
+ * What Node's HTTP parser refuses before Express sees a request (the server's 'clientError'): headers over
+ * its 16 KB limit, malformed HTTP. Node would answer a bare status line; this answers in the API's error
+ * format (431 HEADERS_TOO_LARGE, 400 VALIDATION_ERROR) and closes the connection, as Node does. A request
+ * that timed out keeps Node's own 408; a socket that is already gone is just closed.
+ */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable || error.code === 'ECONNRESET' || error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && socket.writable) socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+    return;
+  }
+  const refusal =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? new AppError('HEADERS_TOO_LARGE', 'The request headers are too large (at most 16 KB in all)')
+      : new AppError('VALIDATION_ERROR', 'The request is not valid HTTP');
+  const status = STATUS_OF[refusal.code];
+  const requestId = crypto.randomUUID();
+  const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message, requestId } });
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `X-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

@@ -126,7 +126,6 @@ export function csvField(value: string | number | null): string {
 
 const DAY_MS = 86_400_000;
 const dayString = (ms: number) => new Date(ms).toISOString().slice(0, 10);
-const dayAfter = (day: string) => dayString(Date.parse(day) + DAY_MS);
 
 /**
  * Splits a range of UTC days into the whole ISO weeks (Monday..Sunday) inside it, as [first Monday,
@@ -484,7 +483,11 @@ function byModelOf(rows: (SumColumns & { model_id: string })[]) {
 function dailySeries(range: DayRange, rows: (SumColumns & { day: string })[]) {
   const byDay = new Map(rows.map((r) => [r.day, r]));
   const series: { date: string; requests: number; credits: number }[] = [];
-  for (let day = range.fromDay; day <= range.toDay; day = dayAfter(day)) {
+  // Counted in days, not compared as text: the day after 9999-12-31 is written "+010000-01-01", which sorts
+  // before it, and a text comparison never ended for a range ending on that day.
+  const days = (Date.parse(range.toDay) - Date.parse(range.fromDay)) / DAY_MS;
+  for (let i = 0; i <= days; i++) {
+    const day = dayString(Date.parse(range.fromDay) + i * DAY_MS);
     const row = byDay.get(day);
     series.push({ date: day, requests: row ? countFromDb(row.requests) : 0, credits: row ? toCredits(fromDb(row.credits)) : 0 });
   }

@@ -84,6 +84,9 @@ const invalid = (path: string, message: string) =>
 
 
 /** Webhook endpoints (admin): CRUD, test sends, deliveries and manual retries. Sending is the dispatcher's. */
+/** An endpoint's id as create() makes it; a list cursor naming anything else is forged (400). */
+const WEBHOOK_ID = /^wh_[0-9a-f]{24}$/;
+
 export class WebhookService {
   constructor(
     private readonly db: Database,
@@ -110,7 +113,7 @@ export class WebhookService {
   }
 
   async list(query: { limit: number; cursor?: string }) {
-    const after = decodeKeyCursor(query.cursor, () => true);
+    const after = decodeKeyCursor(query.cursor, (key) => WEBHOOK_ID.test(key));
     const rows = await this.db.query<EndpointRow>(
       `SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE ($1::text IS NULL OR id > $1) ORDER BY id LIMIT $2`,
       [after, query.limit + 1],

@@ -49,6 +49,24 @@ describe('webhooks', () => {
     const rows = await ctx.db.query<{ id: string }>(`SELECT id FROM events WHERE user_id = $1 ORDER BY id`, [userId]);
     return rows.map((r) => `evt_${r.id}`);
   };
+  it('When endpoints are listed page by page, then issued cursors chain; a cursor naming no endpoint id the service makes is a 400', async () => {
+    const r = await receiver();
+    const made = [await createEndpoint(r, ['credits.low']), await createEndpoint(r, ['credits.low'])];
+    const first = await request(ctx.app).get('/api/webhooks?limit=1').set('Authorization', admin.auth);
+    expect(first.status).toBe(200);
+    expect(first.body.nextCursor).toEqual(expect.any(String));
+    const second = await request(ctx.app).get(`/api/webhooks?limit=1&cursor=${first.body.nextCursor}`).set('Authorization', admin.auth);
+    expect(second.status).toBe(200);
+    expect(second.body.data[0].id > first.body.data[0].id).toBe(true);
+    const b64 = (keys: unknown[]) => Buffer.from(JSON.stringify(keys)).toString('base64url');
+    for (const keys of [['abc'], ['-1'], ['99999999999999999999999'], ['\u0000'], ['\ud800'], [`wh_${'g'.repeat(24)}`], [1]]) {
+      const res = await request(ctx.app).get(`/api/webhooks?cursor=${b64(keys)}`).set('Authorization', admin.auth);
+      expect([keys, res.status, res.body.error?.code]).toEqual([keys, 400, 'VALIDATION_ERROR']);
+    }
+    // Later tests count every endpoint's deliveries.
+    for (const { id } of made) expect((await request(ctx.app).delete(`/api/webhooks/${id}`).set('Authorization', admin.auth)).status).toBe(204);
+  });
+
   /** Every delivery due now (as if the backoff had elapsed). */
   const timePasses = () => ctx.db.query(`UPDATE webhook_deliveries SET next_attempt_at = now() WHERE status = 'pending' RETURNING 1`);
 

@@ -67,7 +67,7 @@ function problemsOf(res: CallResult, method: string): string[] {
   if (res.status === 0) return [`no response (${res.error})`];
   if (res.status >= 500) problems.push(`status ${res.status}`);
   if (LEAK.test(res.text)) problems.push(`leaks internals: ${res.text.slice(0, 300)}`);
-  if (res.status >= 400 && method !== 'head' && res.status !== 431) {
+  if (res.status >= 400 && method !== 'head') {
     const body = res.json as { error?: Record<string, unknown> } | undefined;
     const error = body?.error;
     if (!error || Object.keys(body!).length !== 1) problems.push(`not the error format: ${res.text.slice(0, 200)}`);

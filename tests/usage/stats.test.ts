@@ -312,6 +312,23 @@ describe('range validation', () => {
     expect(res.body.daily).toHaveLength(30);
   });
 
+  test('When a range ends on 9999-12-31, the last day there is, then its daily series ends there (all three stats routes)', async () => {
+    // The day after it is written "+010000-01-01", which sorts before it: a series built by comparing days as
+    // text never ended, and hung the process (found by a black-box fuzz).
+    const admin = userWithRole('admin');
+    const owner = user();
+    const routes = [
+      { path: '/api/usage/stats', auth: owner.auth },
+      { path: `/api/usage/stats/${encodeURIComponent(owner.id)}`, auth: admin.auth },
+      { path: '/api/usage/system-stats', auth: admin.auth },
+    ];
+    for (const { path, auth } of routes) {
+      const res = await request(ctx.app).get(path).query({ from: '9999-12-20', to: '9999-12-31T23:59:59Z' }).set('Authorization', auth);
+      expect([path, res.status]).toEqual([path, 200]);
+      expect(res.body.daily.map((d: { date: string }) => d.date)).toEqual(Array.from({ length: 12 }, (_, i) => `9999-12-${20 + i}`));
+    }
+  });
+
   test('When system stats get a bad range, then 400 too', async () => {
     const res = await request(ctx.app).get('/api/usage/system-stats').query({ from: '2026-05-02', to: '2026-05-01' }).set('Authorization', userWithRole('admin').auth);
     expect(res.status).toBe(400);

@@ -52,6 +52,16 @@ export const printableId = z
 export const userId = printableId;
 
 /** ISO 8601 timestamp in a response. */
+/**
+ * ISO 8601 writes 1 BC as year 0000; PostgreSQL's timestamps have no year 0 and would refuse it deep in a
+ * statement (a 400 without the problem named). Refused at the edge instead.
+ */
+export const NOT_YEAR_ZERO = [
+  (value: string) => !value.startsWith('0000'),
+  // abort: nothing after it (a transform, the range's own checks) runs on the refused value.
+  { message: 'year 0000 does not exist (years start at 0001)', abort: true },
+] as const;
+
 export const timestamp = z.string().openapi({ format: 'date-time', example: '2026-11-24T12:00:00.000Z' });
 
 /** ?limit=&cursor= for lists. limit defaults to 50 and may not exceed 500. */

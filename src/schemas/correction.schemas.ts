@@ -1,6 +1,6 @@
 import { MAX_CREDITS_MICRO, parseCredits, type Micro } from '../lib/money';
 import { allocationSchema, balanceSchema } from './credit.schemas';
-import { creditsInput, creditsOutput, modelId, page, paginationQuery, positiveCreditsInput, timestamp, userId, z } from './common';
+import { creditsInput, creditsOutput, modelId, NOT_YEAR_ZERO, page, paginationQuery, positiveCreditsInput, timestamp, userId, z } from './common';
 import { usageRecord } from './usage.schemas';
 
 /**
@@ -142,7 +142,7 @@ export const createScheduleBody = z
     rolloverCapCredits: creditsInput
       .optional()
       .openapi({ description: 'At each new period, credits left in this schedule\u2019s earlier grants above this cap are revoked' }),
-    startAt: z.iso.datetime({ offset: true }).optional().openapi({ description: 'First period: the one containing startAt (default now)' }),
+    startAt: z.iso.datetime({ offset: true }).refine(...NOT_YEAR_ZERO).optional().openapi({ description: 'First period: the one containing startAt (default now)' }),
   })
   .strict()
   .refine((body) => !(body.expireAtPeriodEnd && body.expiresInDays !== undefined), {

@@ -2,6 +2,7 @@ import {
   creditsInput,
   creditsOutput,
   modelId,
+  NOT_YEAR_ZERO,
   page,
   paginationQuery,
   timestamp,
@@ -162,6 +163,7 @@ export interface RangeBound {
 const bound = (end: 'from' | 'to') =>
   z
     .union([z.iso.date(), z.iso.datetime({ offset: true })])
+    .refine(...NOT_YEAR_ZERO)
     .transform((value): RangeBound => {
       if (value.length === 10) {
         const text = end === 'from' ? `${value}T00:00:00Z` : `${value}T23:59:59.999999Z`;

@@ -67,6 +67,10 @@ const refused: [string, Req, string, string][] = [
   ['NUL in the ledger userId query parameter', { method: 'get', path: '/api/credits/transactions?userId=%00', auth: supervisor.auth }, 'query', 'userId'],
   ['NUL in a modelId path parameter', { method: 'put', path: '/api/models/gpt%00x', auth: admin.auth, body: { inputPricePer1M: 1, outputPricePer1M: 1 } }, 'params', 'modelId'],
   ['a control character in an unknown query parameter of a route without one', { method: 'get', path: '/api/credits/balance?x=%01', auth: user.auth }, 'query', 'x'],
+  // Year 0000 (ISO's 1 BC) exists in JavaScript dates but not in PostgreSQL's: named at the edge.
+  ['a stats range from year 0000', { method: 'get', path: '/api/usage/stats?from=0000-01-01T00:00:00Z', auth: user.auth }, 'query', 'from'],
+  ['a records range to year 0000', { method: 'get', path: '/api/usage/records?to=0000-01-01', auth: user.auth }, 'query', 'to'],
+  ['a system stats range from year 0000', { method: 'get', path: '/api/usage/system-stats?from=0000-12-31&to=0001-01-01', auth: admin.auth }, 'query', 'from'],
   // Cursors: arity, type and range checked in code.
   ['a records cursor with an id above bigint', { method: 'get', path: `/api/usage/records?cursor=${b64(['9999999999999999999', '1'])}`, auth: user.auth }, 'query', 'cursor'],
   ['a records cursor whose id is 2^63', { method: 'get', path: `/api/usage/records?cursor=${b64(['1', '9223372036854775808'])}`, auth: user.auth }, 'query', 'cursor'],

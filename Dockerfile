@@ -37,4 +37,4 @@ EXPOSE 3000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Node as PID 1 receives SIGTERM directly: the service drains and exits within SHUTDOWN_GRACE_MS.
-CMD ["node", "--max-old-space-size=128", "dist/src/server.js"]
+CMD ["node", "--max-old-space-size=128", "--heap-growing-percent=100", "dist/src/server.js"]

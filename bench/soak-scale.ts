@@ -39,6 +39,7 @@ import { USER_PREFIX } from './constants';
 import { migrate } from './fresh-database';
 import { startNode, stopAll, waitForHttp } from './processes';
 import { seedUsers } from './seed';
+import { productionNodeFlags } from './service-builds';
 
 const ROOT = path.resolve(__dirname, '../..');
 const JWT_SECRET = 'soak-secret-only-for-the-local-scale-soak-0123456789';
@@ -230,7 +231,7 @@ async function main(): Promise<number> {
       RATE_LIMIT_PER_USER_PER_MINUTE: '1000000',
       RATE_LIMIT_PER_IP_PER_MINUTE: '10000000',
     });
-    const nodeFlags = ['--max-old-space-size=128'];
+    const nodeFlags = productionNodeFlags(); // as `npm run start:prod` starts it
     const services = ports.map((port, i) => startNode(`service-${i + 1}`, server, env(port), path.join(logDir, `service-${i + 1}.log`), nodeFlags));
     cleanups.push(['services', () => stopAll()]);
     await Promise.all(services.map((child, i) => waitForHttp(`${urls[i]}/ready`, child, 90_000)));

@@ -41,6 +41,45 @@ const KEPT_AFTER_EXIT = new Set(['counter', 'histogram']);
 type Log = (message: string, fields?: Record<string, unknown>) => void;
 
 /**
+ * Requests awaiting a reply over IPC, by id. Each settles once: by its reply, its timeout, or a failure to
+ * send it. `Tag` says whom it was sent to (a reply from anyone else is ignored).
+ */
+class PendingReplies<T, Tag = undefined> {
+  private readonly pending = new Map<number, { tag: Tag; resolve: (value: T) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  private nextId = 0;
+
+  ask(tag: Tag, timeoutMs: number, timedOut: () => Error, send: (id: number, fail: (error: Error) => void) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const id = this.nextId++;
+      const timer = setTimeout(() => this.reject(id, tag, timedOut()), timeoutMs);
+      this.pending.set(id, { tag, resolve, reject, timer });
+      send(id, (error) => this.reject(id, tag, error));
+    });
+  }
+
+  resolve(id: number, tag: Tag, value: T): void {
+    this.take(id, tag)?.resolve(value);
+  }
+
+  reject(id: number, tag: Tag, error: Error): void {
+    this.take(id, tag)?.reject(error);
+  }
+
+  rejectAll(tag: Tag, error: Error): void {
+    for (const [id, request] of this.pending) if (request.tag === tag) this.reject(id, tag, error);
+  }
+
+  /** The request, removed, if it is still pending and was sent to `tag`. */
+  private take(id: number, tag: Tag) {
+    const request = this.pending.get(id);
+    if (!request || request.tag !== tag) return undefined; // settled already, or not this sender's
+    this.pending.delete(id);
+    clearTimeout(request.timer);
+    return request;
+  }
+}
+
+/**
  * In the primary. Keeps what a scrape showed of each worker's counters and histograms, and when a worker
  * exits, keeps adding its last shown values to every later scrape: the instance's sums never go down when
  * a worker is replaced (Prometheus would read a drop as a counter reset and count the other workers'
@@ -49,11 +88,10 @@ type Log = (message: string, fields?: Record<string, unknown>) => void;
  */
 export function aggregateWorkersMetrics(log: Log): void {
   const answering = new Set<Worker>();
-  const pending = new Map<number, { worker: Worker; resolve: (metrics: MetricsJson) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  const collecting = new PendingReplies<MetricsJson, Worker>();
   const lastShown = new Map<Worker, MetricsJson>();
   let retired: MetricsJson[] = [];
   let collapsing = false;
-  let nextId = 0;
 
   // Retired parts are merged into one now and then (a crash loop must not grow them without bound). Scrapes
   // meanwhile read the unmerged list; only exits append to it, so the merged prefix is replaced exactly.
@@ -77,17 +115,12 @@ export function aggregateWorkersMetrics(log: Log): void {
   };
 
   const collect = (worker: Worker) =>
-    new Promise<MetricsJson>((resolve, reject) => {
-      const id = nextId++;
-      const fail = (error: Error) => {
-        if (!pending.delete(id)) return;
-        clearTimeout(timer);
-        reject(error);
-      };
-      const timer = setTimeout(() => fail(new Error(`worker ${worker.process.pid} did not send its metrics within ${COLLECT_TIMEOUT_MS} ms`)), COLLECT_TIMEOUT_MS);
-      pending.set(id, { worker, resolve, reject, timer });
-      send(worker, { type: COLLECT, id }, fail);
-    });
+    collecting.ask(
+      worker,
+      COLLECT_TIMEOUT_MS,
+      () => new Error(`worker ${worker.process.pid} did not send its metrics within ${COLLECT_TIMEOUT_MS} ms`),
+      (id, fail) => send(worker, { type: COLLECT, id }, fail),
+    );
 
   const gather = async (): Promise<string> => {
     const workers = [...answering];
@@ -120,23 +153,14 @@ export function aggregateWorkersMetrics(log: Log): void {
     lastShown.delete(worker);
     if (last) retired.push(last);
     collapseRetired().catch((error: unknown) => log('merging retired workers\' metrics failed', { error: String(error) }));
-    for (const [id, request] of pending) {
-      if (request.worker !== worker) continue;
-      pending.delete(id);
-      clearTimeout(request.timer);
-      request.reject(new Error(`worker ${worker.process.pid} exited`));
-    }
+    collecting.rejectAll(worker, new Error(`worker ${worker.process.pid} exited`));
   });
   cluster.on('message', (worker, message: unknown) => {
     if (!isMessage(message)) return;
     if (message.type === READY) answering.add(worker);
     else if (message.type === COLLECT && message.id !== undefined) {
-      const request = pending.get(message.id);
-      if (!request || request.worker !== worker) return; // timed out already
-      pending.delete(message.id);
-      clearTimeout(request.timer);
-      if (message.metrics) request.resolve(message.metrics);
-      else request.reject(new Error(message.error ?? `worker ${worker.process.pid} sent no metrics`));
+      if (message.metrics) collecting.resolve(message.id, worker, message.metrics);
+      else collecting.reject(message.id, worker, new Error(message.error ?? `worker ${worker.process.pid} sent no metrics`));
     } else if (message.type === SCRAPE) {
       const id = message.id;
       const ignore = () => undefined; // the asking worker is gone: nobody to answer
@@ -154,8 +178,7 @@ export function aggregateWorkersMetrics(log: Log): void {
  * be gathered: one worker's figures alone would look like counters jumping between scrapes.
  */
 export function workerMetricsReader(registry: Registry, timeoutMs = 2 * COLLECT_TIMEOUT_MS): () => Promise<string> {
-  const pending = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
-  let nextId = 0;
+  const scrapes = new PendingReplies<string>();
   const ignore = () => undefined; // the primary is gone: this worker is being stopped
   const send = (message: Message, onError: (error: Error | null) => void = ignore) => process.send!(message, undefined, undefined, onError);
   const unavailable = (reason: string) => new AppError('SERVICE_UNAVAILABLE', `The workers' metrics could not be gathered: ${reason}`);
@@ -169,28 +192,17 @@ export function workerMetricsReader(registry: Registry, timeoutMs = 2 * COLLECT_
         (error: unknown) => send({ type: COLLECT, id, error: error instanceof Error ? error.message : String(error) }),
       );
     } else if (message.type === SCRAPE) {
-      const request = pending.get(id);
-      if (!request) return; // timed out already
-      pending.delete(id);
-      clearTimeout(request.timer);
-      if (message.text !== undefined) request.resolve(message.text);
-      else request.reject(unavailable(message.error ?? 'no answer'));
+      if (message.text !== undefined) scrapes.resolve(id, undefined, message.text);
+      else scrapes.reject(id, undefined, unavailable(message.error ?? 'no answer'));
     }
   });
   send({ type: READY });
 
   return () =>
-    new Promise<string>((resolve, reject) => {
-      const id = nextId++;
-      const fail = (error: Error) => {
-        if (!pending.delete(id)) return;
-        clearTimeout(timer);
-        reject(error);
-      };
-      const timer = setTimeout(() => fail(unavailable(`the primary did not answer within ${timeoutMs} ms`)), timeoutMs);
-      pending.set(id, { resolve, reject, timer });
-      send({ type: SCRAPE, id }, (error) => {
-        if (error) fail(unavailable(error.message));
-      });
-    });
+    scrapes.ask(
+      undefined,
+      timeoutMs,
+      () => unavailable(`the primary did not answer within ${timeoutMs} ms`),
+      (id, fail) => send({ type: SCRAPE, id }, (error) => error && fail(unavailable(error.message))),
+    );
 }

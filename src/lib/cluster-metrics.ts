@@ -89,7 +89,8 @@ class PendingReplies<T, Tag = undefined> {
 export function aggregateWorkersMetrics(log: Log): void {
   const answering = new Set<Worker>();
   const collecting = new PendingReplies<MetricsJson, Worker>();
-  const lastShown = new Map<Worker, MetricsJson>();
+  const lastShown = new Map<Worker, { gathered: number; part: MetricsJson }>();
+  let gatherings = 0;
   let retired: MetricsJson[] = [];
   let collapsing = false;
 
@@ -123,6 +124,7 @@ export function aggregateWorkersMetrics(log: Log): void {
     );
 
   const gather = async (): Promise<string> => {
+    const gathered = ++gatherings; // of two scrapes at once, the later-started one's parts are kept
     const workers = [...answering];
     // A worker that cannot be asked because it is going away (disconnected) is not a failed scrape; one that
     // is connected and does not answer is.
@@ -136,11 +138,13 @@ export function aggregateWorkersMetrics(log: Log): void {
       const part = parts[i];
       if (part === null) {
         const last = lastShown.get(worker);
-        if (last) shown.push(last);
+        if (last) shown.push(last.part);
         return;
       }
       shown.push(part);
-      lastShown.set(worker, part.filter((metric) => KEPT_AFTER_EXIT.has(String(metric.type))));
+      if ((lastShown.get(worker)?.gathered ?? 0) < gathered) {
+        lastShown.set(worker, { gathered, part: part.filter((metric) => KEPT_AFTER_EXIT.has(String(metric.type))) });
+      }
     });
     return AggregatorRegistry.aggregate([...shown, ...retired]).metrics();
   };
@@ -151,7 +155,7 @@ export function aggregateWorkersMetrics(log: Log): void {
     answering.delete(worker);
     const last = lastShown.get(worker);
     lastShown.delete(worker);
-    if (last) retired.push(last);
+    if (last) retired.push(last.part);
     collapseRetired().catch((error: unknown) => log('merging retired workers\' metrics failed', { error: String(error) }));
     collecting.rejectAll(worker, new Error(`worker ${worker.process.pid} exited`));
   });

@@ -38,6 +38,8 @@ export const COLLECT_TIMEOUT_MS = 5_000;
 /** What of a worker that exited still counts: its counters and histograms (prom-client's JSON names types in lower case; its typings say an enum). */
 const KEPT_AFTER_EXIT = new Set(['counter', 'histogram']);
 
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
 type Log = (message: string, fields?: Record<string, unknown>) => void;
 
 /**
@@ -170,7 +172,7 @@ export function aggregateWorkersMetrics(log: Log): void {
       const ignore = () => undefined; // the asking worker is gone: nobody to answer
       gather().then(
         (text) => send(worker, { type: SCRAPE, id, text }, ignore),
-        (error: unknown) => send(worker, { type: SCRAPE, id, error: error instanceof Error ? error.message : String(error) }, ignore),
+        (error: unknown) => send(worker, { type: SCRAPE, id, error: messageOf(error) }, ignore),
       );
     }
   });
@@ -193,7 +195,7 @@ export function workerMetricsReader(registry: Registry, timeoutMs = 2 * COLLECT_
     if (message.type === COLLECT) {
       registry.getMetricsAsJSON().then(
         (metrics) => send({ type: COLLECT, id, metrics }),
-        (error: unknown) => send({ type: COLLECT, id, error: error instanceof Error ? error.message : String(error) }),
+        (error: unknown) => send({ type: COLLECT, id, error: messageOf(error) }),
       );
     } else if (message.type === SCRAPE) {
       if (message.text !== undefined) scrapes.resolve(id, undefined, message.text);

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { isConnectionError, isPoolExhausted, pgErrorCode } from '../db/database';
@@ -76,9 +77,12 @@ export const notFoundHandler: RequestHandler = (req, _res, next) =>
  * that timed out keeps Node's own 408; a socket that is already gone is just closed.
  */
 export function clientErrorHandler(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && socket.writable) {
+    socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
+    return;
+  }
   if (!socket.writable || error.code === 'ECONNRESET' || error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && socket.writable) socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
+    socket.destroy();
     return;
   }
   const refusal =
@@ -89,7 +93,7 @@ export function clientErrorHandler(error: Error & { code?: string }, socket: Soc
   const requestId = crypto.randomUUID();
   const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message, requestId } });
   socket.end(
-    `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
       `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
       `X-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
   );

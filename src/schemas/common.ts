@@ -51,7 +51,6 @@ export const printableId = z
 
 export const userId = printableId;
 
-/** ISO 8601 timestamp in a response. */
 /**
  * ISO 8601 writes 1 BC as year 0000; PostgreSQL's timestamps have no year 0 and would refuse it deep in a
  * statement (a 400 without the problem named). Refused at the edge instead.
@@ -62,6 +61,7 @@ export const NOT_YEAR_ZERO = [
   { message: 'year 0000 does not exist (years start at 0001)', abort: true },
 ] as const;
 
+/** ISO 8601 timestamp in a response. */
 export const timestamp = z.string().openapi({ format: 'date-time', example: '2026-11-24T12:00:00.000Z' });
 
 /** ?limit=&cursor= for lists. limit defaults to 50 and may not exceed 500. */

@@ -485,9 +485,10 @@ function dailySeries(range: DayRange, rows: (SumColumns & { day: string })[]) {
   const series: { date: string; requests: number; credits: number }[] = [];
   // Counted in days, not compared as text: the day after 9999-12-31 is written "+010000-01-01", which sorts
   // before it, and a text comparison never ended for a range ending on that day.
-  const days = (Date.parse(range.toDay) - Date.parse(range.fromDay)) / DAY_MS;
+  const first = Date.parse(range.fromDay);
+  const days = (Date.parse(range.toDay) - first) / DAY_MS;
   for (let i = 0; i <= days; i++) {
-    const day = dayString(Date.parse(range.fromDay) + i * DAY_MS);
+    const day = dayString(first + i * DAY_MS);
     const row = byDay.get(day);
     series.push({ date: day, requests: row ? countFromDb(row.requests) : 0, credits: row ? toCredits(fromDb(row.credits)) : 0 });
   }

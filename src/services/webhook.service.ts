@@ -83,10 +83,10 @@ const invalid = (path: string, message: string) =>
   new AppError('VALIDATION_ERROR', 'The request is not valid', { problems: [{ location: 'body', path, message }] });
 
 
-/** Webhook endpoints (admin): CRUD, test sends, deliveries and manual retries. Sending is the dispatcher's. */
 /** An endpoint's id as create() makes it; a list cursor naming anything else is forged (400). */
 const WEBHOOK_ID = /^wh_[0-9a-f]{24}$/;
 
+/** Webhook endpoints (admin): CRUD, test sends, deliveries and manual retries. Sending is the dispatcher's. */
 export class WebhookService {
   constructor(
     private readonly db: Database,

@@ -6,6 +6,7 @@ import { findFreePort } from '../../src/db/embedded-postgres';
 import { createTestContext, type TestContext } from '../support/context';
 import { count, grantDirect } from '../support/db';
 import { addTestModel, TEST_MODEL } from '../sessions/support';
+import { call } from '../reliability/harness/http';
 import { TEST_JWT_SECRET, tokenFor } from '../support/tokens';
 
 /**
@@ -40,22 +41,6 @@ function get(port: number, urlPath: string, headers: Record<string, string> = {}
 function sample(text: string, series: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
-
-function post(port: number, urlPath: string, headers: Record<string, string>, body: unknown): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const payload = JSON.stringify(body);
-    const req = http.request(
-      { host: '127.0.0.1', port, path: urlPath, method: 'POST', agent: false, headers: { ...headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } },
-      (res) => {
-        let text = '';
-        res.on('data', (chunk) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
 }
 
 test('When WEB_CONCURRENCY=2, then two workers serve one port, /metrics counts both, and SIGTERM to the primary stops both and exits 0', async () => {
@@ -108,7 +93,13 @@ test('When WEB_CONCURRENCY=2, then two workers serve one port, /metrics counts b
   // One active session (a database fact both workers read): reported once, not once per worker.
   await grantDirect(ctx.db, 'cluster-user', 10);
   await addTestModel(ctx.db);
-  const opened = await post(port, '/api/streaming-sessions/initialize', auth, { modelId: TEST_MODEL, estimatedCredits: 2 });
+  const opened = await call(`http://127.0.0.1:${port}`, {
+    method: 'POST',
+    path: '/api/streaming-sessions/initialize',
+    headers: auth,
+    body: { modelId: TEST_MODEL, estimatedCredits: 2 },
+    agent: new http.Agent({ keepAlive: false }),
+  });
   expect(opened.status).toBe(201);
   expect(await count(ctx.db, 'streaming_sessions', `status = 'active'`)).toBe(1);
 

@@ -41,6 +41,7 @@ export function validate(schemas: { body?: ZodType; query?: ZodType; params?: Zo
       const raw = location === 'body' ? (req.body ?? {}) : req[location];
       const textIssues = findTextIssues(raw);
       for (const issue of textIssues) problems.push({ location, path: issue.path.map(String).join('.'), message: issue.message });
+      if (textIssues.some((issue) => issue.tooDeep)) continue; // already refused; zod would recurse through it
       const result = schema.safeParse(raw);
       if (result.success) valid[location] = result.data as never;
       else problems.push(...problemsOf(location, result.error));

@@ -30,9 +30,14 @@ export function idProblem(value: string): string | null {
   return PRINTABLE_ID.test(value) ? null : 'must be 1-255 printable characters (no control characters or unpaired surrogates)';
 }
 
+/** How deep a body, query or params value may nest: deeper input is refused before any schema walks it. */
+export const MAX_INPUT_DEPTH = 64;
+
 export interface TextIssue {
   path: (string | number)[];
   message: string;
+  /** The value nests deeper than MAX_INPUT_DEPTH here: the route's schema must not walk it (recursion). */
+  tooDeep?: true;
 }
 
 /**
@@ -54,7 +59,13 @@ function multilineAt(path: (string | number)[]): boolean {
 }
 
 function walk(value: unknown, path: (string | number)[], depth: number, issues: TextIssue[]): void {
-  if (issues.length >= 20 || depth > 64) return; // enough to report; JSON depth is bounded by the body limit
+  if (issues.length >= 20) return; // enough to report
+  if (depth > MAX_INPUT_DEPTH) {
+    // Refused, not skipped: text below this level would go unchecked, and recursive code (a schema's
+    // JSON.stringify, PostgreSQL's jsonb parser) must never see such a value.
+    issues.push({ path: [...path], message: `must not nest more than ${MAX_INPUT_DEPTH} levels deep`, tooDeep: true });
+    return;
+  }
   if (typeof value === 'string') {
     const problem = textProblem(value, multilineAt(path));
     if (problem) issues.push({ path: [...path], message: problem });

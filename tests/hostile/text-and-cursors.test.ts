@@ -44,7 +44,24 @@ const b64 = (keys: unknown[]) => encodeCursor(keys);
 
 const record = (extra: Record<string, unknown>) => ({ service: 'chat', operation: 'completion', credits: 1, ...extra });
 
+/** `levels` arrays (or objects under `a`) around `inner`, and the path of the level where nesting passes 64. */
+const nested = (levels: number, inner: unknown, kind: 'array' | 'object') => {
+  let value = inner;
+  for (let i = 0; i < levels; i++) value = kind === 'array' ? [value] : { a: value };
+  return value;
+};
+const pathAtDepth65 = (prefix: string, kind: 'array' | 'object') => [prefix, ...Array(64).fill(kind === 'array' ? '0' : 'a')].join('.');
+
 const refused: [string, Req, string, string][] = [
+  // The fuzz's 500: metadata a few thousand levels deep (10 KB) overflowed the stack in the metadata size
+  // check's JSON.stringify. Nesting past 64 levels is now refused wherever it is, before any schema runs.
+  ['metadata nested 1,000 arrays deep', { method: 'post', path: '/api/usage/record', auth: user.auth, body: record({ metadata: { a: nested(1000, 1, 'array') } }) }, 'body', ['metadata', 'a', ...Array(63).fill('0')].join('.')],
+  ['metadata nested 1,000 objects deep', { method: 'post', path: '/api/usage/record', auth: supervisor.auth, body: record({ userId: 'deep', metadata: nested(1000, 1, 'object') }) }, 'body', pathAtDepth65('metadata', 'object')],
+  ['NUL 70 levels deep in metadata (below where text checks used to stop)', { method: 'post', path: '/api/usage/record', auth: user.auth, body: record({ metadata: nested(70, '\u0000', 'object') }) }, 'body', pathAtDepth65('metadata', 'object')],
+  ['a provider usage object nested 1,000 levels deep', { method: 'post', path: '/api/credits/check', auth: user.auth, body: { modelId: 'gpt-4o', providerUsage: { format: 'openai.chat', usage: nested(1000, 1, 'object') } } }, 'body', ['providerUsage', 'usage', ...Array(63).fill('a')].join('.')],
+  // 40,000 levels, sent as text (80 KB, under the body limit; building it as a value here would overflow the
+  // test's own JSON.stringify). JSON.parse takes any depth; the walk that refuses it stops at level 65.
+  ['a body nested 40,000 levels deep', { method: 'post', path: '/api/usage/record', auth: user.auth, body: `{"service":"chat","operation":"completion","credits":1,"metadata":{"a":${'['.repeat(40_000)}${']'.repeat(40_000)}}}` }, 'body', ['metadata', 'a', ...Array(63).fill('0')].join('.')],
   ['NUL in a metadata value', { method: 'post', path: '/api/usage/record', auth: user.auth, body: record({ metadata: { k: '\u0000' } }) }, 'body', 'metadata.k'],
   ['a lone high surrogate in metadata', { method: 'post', path: '/api/usage/record', auth: user.auth, body: record({ metadata: { k: '\ud800' } }) }, 'body', 'metadata.k'],
   ['a lone low surrogate deep in metadata', { method: 'post', path: '/api/usage/record', auth: user.auth, body: record({ metadata: { a: [{ b: 'x\udc00' }] } }) }, 'body', 'metadata.a.0.b'],
@@ -89,7 +106,8 @@ describe('Hostile text and cursors are refused at the edge', () => {
   test.each(refused)('When a request has %s, then 400 VALIDATION_ERROR naming it and nothing changes', async (_name, req, location, path) => {
     const before = await snapshot();
     let call = request(ctx.app)[req.method](req.path).set('Authorization', req.auth).set('Idempotency-Key', `k-${Math.random()}`);
-    if (req.body !== undefined) call = call.send(req.body as object);
+    if (typeof req.body === 'string') call = call.set('Content-Type', 'application/json').send(req.body);
+    else if (req.body !== undefined) call = call.send(req.body as object);
     const res = await call;
 
     expect(res.status).toBe(400);

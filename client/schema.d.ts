@@ -897,7 +897,8 @@ export interface components {
                 /** @example INSUFFICIENT_CREDITS */
                 code: string;
                 message: string;
-                details?: {
+                /** @description What the code needs to be acted on; {} when nothing */
+                details: {
                     [key: string]: unknown;
                 };
                 requestId: string;

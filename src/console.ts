@@ -94,7 +94,7 @@ export function consoleRouter(config: Config, bundleDir?: string): Router {
 function devSignInHandler(config: Config): RequestHandler {
   return (req, res) => {
     if (!req.is('application/json') || (req.headers['sec-fetch-site'] && req.headers['sec-fetch-site'] !== 'same-origin')) {
-      res.status(403).json({ error: { code: 'FORBIDDEN', message: 'The development sign-in answers only the console itself', requestId: req.id } });
+      res.status(403).json({ error: { code: 'FORBIDDEN', message: 'The development sign-in answers only the console itself', details: {}, requestId: req.id } });
       return;
     }
     const token = jwt.sign({ sub: 'dev-admin', role: 'admin', username: 'dev-admin' }, config.jwt.key, {

@@ -191,7 +191,7 @@ export function buildOpenApiDocument(routes: RouteSpec[]) {
       version,
       description:
         'Credit accounting for an LLM platform: balances, two-phase holds for streamed model calls, usage and an append-only ledger. ' +
-        'Amounts are credits with at most 6 decimal places. Errors share one format: `{"error": {code, message, details?, requestId}}`.',
+        'Amounts are credits with at most 6 decimal places. Errors share one format: `{"error": {code, message, details, requestId}}` (`details` is `{}` when the code carries none).',
       contact: { name: 'Accounting service maintainers' },
       license: { name: 'UNLICENSED' },
     },

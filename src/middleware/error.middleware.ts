@@ -60,7 +60,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       error: {
         code: appError.code,
         message: appError.message,
-        ...(appError.details ? { details: appError.details } : {}),
+        // Always present (API.md's format), empty when the error has nothing to add.
+        details: appError.details ?? {},
         requestId: req.id,
       },
     });
@@ -91,7 +92,7 @@ export function clientErrorHandler(error: Error & { code?: string }, socket: Soc
       : new AppError('VALIDATION_ERROR', 'The request is not valid HTTP');
   const status = STATUS_OF[refusal.code];
   const requestId = crypto.randomUUID();
-  const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message, requestId } });
+  const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message, details: {}, requestId } });
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
       `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +

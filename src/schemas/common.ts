@@ -158,7 +158,7 @@ export const errorResponse = z
     error: z.object({
       code: z.string().openapi({ example: 'INSUFFICIENT_CREDITS' }),
       message: z.string(),
-      details: z.record(z.string(), z.unknown()).optional(),
+      details: z.record(z.string(), z.unknown()).openapi({ description: 'What the code needs to be acted on; {} when nothing' }),
       requestId: z.string(),
     }),
   })

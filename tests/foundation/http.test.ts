@@ -39,7 +39,19 @@ describe('error format', () => {
   test('When the route does not exist, then 404 NOT_FOUND in the error format', async () => {
     const res = await request(ctx.app).get('/api/nope').set('Authorization', auth());
     expect(res.status).toBe(404);
-    expect(res.body).toEqual({ error: { code: 'NOT_FOUND', message: expect.any(String), requestId: expect.any(String) } });
+    expect(res.body).toEqual({ error: { code: 'NOT_FOUND', message: expect.any(String), details: {}, requestId: expect.any(String) } });
+  });
+
+  test('When an error has nothing to add (401, 403, INVALID_JSON, 415), then details is still there, empty', async () => {
+    const user = await request(ctx.app).get('/api/credits/balance');
+    const forbidden = await request(ctx.app).get('/api/usage/system-stats').set('Authorization', auth());
+    const badJson = await request(ctx.app).post('/api/credits/check').set('Authorization', auth()).set('Content-Type', 'application/json').send('{');
+    const notJson = await request(ctx.app).post('/api/credits/check').set('Authorization', auth()).set('Content-Type', 'text/plain').send('x');
+    expect([user.status, forbidden.status, badJson.status, notJson.status]).toEqual([401, 403, 400, 415]);
+    for (const res of [user, forbidden, badJson, notJson]) {
+      expect(Object.keys(res.body.error).sort()).toEqual(['code', 'details', 'message', 'requestId']);
+      expect(res.body.error.details).toEqual({});
+    }
   });
 
   test('When the JSON is unparsable, then 400 INVALID_JSON', async () => {

@@ -76,7 +76,7 @@ function problemsOf(res: CallResult, method: string): string[] {
       if (!(code in STATUS_OF)) problems.push(`unknown error code ${String(code)}`);
       else if (STATUS_OF[code] !== res.status) problems.push(`code ${code} with status ${res.status}`);
       if (typeof error.message !== 'string' || typeof error.requestId !== 'string') problems.push(`error without message/requestId: ${res.text.slice(0, 200)}`);
-      if (error.details !== undefined && (typeof error.details !== 'object' || error.details === null)) problems.push('details is not an object');
+      if (typeof error.details !== 'object' || error.details === null || Array.isArray(error.details)) problems.push('details is not an object (API.md: always there, {} when empty)');
       const extra = Object.keys(error).filter((k) => !['code', 'message', 'details', 'requestId'].includes(k));
       if (extra.length) problems.push(`unexpected error fields ${extra.join(',')}`);
     }

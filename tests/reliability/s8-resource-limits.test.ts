@@ -123,7 +123,7 @@ describe('scenario 8: resource limits', () => {
     const bigHeader = await call(url(), { path: '/api/me', headers: { 'X-Big': 'x'.repeat(20_000) } });
     expect(bigHeader.status).toBe(431);
     // Refused by Node's parser before Express, yet in the API's error format.
-    expect(bigHeader.json).toMatchObject({ error: { code: 'HEADERS_TOO_LARGE', message: expect.any(String), requestId: expect.any(String) } });
+    expect(bigHeader.json).toMatchObject({ error: { code: 'HEADERS_TOO_LARGE', message: expect.any(String), details: {}, requestId: expect.any(String) } });
     const malformed = await slowClient(['GET /health HTTP/1.1\r\nHost: localhost\r\nNot a header line\r\n\r\n'], 10);
     expect(malformed.response.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
     expect(JSON.parse(malformed.response.split('\r\n\r\n')[1])).toMatchObject({ error: { code: 'VALIDATION_ERROR', message: 'The request is not valid HTTP' } });

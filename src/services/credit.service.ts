@@ -169,7 +169,10 @@ export class CreditService {
 
   /** Would `credits` (or the cost of these tokens at the current price) be covered right now? */
   async checkUserCredits(userId: string, body: CheckBody): Promise<{ sufficient: boolean; required: Micro; available: Micro; limitedBy?: object }> {
-    const { credits: required } = await this.resolveCost(body.credits, () => this.prices.current(body.modelId!), () => usageOfBody(body));
+    const { credits: required } = await this.resolveCost(body.credits, () => this.prices.current(body.modelId!), () => usageOfBody(body), [
+      'inputTokens',
+      'outputTokens',
+    ]);
     const available = await this.availableCredits(userId);
     // Budgets (docs/budgets.md): the same test initialize makes, as a read.
     const refusal = this.budgets ? await this.budgets.refusal(userId, body.modelId ?? null, required) : null;
@@ -182,6 +185,8 @@ export class CreditService {
     const price = await this.prices.current(body.modelId);
     const tokens = usageOfBody(body);
     const cost = this.calculateCreditsForTokens(price, tokens);
+    // A cost no request may have (API.md, "Bounds") is refused here too, not quoted.
+    assertRequestCost(cost.total, ['inputTokens', 'outputTokens']);
     return {
       modelId: price.modelId,
       priceVersion: price.priceVersion,

@@ -309,8 +309,7 @@ export function costAt(price: ModelPrice, counts: TokenCounts): Cost {
     exact += tokens[kind] * prices[kind];
     breakdown[kind] = costOfTokens(tokens[kind], prices[kind]);
   }
-  // The bound on one request's cost is checked where a cost is about to move credits (assertRequestCost):
-  // check and calculate may quote a larger one.
+  // The bound on one request's cost is checked by the callers (assertRequestCost), which name their fields.
   const total = (exact + 999_999n) / 1_000_000n;
   return { total, breakdown, tokens };
 }

@@ -66,6 +66,17 @@ describe('The cost of one request is at most 1,000,000,000 credits', () => {
     expect(await moneySnapshot()).toEqual(before);
   });
 
+  test('When check or calculate would quote more than the cap, then 400 naming the token fields; exactly the cap is quoted', async () => {
+    for (const path of ['/api/credits/check', '/api/credits/calculate']) {
+      const over = await request(ctx.app).post(path).set('Authorization', user.auth).send({ modelId: 'capped-model', inputTokens: 500_000_000, outputTokens: 500_000_001 });
+      expect(over.status).toBe(400);
+      expect(over.body.error.code).toBe('VALIDATION_ERROR');
+      expect(over.body.error.details.problems.map((p: { path: string }) => p.path)).toEqual(['inputTokens', 'outputTokens']);
+      const at = await request(ctx.app).post(path).set('Authorization', user.auth).send({ modelId: 'capped-model', inputTokens: 500_000_000, outputTokens: 500_000_000 });
+      expect(at.status).toBe(200);
+    }
+  });
+
   test('When usage/record tokens cost exactly the cap, then it is recorded (and unpaid beyond the balance)', async () => {
     const res = await request(ctx.app)
       .post('/api/usage/record')

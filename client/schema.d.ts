@@ -1231,6 +1231,10 @@ export interface components {
             dryRun: boolean;
         };
         RerateRequest: {
+            /**
+             * @description 1-255 printable characters
+             * @example gpt-4o
+             */
             modelId: string;
             fromPriceVersion: number;
             toPriceVersion: number;
@@ -1358,6 +1362,10 @@ export interface components {
              * @example 6f1c2d3e-1111-4aaa-8bbb-123456789abc
              */
             sessionId?: string;
+            /**
+             * @description 1-255 printable characters
+             * @example gpt-4o
+             */
             modelId: string;
             /**
              * @description Estimated prompt tokens (parts included)
@@ -1424,7 +1432,10 @@ export interface components {
             unpaidCredits: number;
         };
         FinalizeSessionRequest: {
-            /** @example 6f1c2d3e-1111-4aaa-8bbb-123456789abc */
+            /**
+             * @description 1-255 printable characters
+             * @example 6f1c2d3e-1111-4aaa-8bbb-123456789abc
+             */
             sessionId: string;
             /**
              * @description All prompt tokens (parts included); required unless providerUsage is given
@@ -1461,7 +1472,10 @@ export interface components {
             userId?: string;
         };
         ExtendSessionRequest: {
-            /** @example 6f1c2d3e-1111-4aaa-8bbb-123456789abc */
+            /**
+             * @description 1-255 printable characters
+             * @example 6f1c2d3e-1111-4aaa-8bbb-123456789abc
+             */
             sessionId: string;
             /** @description expiresAt becomes now + ttlSeconds (at most 86400) */
             ttlSeconds?: number;
@@ -1479,7 +1493,10 @@ export interface components {
             userId?: string;
         };
         AbortSessionRequest: {
-            /** @example 6f1c2d3e-1111-4aaa-8bbb-123456789abc */
+            /**
+             * @description 1-255 printable characters
+             * @example 6f1c2d3e-1111-4aaa-8bbb-123456789abc
+             */
             sessionId: string;
             /**
              * @description Tokens streamed before the abort (charged)
@@ -1629,6 +1646,10 @@ export interface components {
              * @example 12.5
              */
             credits?: number | string;
+            /**
+             * @description 1-255 printable characters
+             * @example gpt-4o
+             */
             modelId?: string;
             /**
              * @description All prompt tokens (cached and cache-write tokens included)
@@ -2385,6 +2406,10 @@ export interface operations {
                      * @example 12.5
                      */
                     credits?: number | string;
+                    /**
+                     * @description 1-255 printable characters
+                     * @example gpt-4o
+                     */
                     modelId?: string;
                     /**
                      * @description All prompt tokens (cached and cache-write tokens included)
@@ -2526,6 +2551,10 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /**
+                     * @description 1-255 printable characters
+                     * @example gpt-4o
+                     */
                     modelId: string;
                     /**
                      * @description All prompt tokens (cached and cache-write tokens included)
@@ -3905,6 +3934,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description 1-255 printable characters */
                 modelId: string;
             };
             cookie?: never;
@@ -3985,6 +4015,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description 1-255 printable characters */
                 modelId: string;
             };
             cookie?: never;
@@ -6391,7 +6422,10 @@ export interface operations {
                      * @example 12.5
                      */
                     limitCredits: number | string;
-                    /** @description Only spend on this model counts (default: all models) */
+                    /**
+                     * @description Only spend on this model counts (default: all models)
+                     * @example gpt-4o
+                     */
                     modelId?: string;
                     /**
                      * @description Default UTC

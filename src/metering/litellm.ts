@@ -32,7 +32,7 @@ export function parseLiteLlm(prices: Record<string, unknown>, creditsPerUsd: Mic
       continue;
     }
     if (!modelIdSchema.safeParse(modelId).success) {
-      skip('not a valid model id here (1-128 letters, digits and . _ : / -)');
+      skip('not a valid model id (1-255 printable characters)');
       continue;
     }
     if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) {

@@ -38,7 +38,6 @@ export const creditsOutput = z.number().openapi({ description: 'Credits, up to 6
 /** A token count: a non-negative integer up to 10^12. */
 export const tokenCount = z.number().int().min(0).max(1_000_000_000_000).openapi({ example: 1200 });
 
-export const modelId = z.string().min(1).max(128).regex(/^[A-Za-z0-9._:/-]+$/, 'letters, digits and . _ : / - only');
 
 /** An id chosen by a caller or the token issuer: 1-255 printable characters (API.md, Conventions "Text"). */
 export const printableId = z
@@ -48,6 +47,9 @@ export const printableId = z
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   })
   .openapi({ minLength: 1, maxLength: 255, description: '1-255 printable characters' });
+
+/** A model id: an id like the others (Vertex AI's `claude-3-5-sonnet@20240620`, `openai/gpt-4o`, …). */
+export const modelId = printableId.openapi({ example: 'gpt-4o' });
 
 export const userId = printableId;
 

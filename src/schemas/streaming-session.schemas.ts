@@ -1,11 +1,8 @@
 import { countFieldsGiven, partFields, refineCounts, usageOf } from '../metering/body';
-import { creditsOutput, modelId, page, positiveCreditsInput, timestamp, tokenCount, userId, z } from './common';
+import { creditsOutput, modelId, page, positiveCreditsInput, printableId, timestamp, tokenCount, userId, z } from './common';
 
-/** A client-chosen session id: its permanent idempotency id. Printable ASCII, like Idempotency-Key. */
-export const sessionId = z
-  .string()
-  .regex(/^[\x21-\x7e]{1,255}$/, 'must be 1-255 printable ASCII characters')
-  .openapi({ example: '6f1c2d3e-1111-4aaa-8bbb-123456789abc' });
+/** A client-chosen session id: its permanent idempotency id; an id like the others (1-255 printable characters). */
+export const sessionId = printableId.openapi({ example: '6f1c2d3e-1111-4aaa-8bbb-123456789abc' });
 
 const ESTIMATE = { input: 'estimatedInputTokens', output: 'estimatedOutputTokens' };
 const ACTUAL = { input: 'actualInputTokens', output: 'actualOutputTokens' };

@@ -136,6 +136,42 @@ describe('Hostile text and cursors are refused at the edge', () => {
     expect(await count(ctx.db, 'user_accounts', 'id = $1', [id])).toBe(1);
   });
 
+  test("When a model id has '@' or non-ASCII and a session id has spaces or non-ASCII, then they work end to end (API.md: 1-255 printable characters)", async () => {
+    const model = 'vertex_ai/claude-3-5-sonnet@20240620 · é';
+    const priced = await request(ctx.app)
+      .put(`/api/models/${encodeURIComponent(model)}`)
+      .set('Authorization', admin.auth)
+      .send({ inputPricePer1M: 3, outputPricePer1M: 15 });
+    expect(priced.status).toBe(201);
+    expect(priced.body.modelId).toBe(model);
+    const versions = await request(ctx.app).get(`/api/models/${encodeURIComponent(model)}/versions`).set('Authorization', admin.auth);
+    expect(versions.status).toBe(200);
+    for (const sessionId of ['a b', 'séance-✓', 's'.repeat(255)]) {
+      const opened = await request(ctx.app)
+        .post('/api/streaming-sessions/initialize')
+        .set('Authorization', user.auth)
+        .send({ sessionId, modelId: model, estimatedInputTokens: 1000, estimatedOutputTokens: 1000 });
+      expect(opened.status).toBe(201);
+      expect(opened.body).toMatchObject({ sessionId, modelId: model });
+      const settled = await request(ctx.app)
+        .post('/api/streaming-sessions/finalize')
+        .set('Authorization', user.auth)
+        .send({ sessionId, actualInputTokens: 100, actualOutputTokens: 100 });
+      expect(settled.status).toBe(200);
+      expect(settled.body.usedCredits).toBe(0.0018);
+    }
+    const longest = await request(ctx.app).put(`/api/models/${'m'.repeat(255)}`).set('Authorization', admin.auth).send({ inputPricePer1M: 1, outputPricePer1M: 1 });
+    expect(longest.status).toBe(201);
+    const tooLong = await request(ctx.app).put(`/api/models/${'m'.repeat(256)}`).set('Authorization', admin.auth).send({ inputPricePer1M: 1, outputPricePer1M: 1 });
+    expect(tooLong.status).toBe(400);
+    const sessionTooLong = await request(ctx.app)
+      .post('/api/streaming-sessions/initialize')
+      .set('Authorization', user.auth)
+      .send({ sessionId: 's'.repeat(256), modelId: model, estimatedCredits: 1 });
+    expect(sessionTooLong.status).toBe(400);
+    expect(sessionTooLong.body.error.details.problems[0].path).toBe('sessionId');
+  });
+
   test('When an issued cursor is followed, then the pages still chain (valid cursors pass the checks)', async () => {
     for (let i = 0; i < 3; i++) {
       await request(ctx.app).post('/api/usage/record').set('Authorization', supervisor.auth).send(record({ userId: 'pager' }));

@@ -111,15 +111,20 @@ describe('POST /api/models/import', () => {
       creditsPerUsd: 100,
       prices: {
         'ok-model': { input_cost_per_token: 1e-6, output_cost_per_token: 2e-6 },
-        'bad model id!': { input_cost_per_token: 1e-6, output_cost_per_token: 2e-6 },
+        ['m'.repeat(256)]: { input_cost_per_token: 1e-6, output_cost_per_token: 2e-6 },
+        // A real provider id: Vertex AI names versions with '@' (model ids are 1-255 printable characters).
+        'vertex_ai/claude-3-5-sonnet@20240620': { input_cost_per_token: 3e-6, output_cost_per_token: 15e-6 },
         'string-cost': { input_cost_per_token: '1e-6', output_cost_per_token: 2e-6 },
         'too-dear': { input_cost_per_token: 100, output_cost_per_token: 2e-6 },
         'not-object': 42,
       },
     });
     expect(res.status).toBe(200);
-    expect(res.body.created).toEqual([{ modelId: 'ok-model', priceVersion: 1 }]);
-    expect(res.body.skipped.map((s: { modelId: string }) => s.modelId).sort()).toEqual(['bad model id!', 'not-object', 'string-cost', 'too-dear']);
+    expect(res.body.created).toEqual([
+      { modelId: 'ok-model', priceVersion: 1 },
+      { modelId: 'vertex_ai/claude-3-5-sonnet@20240620', priceVersion: 1 },
+    ]);
+    expect(res.body.skipped.map((s: { modelId: string }) => s.modelId).sort()).toEqual(['m'.repeat(255), 'not-object', 'string-cost', 'too-dear']);
   });
 
   test('When a supervisor imports, then 403', async () => {

@@ -1328,8 +1328,7 @@ export interface components {
                 /** @description The version in effect now */
                 inEffect: boolean;
             })[];
-            /** @description Always null: every version is in one page */
-            nextCursor: unknown;
+            nextCursor: string | null;
         };
         StreamingSession: {
             sessionId: string;
@@ -3931,7 +3930,10 @@ export interface operations {
     };
     getModelsByModelIdVersions: {
         parameters: {
-            query?: never;
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
             header?: never;
             path: {
                 /** @description 1-255 printable characters */
@@ -5222,7 +5224,7 @@ export interface operations {
                 from?: string;
                 /** @description An ISO 8601 date (a whole UTC day) or date-time with Z or an offset */
                 to?: string;
-                /** @description csv: the whole range as a CSV download (limit and cursor are ignored) */
+                /** @description csv: the whole range (after cursor, when given) as a CSV download; limit is ignored */
                 format?: "json" | "csv";
                 /** @description Whose records (supervisor and admin only; default: the caller) */
                 userId?: string;

@@ -3,7 +3,8 @@ import { send } from '../middleware/idempotency.middleware';
 import type { Input } from '../routes/route-table';
 import { parseLiteLlm } from '../metering/litellm';
 import { toModelPriceJson, type ImportPricesBody, type PutPriceBody } from '../schemas/model.schemas';
-import { inEffect, type PriceService } from '../services/price.service';
+import type { Page } from '../schemas/common';
+import type { PriceService } from '../services/price.service';
 
 export class ModelController {
   constructor(private readonly prices: PriceService) {}
@@ -13,16 +14,10 @@ export class ModelController {
     res.json((await this.prices.list()).map(toModelPriceJson));
   };
 
-  /** GET /api/models/:modelId/versions: every version, oldest first, marking the one in effect now. */
-  versions = async ({ params }: Input<{ params: { modelId: string } }>, res: Response) => {
-    const modelId = params.modelId;
-    const versions = await this.prices.versions(modelId);
-    const current = inEffect(versions, new Date());
-    res.json({
-      modelId,
-      data: versions.map((price) => ({ ...toModelPriceJson(price), inEffect: price === current })),
-      nextCursor: null,
-    });
+  /** GET /api/models/:modelId/versions: a page of versions, oldest first, marking the one in effect now. */
+  versions = async ({ params, query }: Input<{ params: { modelId: string }; query: Page }>, res: Response) => {
+    const { data, current, nextCursor } = await this.prices.versionPage(params.modelId, query);
+    res.json({ modelId: params.modelId, data: data.map((price) => ({ ...toModelPriceJson(price), inEffect: price === current })), nextCursor });
   };
 
   /** POST /api/models/import (admin): a LiteLLM price list; only changed models get a version. */

@@ -5,6 +5,7 @@ import {
   modelIdParams,
   modelListResponse,
   modelPriceSchema,
+  modelVersionsQuery,
   modelVersionsResponse,
   putPriceBody,
 } from '../schemas/model.schemas';
@@ -41,7 +42,7 @@ export function modelRoutes(services: Services): RouteSpec[] {
       summary: 'Every price version of a model, oldest first, including those that take effect later',
       tags: ['Models'],
       access: 'user',
-      request: { params: modelIdParams },
+      request: { params: modelIdParams, query: modelVersionsQuery },
       responses: { 200: { description: 'Versions', schema: modelVersionsResponse } },
       errors: ['VALIDATION_ERROR', 'NOT_FOUND'],
       handle: controller.versions,

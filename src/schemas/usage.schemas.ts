@@ -223,7 +223,7 @@ export const recordsQuery = paginationQuery
   .extend({
     from: bound('from').optional(),
     to: bound('to').optional(),
-    format: z.enum(['json', 'csv']).default('json').openapi({ description: 'csv: the whole range as a CSV download (limit and cursor are ignored)' }),
+    format: z.enum(['json', 'csv']).default('json').openapi({ description: 'csv: the whole range (after cursor, when given) as a CSV download; limit is ignored' }),
     userId: userId.optional().openapi({ description: 'Whose records (supervisor and admin only; default: the caller)' }),
   })
   .strict()

@@ -2,6 +2,7 @@ import type { Database } from '../db/database';
 import { AppError } from '../lib/errors';
 import { costOfTokens, formatCredits, fromDb, MAX_REQUEST_COST_MICRO, type Micro } from '../lib/money';
 import type { TokenUsage } from '../metering/tokens';
+import { decodeKeyCursor, encodeCursor, type Page } from '../schemas/common';
 
 /**
  * One price version of a model, in micro-credits per 1M tokens of each kind. A kind without its own
@@ -105,6 +106,19 @@ export class PriceService {
     const versions = (await this.all()).get(modelId);
     if (!versions) throw new AppError('NOT_FOUND', `Model "${modelId}" has no price`, { modelId });
     return [...versions].sort((a, b) => a.priceVersion - b.priceVersion);
+  }
+
+  /**
+   * One page of a model's versions, oldest first (the cursor names the last version shown), and the version
+   * in effect now (of all of them, not only this page's).
+   */
+  async versionPage(modelId: string, page: Page): Promise<{ data: ModelPrice[]; current: ModelPrice | undefined; nextCursor: string | null }> {
+    const versions = await this.versions(modelId);
+    const after = decodeKeyCursor(page.cursor, (key) => /^\d{1,10}$/.test(key) && Number(key) <= 2 ** 31 - 1);
+    const rest = after === null ? versions : versions.filter((price) => price.priceVersion > Number(after));
+    const data = rest.slice(0, page.limit);
+    const nextCursor = rest.length > page.limit ? encodeCursor([String(data[data.length - 1].priceVersion)]) : null;
+    return { data, current: inEffect(versions, new Date()), nextCursor };
   }
 
   /** The version in effect now; UNKNOWN_MODEL when there is none (never billed at zero). */

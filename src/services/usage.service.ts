@@ -400,9 +400,12 @@ export class UsageService {
   async exportRecordsCsv(caller: Caller, query: RecordsQuery): Promise<{ filename: string; chunks: AsyncIterable<string> }> {
     const userId = await this.readableTarget(caller, query.userId);
     const fetchPage = (after: [string, string] | undefined) => this.fetchRecords(userId, query, CSV_PAGE_SIZE, after);
+    // A cursor is checked like the JSON list's (a forged one is a 400 before the first byte) and honoured:
+    // the export starts after it.
+    const start = cursorKeys(query.cursor);
     async function* chunks(): AsyncGenerator<string> {
       yield CSV_COLUMNS.join(',') + '\r\n';
-      let after: [string, string] | undefined;
+      let after = start;
       for (;;) {
         const rows = await fetchPage(after);
         if (rows.length === 0) return;

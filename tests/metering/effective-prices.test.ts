@@ -45,6 +45,25 @@ describe('effective-dated prices', () => {
     expect(await listed('sched-model')).toMatchObject({ priceVersion: 2, inputPricePer1M: 10 });
   });
 
+  test('When /versions is paged, then it follows the list rules: limit, a cursor that chains, 400 for bad ones', async () => {
+    for (let i = 1; i <= 3; i++) expect((await put('paged-model', { inputPricePer1M: i, outputPricePer1M: i })).status).toBe(i === 1 ? 201 : 200);
+    const get = (query: string) => request(ctx.app).get(`/api/models/paged-model/versions${query}`).set('Authorization', admin.auth);
+    const first = await get('?limit=2');
+    expect(first.status).toBe(200);
+    expect(first.body.data.map((v: { priceVersion: number; inEffect: boolean }) => [v.priceVersion, v.inEffect])).toEqual([
+      [1, false],
+      [2, false],
+    ]);
+    const second = await get(`?limit=2&cursor=${first.body.nextCursor}`);
+    expect(second.body.data.map((v: { priceVersion: number; inEffect: boolean }) => [v.priceVersion, v.inEffect])).toEqual([[3, true]]);
+    expect(second.body.nextCursor).toBeNull();
+    expect((await get('')).body.data).toHaveLength(3);
+    for (const bad of ['?limit=0', '?limit=501', '?limit=abc', '?cursor=bogus', `?cursor=${Buffer.from('["99999999999"]').toString('base64url')}`, '?lmit=2']) {
+      const res = await get(bad);
+      expect([bad, res.status, res.body.error?.code]).toEqual([bad, 400, 'VALIDATION_ERROR']);
+    }
+  });
+
   test('When effectiveFrom is in the past, or the model is unknown to /versions, then 400 / 404', async () => {
     const past = await put('past-model', { inputPricePer1M: 1, outputPricePer1M: 1, effectiveFrom: '2020-01-01T00:00:00Z' });
     expect(past.status).toBe(400);

@@ -241,6 +241,19 @@ describe('GET /api/usage/records?format=csv', () => {
     expect(ids.every((id, i) => i === 0 || ids[i - 1] > id)).toBe(true);
   });
 
+  test('When the CSV request carries a cursor, then a forged one is a 400 and an issued one starts the export after it', async () => {
+    const kim = userWithRole('user');
+    const older = await recordAt(ctx.db, '2026-09-03T00:00:00Z', { userId: kim.id, credits: 1n });
+    await recordAt(ctx.db, '2026-09-04T00:00:00Z', { userId: kim.id, credits: 2n });
+    const forged = await list(kim.auth, { format: 'csv', cursor: 'bogus' });
+    expect(forged.status).toBe(400);
+    expect(forged.body.error.details.problems[0]).toMatchObject({ location: 'query', path: 'cursor' });
+    const page = await list(kim.auth, { limit: 1 });
+    const after = await list(kim.auth, { format: 'csv', cursor: page.body.nextCursor });
+    expect(after.status).toBe(200);
+    expect(parseCsv(after.text).slice(1).map((row) => row[0])).toEqual([older]);
+  });
+
   test('When a user has no records, then the CSV is just the header', async () => {
     const res = await list(userWithRole('user').auth, { format: 'csv' });
     expect(res.status).toBe(200);

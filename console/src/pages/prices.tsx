@@ -51,7 +51,7 @@ function VersionsSection({ models, version }: { models: string[]; version: numbe
   const [draft, setDraft] = useState('');
   const [modelId, setModelId] = useState('');
   const versions = useAsync(
-    () => (modelId ? api.call('get', '/api/models/{modelId}/versions', { params: { modelId } }) : Promise.resolve(null)),
+    () => (modelId ? api.call('get', '/api/models/{modelId}/versions', { params: { modelId }, query: { limit: 500 } }) : Promise.resolve(null)),
     [modelId, version],
   );
   return (

@@ -1207,7 +1207,7 @@ export interface components {
             rolloverCapCredits?: number | string;
             /**
              * Format: date-time
-             * @description First period: the one containing startAt (default now)
+             * @description First period: the one containing startAt (default now; at most 35 days ago)
              */
             startAt?: string;
         };

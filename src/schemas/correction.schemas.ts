@@ -131,6 +131,12 @@ export const timezone = z
   }, 'must be an IANA time zone such as Europe/Berlin')
   .openapi({ example: 'Europe/Berlin' });
 
+/**
+ * How far back a schedule may start. Every period from startAt on is granted at once when the schedule is
+ * created (the catch-up that also covers downtime), so a startAt years ago would mint thousands of lots.
+ */
+export const SCHEDULE_START_MAX_AGE_DAYS = 35;
+
 export const createScheduleBody = z
   .object({
     userId,
@@ -142,7 +148,12 @@ export const createScheduleBody = z
     rolloverCapCredits: creditsInput
       .optional()
       .openapi({ description: 'At each new period, credits left in this schedule\u2019s earlier grants above this cap are revoked' }),
-    startAt: z.iso.datetime({ offset: true }).refine(...NOT_YEAR_ZERO).optional().openapi({ description: 'First period: the one containing startAt (default now)' }),
+    startAt: z.iso
+      .datetime({ offset: true })
+      .refine(...NOT_YEAR_ZERO)
+      .refine((value) => Date.parse(value) >= Date.now() - SCHEDULE_START_MAX_AGE_DAYS * 86_400_000, `must not be more than ${SCHEDULE_START_MAX_AGE_DAYS} days in the past`)
+      .optional()
+      .openapi({ description: `First period: the one containing startAt (default now; at most ${SCHEDULE_START_MAX_AGE_DAYS} days ago)` }),
   })
   .strict()
   .refine((body) => !(body.expireAtPeriodEnd && body.expiresInDays !== undefined), {

@@ -75,7 +75,7 @@ describe('POST/GET/DELETE /api/credits/schedules', () => {
     expect(await grantsOf(res.body.id)).toEqual([]);
   });
 
-  test('When the body is invalid or the caller is a user, then 400 / 403 and no schedule exists', async () => {
+  test('When the body is invalid (a start over 35 days back included) or the caller is a user, then 400 / 403 and no schedule exists; 34 days back is fine', async () => {
     const user = newUser();
     const bad = [
       { userId: user.id, credits: 1, period: 'year' },
@@ -83,6 +83,9 @@ describe('POST/GET/DELETE /api/credits/schedules', () => {
       { userId: user.id, credits: 1, period: 'day', timezone: 'Mars/Olympus' },
       { userId: user.id, credits: 1, period: 'day', expireAtPeriodEnd: true, expiresInDays: 3 },
       { userId: user.id, credits: 1, period: 'day', startAt: 'tomorrow' },
+      // The audit's case: a start in 2000 granted every day since at once (thousands of lots).
+      { userId: user.id, credits: 1, period: 'day', startAt: '2000-01-01T00:00:00Z' },
+      { userId: user.id, credits: 1, period: 'day', startAt: new Date(Date.now() - 36 * 86_400_000).toISOString() },
       { userId: user.id, period: 'day' },
     ];
     for (const body of bad) {
@@ -93,6 +96,8 @@ describe('POST/GET/DELETE /api/credits/schedules', () => {
     expect((await request(ctx.app).get('/api/credits/schedules').set('Authorization', user.auth)).status).toBe(403);
     const [row] = await ctx.db.query<{ n: string }>(`SELECT count(*)::text AS n FROM credit_schedules WHERE user_id = $1`, [user.id]);
     expect(row.n).toBe('0');
+    const recent = await create({ userId: user.id, credits: 1, period: 'day', startAt: new Date(Date.now() - 34 * 86_400_000).toISOString() });
+    expect(recent.status).toBe(201);
   });
 
   test('When the same Idempotency-Key is sent twice, then one schedule', async () => {

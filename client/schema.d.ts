@@ -775,7 +775,7 @@ export interface paths {
         put?: never;
         /**
          * Create a budget: a spend cap for a user or an organization per day, week or month of a time zone
-         * @description Create a budget: a spend cap for a user or an organization per day, week or month of a time zone. Needs the supervisor role (or admin).
+         * @description Create a budget: a spend cap for a user or an organization per day, week or month of a time zone. Needs the supervisor role (or admin). Accepts an Idempotency-Key.
          */
         post: operations["postBudgets"];
         delete?: never;
@@ -6403,7 +6403,10 @@ export interface operations {
     postBudgets: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes the request safe to retry: the same key with the same body replays the first response; with another body it is refused (422). Keys are scoped to the caller and kept at least 24 h. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -6441,6 +6444,8 @@ export interface operations {
             /** @description The budget */
             201: {
                 headers: {
+                    /** @description `true` when this response is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6474,6 +6479,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description `IDEMPOTENCY_IN_PROGRESS`: a request with the same Idempotency-Key is still running; retry later with the same key */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description `PAYLOAD_TOO_LARGE`: the body is over the size limit */
             413: {
                 headers: {
@@ -6485,6 +6499,15 @@ export interface operations {
             };
             /** @description `UNSUPPORTED_MEDIA_TYPE`: the body is not application/json */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was already used with a different request */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

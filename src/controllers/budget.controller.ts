@@ -10,8 +10,8 @@ export class BudgetController {
   constructor(private readonly budgets: BudgetService) {}
 
   /** POST /api/budgets (supervisor, admin) */
-  create = async ({ body, caller }: Input<{ body: CreateBudgetBody }>, res: Response) => {
-    send(res, { effect: 'created', body: await this.budgets.create(caller.userId, body) });
+  create = async ({ body, caller, idempotency }: Input<{ body: CreateBudgetBody }>, res: Response) => {
+    send(res, await this.budgets.create(caller.userId, body, idempotency));
   };
 
   /** GET /api/budgets (supervisor, admin) */

@@ -24,6 +24,9 @@ export type ErrorCode =
   | 'INTERNAL';
 
 export class AppError extends Error {
+  /** True when this refusal is the stored answer to an earlier request with the same Idempotency-Key. */
+  replayed = false;
+
   constructor(
     readonly code: ErrorCode,
     message: string,

@@ -56,6 +56,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (status >= 500) logger.error({ err: error, requestId: req.id, route: routeLabel(req, res) }, 'request failed');
     if (res.headersSent) return res.end();
     if (appError.code === 'SERVICE_UNAVAILABLE' && !res.getHeader('Retry-After')) res.setHeader('Retry-After', '1');
+    if (appError.replayed) res.setHeader('Idempotent-Replayed', 'true');
     writeJson(res, status, {
       error: {
         code: appError.code,

@@ -26,9 +26,10 @@ export function budgetRoutes(services: Services): RouteSpec[] {
       summary: 'Create a budget: a spend cap for a user or an organization per day, week or month of a time zone',
       tags: ['Budgets'],
       access: 'supervisor',
+      idempotent: true,
       request: { body: createBudgetBody },
       responses: { 201: { description: 'The budget', schema: budgetSchema } },
-      errors: ['VALIDATION_ERROR', 'UNKNOWN_MODEL'],
+      errors: ['VALIDATION_ERROR', 'UNKNOWN_MODEL', 'IDEMPOTENCY_KEY_REUSED', 'IDEMPOTENCY_IN_PROGRESS'],
       handle: controller.create,
     }),
     route({

@@ -13,6 +13,7 @@ import {
   type ListBudgetsQuery,
   type UpdateBudgetBody,
 } from '../schemas/budget.schemas';
+import type { IdempotencyContext, IdempotencyService, Outcome } from './idempotency.service';
 import type { PriceService } from './price.service';
 import type { UserAccountService, Caller } from './user-account.service';
 
@@ -30,19 +31,26 @@ export class BudgetService {
     private readonly db: Database,
     private readonly users: UserAccountService,
     private readonly prices: PriceService,
+    private readonly idempotency: IdempotencyService,
   ) {}
 
-  /** POST /api/budgets: 201 with the budget. A user scope creates the user if unknown (like allocate). */
-  async create(callerId: string, body: CreateBudgetBody) {
+  /**
+   * POST /api/budgets: 201 with the budget. A user scope creates the user if unknown (like allocate). With an
+   * Idempotency-Key a retry replays the budget instead of creating a second one (the console sends one).
+   */
+  async create(callerId: string, body: CreateBudgetBody, idem: IdempotencyContext | undefined): Promise<Outcome> {
     if (body.modelId !== undefined) await this.prices.current(body.modelId);
     const scope = body.scope as { userId?: string; orgId?: string };
     if (scope.userId !== undefined) await this.users.ensureExists(scope.userId);
-    const [row] = await this.db.query<BudgetRow>(
-      `INSERT INTO budgets (user_id, org_id, period, limit_credits, model_id, timezone, created_by)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${BUDGET_COLUMNS}`,
-      [scope.userId ?? null, scope.orgId ?? null, body.period, body.limitCredits.toString(), body.modelId ?? null, body.timezone ?? 'UTC', callerId],
-    );
-    return toBudgetJson(row);
+    return this.idempotency.run(idem, async (tx) => {
+      const [row] = await this.db.query<BudgetRow>(
+        `INSERT INTO budgets (user_id, org_id, period, limit_credits, model_id, timezone, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${BUDGET_COLUMNS}`,
+        [scope.userId ?? null, scope.orgId ?? null, body.period, body.limitCredits.toString(), body.modelId ?? null, body.timezone ?? 'UTC', callerId],
+        tx,
+      );
+      return { effect: 'created', body: toBudgetJson(row) };
+    });
   }
 
   /** GET /api/budgets?userId=|orgId=: budgets of that scope (or all), oldest first. */

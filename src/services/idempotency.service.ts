@@ -2,8 +2,8 @@ import crypto from 'node:crypto';
 import type { Transaction } from 'sequelize';
 import type { Database } from '../db/database';
 import { pgErrorCode } from '../db/database';
-import { AppError } from '../lib/errors';
-import { effectOfStatus, STATUS_OF_EFFECT, type Effect } from '../lib/http-status';
+import { AppError, type ErrorCode } from '../lib/errors';
+import { effectOfStatus, STATUS_OF, STATUS_OF_EFFECT, type Effect } from '../lib/http-status';
 
 /** What a money operation returns: what it did (created something, or done) and its result. */
 export interface Outcome<T = unknown> {
@@ -36,8 +36,11 @@ function canonicalJson(value: unknown): string {
 /**
  * Stripe-style idempotency keys. The key row is inserted in the same transaction as the work it guards:
  * a crash rolls back both, and a concurrent request with the same key blocks on the unique index until
- * the first commits, then replays its stored response. Only successful responses are stored; a request
- * that fails rolls its key back and may be retried.
+ * the first commits, then replays its stored response. The work's refusals (a 4xx AppError: not enough
+ * credits, a budget, a session that ended, …) are answers too: the work is rolled back to a savepoint and
+ * the refusal is stored under the key, so a retry gets the same answer even after the state changed
+ * (API.md: "replays the first response"). Failures that are not answers (5xx, a lost database, a
+ * deadlock) roll the key back with everything else, and the request may be retried.
  */
 export class IdempotencyService {
   constructor(
@@ -51,24 +54,40 @@ export class IdempotencyService {
   ): Promise<Outcome<T>> {
     if (!context) return this.db.transaction(work);
     // Re-running after an unknown COMMIT is safe here: a committed first run is found under the key and replayed.
-    return this.db.transaction(async (tx) => {
+    const answer = await this.db.transaction(async (tx): Promise<Outcome<T> | AppError> => {
       const stored = await this.claim(context, tx);
-      if (stored) return stored as Outcome<T>;
-      const response = await work(tx);
-      await this.db.query(
-        `UPDATE idempotency_keys SET response_status = $3, response_body = $4::json
-          WHERE caller_id = $1 AND key = $2 RETURNING 1`,
-        [context.callerId, context.key, STATUS_OF_EFFECT[response.effect], JSON.stringify(response.body)],
-        tx,
-      );
+      if (stored) return stored as Outcome<T> | AppError;
+      await this.db.query('SAVEPOINT idempotent_work', [], tx);
+      let response: Outcome<T>;
+      try {
+        response = await work(tx);
+      } catch (error) {
+        if (!(error instanceof AppError) || !isStoredRefusal(error)) throw error;
+        // The work is undone; the key stays taken, now holding this refusal.
+        await this.db.query('ROLLBACK TO SAVEPOINT idempotent_work', [], tx);
+        await this.store(context, STATUS_OF[error.code], { error: { code: error.code, message: error.message, details: error.details ?? {} } }, tx);
+        return error;
+      }
+      await this.store(context, STATUS_OF_EFFECT[response.effect], response.body, tx);
       return response;
     }, { rerunnable: true });
+    if (answer instanceof AppError) throw answer;
+    return answer;
+  }
+
+  private async store(context: IdempotencyContext, status: number, body: unknown, tx: Transaction): Promise<void> {
+    await this.db.query(
+      `UPDATE idempotency_keys SET response_status = $3, response_body = $4::json
+        WHERE caller_id = $1 AND key = $2 RETURNING 1`,
+      [context.callerId, context.key, status, JSON.stringify(body)],
+      tx,
+    );
   }
 
   /**
    * For work that runs in several transactions of its own (re-rate): the stored response of a completed
-   * request with this key (a replay), null when the key is free, 422 when it was used for another request.
-   * The work itself must be safe to repeat; run() then stores its response.
+   * request with this key (a replay; a stored refusal is thrown), null when the key is free, 422 when it was
+   * used for another request. The work itself must be safe to repeat; run() then stores its response.
    */
   async peek(context: IdempotencyContext | undefined): Promise<Outcome | null> {
     if (!context) return null;
@@ -78,14 +97,13 @@ export class IdempotencyService {
       [context.callerId, context.key],
     );
     if (!row) return null;
-    if (row.request_hash !== context.requestHash) {
-      throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request');
-    }
-    return { effect: effectOfStatus(row.response_status), body: row.response_body, replayed: true };
+    const replay = replayOf(context, row);
+    if (replay instanceof AppError) throw replay;
+    return replay;
   }
 
-  /** Takes the key for this transaction, or returns the response stored under it. */
-  private async claim(context: IdempotencyContext, tx: Transaction): Promise<Outcome | null> {
+  /** Takes the key for this transaction, or returns the response (or refusal) stored under it. */
+  private async claim(context: IdempotencyContext, tx: Transaction): Promise<Outcome | AppError | null> {
     let claimed: object[];
     try {
       // An expired key is taken over as if new; a live one is left alone (and locked until we finish).
@@ -113,10 +131,7 @@ export class IdempotencyService {
       [context.callerId, context.key],
       tx,
     );
-    if (row.request_hash !== context.requestHash) {
-      throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request');
-    }
-    return { effect: effectOfStatus(row.response_status), body: row.response_body, replayed: true };
+    return replayOf(context, row);
   }
 
   /** Deletes keys past their retention; returns how many. Called by the background sweeper. */
@@ -128,4 +143,24 @@ export class IdempotencyService {
     );
     return rows.length;
   }
+}
+
+/** Refusals the work answers with, stored like responses: every 4xx of the contract (never 5xx or 503). */
+function isStoredRefusal(error: AppError): boolean {
+  const status = STATUS_OF[error.code];
+  return status >= 400 && status < 500;
+}
+
+/** A stored answer as it is replayed: the response, or the refusal to throw (marked as a replay); 422 for another request. */
+function replayOf(context: IdempotencyContext, row: { request_hash: string; response_status: number; response_body: unknown }): Outcome | AppError {
+  if (row.request_hash !== context.requestHash) {
+    throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This Idempotency-Key was used with a different request');
+  }
+  if (row.response_status >= 400) {
+    const { error } = row.response_body as { error: { code: ErrorCode; message: string; details: Record<string, unknown> } };
+    const refusal = new AppError(error.code, error.message, error.details);
+    refusal.replayed = true;
+    return refusal;
+  }
+  return { effect: effectOfStatus(row.response_status), body: row.response_body, replayed: true };
 }

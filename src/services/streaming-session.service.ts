@@ -332,7 +332,7 @@ export class StreamingSessionService {
   /**
    * Runs one operation. Without an Idempotency-Key it is a single autocommit statement (one round trip);
    * with one, it runs inside the key's transaction so that the stored response and the work commit
-   * together (errors roll both back, so nothing is stored for them).
+   * together (a refusal is stored as the answer; other failures roll both back: IdempotencyService.run).
    */
   private run<T>(idem: IdempotencyContext | undefined, work: (tx?: Transaction) => Promise<Outcome<T>>) {
     if (idem && this.idempotency) return this.idempotency.run(idem, (tx) => work(tx));

@@ -135,6 +135,18 @@ describe('budgets CRUD', () => {
     expect(await count(ctx.db, 'budgets')).toBe(before);
   });
 
+  test('When a create is retried with its Idempotency-Key, then one budget; the same key with another body is 422', async () => {
+    const user = userWithRole('user');
+    const body = { scope: { userId: user.id }, period: 'day', limitCredits: 7 };
+    const send = (payload: object) => request(ctx.app).post('/api/budgets').set('Authorization', supervisor.auth).set('Idempotency-Key', `budget-${user.id}`).send(payload);
+    const first = await send(body);
+    const again = await send(body);
+    expect([first.status, again.status, again.headers['idempotent-replayed']]).toEqual([201, 201, 'true']);
+    expect(again.body).toEqual(first.body);
+    expect((await send({ ...body, limitCredits: 8 })).status).toBe(422);
+    expect(await count(ctx.db, 'budgets', 'user_id = $1', [user.id])).toBe(1);
+  });
+
   test('When the budget names a model without a price, then 400 UNKNOWN_MODEL', async () => {
     const res = await createBudget({ scope: { orgId: 'o' }, period: 'day', limitCredits: 1, modelId: 'no-such-model' });
     expect(res.status).toBe(400);

@@ -102,9 +102,11 @@ describe('PUT /api/models/:modelId', () => {
     expect(await count(ctx.db, 'model_prices')).toBe(before);
   });
 
-  test('When the model id has characters outside the allowed set, then 400', async () => {
-    const res = await request(ctx.app).put('/api/models/bad%20model').set('Authorization', admin.auth).send({ inputPricePer1M: 1, outputPricePer1M: 1 });
-    expect(res.status).toBe(400);
+  test('When the model id is not 1-255 printable characters (a control character, 256 characters), then 400', async () => {
+    for (const id of ['bad%01model', 'm'.repeat(256)]) {
+      const res = await request(ctx.app).put(`/api/models/${id}`).set('Authorization', admin.auth).send({ inputPricePer1M: 1, outputPricePer1M: 1 });
+      expect([id, res.status]).toEqual([id, 400]);
+    }
   });
 });
 

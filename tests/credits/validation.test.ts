@@ -118,7 +118,8 @@ describe('POST /api/credits/check and /calculate with bad input', () => {
     ['/api/credits/calculate', { modelId: 'gpt-4o', inputTokens: -1, outputTokens: 0 }],
     ['/api/credits/calculate', { modelId: 'gpt-4o', inputTokens: 1.5, outputTokens: 0 }],
     ['/api/credits/calculate', { modelId: 'gpt-4o', inputTokens: '10', outputTokens: 0 }],
-    ['/api/credits/calculate', { modelId: 'gpt 4o', inputTokens: 1, outputTokens: 0 }],
+    ['/api/credits/calculate', { modelId: '', inputTokens: 1, outputTokens: 0 }],
+    ['/api/credits/calculate', { modelId: 'm'.repeat(256), inputTokens: 1, outputTokens: 0 }],
   ])('When %s gets %p, then 400 VALIDATION_ERROR', async (path, body) => {
     const res = await request(ctx.app).post(path).set('Authorization', userWithRole('user').auth).send(body);
     expect(res.status).toBe(400);

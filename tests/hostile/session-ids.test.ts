@@ -89,7 +89,7 @@ describe('Session ids are scoped per user', () => {
       expect(res.status).toBe(404);
       expect(res.body.error.code).toBe('NOT_FOUND');
       expect(res.body.error.message).toBe(answers[4].body.error.message);
-      expect(res.body.error.details).toBeUndefined();
+      expect(res.body.error.details).toEqual({}); // nothing about the session, not even that it exists
     }
     expect(await sessionRow(owner.id, 'private-1')).toMatchObject({ status: 'active', allocated: '3000000' });
     expect(await count(ctx.db, 'credit_transactions')).toBe(ledger);

@@ -57,7 +57,9 @@ test('When a user owes exactly the limit, then they are still served; once above
     expect(res.body.error.code).toBe('UNPAID_LIMIT');
     expect(res.body.error.details).toEqual({ unpaidCredits: 10.5 });
   }
-  expect(await written()).toEqual(before);
+  // Nothing is written but the refusal itself, kept under the record's Idempotency-Key for its retries.
+  expect(await written()).toEqual({ ...before, keys: before.keys + 1 });
+  expect(await count(ctx.db, 'idempotency_keys', `key = 'over-limit' AND response_status = 402`)).toBe(1);
 
   const balance = await request(ctx.app).get('/api/credits/balance').set('Authorization', user.auth);
   expect(balance.status).toBe(200);

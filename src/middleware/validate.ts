@@ -10,11 +10,14 @@ export interface ValidationProblem {
 }
 
 export function problemsOf(location: ValidationProblem['location'], error: ZodError): ValidationProblem[] {
-  return error.issues.map((issue) => ({
-    location,
-    path: issue.path.map(String).join('.'),
-    message: issue.message,
-  }));
+  return error.issues.flatMap((issue) => {
+    const at = issue.path.map(String);
+    // An unknown field is named by its own path, one problem each (zod reports them together at the parent).
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({ location, path: [...at, key].join('.'), message: 'is not a known field of this request' }));
+    }
+    return [{ location, path: at.join('.'), message: issue.message }];
+  });
 }
 
 const LOCATIONS = ['params', 'query', 'body'] as const;
@@ -31,10 +34,15 @@ export function validate(schemas: { body?: ZodType; query?: ZodType; params?: Zo
     for (const location of LOCATIONS) {
       const schema = schemas[location];
       if (!schema) {
-        // A route without a schema for this part still refuses hostile text in it (e.g. a stray query string).
+        // A route without a schema for this part still refuses hostile text in it (e.g. a stray query string),
+        // and a route that takes no query parameters refuses any (a misspelt ?userId= must not silently
+        // answer for the caller instead, as unknown body fields are refused).
         const raw = location === 'body' ? req.body : req[location];
         for (const issue of findTextIssues(raw ?? {})) {
           problems.push({ location, path: issue.path.map(String).join('.'), message: issue.message });
+        }
+        if (location === 'query') {
+          for (const key of Object.keys(raw ?? {})) problems.push({ location, path: key, message: 'is not a parameter of this route' });
         }
         continue;
       }

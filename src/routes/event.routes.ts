@@ -1,5 +1,5 @@
 import { EventController } from '../controllers/event.controller';
-import { paginationQuery } from '../schemas/common';
+import { listQuery } from '../schemas/common';
 import { eventsQuery, eventsResponse } from '../schemas/event.schemas';
 import {
   createdWebhookSchema,
@@ -53,7 +53,7 @@ export function webhookRoutes(services: Services): RouteSpec[] {
       method: 'get',
       path: '/api/webhooks',
       summary: 'List webhook endpoints',
-      request: { query: paginationQuery },
+      request: { query: listQuery },
       responses: { 200: { description: 'Endpoints', schema: webhooksResponse } },
       handle: c.listWebhooks,
     }),

@@ -1,5 +1,5 @@
 import { StreamingSessionController } from '../controllers/streaming-session.controller';
-import { paginationQuery } from '../schemas/common';
+import { listQuery } from '../schemas/common';
 import {
   abortSessionBody,
   activeSessionsPage,
@@ -81,7 +81,7 @@ export function streamingSessionRoutes(services: Services): RouteSpec[] {
       summary: "The caller's active sessions, oldest first",
       tags,
       access: 'user',
-      request: { query: paginationQuery },
+      request: { query: listQuery },
       responses: { 200: { description: 'Active sessions', schema: activeSessionsPage } },
       handle: controller.active,
     }),
@@ -91,7 +91,7 @@ export function streamingSessionRoutes(services: Services): RouteSpec[] {
       summary: 'Every active session, oldest first (admin)',
       tags,
       access: 'admin',
-      request: { query: paginationQuery },
+      request: { query: listQuery },
       responses: { 200: { description: 'Active sessions with their users', schema: allActiveSessionsPage } },
       handle: controller.allActive,
     }),

@@ -79,6 +79,9 @@ export const paginationQuery = z.object({
 
 export type Page = z.output<typeof paginationQuery>;
 
+/** ?limit&cursor and nothing else, for a list without filters (an unknown parameter is a 400, like an unknown body field). */
+export const listQuery = paginationQuery.strict();
+
 export const page = <T extends z.ZodType>(item: T) =>
   z.object({ data: z.array(item), nextCursor: z.string().nullable() });
 

@@ -92,9 +92,9 @@ export const allocateBody = z
   });
 export type AllocateBody = z.infer<typeof allocateBody>;
 
-export const transactionsQuery = paginationQuery.extend({
-  userId: userId.optional().openapi({ description: 'Another user (supervisor, admin)' }),
-});
+export const transactionsQuery = paginationQuery
+  .extend({ userId: userId.optional().openapi({ description: 'Another user (supervisor, admin)' }) })
+  .strict();
 export type TransactionsQuery = z.infer<typeof transactionsQuery>;
 
 /**
@@ -108,6 +108,7 @@ export const reconcileQuery = z
     }),
     userId: userId.optional().openapi({ description: 'Check this user only (404 for a user never seen); not with mode' }),
   })
+  .strict()
   .refine((query) => query.mode === undefined || query.userId === undefined, { message: 'give mode or userId, not both', path: ['userId'] });
 export type ReconcileQuery = z.infer<typeof reconcileQuery>;
 

@@ -40,7 +40,8 @@ export const eventsQuery = z
     after: eventId.optional(),
     cursor: eventId.optional(),
     limit: z.coerce.number().int().min(1).max(500).default(50),
-  });
+  })
+  .strict();
 export type EventsQuery = z.infer<typeof eventsQuery>;
 
 export const eventsResponse = z.object({ data: z.array(eventSchema), nextCursor: z.string().nullable() });

@@ -74,6 +74,6 @@ export const deliveriesQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: z.string().min(1).max(512).optional(),
   status: z.enum(['pending', 'delivering', 'succeeded', 'failed']).optional(),
-});
+}).strict();
 export type DeliveriesQuery = z.infer<typeof deliveriesQuery>;
 export const deliveriesResponse = z.object({ data: z.array(deliverySchema), nextCursor: z.string().nullable() });

@@ -43,9 +43,9 @@ describe('POST /api/credits/allocate with bad input', () => {
     ['both expiresAt and expiresInDays', { credits: 1, expiresAt: future, expiresInDays: 3 }, 'expiresInDays'],
     ['expiresInDays 0', { credits: 1, expiresInDays: 0 }, 'expiresInDays'],
     ['expiresInDays 1.5', { credits: 1, expiresInDays: 1.5 }, 'expiresInDays'],
-    ['remainingCredits', { credits: 1, remainingCredits: 1_000_000 }, ''],
-    ['allocatedBy', { credits: 1, allocatedBy: 'someone-else' }, ''],
-    ['totalCredits', { credits: 1, totalCredits: 5 }, ''],
+    ['remainingCredits', { credits: 1, remainingCredits: 1_000_000 }, 'remainingCredits'],
+    ['allocatedBy', { credits: 1, allocatedBy: 'someone-else' }, 'allocatedBy'],
+    ['totalCredits', { credits: 1, totalCredits: 5 }, 'totalCredits'],
   ])('When the body has %s, then 400 VALIDATION_ERROR naming the field and nothing is stored', async (_name, fields, path) => {
     const before = await stored();
 

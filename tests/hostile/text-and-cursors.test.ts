@@ -88,6 +88,13 @@ const refused: [string, Req, string, string][] = [
   ['a stats range from year 0000', { method: 'get', path: '/api/usage/stats?from=0000-01-01T00:00:00Z', auth: user.auth }, 'query', 'from'],
   ['a records range to year 0000', { method: 'get', path: '/api/usage/records?to=0000-01-01', auth: user.auth }, 'query', 'to'],
   ['a system stats range from year 0000', { method: 'get', path: '/api/usage/system-stats?from=0000-12-31&to=0001-01-01', auth: admin.auth }, 'query', 'from'],
+  // Unknown query parameters are refused like unknown body fields (the audit's typo: ?user_id= answered with
+  // the supervisor's own ledger), on routes with a query schema and on routes that take none.
+  ['a misspelt userId on the ledger', { method: 'get', path: '/api/credits/transactions?user_id=someone', auth: supervisor.auth }, 'query', 'user_id'],
+  ['a userId on the own-balance route', { method: 'get', path: '/api/credits/balance?userId=someone', auth: supervisor.auth }, 'query', 'userId'],
+  ['an unknown parameter on the events list', { method: 'get', path: '/api/events?kind=credits.low', auth: admin.auth }, 'query', 'kind'],
+  ['an unknown parameter on the active sessions', { method: 'get', path: '/api/streaming-sessions/active?status=active', auth: user.auth }, 'query', 'status'],
+  ['an unknown parameter on reconcile', { method: 'get', path: '/api/admin/reconcile?user=x', auth: admin.auth }, 'query', 'user'],
   // Cursors: arity, type and range checked in code.
   ['a records cursor with an id above bigint', { method: 'get', path: `/api/usage/records?cursor=${b64(['9999999999999999999', '1'])}`, auth: user.auth }, 'query', 'cursor'],
   ['a records cursor whose id is 2^63', { method: 'get', path: `/api/usage/records?cursor=${b64(['1', '9223372036854775808'])}`, auth: user.auth }, 'query', 'cursor'],

@@ -72,9 +72,12 @@ test('When WEB_CONCURRENCY=2, then two workers serve one port, /metrics counts b
       waiters.push({ count, resolve });
       void exited.then((code) => reject(new Error(`server exited (${code}) early:\n${output}`)));
     });
+  let partial = ''; // a log line can arrive split over two chunks (a busy machine): parse whole lines only
   child.stdout!.on('data', (chunk: Buffer) => {
     output += chunk.toString();
-    for (const line of chunk.toString().split('\n')) {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
       try {
         const entry = JSON.parse(line) as { msg?: string };
         if (entry.msg?.includes('listening')) listening++;

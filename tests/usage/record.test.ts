@@ -154,7 +154,7 @@ describe('POST /api/usage/record', () => {
     ['metadata has over 50 keys', { service: 'chat', operation: 'c', credits: 1, metadata: manyKeys }, 'metadata'],
     ['metadata is an array', { service: 'chat', operation: 'c', credits: 1, metadata: [1, 2] }, 'metadata'],
     ['the service has a comma', { service: 'a,b', operation: 'c', credits: 1 }, 'service'],
-    ['an unknown field is sent', { service: 'chat', operation: 'c', credits: 1, remainingCredits: 5 }, ''],
+    ['an unknown field is sent', { service: 'chat', operation: 'c', credits: 1, remainingCredits: 5 }, 'remainingCredits'],
   ];
 
   test.each(invalid)('When %s, then 400 VALIDATION_ERROR naming it and nothing is recorded or charged', async (_name, body, path) => {

@@ -285,7 +285,7 @@ describe('range validation', () => {
     ['from is not a date', { from: 'yesterday', to: '2026-05-01' }, 'from'],
     ['the date does not exist', { from: '2026-02-30', to: '2026-03-01' }, 'from'],
     ['a date-time has no zone', { from: '2026-05-01T10:00:00', to: '2026-05-02' }, 'from'],
-    ['an unknown parameter is sent', { from: '2026-05-01', to: '2026-05-02', userId: 'someone' }, ''],
+    ['an unknown parameter is sent', { from: '2026-05-01', to: '2026-05-02', userId: 'someone' }, 'userId'],
   ];
   test.each(bad)('When %s, then 400 VALIDATION_ERROR', async (_name, query, path) => {
     const res = await request(ctx.app).get('/api/usage/stats').query(query).set('Authorization', user().auth);

@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 import type { ZodError, ZodType } from 'zod';
 import { AppError } from '../lib/errors';
-import { findTextIssues } from '../schemas/text';
+import { findTextIssues, MAX_TEXT_ISSUES } from '../schemas/text';
 
 export interface ValidationProblem {
   location: 'body' | 'query' | 'params' | 'headers';
@@ -49,7 +49,9 @@ export function validate(schemas: { body?: ZodType; query?: ZodType; params?: Zo
       const raw = location === 'body' ? (req.body ?? {}) : req[location];
       const textIssues = findTextIssues(raw);
       for (const issue of textIssues) problems.push({ location, path: issue.path.map(String).join('.'), message: issue.message });
-      if (textIssues.some((issue) => issue.tooDeep)) continue; // already refused; zod would recurse through it
+      // Already refused; zod must not recurse through input nested too deep, nor through what a walk that
+      // stopped at its issue limit left unchecked (it may nest too deep further on).
+      if (textIssues.length >= MAX_TEXT_ISSUES || textIssues.some((issue) => issue.tooDeep)) continue;
       const result = schema.safeParse(raw);
       if (result.success) valid[location] = result.data as never;
       else problems.push(...problemsOf(location, result.error));

@@ -32,6 +32,8 @@ export function idProblem(value: string): string | null {
 
 /** How deep a body, query or params value may nest: deeper input is refused before any schema walks it. */
 export const MAX_INPUT_DEPTH = 64;
+/** The walk stops at this many issues: enough to report, and what it did not reach is unchecked. */
+export const MAX_TEXT_ISSUES = 20;
 
 export interface TextIssue {
   path: (string | number)[];
@@ -59,7 +61,7 @@ function multilineAt(path: (string | number)[]): boolean {
 }
 
 function walk(value: unknown, path: (string | number)[], depth: number, issues: TextIssue[]): void {
-  if (issues.length >= 20) return; // enough to report
+  if (issues.length >= MAX_TEXT_ISSUES) return;
   if (depth > MAX_INPUT_DEPTH) {
     // Refused, not skipped: text below this level would go unchecked, and recursive code (a schema's
     // JSON.stringify, PostgreSQL's jsonb parser) must never see such a value.

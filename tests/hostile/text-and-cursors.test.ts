@@ -58,6 +58,8 @@ const refused: [string, Req, string, string][] = [
   ['metadata nested 1,000 arrays deep', { method: 'post', path: '/api/usage/record', auth: user.auth, body: record({ metadata: { a: nested(1000, 1, 'array') } }) }, 'body', ['metadata', 'a', ...Array(63).fill('0')].join('.')],
   ['metadata nested 1,000 objects deep', { method: 'post', path: '/api/usage/record', auth: supervisor.auth, body: record({ userId: 'deep', metadata: nested(1000, 1, 'object') }) }, 'body', pathAtDepth65('metadata', 'object')],
   ['NUL 70 levels deep in metadata (below where text checks used to stop)', { method: 'post', path: '/api/usage/record', auth: user.auth, body: record({ metadata: nested(70, '\u0000', 'object') }) }, 'body', pathAtDepth65('metadata', 'object')],
+  // The review's bypass: 20 text issues ahead of the deep metadata stopped the walk before it saw the depth.
+  ['20 control characters ahead of metadata nested 5,000 levels deep', { method: 'post', path: '/api/usage/record', auth: user.auth, body: `{${Array.from({ length: 20 }, (_, i) => `"f${i}":"\\u0001",`).join('')}"service":"chat","operation":"completion","credits":1,"metadata":{"a":${'['.repeat(5000)}${']'.repeat(5000)}}}` }, 'body', 'f0'],
   ['a provider usage object nested 1,000 levels deep', { method: 'post', path: '/api/credits/check', auth: user.auth, body: { modelId: 'gpt-4o', providerUsage: { format: 'openai.chat', usage: nested(1000, 1, 'object') } } }, 'body', ['providerUsage', 'usage', ...Array(63).fill('a')].join('.')],
   // 40,000 levels, sent as text (80 KB, under the body limit; building it as a value here would overflow the
   // test's own JSON.stringify). JSON.parse takes any depth; the walk that refuses it stops at level 65.

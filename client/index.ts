@@ -178,24 +178,27 @@ export class AccountingClient {
 
   /**
    * Holds the estimate. A sessionId is chosen here when none is given, so a retry (or a second call
-   * with the same sessionId and body) returns the same session instead of holding twice.
+   * with the same sessionId and body) returns the same session instead of holding twice: the sessionId is
+   * the session's idempotency id. The Idempotency-Key is this call's own (its retries reuse it): the
+   * service keeps a refusal under a key, so a key made from the sessionId alone would answer a later call,
+   * made after a top-up, with the first call's 402.
    */
   initialize(body: InitializeSessionRequest): Promise<StreamingSession> {
     const sessionId = body.sessionId ?? randomId();
     return this.call('post', '/api/streaming-sessions/initialize', {
       body: { ...body, sessionId },
-      idempotencyKey: `initialize:${sessionId}`,
+      idempotencyKey: `initialize:${sessionId}:${randomId()}`,
     });
   }
 
-  /** Captures the real cost and releases the rest; safe to repeat (same result). */
+  /** Captures the real cost and releases the rest; safe to repeat (same result). Key: this call's own, as initialize's. */
   finalize(body: FinalizeSessionRequest): Promise<SettledStreamingSession> {
-    return this.call('post', '/api/streaming-sessions/finalize', { body, idempotencyKey: `finalize:${body.sessionId}` });
+    return this.call('post', '/api/streaming-sessions/finalize', { body, idempotencyKey: `finalize:${body.sessionId}:${randomId()}` });
   }
 
-  /** Charges what was streamed (if given) and releases the rest; safe to repeat. */
+  /** Charges what was streamed (if given) and releases the rest; safe to repeat. Key: this call's own, as initialize's. */
   abort(body: AbortSessionRequest): Promise<SettledStreamingSession> {
-    return this.call('post', '/api/streaming-sessions/abort', { body, idempotencyKey: `abort:${body.sessionId}` });
+    return this.call('post', '/api/streaming-sessions/abort', { body, idempotencyKey: `abort:${body.sessionId}:${randomId()}` });
   }
 
   /**

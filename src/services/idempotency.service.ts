@@ -40,7 +40,13 @@ function canonicalJson(value: unknown): string {
  * credits, a budget, a session that ended, …) are answers too: the work is rolled back to a savepoint and
  * the refusal is stored under the key, so a retry gets the same answer even after the state changed
  * (API.md: "replays the first response"). Failures that are not answers (5xx, a lost database, a
- * deadlock) roll the key back with everything else, and the request may be retried.
+ * deadlock, a "finish that first" CONFLICT) roll the key back with everything else, and the request may be
+ * retried.
+ *
+ * A stored refusal's row is written already expired (`expires_at` = its commit), and lives until
+ * `created_at` + the TTL instead (refusalLive below): a version of this service from before refusals were
+ * stored reads an expired row as a free key and runs the request, where it would replay the refusal's
+ * body as a 200. So a rolling upgrade, or a rollback, never answers a refused request with a success.
  */
 export class IdempotencyService {
   constructor(
@@ -62,24 +68,27 @@ export class IdempotencyService {
       try {
         response = await work(tx);
       } catch (error) {
-        if (!(error instanceof AppError) || !isStoredRefusal(error)) throw error;
-        // The work is undone; the key stays taken, now holding this refusal.
+        if (!(error instanceof AppError) || !STORED_REFUSALS.has(error.code)) throw error;
+        // The work is undone (work registers afterCommit hooks only past its last refusal: they would run);
+        // the key stays taken, now holding this refusal.
         await this.db.query('ROLLBACK TO SAVEPOINT idempotent_work', [], tx);
-        await this.store(context, STATUS_OF[error.code], { error: { code: error.code, message: error.message, details: error.details ?? {} } }, tx);
+        const body = { error: { code: error.code, message: error.message, details: error.details ?? {} } };
+        await this.store(context, STATUS_OF[error.code], body, tx, true);
         return error;
       }
-      await this.store(context, STATUS_OF_EFFECT[response.effect], response.body, tx);
+      await this.store(context, STATUS_OF_EFFECT[response.effect], response.body, tx, false);
       return response;
     }, { rerunnable: true });
     if (answer instanceof AppError) throw answer;
     return answer;
   }
 
-  private async store(context: IdempotencyContext, status: number, body: unknown, tx: Transaction): Promise<void> {
+  private async store(context: IdempotencyContext, status: number, body: unknown, tx: Transaction, refusal: boolean): Promise<void> {
     await this.db.query(
-      `UPDATE idempotency_keys SET response_status = $3, response_body = $4::json
+      `UPDATE idempotency_keys SET response_status = $3, response_body = $4::json,
+              expires_at = CASE WHEN $5 THEN now() ELSE expires_at END
         WHERE caller_id = $1 AND key = $2 RETURNING 1`,
-      [context.callerId, context.key, status, JSON.stringify(body)],
+      [context.callerId, context.key, status, JSON.stringify(body), refusal],
       tx,
     );
   }
@@ -93,8 +102,8 @@ export class IdempotencyService {
     if (!context) return null;
     const [row] = await this.db.query<{ request_hash: string; response_status: number; response_body: unknown }>(
       `SELECT request_hash, response_status, response_body FROM idempotency_keys
-        WHERE caller_id = $1 AND key = $2 AND expires_at > now() AND response_status <> 0`,
-      [context.callerId, context.key],
+        WHERE caller_id = $1 AND key = $2 AND response_status <> 0 AND (expires_at > now() OR ${refusalLive('$3')})`,
+      [context.callerId, context.key, this.ttlHours],
     );
     if (!row) return null;
     const replay = replayOf(context, row);
@@ -113,7 +122,7 @@ export class IdempotencyService {
          ON CONFLICT (caller_id, key) DO UPDATE
             SET request_hash = EXCLUDED.request_hash, response_status = 0, response_body = 'null'::json,
                 created_at = now(), expires_at = EXCLUDED.expires_at
-          WHERE k.expires_at <= now()
+          WHERE k.expires_at <= now() AND NOT ${refusalLive('$4', 'k.')}
          RETURNING 1`,
         [context.callerId, context.key, context.requestHash, this.ttlHours],
         tx,
@@ -134,22 +143,40 @@ export class IdempotencyService {
     return replayOf(context, row);
   }
 
-  /** Deletes keys past their retention; returns how many. Called by the background sweeper. */
+  /** Deletes keys past their retention (a refusal's too); returns how many. Called by the background sweeper. */
   async deleteExpired(limit = 1000): Promise<number> {
     const rows = await this.db.query(
       `DELETE FROM idempotency_keys WHERE ctid IN
-         (SELECT ctid FROM idempotency_keys WHERE expires_at <= now() LIMIT $1) RETURNING 1`,
-      [limit],
+         (SELECT ctid FROM idempotency_keys WHERE expires_at <= now() AND NOT ${refusalLive('$2')} LIMIT $1) RETURNING 1`,
+      [limit, this.ttlHours],
     );
     return rows.length;
   }
 }
 
-/** Refusals the work answers with, stored like responses: every 4xx of the contract (never 5xx or 503). */
-function isStoredRefusal(error: AppError): boolean {
-  const status = STATUS_OF[error.code];
-  return status >= 400 && status < 500;
-}
+/**
+ * Refusals that answer the request, stored like responses: what the state said about it (credits, budgets,
+ * debt, a session that ended or does not exist, a value or model it cannot take, a role). Not CONFLICT
+ * (it says "finish that first, then retry"), nor the edge's refusals (rate limits, authentication, keys),
+ * nor any 5xx: those are retried.
+ */
+const STORED_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'INSUFFICIENT_CREDITS',
+  'BUDGET_EXCEEDED',
+  'UNPAID_LIMIT',
+  'SESSION_NOT_ACTIVE',
+  'NOT_FOUND',
+  'VALIDATION_ERROR',
+  'UNKNOWN_MODEL',
+  'FORBIDDEN',
+]);
+
+/**
+ * SQL: a stored refusal (written with expires_at at its commit, see the class comment) is live until its
+ * created_at plus the TTL, the same deadline a response gets. `ttlHours` names the statement's parameter.
+ */
+const refusalLive = (ttlHours: string, row = '') =>
+  `(${row}response_status >= 400 AND ${row}created_at > now() - make_interval(hours => ${ttlHours}))`;
 
 /** A stored answer as it is replayed: the response, or the refusal to throw (marked as a replay); 422 for another request. */
 function replayOf(context: IdempotencyContext, row: { request_hash: string; response_status: number; response_body: unknown }): Outcome | AppError {

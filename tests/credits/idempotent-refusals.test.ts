@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import request from 'supertest';
+import { AppError } from '../../src/lib/errors';
 import { createTestContext, type TestContext } from '../support/context';
 import { availableOf, count, grantDirect, micro } from '../support/db';
 import { userWithRole } from '../support/tokens';
@@ -98,5 +99,48 @@ describe('refusals are stored under the Idempotency-Key', () => {
     expect((await post('/api/streaming-sessions/initialize', user.auth, null, body)).status).toBe(402);
     await grantDirect(ctx.db, user.id, 10);
     expect((await post('/api/streaming-sessions/initialize', user.auth, null, body)).status).toBe(201);
+  });
+
+  test('When a refusal is stored, then its row reads as expired to a version from before refusals were kept, which runs the request instead of replaying it as a 200', async () => {
+    const user = userWithRole('user');
+    const body = { modelId: 'gpt-4o', estimatedCredits: 5 };
+    expect((await post('/api/streaming-sessions/initialize', user.auth, 'old-reader', body)).status).toBe(402);
+    const [row] = await ctx.db.query<{ expired: boolean }>(`SELECT expires_at <= now() AS expired FROM idempotency_keys WHERE caller_id = $1 AND key = 'old-reader'`, [user.id]);
+    expect(row.expired).toBe(true);
+    // The claim statement of the version before (what an instance not yet upgraded, or a rollback, sends):
+    // it takes an expired key over as free.
+    const [taken] = await ctx.db.query(
+      `INSERT INTO idempotency_keys AS k (caller_id, key, request_hash, response_status, response_body, expires_at)
+       VALUES ($1, 'old-reader', 'h', 0, 'null'::json, now() + interval '24 hours')
+       ON CONFLICT (caller_id, key) DO UPDATE
+          SET request_hash = EXCLUDED.request_hash, response_status = 0, response_body = 'null'::json,
+              created_at = now(), expires_at = EXCLUDED.expires_at
+        WHERE k.expires_at <= now()
+       RETURNING 1`,
+      [user.id],
+    );
+    expect(taken).toBeDefined();
+  });
+
+  test('When the sweeper runs, then a refusal stays while young and goes once older than the TTL, after which the key runs again', async () => {
+    const user = userWithRole('user');
+    const body = { modelId: 'gpt-4o', estimatedCredits: 5 };
+    expect((await post('/api/streaming-sessions/initialize', user.auth, 'swept', body)).status).toBe(402);
+    await ctx.services.idempotency.deleteExpired();
+    expect(await storedStatus(user.id, 'swept')).toBe(402);
+    await ctx.db.query(`UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE caller_id = $1`, [user.id]);
+    await ctx.services.idempotency.deleteExpired();
+    expect(await storedStatus(user.id, 'swept')).toBeUndefined();
+    await grantDirect(ctx.db, user.id, 10);
+    expect((await post('/api/streaming-sessions/initialize', user.auth, 'swept', body)).status).toBe(201);
+  });
+
+  test('When the work answers CONFLICT ("finish that first"), then nothing is stored and the same key may run again', async () => {
+    const context = { callerId: 'conflict-caller', key: 'k', requestHash: 'h' };
+    const refuse = (code: 'CONFLICT' | 'NOT_FOUND') => ctx.services.idempotency.run(context, async () => Promise.reject(new AppError(code, code)));
+    await expect(refuse('CONFLICT')).rejects.toMatchObject({ code: 'CONFLICT', replayed: false });
+    expect(await storedStatus('conflict-caller', 'k')).toBeUndefined();
+    await expect(refuse('NOT_FOUND')).rejects.toMatchObject({ code: 'NOT_FOUND', replayed: false });
+    await expect(refuse('CONFLICT')).rejects.toMatchObject({ code: 'NOT_FOUND', replayed: true });
   });
 });

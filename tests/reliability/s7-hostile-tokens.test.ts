@@ -165,7 +165,7 @@ describe('scenario 7: hostile tokens', () => {
     const token = hs.sign({ sub: 'plain-user', role: 'user' });
     const res = await call(hsUrl, {
       method: 'GET',
-      path: '/api/me?role=admin&sub=admin-user',
+      path: '/api/me',
       headers: {
         Authorization: `Bearer ${token}`,
         'X-Role': 'admin',
@@ -180,11 +180,14 @@ describe('scenario 7: hostile tokens', () => {
     });
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({ userId: 'plain-user', role: 'user' });
+    // In the query the claim is not even read: an unknown parameter is a 400, and nothing is granted.
+    const inQuery = await call(hsUrl, { method: 'GET', path: '/api/me?role=admin&sub=admin-user', headers: { Authorization: `Bearer ${token}` } });
+    expect(inQuery.status).toBe(400);
     const rows = await cluster.pg.sql<{ id: string; role: string }>(`SELECT id, role FROM user_accounts WHERE id IN ('plain-user', 'admin-user')`);
     expect(rows).toEqual([{ id: 'plain-user', role: 'user' }]);
     const ledger = await checkLedger(cluster.pg, { url: hsUrl, adminToken: hs.sign({ sub: 's7-admin', role: 'admin' }) });
     expect(ledger.problems).toEqual([]);
-    figure('scenario 7b: role or identity claimed in body/query/headers: ignored (caller stays role=user, no other user touched)');
+    figure('scenario 7b: role or identity claimed in body/headers: ignored, in the query: 400 (caller stays role=user, no other user touched)');
   });
 });
 

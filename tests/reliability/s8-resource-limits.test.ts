@@ -156,7 +156,7 @@ describe('scenario 8: resource limits', () => {
     const failures: string[] = [];
     for (const route of routes) {
       const token = route.access === 'admin' ? admin : route.access === 'supervisor' ? supervisor : owner.token;
-      const path = fillPath(route.path, { id: hookId, userId: owner.id });
+      const path = fillPath(route.path, { id: hookId, userId: owner.id, modelId: 'gpt-4o' });
       for (const bad of ['501', '100000', '0', '-1', '1.5', 'abc', '1e3', '']) {
         const res = await api(url(), token, 'GET', `${path}?limit=${encodeURIComponent(bad)}`);
         if (res.status !== 400 && !(bad === '' && res.status === 200)) failures.push(`${route.path}?limit=${bad}: ${res.status}`);

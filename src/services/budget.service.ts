@@ -41,8 +41,9 @@ export class BudgetService {
   async create(callerId: string, body: CreateBudgetBody, idem: IdempotencyContext | undefined): Promise<Outcome> {
     if (body.modelId !== undefined) await this.prices.current(body.modelId);
     const scope = body.scope as { userId?: string; orgId?: string };
-    if (scope.userId !== undefined) await this.users.ensureExists(scope.userId);
     return this.idempotency.run(idem, async (tx) => {
+      // Inside the key's transaction: a request refused for its key (422, 409) creates no user either.
+      if (scope.userId !== undefined) await this.users.ensureExists(scope.userId, tx);
       const [row] = await this.db.query<BudgetRow>(
         `INSERT INTO budgets (user_id, org_id, period, limit_credits, model_id, timezone, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${BUDGET_COLUMNS}`,

@@ -145,6 +145,9 @@ describe('budgets CRUD', () => {
     expect(again.body).toEqual(first.body);
     expect((await send({ ...body, limitCredits: 8 })).status).toBe(422);
     expect(await count(ctx.db, 'budgets', 'user_id = $1', [user.id])).toBe(1);
+    // The fuzz's case: the same key with a body naming a new user is refused and creates no user.
+    expect((await send({ ...body, scope: { userId: `${user.id}-other` } })).status).toBe(422);
+    expect(await count(ctx.db, 'user_accounts', 'id = $1', [`${user.id}-other`])).toBe(0);
   });
 
   test('When the budget names a model without a price, then 400 UNKNOWN_MODEL', async () => {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import express, { type RequestHandler, type Router } from 'express';
 import jwt from 'jsonwebtoken';
 import type { Config } from './config';
+import { forbidden } from './lib/errors';
 
 /**
  * The admin console (issue #17): a static single-page app built by `npm run build` into dist/console and
@@ -92,10 +93,9 @@ export function consoleRouter(config: Config, bundleDir?: string): Router {
  * other origins from reading the answer.
  */
 function devSignInHandler(config: Config): RequestHandler {
-  return (req, res) => {
+  return (req, res, next) => {
     if (!req.is('application/json') || (req.headers['sec-fetch-site'] && req.headers['sec-fetch-site'] !== 'same-origin')) {
-      res.status(403).json({ error: { code: 'FORBIDDEN', message: 'The development sign-in answers only the console itself', details: {}, requestId: req.id } });
-      return;
+      return next(forbidden('The development sign-in answers only the console itself'));
     }
     const token = jwt.sign({ sub: 'dev-admin', role: 'admin', username: 'dev-admin' }, config.jwt.key, {
       algorithm: 'HS256',

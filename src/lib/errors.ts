@@ -37,5 +37,10 @@ export class AppError extends Error {
   }
 }
 
+/** The API's error format (API.md): `details` is always there, `{}` when the code carries nothing. */
+export function errorEnvelope(error: AppError, requestId: string | undefined) {
+  return { error: { code: error.code, message: error.message, details: error.details ?? {}, requestId } };
+}
+
 export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found`);
 export const forbidden = (message = 'Your role does not allow this action') => new AppError('FORBIDDEN', message);

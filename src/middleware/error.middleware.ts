@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { isConnectionError, isPoolExhausted, pgErrorCode } from '../db/database';
 import { writeJson } from '../lib/json-response';
-import { AppError } from '../lib/errors';
+import { AppError, errorEnvelope } from '../lib/errors';
 import { STATUS_OF } from '../lib/http-status';
 import { ledgerError } from '../ledger/ledger';
 import type { Logger } from '../lib/logger';
@@ -57,15 +57,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (res.headersSent) return res.end();
     if (appError.code === 'SERVICE_UNAVAILABLE' && !res.getHeader('Retry-After')) res.setHeader('Retry-After', '1');
     if (appError.replayed) res.setHeader('Idempotent-Replayed', 'true');
-    writeJson(res, status, {
-      error: {
-        code: appError.code,
-        message: appError.message,
-        // Always present (API.md's format), empty when the error has nothing to add.
-        details: appError.details ?? {},
-        requestId: req.id,
-      },
-    });
+    writeJson(res, status, errorEnvelope(appError, req.id));
   };
 }
 
@@ -93,7 +85,7 @@ export function clientErrorHandler(error: Error & { code?: string }, socket: Soc
       : new AppError('VALIDATION_ERROR', 'The request is not valid HTTP');
   const status = STATUS_OF[refusal.code];
   const requestId = crypto.randomUUID();
-  const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message, details: {}, requestId } });
+  const body = JSON.stringify(errorEnvelope(refusal, requestId));
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
       `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +

@@ -33,22 +33,18 @@ export function validate(schemas: { body?: ZodType; query?: ZodType; params?: Zo
     const valid: Express.Request['valid'] = { body: undefined, query: {}, params: {} };
     for (const location of LOCATIONS) {
       const schema = schemas[location];
+      const raw: unknown = (location === 'body' ? req.body : req[location]) ?? {};
+      // Hostile text is refused in every part, a part without a schema included (e.g. a stray query string).
+      const textIssues = findTextIssues(raw);
+      for (const issue of textIssues) problems.push({ location, path: issue.path.map(String).join('.'), message: issue.message });
       if (!schema) {
-        // A route without a schema for this part still refuses hostile text in it (e.g. a stray query string),
-        // and a route that takes no query parameters refuses any (a misspelt ?userId= must not silently
-        // answer for the caller instead, as unknown body fields are refused).
-        const raw = location === 'body' ? req.body : req[location];
-        for (const issue of findTextIssues(raw ?? {})) {
-          problems.push({ location, path: issue.path.map(String).join('.'), message: issue.message });
-        }
+        // A route that takes no query parameters refuses any (a misspelt ?userId= must not silently answer
+        // for the caller instead, as unknown body fields are refused).
         if (location === 'query') {
-          for (const key of Object.keys(raw ?? {})) problems.push({ location, path: key, message: 'is not a parameter of this route' });
+          for (const key of Object.keys(raw as object)) problems.push({ location, path: key, message: 'is not a parameter of this route' });
         }
         continue;
       }
-      const raw = location === 'body' ? (req.body ?? {}) : req[location];
-      const textIssues = findTextIssues(raw);
-      for (const issue of textIssues) problems.push({ location, path: issue.path.map(String).join('.'), message: issue.message });
       // Already refused; zod must not recurse through input nested too deep, nor through what a walk that
       // stopped at its issue limit left unchecked (it may nest too deep further on).
       if (textIssues.length >= MAX_TEXT_ISSUES || textIssues.some((issue) => issue.tooDeep)) continue;

@@ -5,10 +5,10 @@ import {
   modelIdParams,
   modelListResponse,
   modelPriceSchema,
-  modelVersionsQuery,
   modelVersionsResponse,
   putPriceBody,
 } from '../schemas/model.schemas';
+import { listQuery } from '../schemas/common';
 import type { Services } from '../services';
 import { route, type RouteSpec } from './route-table';
 
@@ -42,7 +42,7 @@ export function modelRoutes(services: Services): RouteSpec[] {
       summary: 'Every price version of a model, oldest first, including those that take effect later',
       tags: ['Models'],
       access: 'user',
-      request: { params: modelIdParams, query: modelVersionsQuery },
+      request: { params: modelIdParams, query: listQuery },
       responses: { 200: { description: 'Versions', schema: modelVersionsResponse } },
       errors: ['VALIDATION_ERROR', 'NOT_FOUND'],
       handle: controller.versions,

@@ -1,11 +1,8 @@
 import { MAX_PRICE_PER_1M_MICRO, toCredits } from '../lib/money';
 import { kindPrices, type ModelPrice } from '../services/price.service';
-import { creditsInput, creditsOutput, modelId, paginationQuery, positiveCreditsInput, timestamp, z } from './common';
+import { creditsInput, creditsOutput, modelId, positiveCreditsInput, timestamp, z } from './common';
 
 export const modelIdParams = z.object({ modelId });
-
-/** ?limit&cursor for a model's versions (the usual list rules; a version is a few hundred bytes). */
-export const modelVersionsQuery = paginationQuery.strict();
 
 /** How far in the past an effectiveFrom may lie and still mean "now" (clock skew between caller and service). */
 export const EFFECTIVE_FROM_SKEW_MS = 5 * 60_000;

@@ -38,6 +38,9 @@ export const toLot = (row: LotRow): Lot => ({
   note: row.note,
 });
 
+/** The body fields check and calculate name when a cost is above the one-request bound (they price inputTokens/outputTokens). */
+const COUNT_FIELDS = ['inputTokens', 'outputTokens'];
+
 /** How far back a regular expiry sweep looks; older leftovers are caught by a full sweep (see expireLots). */
 const EXPIRY_SWEEP_WINDOW_MS = 60 * 60 * 1000;
 
@@ -169,10 +172,7 @@ export class CreditService {
 
   /** Would `credits` (or the cost of these tokens at the current price) be covered right now? */
   async checkUserCredits(userId: string, body: CheckBody): Promise<{ sufficient: boolean; required: Micro; available: Micro; limitedBy?: object }> {
-    const { credits: required } = await this.resolveCost(body.credits, () => this.prices.current(body.modelId!), () => usageOfBody(body), [
-      'inputTokens',
-      'outputTokens',
-    ]);
+    const { credits: required } = await this.resolveCost(body.credits, () => this.prices.current(body.modelId!), () => usageOfBody(body), COUNT_FIELDS);
     const available = await this.availableCredits(userId);
     // Budgets (docs/budgets.md): the same test initialize makes, as a read.
     const refusal = this.budgets ? await this.budgets.refusal(userId, body.modelId ?? null, required) : null;
@@ -186,7 +186,7 @@ export class CreditService {
     const tokens = usageOfBody(body);
     const cost = this.calculateCreditsForTokens(price, tokens);
     // A cost no request may have (API.md, "Bounds") is refused here too, not quoted.
-    assertRequestCost(cost.total, ['inputTokens', 'outputTokens']);
+    assertRequestCost(cost.total, COUNT_FIELDS);
     return {
       modelId: price.modelId,
       priceVersion: price.priceVersion,

@@ -1,4 +1,3 @@
-import type { Server } from 'node:http';
 import request from 'supertest';
 import { AppError } from '../../src/lib/errors';
 import { createTestContext, type TestContext } from '../support/context';
@@ -11,18 +10,13 @@ import { userWithRole } from '../support/tokens';
  * first answer again, and the work it refused stays undone.
  */
 let ctx: TestContext;
-let server: Server;
 beforeAll(async () => {
   ctx = await createTestContext();
-  server = ctx.app.listen(0);
 });
-afterAll(async () => {
-  await new Promise((resolve) => server.close(resolve));
-  await ctx.close();
-});
+afterAll(() => ctx.close());
 
 const post = (path: string, auth: string, key: string | null, body: object) => {
-  const call = request(server).post(path).set('Authorization', auth);
+  const call = request(ctx.app).post(path).set('Authorization', auth);
   return (key === null ? call : call.set('Idempotency-Key', key)).send(body);
 };
 const storedStatus = async (callerId: string, key: string) =>

@@ -22,7 +22,7 @@ export function parseCredits(input: unknown): { ok: true; value: Micro } | { ok:
     if (!Number.isFinite(input)) return { ok: false, error: 'must be a finite number' };
     text = numberToPlainString(input);
   } else if (typeof input === 'string') {
-    text = input.trim();
+    text = input; // exactly a decimal: " 1" or "1\n" is refused, not guessed at
   } else {
     return { ok: false, error: 'must be a number or a decimal string' };
   }

@@ -22,9 +22,8 @@ export const reasonText = z
 export const signedCreditsInput = z
   .union([z.number(), z.string()])
   .transform((value, ctx): Micro => {
-    const text = typeof value === 'string' ? value.trim() : value;
-    const negative = typeof text === 'number' ? text < 0 || Object.is(text, -0) : text.startsWith('-');
-    const parsed = parseCredits(typeof text === 'number' ? Math.abs(text) : negative ? text.slice(1) : text);
+    const negative = typeof value === 'number' ? value < 0 || Object.is(value, -0) : value.startsWith('-');
+    const parsed = parseCredits(typeof value === 'number' ? Math.abs(value) : negative ? value.slice(1) : value);
     if (!parsed.ok) {
       ctx.addIssue({ code: 'custom', message: parsed.error });
       return z.NEVER;

@@ -210,3 +210,23 @@ describe('Shared rollups cannot overflow (replay of the shard attack)', () => {
     expect(await availableOf(ctx.db, victim)).toBe(micro(9));
   });
 });
+
+describe('Amounts are exactly decimals', () => {
+  const user = userWithRole('user');
+  test.each([
+    ['/api/credits/allocate', { credits: ' 5' }],
+    ['/api/credits/allocate', { credits: '5\n' }],
+    ['/api/credits/adjust', { credits: ' -5', reason: 'spaces' }],
+    ['/api/credits/adjust', { credits: '- 5', reason: 'spaces' }],
+  ])('When %s gets credits %j, then 400 naming credits and nothing changes', async (path, extra) => {
+    await grantDirect(ctx.db, user.id, 10);
+    const before = await moneySnapshot();
+    const res = await request(ctx.app).post(path).set('Authorization', supervisor.auth).send({ userId: user.id, ...extra });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('VALIDATION_ERROR');
+    const problems = res.body.error.details.problems as { location: string; path: string }[];
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems.map((p) => `${p.location}:${p.path}`)).toEqual(problems.map(() => 'body:credits'));
+    expect(await moneySnapshot()).toEqual(before);
+  });
+});

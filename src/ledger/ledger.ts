@@ -179,10 +179,15 @@ const BUDGET_EXCEEDED_SQLSTATE = 'P0B01';
 /** SQLSTATE raised when the unpaid limit refuses new usage; DETAIL is the user's unpaid micro-credits. */
 const UNPAID_LIMIT_SQLSTATE = 'UL402';
 
-function detailOf(error: unknown): string | undefined {
-  const e = error as { original?: { detail?: string }; parent?: { detail?: string }; detail?: string };
-  return e?.original?.detail ?? e?.parent?.detail ?? e?.detail;
+/** Constraint name acct_grant raises (class 22) when a grant would take a user's credits above the cap. */
+const USER_CREDITS_CAP = 'user_credits_cap';
+
+type PgFields = { detail?: string; constraint?: string };
+function pgFieldsOf(error: unknown): PgFields {
+  const e = error as { original?: PgFields; parent?: PgFields } & PgFields;
+  return e?.original ?? e?.parent ?? e ?? {};
 }
+const detailOf = (error: unknown) => pgFieldsOf(error).detail;
 
 /**
  * The AppError for an error a ledger function raised on purpose (budget refusal, unpaid limit: the statement
@@ -198,6 +203,12 @@ export function ledgerError(error: unknown): unknown {
     } catch {
       return error;
     }
+  }
+  if (code === '22003' && pgFieldsOf(error).constraint === USER_CREDITS_CAP) {
+    // Every grant takes its amount from the request's `credits` (allocate, a positive adjust).
+    return new AppError('VALIDATION_ERROR', 'The request is not valid', {
+      problems: [{ location: 'body', path: 'credits', message: "would take the user's credits (lots plus holds) above 9000000000000" }],
+    });
   }
   if (code === UNPAID_LIMIT_SQLSTATE) {
     const detail = detailOf(error);

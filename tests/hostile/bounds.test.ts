@@ -230,3 +230,55 @@ describe('Amounts are exactly decimals', () => {
     expect(await moneySnapshot()).toEqual(before);
   });
 });
+
+describe('What one user may hold is capped at 9,000,000,000,000 credits', () => {
+  // Lots of up to 1e9 credits each would take 9,000 grants to get there; one direct lot stands in for them.
+  const rich = userWithRole('user');
+  beforeAll(async () => {
+    await grantDirect(ctx.db, rich.id, 1);
+    await ctx.db.query(`SELECT acct_grant($1, 8999999998999000000, NULL, 'test', NULL)`, [rich.id]); // 8,999,999,999,000 credits in all
+  });
+
+  test.each([
+    ['/api/credits/allocate', {}],
+    ['/api/credits/adjust', { reason: 'over the cap' }],
+  ])('When %s would go over it, then 400 naming credits and nothing changes', async (path, extra) => {
+    const before = await moneySnapshot();
+    const res = await request(ctx.app).post(path).set('Authorization', supervisor.auth).send({ userId: rich.id, credits: 1000.000001, ...extra });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('VALIDATION_ERROR');
+    expect(res.body.error.details.problems).toEqual([
+      { location: 'body', path: 'credits', message: "would take the user's credits (lots plus holds) above 9000000000000" },
+    ]);
+    expect(await moneySnapshot()).toEqual(before);
+  });
+
+  test('When a grant takes the user exactly to it, then 201', async () => {
+    const exact = await request(ctx.app).post('/api/credits/allocate').set('Authorization', supervisor.auth).send({ userId: rich.id, credits: 1000 });
+    expect(exact.status).toBe(201);
+    expect(exact.body.balance.availableCredits).toBe(9e12);
+  });
+
+  test('When a scheduled grant would go over it, then that period grants nothing and the schedules due after it are still granted', async () => {
+    const other = userWithRole('user');
+    const day = 86_400_000;
+    const schedule = (userId: string, daysBack: number) =>
+      request(ctx.app).post('/api/credits/schedules').set('Authorization', supervisor.auth)
+        .send({ userId, credits: 1000, period: 'day', startAt: new Date(Date.now() - daysBack * day).toISOString() });
+    const capped = await schedule(rich.id, 3); // the oldest due: tried first
+    const normal = await schedule(other.id, 1);
+    expect([capped.status, normal.status]).toEqual([201, 201]);
+
+    await ctx.services.corrections.materializeSchedules(new Date());
+
+    const grants = await ctx.db.query<{ schedule_id: string; n: string }>(
+      `SELECT schedule_id::text, count(*)::text AS n FROM credit_schedule_grants WHERE schedule_id = ANY($1::bigint[]) GROUP BY 1`,
+      [[capped.body.id, normal.body.id]],
+    );
+    expect(grants).toEqual([{ schedule_id: normal.body.id, n: '2' }]);
+    const [next] = await ctx.db.query<{ due: boolean }>(`SELECT next_period_start <= now() AS due FROM credit_schedules WHERE id = $1`, [capped.body.id]);
+    expect(next.due).toBe(false);
+    expect(await availableOf(ctx.db, other.id)).toBe(micro(2000));
+    expect(await reconcile(ctx.app)).toMatchObject({ ok: true });
+  });
+});

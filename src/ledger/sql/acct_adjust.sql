@@ -23,6 +23,7 @@ BEGIN
   IF p_amount > 0 THEN
     PERFORM acct_lock_user(p_user);
     available_before := acct_available(p_user);
+    PERFORM acct_assert_credits_cap(p_user, p_amount); -- as a grant: at most 9,000,000,000,000 credits per user
     INSERT INTO credit_allocations (user_id, total_credits, remaining_credits, expires_at, allocated_by, note)
     VALUES (p_user, p_amount, p_amount, p_expires_at, p_actor, p_reason)
     RETURNING id INTO allocation_id;

@@ -65,11 +65,25 @@ BEGIN
     END IF;
   END IF;
 
-  allocation_id := acct_grant(s.user_id, s.credits,
-                              CASE WHEN s.expire_at_period_end THEN v_end
-                                   WHEN s.expires_in_days IS NOT NULL THEN s.next_period_start + make_interval(days => s.expires_in_days)
-                              END,
-                              s.created_by, 'schedule ' || s.id || ' period ' || to_char(s.next_period_start AT TIME ZONE s.timezone, 'YYYY-MM-DD'));
+  BEGIN
+    allocation_id := acct_grant(s.user_id, s.credits,
+                                CASE WHEN s.expire_at_period_end THEN v_end
+                                     WHEN s.expires_in_days IS NOT NULL THEN s.next_period_start + make_interval(days => s.expires_in_days)
+                                END,
+                                s.created_by, 'schedule ' || s.id || ' period ' || to_char(s.next_period_start AT TIME ZONE s.timezone, 'YYYY-MM-DD'));
+  EXCEPTION WHEN numeric_value_out_of_range THEN
+    -- The user is at the cap on what one user may hold (acct_assert_credits_cap): this period grants nothing and the
+    -- schedule moves on. Raising instead would stop this schedule and, as it stays the oldest due one, every
+    -- schedule due after it, at every run. Returns credits 0 and no allocation.
+    UPDATE credit_schedules SET next_period_start = v_end WHERE id = s.id;
+    schedule_id := s.id;
+    user_id := s.user_id;
+    period_start := s.next_period_start;
+    allocation_id := NULL;
+    credits := 0;
+    RETURN NEXT;
+    RETURN;
+  END;
   INSERT INTO credit_schedule_grants (schedule_id, period_start, period_end, allocation_id)
   VALUES (s.id, s.next_period_start, v_end, allocation_id);
   UPDATE credit_schedules SET next_period_start = v_end WHERE id = s.id;

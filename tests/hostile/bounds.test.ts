@@ -259,6 +259,22 @@ describe('What one user may hold is capped at 9,000,000,000,000 credits', () => 
     expect(exact.body.balance.availableCredits).toBe(9e12);
   });
 
+  test('When a refund would take a user over it, then 400 naming credits and nothing changes', async () => {
+    const spender = userWithRole('user');
+    await grantDirect(ctx.db, spender.id, 1000);
+    const used = await request(ctx.app).post('/api/usage/record').set('Authorization', spender.auth)
+      .send({ service: 'chat', operation: 'completion', modelId: 'capped-model', inputTokens: 100, outputTokens: 0 });
+    expect(used.status).toBe(201);
+    // 900 left; granted up to the cap again after the spend.
+    await ctx.db.query(`SELECT acct_grant($1, 8999999999100000000, NULL, 'test', NULL)`, [spender.id]);
+    const before = await moneySnapshot();
+    const res = await request(ctx.app).post(`/api/usage/records/${used.body.usageRecord.id}/refund`).set('Authorization', supervisor.auth)
+      .send({ reason: 'over the cap', credits: 0.000001 });
+    expect(res.status).toBe(400);
+    expect(res.body.error.details.problems).toEqual([expect.objectContaining({ location: 'body', path: 'credits' })]);
+    expect(await moneySnapshot()).toEqual(before);
+  });
+
   test('When a scheduled grant would go over it, then that period grants nothing and the schedules due after it are still granted', async () => {
     const other = userWithRole('user');
     const day = 86_400_000;

@@ -1,8 +1,9 @@
 -- acct_assert_credits_cap: the bound on what one user may hold (issue 12), checked wherever credits enter
--- as a new lot: a grant (acct_grant: allocate, schedules) and a positive adjustment (acct_adjust).
+-- to a user's lots: a grant (acct_grant: allocate, schedules), a positive adjustment (acct_adjust) and a
+-- refund that returns credits (acct_refund_usage).
 -- What a user has in lots plus what their active sessions hold never exceeds 9e18 micro-credits, so
--- acct_available's bigint sum cannot overflow. Releases only move held credits back, so checking where new
--- lots are made keeps it true. Class 22 with a constraint name: the API answers a 400 naming the amount
+-- acct_available's bigint sum cannot overflow. Releases only move held credits back, so checking where credits
+-- enter keeps it true. Class 22 with a constraint name: the API answers a 400 naming the amount
 -- (ledgerError), and nothing changes.
 CREATE OR REPLACE FUNCTION acct_assert_credits_cap(p_user text, p_amount bigint) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN

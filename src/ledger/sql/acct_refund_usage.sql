@@ -57,6 +57,7 @@ BEGIN
   END IF;
 
   IF returned > 0 THEN
+    PERFORM acct_assert_credits_cap(user_id, returned); -- credits come back: at most 9,000,000,000,000 per user
     -- The lots that paid the record, locked in consumption order (the one lot order).
     PERFORM 1 FROM credit_allocations a
      WHERE a.id IN (SELECT t.allocation_id FROM credit_transactions t

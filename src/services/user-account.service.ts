@@ -18,15 +18,20 @@ export interface TokenUser extends Caller {
 }
 
 const MAX_CACHED_USERS = 50_000;
-const cacheKeyOf = (user: TokenUser) => JSON.stringify([user.userId, user.email, user.username, user.role, user.orgId ?? null]);
+const claimsOf = (user: TokenUser) => JSON.stringify([user.email, user.username, user.role]);
 
 /**
  * Mirrors token users into user_accounts. Every authenticated request would otherwise write a row, so
- * each process remembers for a short TTL which (user, email, username, role) it has already written.
- * The cache only skips a redundant upsert; PostgreSQL stays the source of truth.
+ * each process remembers for a short TTL the claims it last wrote for each user, and skips the upsert
+ * while a token carries the same ones. The cache only skips a redundant upsert; PostgreSQL stays the
+ * source of truth. It is never trusted for the org: a token that names one is mirrored at every request
+ * (read-only when nothing changed), because budgets follow the stored org, and that may have been changed
+ * since by PUT /api/users/:userId/org, by another instance, or by this user's earlier token with another
+ * org: API.md says the token wins. (Keyed by user, not by claims: a token with claims seen before, after
+ * others, is written again.)
  */
 export class UserAccountService {
-  private readonly synced = new Map<string, number>();
+  private readonly synced = new Map<string, { claims: string; at: number }>();
 
   constructor(
     private readonly db: Database,
@@ -40,10 +45,11 @@ export class UserAccountService {
     this.markSynced(user);
   }
 
-  /** True when this process mirrored exactly these claims within the TTL, so no write is needed. */
+  /** True when this process last mirrored exactly these claims for the user within the TTL and the token names no org. */
   isSynced(user: TokenUser): boolean {
-    const syncedAt = this.synced.get(cacheKeyOf(user));
-    return syncedAt !== undefined && Date.now() - syncedAt < this.cacheTtlMs;
+    if (user.orgId != null) return false;
+    const entry = this.synced.get(user.userId);
+    return entry !== undefined && entry.claims === claimsOf(user) && Date.now() - entry.at < this.cacheTtlMs;
   }
 
   /**
@@ -57,7 +63,7 @@ export class UserAccountService {
   /** Records a mirror done elsewhere (initialize mirrors the caller inside its own statement). */
   markSynced(user: TokenUser): void {
     if (this.synced.size >= MAX_CACHED_USERS) this.synced.clear();
-    this.synced.set(cacheKeyOf(user), Date.now());
+    this.synced.set(user.userId, { claims: claimsOf(user), at: Date.now() });
   }
 
   /** Creates a user known only by id (e.g. the target of an allocation) if it does not exist yet. */

@@ -8,7 +8,7 @@ import type { NewPrice } from '../services/price.service';
  * `cache_read_input_token_cost`, `cache_creation_input_token_cost`,
  * `cache_creation_input_token_cost_above_1hr`, `output_cost_per_reasoning_token`. They become micro-credits
  * per 1M tokens at `creditsPerUsd`, exactly (decimal arithmetic on the numbers' shortest decimal form),
- * rounded half up to the micro-credit. Entries without input and output token prices (images, audio,
+ * rounded up to the micro-credit, as charges are: a price above zero never becomes a free model. Entries without input and output token prices (images, audio,
  * embeddings priced otherwise, the `sample_spec` template) are skipped with a reason, never fatal.
  */
 export interface ImportEntry {
@@ -73,12 +73,13 @@ export function parseLiteLlm(prices: Record<string, unknown>, creditsPerUsd: Mic
 
 /**
  * USD per token -> micro-credits per 1M tokens: usd x 1e6 tokens x creditsPerUsd (micro-credits per USD),
- * computed on the decimal digits (no floating point), rounded half up. null for a negative or non-finite value.
+ * computed on the decimal digits (no floating point), rounded up (1e-15 USD at 100 credits per USD is 1, not
+ * 0: API.md, a model is never billed at zero). null for a negative or non-finite value.
  */
 export function perMillionMicro(usdPerToken: number, creditsPerUsd: Micro): Micro | null {
   if (!Number.isFinite(usdPerToken) || usdPerToken < 0) return null;
   const [whole, fraction = ''] = numberToPlainString(usdPerToken).split('.');
   const scale = 10n ** BigInt(fraction.length);
   const numerator = BigInt(whole + fraction) * 1_000_000n * creditsPerUsd;
-  return (numerator * 2n + scale) / (2n * scale);
+  return (numerator + scale - 1n) / scale;
 }

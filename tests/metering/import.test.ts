@@ -27,7 +27,9 @@ describe('perMillionMicro (USD per token -> micro-credits per 1M tokens)', () =>
     [3e-7, 100_000_000n, 30_000_000n],
     [7.5e-8, 100_000_000n, 7_500_000n],
     [1.1e-6, 100_000_000n, 110_000_000n], // 1.1e-6 is not exact in binary; its decimal form is
-    [3.81469e-8, 1_000_000n, 38_147n], // 0.0381469 credits -> rounded half up to the micro-credit
+    [3.81469e-8, 1_000_000n, 38_147n], // 0.0381469 credits -> rounded up to the micro-credit
+    [3.81461e-8, 1_000_000n, 38_147n], // 0.0381461 credits: up, not to the nearest
+    [1e-15, 100_000_000n, 1n], // 0.0000001 credits: a list price above zero stays above zero (the audit's free model)
     [0, 100_000_000n, 0n],
   ])('When %p USD per token at %p micro-credits per USD, then %p micro-credits per 1M', (usd, rate, expected) => {
     expect(perMillionMicro(usd, rate)).toBe(expected);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import express, { type RequestHandler, type Router } from 'express';
 import jwt from 'jsonwebtoken';
 import type { Config } from './config';
-import { forbidden } from './lib/errors';
+import { AppError, forbidden } from './lib/errors';
 
 /**
  * The admin console (issue #17): a static single-page app built by `npm run build` into dist/console and
@@ -57,7 +57,7 @@ export function consoleRouter(config: Config, bundleDir?: string): Router {
   let bundle: { html: string; serveAssets: RequestHandler; serveFiles: RequestHandler } | undefined;
   const load = () => {
     const dir = bundleDir ?? consoleBundleDir();
-    if (bundle || !dir) return bundle;
+    if (bundle || !dir || !fs.existsSync(path.join(dir, 'index.html'))) return bundle;
     const html = fs
       .readFileSync(path.join(dir, 'index.html'), 'utf8')
       .replace(DEV_SIGN_IN_MARKER, devSignIn ? '<meta name="dev-sign-in" content="available">' : '');
@@ -70,11 +70,11 @@ export function consoleRouter(config: Config, bundleDir?: string): Router {
     return bundle;
   };
 
-  const sendIndex: RequestHandler = (_req, res) => {
+  const sendIndex: RequestHandler = (_req, res, next) => {
     const loaded = load();
     if (!loaded) {
-      res.status(503).type('text/plain').send('The admin console is not built: run `npm run build` (npm start builds it when missing).\n');
-      return;
+      // In the API's error format, through the one error handler, like every other refusal.
+      return next(new AppError('SERVICE_UNAVAILABLE', 'The admin console is not built: run `npm run build` (npm start builds it when missing)'));
     }
     // The bare /admin gets the same page: its asset URLs are absolute (/admin/assets/...).
     res.setHeader('Cache-Control', 'no-store');

@@ -1,10 +1,13 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import express from 'express';
 import request from 'supertest';
 import { createApp, type App } from '../../src/app';
 import { loadConfig } from '../../src/config';
-import { CONSOLE_CSP } from '../../src/console';
+import { CONSOLE_CSP, consoleRouter } from '../../src/console';
+import { errorHandler } from '../../src/middleware/error.middleware';
 import { createLogger } from '../../src/lib/logger';
 import { createTestContext, type TestContext } from '../support/context';
 import { count } from '../support/db';
@@ -31,6 +34,21 @@ function appWith(env: Record<string, string>): App {
 }
 
 describe('GET /admin', () => {
+  test('When the console is not built, then /admin is a 503 in the API\u2019s error format', async () => {
+    const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'console-not-built-'));
+    try {
+      const app = express();
+      app.use('/admin', consoleRouter(ctx.config, empty));
+      app.use(errorHandler(createLogger('silent')));
+      const res = await request(app).get('/admin');
+      expect(res.status).toBe(503);
+      expect(res.headers['content-type']).toMatch(/^application\/json/);
+      expect(res.body.error).toMatchObject({ code: 'SERVICE_UNAVAILABLE', details: {}, message: expect.stringContaining('not built') });
+    } finally {
+      fs.rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
   test('When anyone opens /admin without a token, then the page loads with the console CSP, no inline script and no development sign-in', async () => {
     for (const url of ['/admin', '/admin/']) {
       const res = await request(ctx.app).get(url);

@@ -6320,6 +6320,7 @@ export interface operations {
                 cursor?: string;
                 /** @description 1-255 printable characters */
                 userId?: string;
+                /** @description 1-255 printable characters */
                 orgId?: string;
             };
             header?: never;
@@ -6418,6 +6419,7 @@ export interface operations {
                         /** @description 1-255 printable characters */
                         userId: string;
                     } | {
+                        /** @description 1-255 printable characters */
                         orgId: string;
                     };
                     /** @enum {string} */

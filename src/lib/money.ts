@@ -10,7 +10,8 @@ export const MICRO_PER_CREDIT = 1_000_000n;
 /** Largest amount a single request may carry: 1,000,000,000 credits. */
 export const MAX_CREDITS_MICRO = 1_000_000_000n * MICRO_PER_CREDIT;
 
-const DECIMAL = /^(\d+)(?:\.(\d{1,6}))?$/;
+/** Digits without leading zeros ("00005" is not how an amount is written), a point and up to 6 decimals. */
+const DECIMAL = /^(0|[1-9]\d*)(?:\.(\d{1,6}))?$/;
 
 /**
  * Parses API input (a JSON number or a decimal string) into micro-credits, or returns an error message.

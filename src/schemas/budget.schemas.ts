@@ -1,8 +1,8 @@
 import { toCredits } from '../lib/money';
-import { creditsInput, creditsOutput, modelId, page, paginationQuery, timestamp, userId, z } from './common';
+import { creditsInput, creditsOutput, modelId, page, paginationQuery, printableId, timestamp, userId, z } from './common';
 
-/** An organization id: like a user id, 1-255 characters. */
-export const orgId = z.string().min(1).max(255);
+/** An organization id: like a user id (and like the token's org claim), 1-255 printable characters. */
+export const orgId = printableId;
 
 export const budgetPeriod = z.enum(['day', 'week', 'month']);
 

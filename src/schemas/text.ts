@@ -10,8 +10,14 @@ const C0 = /[\u0000-\u001f]/;
 // eslint-disable-next-line no-control-regex
 const C0_EXCEPT_WHITESPACE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-/** An id: 1-255 code points, none of them a control (C0, DEL, C1) or a lone surrogate. */
-const PRINTABLE_ID = /^[^\p{Cc}\p{Cs}]{1,255}$/u;
+/**
+ * An id: 1-255 code points, none of them a control (C0, DEL, C1), a lone surrogate or a bidirectional
+ * control (U+061C, U+200E/F, U+202A-E, U+2066-9), which would make an id display as another one in the
+ * console, CSV exports and logs ("Trojan Source").
+ */
+const PRINTABLE_ID = /^[^\p{Cc}\p{Cs}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]{1,255}$/u;
+/** A key JSON.parse keeps as an own property but that object spreads, schemas and merges drop or misread. */
+const PROTO_KEY = '__proto__';
 
 export const MULTILINE_FIELDS: ReadonlySet<string> = new Set(['note', 'reason']);
 
@@ -27,7 +33,7 @@ export function textProblem(value: string, multiline = false): string | null {
 
 /** Why a string is not an acceptable id (user, session, model id, key), or null. */
 export function idProblem(value: string): string | null {
-  return PRINTABLE_ID.test(value) ? null : 'must be 1-255 printable characters (no control characters or unpaired surrogates)';
+  return PRINTABLE_ID.test(value) ? null : 'must be 1-255 printable characters (no control characters, bidirectional controls or unpaired surrogates)';
 }
 
 /** How deep a body, query or params value may nest: deeper input is refused before any schema walks it. */
@@ -81,7 +87,8 @@ function walk(value: unknown, path: (string | number)[], depth: number, issues: 
     const record = value as Record<string, unknown>;
     for (const key of Object.keys(record)) {
       path.push(key);
-      const keyProblem = textProblem(key);
+      // A metadata key "__proto__" was dropped silently (a 201 that did not store what it acknowledged).
+      const keyProblem = key === PROTO_KEY ? 'must not be __proto__' : textProblem(key);
       if (keyProblem) issues.push({ path: [...path], message: `key ${keyProblem}` });
       walk(record[key], path, depth + 1, issues);
       path.pop();

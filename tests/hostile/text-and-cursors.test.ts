@@ -80,6 +80,12 @@ const refused: [string, Req, string, string][] = [
   ['NUL in an abort reason', { method: 'post', path: '/api/streaming-sessions/abort', auth: user.auth, body: { sessionId: 'text-session', reason: 'x\u0000' } }, 'body', 'reason'],
   ['a lone surrogate in an abort reason', { method: 'post', path: '/api/streaming-sessions/abort', auth: user.auth, body: { sessionId: 'text-session', reason: '\ud83d' } }, 'body', 'reason'],
   ['NUL in a sessionId', { method: 'post', path: '/api/streaming-sessions/initialize', auth: user.auth, body: { sessionId: 's\u0000', modelId: 'gpt-4o', estimatedCredits: 1 } }, 'body', 'sessionId'],
+  // The second audit: a right-to-left override makes an id display as another one (console, CSV, logs).
+  ['a right-to-left override in an allocation userId', { method: 'post', path: '/api/credits/allocate', auth: supervisor.auth, body: { userId: '\u202egpt-4o', credits: 1 } }, 'body', 'userId'],
+  ['a left-to-right isolate in a sessionId', { method: 'post', path: '/api/streaming-sessions/initialize', auth: user.auth, body: { sessionId: 'a\u2066b', modelId: 'gpt-4o', estimatedCredits: 1 } }, 'body', 'sessionId'],
+  ['a right-to-left mark in an org id', { method: 'put', path: `/api/users/${'x'}/org`, auth: supervisor.auth, body: { orgId: 'acme\u200f' } }, 'body', 'orgId'],
+  // The second audit: a metadata key "__proto__" was dropped silently, with a 201.
+  ['a metadata key __proto__', { method: 'post', path: '/api/usage/record', auth: user.auth, body: '{"service":"chat","operation":"completion","credits":1,"metadata":{"__proto__":{"polluted":1},"k":1}}' }, 'body', 'metadata.__proto__'],
   ['NUL in the userId path parameter', { method: 'get', path: '/api/credits/balance/a%00b', auth: supervisor.auth }, 'params', 'userId'],
   ['a lone surrogate in the userId path parameter', { method: 'get', path: '/api/usage/stats/%ED%A0%80', auth: supervisor.auth }, 'params', ''],
   ['NUL in the userId query parameter', { method: 'get', path: '/api/usage/records?userId=a%00', auth: supervisor.auth }, 'query', 'userId'],

@@ -18,11 +18,13 @@ describe('parseCredits', () => {
     [1e9, 1_000_000_000_000_000n],
     ['1000000000.000000', 1_000_000_000_000_000n],
     [0, 0n],
+    ['0.5', 500_000n],
+    ['10', 10_000_000n],
   ])('When given %p, then it is %p micro-credits', (input, expected) => {
     expect(ok(input)).toBe(expected);
   });
 
-  test.each([[-1], ['-0.5'], [1e9 + 1], ['1.0000001'], [0.0000001], ['abc'], [null], [undefined], [Infinity], [NaN], ['1e3'], [{}], [[1]], ['']])(
+  test.each([[-1], ['-0.5'], [1e9 + 1], ['1.0000001'], [0.0000001], ['abc'], [null], [undefined], [Infinity], [NaN], ['1e3'], [{}], [[1]], [''], [' 1'], ['1 '], ['1\n'], ['\t2.5'], ['00005'], ['01.5'], ['+5']])(
     'When given %p, then it is refused',
     (input) => {
       expect(parseCredits(input).ok).toBe(false);

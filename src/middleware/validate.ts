@@ -39,9 +39,13 @@ export function validate(schemas: { body?: ZodType; query?: ZodType; params?: Zo
       for (const issue of textIssues) problems.push({ location, path: issue.path.map(String).join('.'), message: issue.message });
       if (!schema) {
         // A route that takes no query parameters refuses any (a misspelt ?userId= must not silently answer
-        // for the caller instead, as unknown body fields are refused).
+        // for the caller instead, as unknown body fields are refused); one that takes no body refuses fields
+        // in one (an empty object is no fields), and any body that is not an object.
         if (location === 'query') {
           for (const key of Object.keys(raw as object)) problems.push({ location, path: key, message: 'is not a parameter of this route' });
+        } else if (location === 'body') {
+          if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) problems.push({ location, path: '', message: 'this route takes no request body' });
+          else for (const key of Object.keys(raw)) problems.push({ location, path: key, message: 'is not a known field of this request' });
         }
         continue;
       }

@@ -174,20 +174,26 @@ describe('scenario 7: hostile tokens', () => {
         'X-Forwarded-User': 'admin-user',
         'X-Original-URL': '/api/admin/reconcile',
         'X-HTTP-Method-Override': 'DELETE',
-        'Content-Type': 'application/json',
       },
-      body: JSON.stringify({ role: 'admin', sub: 'admin-user', userId: 'admin-user' }),
     });
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({ userId: 'plain-user', role: 'user' });
-    // In the query the claim is not even read: an unknown parameter is a 400, and nothing is granted.
+    // In the body or the query the claim is not even read: /api/me takes neither, so the fields are a 400,
+    // and nothing is granted.
+    const inBody = await call(hsUrl, {
+      method: 'GET',
+      path: '/api/me',
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ role: 'admin', sub: 'admin-user', userId: 'admin-user' }),
+    });
+    expect(inBody.status).toBe(400);
     const inQuery = await call(hsUrl, { method: 'GET', path: '/api/me?role=admin&sub=admin-user', headers: { Authorization: `Bearer ${token}` } });
     expect(inQuery.status).toBe(400);
     const rows = await cluster.pg.sql<{ id: string; role: string }>(`SELECT id, role FROM user_accounts WHERE id IN ('plain-user', 'admin-user')`);
     expect(rows).toEqual([{ id: 'plain-user', role: 'user' }]);
     const ledger = await checkLedger(cluster.pg, { url: hsUrl, adminToken: hs.sign({ sub: 's7-admin', role: 'admin' }) });
     expect(ledger.problems).toEqual([]);
-    figure('scenario 7b: role or identity claimed in body/headers: ignored, in the query: 400 (caller stays role=user, no other user touched)');
+    figure('scenario 7b: role or identity claimed in headers: ignored, in the body or the query: 400 (caller stays role=user, no other user touched)');
   });
 });
 

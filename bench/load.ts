@@ -22,7 +22,10 @@ import type { LoadRequest, LoadResponse, ScenarioResult } from './protocol';
 import { SESSION_OPEN, loadPrices, sessionOpenValues } from './session-open';
 
 const key = crypto.createSecretKey(Buffer.from(BENCH_JWT_SECRET, 'utf8'));
-const sign = (sub: string) => `Bearer ${jwt.sign({ sub, role: 'user' }, key, { algorithm: 'HS256', expiresIn: '6h' })}`;
+// BENCH_TOKEN_ORG=acme: every token names that org (a caller whose token carries an org is mirrored at every
+// request: docs/budgets.md), to measure what such callers pay.
+const orgClaim = process.env.BENCH_TOKEN_ORG ? { org: process.env.BENCH_TOKEN_ORG } : {};
+const sign = (sub: string) => `Bearer ${jwt.sign({ sub, role: 'user', ...orgClaim }, key, { algorithm: 'HS256', expiresIn: '6h' })}`;
 const userCount = Number(process.env.BENCH_USER_COUNT ?? USER_COUNT);
 const users = Array.from({ length: userCount }, (_, i) => ({ id: userId(i + 1), auth: sign(userId(i + 1)) }));
 const hotAuth = sign(HOT_USER);

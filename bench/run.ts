@@ -261,7 +261,7 @@ async function main(): Promise<number> {
     log(`service: node ${[...productionNodeFlags(), ...options.nodeArgs].join(' ')} dist/src/server.js`);
     log(`service (pid ${service.pid}) on ${serviceUrl}, baseline (pid ${baseline.pid}) on ${baselineUrl}; logs in ${path.relative(ROOT, logDir)}`);
 
-    const loader = new Loader(forkNode('load generator', path.join(__dirname, 'load.js'), { ...baseEnv, BENCH_USER_COUNT: String(userCount), BENCH_TOKEN_KINDS: process.env.BENCH_TOKEN_KINDS ?? '' }));
+    const loader = new Loader(forkNode('load generator', path.join(__dirname, 'load.js'), { ...baseEnv, BENCH_USER_COUNT: String(userCount), BENCH_TOKEN_KINDS: process.env.BENCH_TOKEN_KINDS ?? '', BENCH_TOKEN_ORG: process.env.BENCH_TOKEN_ORG ?? '' }));
     probePids.loader = loader.child.pid;
     const signedUsers = await loader.ready();
     const { default: jwt } = await import('jsonwebtoken');

@@ -7,6 +7,7 @@ import { consoleRouter } from './console';
 import type { Lifecycle } from './controllers/health.controller';
 import type { Database } from './db/database';
 import { AppError } from './lib/errors';
+import { findDuplicateKey } from './lib/json-duplicates';
 import { createHttpLogger, type Logger } from './lib/logger';
 import { Metrics, databaseMetricSources } from './lib/metrics';
 import { errorHandler, notFoundHandler } from './middleware/error.middleware';
@@ -48,7 +49,16 @@ export interface App {
  * it skips the parser, which would only set req.body = undefined for it.
  */
 function jsonBody(limit: string): RequestHandler {
-  const parse = express.json({ limit, strict: true });
+  // A body that names a key twice in one object is refused before it is parsed (src/lib/json-duplicates.ts).
+  const verify = (_req: unknown, _res: unknown, raw: Buffer, encoding: string) => {
+    const path = findDuplicateKey(raw.toString(encoding as BufferEncoding));
+    if (path) {
+      throw new AppError('VALIDATION_ERROR', 'The request is not valid', {
+        problems: [{ location: 'body', path: path.join('.'), message: 'is given more than once' }],
+      });
+    }
+  };
+  const parse = express.json({ limit, strict: true, verify });
   return (req, res, next) => {
     const length = req.headers['content-length'];
     const chunked = req.headers['transfer-encoding'] !== undefined;

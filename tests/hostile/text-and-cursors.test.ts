@@ -103,6 +103,9 @@ const refused: [string, Req, string, string][] = [
   ['an unknown parameter on the events list', { method: 'get', path: '/api/events?kind=credits.low', auth: admin.auth }, 'query', 'kind'],
   ['an unknown parameter on the active sessions', { method: 'get', path: '/api/streaming-sessions/active?status=active', auth: user.auth }, 'query', 'status'],
   ['an unknown parameter on reconcile', { method: 'get', path: '/api/admin/reconcile?user=x', auth: admin.auth }, 'query', 'user'],
+  // The second audit: a key given twice credited the last userId, while a proxy reading the first sees another.
+  ['a userId given twice', { method: 'post', path: '/api/credits/allocate', auth: supervisor.auth, body: '{"userId":"target","credits":1,"userId":"other"}' }, 'body', 'userId'],
+  ['a metadata key given twice', { method: 'post', path: '/api/usage/record', auth: user.auth, body: '{"service":"chat","operation":"completion","credits":1,"metadata":{"k":1,"k":2}}' }, 'body', 'metadata.k'],
   // A route that takes no body refuses fields in one (second audit: DELETE, GET and webhook tests ignored them).
   ['a body field on a route that takes no body', { method: 'get', path: '/api/credits/balance', auth: user.auth, body: { userId: 'someone' } }, 'body', 'userId'],
   ['an array body on a route that takes no body', { method: 'get', path: '/api/credits/balance', auth: user.auth, body: '[1]' }, 'body', ''],

@@ -10,11 +10,8 @@ const ROLES: readonly Role[] = ['user', 'supervisor', 'admin'];
 const RANK: Record<Role, number> = { user: 0, supervisor: 1, admin: 2 };
 
 const unauthenticated = (message: string) => new AppError('UNAUTHENTICATED', message);
-// 1-255 characters, none of them a control character or an unpaired surrogate.
-// eslint-disable-next-line no-control-regex
-const NOT_PRINTABLE = /[\u0000-\u001f\u007f]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const isPrintableId = (value: unknown): value is string =>
-  typeof value === 'string' && value.length >= 1 && value.length <= 255 && !NOT_PRINTABLE.test(value);
+/** An id claim (the org): the same rules as every id of the API (src/schemas/text.ts idProblem). */
+const isPrintableId = (value: unknown): value is string => typeof value === 'string' && idProblem(value) === null;
 // email/username are informational: a claim that is too long or holds control characters is dropped, not stored.
 const optionalClaim = (value: unknown) =>
   typeof value === 'string' && value.length <= 320 && textProblem(value) === null ? value : null;

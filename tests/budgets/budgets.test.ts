@@ -79,6 +79,10 @@ describe('organizations', () => {
     expect(res.status).toBe(401);
     const numeric = await api.get('/api/credits/balance', bearer(tokenFor({ extra: { org: 42 } })));
     expect(numeric.status).toBe(401);
+    // The same rules as an org id in a body (the review: a right-to-left override or a C1 control passed).
+    for (const org of ['acme\u202eevil', 'acme\u0085']) {
+      expect((await api.get('/api/credits/balance', bearer(tokenFor({ extra: { org } })))).status).toBe(401);
+    }
   });
 });
 

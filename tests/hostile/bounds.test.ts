@@ -275,24 +275,36 @@ describe('What one user may hold is capped at 9,000,000,000,000 credits', () => 
     expect(await moneySnapshot()).toEqual(before);
   });
 
-  test('When a scheduled grant would go over it, then that period grants nothing and the schedules due after it are still granted', async () => {
+  test('When a scheduled grant would go over it, then that period grants and revokes nothing and the schedules due after it are still granted', async () => {
+    // Its own user at exactly the cap, with an earlier grant of the schedule above its rollover cap.
+    const capped = userWithRole('user');
     const other = userWithRole('user');
     const day = 86_400_000;
     const schedule = (userId: string, daysBack: number) =>
       request(ctx.app).post('/api/credits/schedules').set('Authorization', supervisor.auth)
         .send({ userId, credits: 1000, period: 'day', startAt: new Date(Date.now() - daysBack * day).toISOString() });
-    const capped = await schedule(rich.id, 3); // the oldest due: tried first
+    const cappedSchedule = await schedule(capped.id, 3); // the oldest due: tried first
     const normal = await schedule(other.id, 1);
-    expect([capped.status, normal.status]).toEqual([201, 201]);
+    expect([cappedSchedule.status, normal.status]).toEqual([201, 201]);
+    // Its first periods granted (1,000 credits each), then the rest of the cap by hand.
+    const early = await ctx.services.corrections.materializeSchedules(new Date(Date.now() - 2.5 * day));
+    expect(early).toBeGreaterThan(0);
+    // A rollover cap 500 credits below what its lots hold: each later period would revoke 500, then grant 1,000.
+    await ctx.db.query(`UPDATE credit_schedules SET rollover_cap_credits = $2 WHERE id = $1`, [cappedSchedule.body.id, String(micro(early * 1000 - 500))]);
+    const [held] = await ctx.db.query<{ micro: string }>(`SELECT sum(remaining_credits)::text AS micro FROM credit_allocations WHERE user_id = $1`, [capped.id]);
+    await ctx.db.query(`SELECT acct_grant($1, 9000000000000000000 - $2::bigint, NULL, 'test', NULL)`, [capped.id, held.micro]);
+    const ledgerBefore = await count(ctx.db, 'credit_transactions', 'user_id = $1', [capped.id]);
 
-    await ctx.services.corrections.materializeSchedules(new Date());
+    expect(await ctx.services.corrections.materializeSchedules(new Date())).toBe(2); // the other user's two periods
+    expect(await count(ctx.db, 'credit_transactions', 'user_id = $1', [capped.id])).toBe(ledgerBefore); // no rollover revoke
 
     const grants = await ctx.db.query<{ schedule_id: string; n: string }>(
       `SELECT schedule_id::text, count(*)::text AS n FROM credit_schedule_grants WHERE schedule_id = ANY($1::bigint[]) GROUP BY 1`,
-      [[capped.body.id, normal.body.id]],
+      [[cappedSchedule.body.id, normal.body.id]],
     );
-    expect(grants).toEqual([{ schedule_id: normal.body.id, n: '2' }]);
-    const [next] = await ctx.db.query<{ due: boolean }>(`SELECT next_period_start <= now() AS due FROM credit_schedules WHERE id = $1`, [capped.body.id]);
+    expect(grants).toEqual(expect.arrayContaining([{ schedule_id: cappedSchedule.body.id, n: String(early) }, { schedule_id: normal.body.id, n: '2' }]));
+    expect(grants).toHaveLength(2);
+    const [next] = await ctx.db.query<{ due: boolean }>(`SELECT next_period_start <= now() AS due FROM credit_schedules WHERE id = $1`, [cappedSchedule.body.id]);
     expect(next.due).toBe(false);
     expect(await availableOf(ctx.db, other.id)).toBe(micro(2000));
     expect(await reconcile(ctx.app)).toMatchObject({ ok: true });

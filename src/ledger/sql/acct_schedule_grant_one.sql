@@ -23,6 +23,7 @@ DECLARE
   v_left_over bigint;
   v_excess bigint;
   v_take bigint;
+  v_constraint text;
 BEGIN
   SELECT cs.* INTO s
     FROM credit_schedules cs JOIN user_accounts ua ON ua.id = cs.user_id
@@ -40,47 +41,53 @@ BEGIN
     RETURN;
   END IF;
 
-  revoked := 0;
-  IF s.rollover_cap_credits IS NOT NULL THEN
-    SELECT coalesce(sum(a.remaining_credits), 0) INTO v_left_over
-      FROM credit_allocations a JOIN credit_schedule_grants g ON g.allocation_id = a.id
-     WHERE g.schedule_id = s.id AND a.remaining_credits > 0 AND (a.expires_at IS NULL OR a.expires_at > now());
-    v_excess := v_left_over - s.rollover_cap_credits;
-    IF v_excess > 0 THEN
-      FOR lot IN
-        SELECT a.id, a.remaining_credits
-          FROM credit_allocations a JOIN credit_schedule_grants g ON g.allocation_id = a.id
-         WHERE g.schedule_id = s.id AND a.remaining_credits > 0 AND (a.expires_at IS NULL OR a.expires_at > now())
-         ORDER BY a.expires_at NULLS LAST, a.id
-           FOR UPDATE OF a
-      LOOP
-        EXIT WHEN v_excess = 0;
-        v_take := least(lot.remaining_credits, v_excess);
-        UPDATE credit_allocations SET remaining_credits = remaining_credits - v_take WHERE id = lot.id;
-        INSERT INTO credit_transactions (user_id, type, amount, allocation_id, actor_id, note)
-        VALUES (s.user_id, 'revoke', v_take, lot.id, 'system', 'rollover cap of schedule ' || s.id);
-        v_excess := v_excess - v_take;
-        revoked := revoked + v_take;
-      END LOOP;
-    END IF;
-  END IF;
-
   BEGIN
+    revoked := 0;
+    IF s.rollover_cap_credits IS NOT NULL THEN
+      SELECT coalesce(sum(a.remaining_credits), 0) INTO v_left_over
+        FROM credit_allocations a JOIN credit_schedule_grants g ON g.allocation_id = a.id
+       WHERE g.schedule_id = s.id AND a.remaining_credits > 0 AND (a.expires_at IS NULL OR a.expires_at > now());
+      v_excess := v_left_over - s.rollover_cap_credits;
+      IF v_excess > 0 THEN
+        FOR lot IN
+          SELECT a.id, a.remaining_credits
+            FROM credit_allocations a JOIN credit_schedule_grants g ON g.allocation_id = a.id
+           WHERE g.schedule_id = s.id AND a.remaining_credits > 0 AND (a.expires_at IS NULL OR a.expires_at > now())
+           ORDER BY a.expires_at NULLS LAST, a.id
+             FOR UPDATE OF a
+        LOOP
+          EXIT WHEN v_excess = 0;
+          v_take := least(lot.remaining_credits, v_excess);
+          UPDATE credit_allocations SET remaining_credits = remaining_credits - v_take WHERE id = lot.id;
+          INSERT INTO credit_transactions (user_id, type, amount, allocation_id, actor_id, note)
+          VALUES (s.user_id, 'revoke', v_take, lot.id, 'system', 'rollover cap of schedule ' || s.id);
+          v_excess := v_excess - v_take;
+          revoked := revoked + v_take;
+        END LOOP;
+      END IF;
+    END IF;
+
     allocation_id := acct_grant(s.user_id, s.credits,
                                 CASE WHEN s.expire_at_period_end THEN v_end
                                      WHEN s.expires_in_days IS NOT NULL THEN s.next_period_start + make_interval(days => s.expires_in_days)
                                 END,
                                 s.created_by, 'schedule ' || s.id || ' period ' || to_char(s.next_period_start AT TIME ZONE s.timezone, 'YYYY-MM-DD'));
   EXCEPTION WHEN numeric_value_out_of_range THEN
-    -- The user is at the cap on what one user may hold (acct_assert_credits_cap): this period grants nothing and the
-    -- schedule moves on. Raising instead would stop this schedule and, as it stays the oldest due one, every
-    -- schedule due after it, at every run. Returns credits 0 and no allocation.
+    GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME;
+    IF v_constraint IS DISTINCT FROM 'user_credits_cap' THEN
+      RAISE;
+    END IF;
+    -- The user is at the cap on what one user may hold (acct_assert_credits_cap): this period grants nothing,
+    -- and its rollover revokes are undone with the grant (one block). The schedule moves on: raising would
+    -- stop it and, as it stays the oldest due one, every schedule due after it, at every run. Returns credits 0
+    -- and no allocation (the caller counts no grant).
     UPDATE credit_schedules SET next_period_start = v_end WHERE id = s.id;
     schedule_id := s.id;
     user_id := s.user_id;
     period_start := s.next_period_start;
     allocation_id := NULL;
     credits := 0;
+    revoked := 0;
     RETURN NEXT;
     RETURN;
   END;

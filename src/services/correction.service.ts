@@ -199,7 +199,7 @@ export class CorrectionService {
     for (let i = 0; i < max; i++) {
       const credits = await this.ledger.grantOneScheduled({ now, settleUnpaid: this.options.settleUnpaidOnGrant });
       if (credits === null) break;
-      if (credits === 0n) continue; // a period skipped because the user is at the credits cap (acct_schedule_grant_one)
+      if (credits === 0n) continue; // a period skipped because the user is at the credits cap (Ledger.grantOneScheduled)
       this.metrics.recordCredits('granted', credits);
       granted++;
     }

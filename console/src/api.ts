@@ -7,11 +7,23 @@ import { daysBetween, toMicro } from './format';
  */
 const TOKEN_KEY = 'accounting-console.token';
 
+/** Changes whenever the token is set or cleared: work started under one sign-in stops at the next. */
+let signIn = 0;
+
 export const tokenStore = {
   get: (): string | null => sessionStorage.getItem(TOKEN_KEY),
-  set: (token: string) => sessionStorage.setItem(TOKEN_KEY, token),
-  clear: () => sessionStorage.removeItem(TOKEN_KEY),
+  set: (token: string) => {
+    signIn++;
+    sessionStorage.setItem(TOKEN_KEY, token);
+  },
+  clear: () => {
+    signIn++;
+    sessionStorage.removeItem(TOKEN_KEY);
+  },
 };
+
+/** Why a call is not sent: the operator signed out (or in as someone else) since the work began. */
+const signedOut = () => new Error('Signed out');
 
 /** Told when the API answers 401, so the shell can sign out. */
 let onUnauthenticated: (message: string) => void = () => undefined;
@@ -28,6 +40,8 @@ const raw = new AccountingClient({
 /** client.call, plus signing out on 401. */
 export const api: Pick<AccountingClient, 'call'> = {
   call: (async (...args: Parameters<AccountingClient['call']>) => {
+    // Without a token the answer is a 401: a page still loading when the operator signed out sends nothing.
+    if (!tokenStore.get()) throw signedOut();
     try {
       return await raw.call(...args);
     } catch (error) {
@@ -87,8 +101,11 @@ export async function dailyByModel(
   if (days.length > CHART_MAX_DAYS) throw new Error(`Choose at most ${CHART_MAX_DAYS} days for the chart (got ${days.length})`);
   const perDay: { modelId: string | null; credits: number }[][] = new Array(days.length);
   let next = 0;
+  const started = signIn;
   const worker = async () => {
     while (next < days.length) {
+      // A chart still loading at sign-out must not go on asking with the next operator's token.
+      if (signIn !== started) throw signedOut();
       const i = next++;
       perDay[i] = (await statsOfDay(days[i])).byModel;
     }

@@ -53,9 +53,17 @@ export interface StatementStats {
 const RETRYABLE_CODES = new Set(['40001', '40P01', '55P03', '57P01', '08006', '08003', '08000']);
 const MAX_ATTEMPTS = 4;
 
+type PgErrorFields = { code?: unknown; detail?: string; constraint?: string };
+
+/** A field PostgreSQL set on an error: on the driver's error that Sequelize wraps (original/parent), or on the error itself. */
+export function pgErrorField<K extends keyof PgErrorFields>(error: unknown, field: K): PgErrorFields[K] {
+  const e = error as { original?: PgErrorFields; parent?: PgErrorFields } & PgErrorFields;
+  return e?.original?.[field] ?? e?.parent?.[field] ?? e?.[field];
+}
+
 export function pgErrorCode(error: unknown): string | undefined {
-  const e = error as { original?: { code?: string }; parent?: { code?: string }; code?: string };
-  return e?.original?.code ?? e?.parent?.code ?? (typeof e?.code === 'string' ? e.code : undefined);
+  const code = pgErrorField(error, 'code');
+  return typeof code === 'string' ? code : undefined;
 }
 
 export function isConnectionError(error: unknown): boolean {

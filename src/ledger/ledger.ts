@@ -1,5 +1,5 @@
 import type { Transaction } from 'sequelize';
-import { pgErrorCode, type Database } from '../db/database';
+import { pgErrorCode, pgErrorField, type Database } from '../db/database';
 import { AppError } from '../lib/errors';
 import { fromDb, toCredits, type Micro } from '../lib/money';
 import type { TokenUsage } from '../metering/tokens';
@@ -179,15 +179,10 @@ const BUDGET_EXCEEDED_SQLSTATE = 'P0B01';
 /** SQLSTATE raised when the unpaid limit refuses new usage; DETAIL is the user's unpaid micro-credits. */
 const UNPAID_LIMIT_SQLSTATE = 'UL402';
 
-/** Constraint name acct_grant raises (class 22) when a grant would take a user's credits above the cap. */
+/** Constraint name acct_assert_credits_cap raises (class 22) when credits would take a user above the cap. */
 const USER_CREDITS_CAP = 'user_credits_cap';
 
-type PgFields = { detail?: string; constraint?: string };
-function pgFieldsOf(error: unknown): PgFields {
-  const e = error as { original?: PgFields; parent?: PgFields } & PgFields;
-  return e?.original ?? e?.parent ?? e ?? {};
-}
-const detailOf = (error: unknown) => pgFieldsOf(error).detail;
+const detailOf = (error: unknown) => pgErrorField(error, 'detail');
 
 /**
  * The AppError for an error a ledger function raised on purpose (budget refusal, unpaid limit: the statement
@@ -204,8 +199,9 @@ export function ledgerError(error: unknown): unknown {
       return error;
     }
   }
-  if (code === '22003' && pgFieldsOf(error).constraint === USER_CREDITS_CAP) {
-    // Every grant takes its amount from the request's `credits` (allocate, a positive adjust).
+  if (code === '22003' && pgErrorField(error, 'constraint') === USER_CREDITS_CAP) {
+    // Every path that checks the cap takes its amount from the request's `credits` (allocate, a positive
+    // adjust, a refund; a schedule's grant catches it in SQL).
     return new AppError('VALIDATION_ERROR', 'The request is not valid', {
       problems: [{ location: 'body', path: 'credits', message: "would take the user's credits (lots plus holds) above 9000000000000" }],
     });

@@ -41,6 +41,9 @@ BEGIN
     RETURN;
   END IF;
 
+  schedule_id := s.id;
+  user_id := s.user_id;
+  period_start := s.next_period_start;
   BEGIN
     revoked := 0;
     IF s.rollover_cap_credits IS NOT NULL THEN
@@ -82,9 +85,6 @@ BEGIN
     -- stop it and, as it stays the oldest due one, every schedule due after it, at every run. Returns credits 0
     -- and no allocation (the caller counts no grant).
     UPDATE credit_schedules SET next_period_start = v_end WHERE id = s.id;
-    schedule_id := s.id;
-    user_id := s.user_id;
-    period_start := s.next_period_start;
     allocation_id := NULL;
     credits := 0;
     revoked := 0;
@@ -104,9 +104,6 @@ BEGIN
     'rolloverRevokedCredits', acct_event_credits(revoked)))
     FROM credit_allocations a WHERE a.id = allocation_id;
   PERFORM acct_event_balance(s.user_id);
-  schedule_id := s.id;
-  user_id := s.user_id;
-  period_start := s.next_period_start;
   credits := s.credits;
   RETURN NEXT;
 END $$;

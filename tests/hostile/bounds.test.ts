@@ -232,11 +232,18 @@ describe('Amounts are exactly decimals', () => {
 });
 
 describe('What one user may hold is capped at 9,000,000,000,000 credits', () => {
-  // Lots of up to 1e9 credits each would take 9,000 grants to get there; one direct lot stands in for them.
+  /**
+   * Grants `userId` one lot that brings their lots to `belowCap` micro-credits under the cap (grants of up to
+   * 1e9 credits each would take 9,000 requests to get there). The users here hold nothing in sessions.
+   */
+  async function fillToCap(userId: string, belowCap = 0n) {
+    const [lots] = await ctx.db.query<{ micro: string }>(`SELECT coalesce(sum(remaining_credits), 0)::text AS micro FROM credit_allocations WHERE user_id = $1`, [userId]);
+    await ctx.db.query(`SELECT acct_grant($1, $2::bigint, NULL, 'test', NULL)`, [userId, String(9_000_000_000_000_000_000n - belowCap - BigInt(lots.micro))]);
+  }
   const rich = userWithRole('user');
   beforeAll(async () => {
     await grantDirect(ctx.db, rich.id, 1);
-    await ctx.db.query(`SELECT acct_grant($1, 8999999998999000000, NULL, 'test', NULL)`, [rich.id]); // 8,999,999,999,000 credits in all
+    await fillToCap(rich.id, micro(1000)); // 8,999,999,999,000 credits in all
   });
 
   test.each([
@@ -266,7 +273,7 @@ describe('What one user may hold is capped at 9,000,000,000,000 credits', () => 
       .send({ service: 'chat', operation: 'completion', modelId: 'capped-model', inputTokens: 100, outputTokens: 0 });
     expect(used.status).toBe(201);
     // 900 left; granted up to the cap again after the spend.
-    await ctx.db.query(`SELECT acct_grant($1, 8999999999100000000, NULL, 'test', NULL)`, [spender.id]);
+    await fillToCap(spender.id);
     const before = await moneySnapshot();
     const res = await request(ctx.app).post(`/api/usage/records/${used.body.usageRecord.id}/refund`).set('Authorization', supervisor.auth)
       .send({ reason: 'over the cap', credits: 0.000001 });
@@ -291,8 +298,7 @@ describe('What one user may hold is capped at 9,000,000,000,000 credits', () => 
     expect(early).toBeGreaterThan(0);
     // A rollover cap 500 credits below what its lots hold: each later period would revoke 500, then grant 1,000.
     await ctx.db.query(`UPDATE credit_schedules SET rollover_cap_credits = $2 WHERE id = $1`, [cappedSchedule.body.id, String(micro(early * 1000 - 500))]);
-    const [held] = await ctx.db.query<{ micro: string }>(`SELECT sum(remaining_credits)::text AS micro FROM credit_allocations WHERE user_id = $1`, [capped.id]);
-    await ctx.db.query(`SELECT acct_grant($1, 9000000000000000000 - $2::bigint, NULL, 'test', NULL)`, [capped.id, held.micro]);
+    await fillToCap(capped.id);
     const ledgerBefore = await count(ctx.db, 'credit_transactions', 'user_id = $1', [capped.id]);
 
     expect(await ctx.services.corrections.materializeSchedules(new Date())).toBe(2); // the other user's two periods
